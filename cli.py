@@ -1,0 +1,226 @@
+"""The ``edgerun`` command line: launch graphs, run single nodes, look at topics, record, replay."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def _stop_flag() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM, for commands that run until stopped."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from edgerun.runtime.graph import GraphError, load_graph
+    from edgerun.runtime.launcher import LaunchError, Launcher
+
+    try:
+        graph = load_graph(args.graph)
+        launcher = Launcher(graph, host=args.host, duration_s=args.duration, live_every_s=args.live_every)
+    except (GraphError, LaunchError, ValueError, PermissionError) as exc:
+        print(f"edgerun launch: {exc}", file=sys.stderr)
+        return 2
+    return launcher.run().exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgerun.runtime.host import configure_logging, run_process
+    from edgerun.runtime.introspect import NoRunError, find_run
+    from edgerun.runtime.params import ParamError, build_params, parse_cli_params
+    from edgerun.runtime.paths import ipc_endpoint, run_dir
+    from edgerun.runtime.plan import NodeState, RunState, write_run_state
+    from edgerun.runtime.runner import import_node_class
+    from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
+
+    try:
+        cls = import_node_class(args.node_class)
+        params = parse_cli_params(args.param)
+        build_params(cls.params, params, where="--param")
+        name = args.name or cls.__name__.lower()
+        inputs = []
+        if args.input:
+            _, state = find_run(getattr(args, "from"))
+            for pair in args.input:
+                input_name, _, topic = pair.partition("=")
+                if input_name not in cls.inputs:
+                    raise ValueError(f"--input {pair}: {args.node_class} has no input '{input_name}'")
+                source = state.nodes.get(topic.partition("/")[0])
+                if source is None or topic.partition("/")[2] not in source.outputs:
+                    raise ValueError(f"--input {pair}: run '{state.name}' has no topic '{topic}'")
+                inputs.append(InputWiring(input_name, topic, Link(source.pub)))
+    except (ValueError, TypeError, ParamError, NoRunError) as exc:
+        print(f"edgerun run: {exc}", file=sys.stderr)
+        return 2
+    directory = run_dir(f"run-{name}")
+    pub, ctl, srv = (ipc_endpoint(directory, f"{name}.{kind}") for kind in ("pub", "ctl", "srv"))
+    wiring = NodeWiring(
+        name=name, cls=args.node_class, params=params, pub_binds=(pub,), ctl_binds=(ctl,),
+        srv_binds=(srv,) if cls.services else (), inputs=tuple(inputs),
+    )
+    state = RunState(
+        name=f"run-{name}", graph=args.node_class, launcher_pid=os.getpid(), host=None,
+        nodes={name: NodeState(args.node_class, cls.outputs, cls.services, name, None, pub, ctl, srv if cls.services else None)},
+    )
+    write_run_state(directory, state)
+    configure_logging()
+    stop = threading.Event()
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    return run_process(ProcessWiring(name=name, run=state.name, nodes=(wiring,)), stop=stop)
+
+
+def cmd_topic(args: argparse.Namespace) -> int:
+    from edgerun.runtime import introspect
+
+    try:
+        _, state = introspect.find_run(args.run)
+        if args.action == "list":
+            for topic, _endpoint in introspect.topics(state).items():
+                node = state.nodes[topic.partition("/")[0]]
+                print(f"{topic}  ({node.cls}, pid {node.pid})")
+            return 0
+        if args.action == "echo":
+            shown = introspect.echo(state, args.topic, args.count, args.timeout, sys.stdout)
+            return 0 if shown or args.timeout is None else 1
+        rate = introspect.hz(state, args.topic, args.duration, sys.stdout)
+        print(f"{args.topic}: mean {rate:.2f} Hz")
+        return 0
+    except introspect.NoRunError as exc:
+        print(f"edgerun topic: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from edgerun.runtime import introspect
+    from edgerun.runtime.recording import record
+
+    try:
+        _, state = introspect.find_run(args.run)
+        available = introspect.topics(state)
+        chosen = list(available) if args.all else args.topics
+        if not chosen:
+            raise introspect.NoRunError("name topics to record, or give --all")
+        missing = [t for t in chosen if t not in available]
+        if missing:
+            raise introspect.NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+    except introspect.NoRunError as exc:
+        print(f"edgerun record: {exc}", file=sys.stderr)
+        return 2
+    stop = _stop_flag()
+    print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
+    count = record(state, {t: available[t] for t in chosen}, Path(args.output), args.duration, stop.is_set)
+    print(f"wrote {count} messages to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from edgerun.runtime.recording import replay
+
+    path = Path(args.recording)
+    if not path.is_file():
+        print(f"edgerun replay: {path}: no such file", file=sys.stderr)
+        return 2
+    stop = _stop_flag()
+    announce = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        sent = replay(path, args.name or f"replay-{path.stem}", args.rate, stop.is_set, announce)
+    except ValueError as exc:
+        print(f"edgerun replay: {exc}", file=sys.stderr)
+        return 2
+    print(f"replayed {sent} messages", file=sys.stderr)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from edgerun.runtime.security import generate_keys
+
+    written = generate_keys(Path(args.directory), args.names)
+    for path in written:
+        print(path)
+    if not written:
+        print(f"keys for {', '.join(args.names)} already exist in {args.directory}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgerun.benchmarks.messaging import main as bench_messaging
+
+    return bench_messaging(quick=args.quick, json_path=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgerun", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("launch", help="validate a graph file, start its nodes and supervise them")
+    p.add_argument("graph", help="graph YAML file")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--host", help="run this host's part of a multi-host graph")
+    p.add_argument("--live-every", type=float, default=2.0, help="seconds between live status lines")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("run", help="run one node alone, for debugging")
+    p.add_argument("node_class", metavar="module:Class")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--input", action="append", default=[], metavar="INPUT=NODE/OUTPUT", help="subscribe to a running graph")
+    p.add_argument("--from", metavar="RUN", help="the running graph --input refers to")
+    p.add_argument("--name", help="node name (default: the class name)")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("topic", help="list, echo or measure topics of a running graph")
+    p.add_argument("action", choices=["list", "echo", "hz"])
+    p.add_argument("topic", nargs="?", help="node/output")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("-n", "--count", type=int, help="echo: stop after N messages")
+    p.add_argument("--timeout", type=float, help="echo: give up after this many seconds")
+    p.add_argument("--duration", type=float, help="hz: measure for this many seconds")
+    p.set_defaults(func=cmd_topic)
+
+    p = sub.add_parser("record", help="record topics of a running graph to MCAP")
+    p.add_argument("topics", nargs="*", metavar="node/output")
+    p.add_argument("-o", "--output", default="recording.mcap")
+    p.add_argument("--all", action="store_true", help="record every topic")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("replay", help="publish an MCAP recording with its original timing")
+    p.add_argument("recording")
+    p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--name", help="run name to publish as (default: replay-FILE)")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("keys", help="CURVE keys for graphs that span hosts")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("generate", help="make a key pair per host name")
+    k.add_argument("directory")
+    k.add_argument("names", nargs="+", metavar="HOST")
+    k.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bench = p.add_subparsers(dest="bench_command", required=True)
+    b = bench.add_parser("messaging", help="edgerun vs raw pyzmq: latency and throughput by payload")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--json", help="write results to this file")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "topic" and args.action != "list" and not args.topic:
+        build_parser().error(f"topic {args.action} needs a topic (node/output)")
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

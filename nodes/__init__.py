@@ -1,0 +1,1 @@
+"""Runnable nodes; each module holds one node class and its parameters."""

@@ -1,0 +1,92 @@
+"""A node process: runs the nodes of one ``ProcessWiring``, each on its own thread.
+
+Started by the launcher (``python -m edgerun.runtime.host WIRING.json``) or by
+``edgerun run``. Nodes of one process share one ZeroMQ context (inproc:// links pass
+buffers by reference) and one CUDA context. SIGINT/SIGTERM stop every node; a handler
+that does not return within ``stop_timeout_s`` ends the process anyway.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import zmq
+
+from .runner import NodeRunner
+from .security import load_keys, start_authenticator
+from .wiring import ProcessWiring, load
+
+EXIT_OK, EXIT_FAILED, EXIT_STUCK = 0, 1, 3
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the launcher dies, even by kill -9, so no node is orphaned."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(levelname).1s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def run_process(wiring: ProcessWiring, stop: threading.Event | None = None, handle_signals: bool = True) -> int:
+    """Run every node of ``wiring`` until they end or ``stop`` is set; the exit code."""
+    stop = stop or threading.Event()
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    context = zmq.Context()
+    keys = load_keys(Path(wiring.keys_dir), wiring.host) if wiring.keys_dir else None
+    auth = start_authenticator(context, keys) if keys else None
+    log = logging.getLogger(f"edgerun.process.{wiring.name}")
+    try:
+        runners = [NodeRunner(node, context, stop, keys, wiring.limits) for node in wiring.nodes]
+    except Exception as exc:
+        log.error("cannot start process '%s': %s", wiring.name, exc)
+        context.destroy(linger=0)
+        return EXIT_FAILED
+    threads = [threading.Thread(target=r.run, name=r.wiring.name, daemon=True) for r in runners]
+    for thread in threads:
+        thread.start()
+    while not stop.is_set() and any(t.is_alive() for t in threads):
+        stop.wait(0.05)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=wiring.stop_timeout_s)
+    stuck = [t.name for t in threads if t.is_alive()]
+    if auth is not None:
+        auth.stop()
+    if stuck:
+        log.error("node(s) %s did not stop within %.1f s; exiting anyway", ", ".join(stuck), wiring.stop_timeout_s)
+        return EXIT_STUCK
+    context.destroy(linger=0)
+    return EXIT_FAILED if any(r.failed for r in runners) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit("usage: python -m edgerun.runtime.host WIRING.json")
+    die_with_parent()
+    wiring = load(Path(argv[0]).read_bytes())
+    configure_logging()
+    code = run_process(wiring)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)  # daemon threads stuck in a handler must not keep the process alive
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Look into a running graph from outside: find it, list its topics, echo them, measure rates."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator, TextIO
+
+import msgspec
+import numpy as np
+import psutil
+import zmq
+
+from . import messages
+from .messages import Message
+from .node import STATUS_OUTPUT
+from .paths import runtime_root
+from .plan import RUN_STATE, RunState, read_run_state
+
+
+class NoRunError(LookupError):
+    """No running graph matches."""
+
+
+def running_graphs() -> dict[str, tuple[Path, RunState]]:
+    runs = {}
+    for state_file in sorted(runtime_root().glob(f"*/{RUN_STATE}")):
+        try:
+            state = read_run_state(state_file.parent)
+        except (OSError, msgspec.DecodeError):
+            continue
+        if psutil.pid_exists(state.launcher_pid):
+            runs[state.name] = (state_file.parent, state)
+    return runs
+
+
+def find_run(name: str | None) -> tuple[Path, RunState]:
+    runs = running_graphs()
+    if name is not None:
+        if name not in runs:
+            raise NoRunError(f"no running graph named '{name}' (running: {', '.join(runs) or 'none'})")
+        return runs[name]
+    if not runs:
+        raise NoRunError(f"no graph is running (looked in {runtime_root()})")
+    if len(runs) > 1:
+        raise NoRunError(f"several graphs are running ({', '.join(runs)}); choose one with --run")
+    return next(iter(runs.values()))
+
+
+def topics(state: RunState, include_status: bool = False) -> dict[str, str]:
+    """``{"node/output": endpoint}`` of a run."""
+    found = {}
+    for name, node in state.nodes.items():
+        for output in node.outputs:
+            found[f"{name}/{output}"] = node.pub
+        if include_status:
+            found[f"{name}/{STATUS_OUTPUT}"] = node.ctl
+    return found
+
+
+def subscribe(context: zmq.Context, state: RunState, topic: str) -> zmq.Socket:
+    known = topics(state, include_status=True)
+    if topic not in known:
+        names = ", ".join(t for t in known if not t.endswith(STATUS_OUTPUT))
+        raise NoRunError(f"graph '{state.name}' has no topic '{topic}' (topics: {names})")
+    socket = context.socket(zmq.SUB)
+    socket.linger = 0
+    socket.rcvhwm = 64
+    socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    socket.connect(known[topic])
+    return socket
+
+
+def receive(socket: zmq.Socket, topic: str, timeout_s: float | None) -> Iterator[Message]:
+    """Messages on exactly ``topic`` until ``timeout_s`` passes (forever if None)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while deadline is None or time.monotonic() < deadline:
+        wait_ms = 200 if deadline is None else max(1, int((deadline - time.monotonic()) * 1000))
+        if not socket.poll(min(wait_ms, 200), zmq.POLLIN):
+            continue
+        try:
+            msg = messages.decode(socket.recv_multipart(copy=False))
+        except messages.Rejected:
+            continue
+        if msg.topic == topic:
+            yield msg
+
+
+def describe_message(msg: Message) -> str:
+    lines = [f"{msg.topic}  seq {msg.seq}  from {msg.sender}  age {msg.age_ns / 1e6:.1f} ms"]
+    for name, array in msg.arrays.items():
+        summary = f"  {name}: {array.dtype} {tuple(array.shape)}"
+        if array.size and np.issubdtype(array.dtype, np.number):
+            summary += f"  min {array.min():.4g}  max {array.max():.4g}  mean {array.mean():.4g}"
+        lines.append(summary)
+    for name, value in msg.fields.items():
+        lines.append(f"  {name}: {value!r}")
+    return "\n".join(lines)
+
+
+def echo(state: RunState, topic: str, count: int | None, timeout_s: float | None, out: TextIO) -> int:
+    context = zmq.Context.instance()
+    socket = subscribe(context, state, topic)
+    shown = 0
+    try:
+        for msg in receive(socket, topic, timeout_s):
+            print(describe_message(msg), file=out, flush=True)
+            shown += 1
+            if count is not None and shown >= count:
+                break
+    finally:
+        socket.close()
+    return shown
+
+
+def hz(state: RunState, topic: str, duration_s: float | None, out: TextIO, window_s: float = 1.0) -> float:
+    """Print the rate of ``topic`` every ``window_s``; returns the mean rate over the whole run."""
+    context = zmq.Context.instance()
+    socket = subscribe(context, state, topic)
+    arrivals: list[float] = []
+    start = last_print = time.monotonic()
+    try:
+        for _ in receive_ticks(socket, topic, duration_s, arrivals):
+            now = time.monotonic()
+            if now - last_print >= window_s:
+                recent = [t for t in arrivals if t >= now - window_s]
+                print(f"{topic}: {len(recent) / window_s:.1f} Hz ({len(arrivals)} messages)", file=out, flush=True)
+                last_print = now
+    finally:
+        socket.close()
+    elapsed = max(time.monotonic() - start, 1e-9)
+    return len(arrivals) / elapsed
+
+
+def receive_ticks(socket: zmq.Socket, topic: str, duration_s: float | None, arrivals: list[float]) -> Iterator[None]:
+    """Yield every 100 ms and record each message's arrival time in ``arrivals``."""
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    while deadline is None or time.monotonic() < deadline:
+        if socket.poll(100, zmq.POLLIN):
+            while True:
+                try:
+                    frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                if bytes(frames[0].buffer) == topic.encode():
+                    arrivals.append(time.monotonic())
+        yield

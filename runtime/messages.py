@@ -1,0 +1,236 @@
+"""The wire format: one ZeroMQ multipart message is ``[topic, header, buf0, buf1, ...]``.
+
+``header`` is MessagePack (msgspec): format version, sequence number, capture and send
+time (ns since the epoch), sender, the array fields (name, dtype, shape, buffer index)
+and the small scalar fields themselves. Each array travels as its own raw C-contiguous
+little-endian frame: sent without a copy from 64 KiB up and received as a read-only
+numpy view of the ZeroMQ frame.
+
+A receiver trusts nothing: :func:`decode` checks the frame count, total size, header
+size, version, dtype allow-list and that shape x itemsize equals each frame's length
+before it builds a single array, and raises :class:`Rejected` with a reason otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import msgspec
+import numpy as np
+
+WIRE_VERSION = 1
+ZERO_COPY_MIN_BYTES = 64 * 1024
+
+# Little-endian (or byte-order-free) plain numeric types only: no objects, structs,
+# strings or datetimes, whose decoding could run code or mislead about sizes.
+ALLOWED_DTYPES = frozenset(
+    np.dtype(name).newbyteorder("<").str
+    for name in (
+        "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+        "float16", "float32", "float64", "complex64", "complex128",
+    )
+)
+
+
+class ArrayField(msgspec.Struct, array_like=True, frozen=True):
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    buffer: int
+
+
+class Header(msgspec.Struct, array_like=True, frozen=True):
+    version: int
+    seq: int
+    capture_ns: int
+    send_ns: int
+    sender: str
+    arrays: tuple[ArrayField, ...] = ()
+    fields: dict[str, Any] = {}
+
+
+_encoder = msgspec.msgpack.Encoder()
+_header_decoder = msgspec.msgpack.Decoder(Header)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a receiver accepts; anything beyond is dropped before allocation."""
+
+    max_message_bytes: int = 256 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_arrays: int = 64
+    max_ndim: int = 16
+
+
+class Rejected(Exception):
+    """A received message failed validation; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str, sender: str = "?"):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.sender = sender
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received (or about to be sent) message: arrays and scalar fields by name."""
+
+    topic: str
+    seq: int
+    capture_ns: int
+    send_ns: int
+    sender: str
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.arrays:
+            return self.arrays[name]
+        if name in self.fields:
+            return self.fields[name]
+        known = sorted([*self.arrays, *self.fields])
+        raise KeyError(f"message on '{self.topic}' has no field '{name}' (it has: {', '.join(known) or 'nothing'})")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.arrays.get(name, self.fields.get(name, default))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays or name in self.fields
+
+    @property
+    def age_ns(self) -> int:
+        """Time since capture, by the local wall clock."""
+        return time.time_ns() - self.capture_ns
+
+
+def _wire_array(name: str, value: np.ndarray) -> np.ndarray:
+    if value.dtype.byteorder == ">":
+        value = value.astype(value.dtype.newbyteorder("<"))
+    if value.dtype.str not in ALLOWED_DTYPES:
+        raise TypeError(
+            f"field '{name}': dtype {value.dtype} cannot be sent; "
+            f"allowed: {', '.join(sorted(np.dtype(d).name for d in ALLOWED_DTYPES))}"
+        )
+    return np.ascontiguousarray(value)
+
+
+def encode(
+    topic: str,
+    data: Mapping[str, Any],
+    *,
+    seq: int,
+    capture_ns: int,
+    sender: str,
+    send_ns: int | None = None,
+) -> list[Any]:
+    """Frames for ``socket.send_multipart``: numpy arrays become buffers, the rest header fields.
+
+    Arrays are passed as they are (no copy when contiguous and little-endian); the
+    caller must not modify them after sending.
+    """
+    arrays: list[ArrayField] = []
+    buffers: list[np.ndarray] = []
+    fields: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, np.ndarray):
+            wire = _wire_array(name, value)
+            arrays.append(ArrayField(name, wire.dtype.str, tuple(wire.shape), len(buffers)))
+            buffers.append(wire)
+        elif isinstance(value, np.generic):
+            fields[name] = value.item()
+        else:
+            fields[name] = value
+    header = Header(
+        version=WIRE_VERSION,
+        seq=seq,
+        capture_ns=capture_ns,
+        send_ns=time.time_ns() if send_ns is None else send_ns,
+        sender=sender,
+        arrays=tuple(arrays),
+        fields=fields,
+    )
+    try:
+        header_bytes = _encoder.encode(header)
+    except TypeError as exc:
+        raise TypeError(f"topic '{topic}': a field cannot be sent in the header: {exc}") from None
+    # memoryview(ndarray) keeps shape; ZeroMQ wants the flat bytes.
+    return [topic.encode(), header_bytes, *(memoryview(b).cast("B") if b.size else b"" for b in buffers)]
+
+
+def _frame_buffer(frame: Any) -> memoryview:
+    return frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+
+
+def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
+    """Validate and unpack a received multipart message; arrays are views of the frames.
+
+    Raises :class:`Rejected` for anything malformed; never allocates more than the
+    frames already hold.
+    """
+    if len(frames) < 2:
+        raise Rejected("frame_count", f"expected at least 2 frames (topic, header), got {len(frames)}")
+    sizes = [len(f) for f in frames]
+    total = sum(sizes)
+    if total > limits.max_message_bytes:
+        raise Rejected("too_large", f"{total} bytes exceeds the limit of {limits.max_message_bytes}")
+    if sizes[1] > limits.max_header_bytes:
+        raise Rejected("too_large", f"header of {sizes[1]} bytes exceeds the limit of {limits.max_header_bytes}")
+    try:
+        topic = bytes(_frame_buffer(frames[0])).decode()
+    except UnicodeDecodeError:
+        raise Rejected("bad_topic", "topic is not UTF-8") from None
+    try:
+        header = _header_decoder.decode(_frame_buffer(frames[1]))
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise Rejected("bad_header", str(exc)) from None
+    sender = header.sender
+    if header.version != WIRE_VERSION:
+        raise Rejected("version", f"wire version {header.version}, this receiver speaks {WIRE_VERSION}", sender)
+    buffers = frames[2:]
+    if len(header.arrays) != len(buffers) or len(buffers) > limits.max_arrays:
+        raise Rejected(
+            "frame_count", f"header lists {len(header.arrays)} arrays but {len(buffers)} buffers came", sender
+        )
+    arrays: dict[str, np.ndarray] = {}
+    used: set[int] = set()
+    for spec in header.arrays:
+        if spec.dtype not in ALLOWED_DTYPES:
+            raise Rejected("dtype", f"array '{spec.name}' has dtype {spec.dtype!r}, not on the allow-list", sender)
+        if not 0 <= spec.buffer < len(buffers) or spec.buffer in used:
+            raise Rejected("frame_count", f"array '{spec.name}' names buffer {spec.buffer}", sender)
+        if len(spec.shape) > limits.max_ndim or any(d < 0 for d in spec.shape):
+            raise Rejected("shape", f"array '{spec.name}' has shape {spec.shape}", sender)
+        if spec.name in arrays or spec.name in header.fields:
+            raise Rejected("shape", f"field '{spec.name}' appears twice", sender)
+        used.add(spec.buffer)
+        itemsize = np.dtype(spec.dtype).itemsize
+        expected = itemsize * int(np.prod(spec.shape, dtype=object)) if spec.shape else itemsize
+        got = sizes[2 + spec.buffer]
+        if expected != got:
+            raise Rejected(
+                "length",
+                f"array '{spec.name}' {spec.dtype} {spec.shape} needs {expected} bytes, its frame has {got}",
+                sender,
+            )
+        try:
+            if got:
+                array = np.frombuffer(_frame_buffer(buffers[spec.buffer]), dtype=spec.dtype).reshape(spec.shape)
+            else:
+                array = np.empty(spec.shape, dtype=spec.dtype)
+        except (ValueError, OverflowError) as exc:
+            raise Rejected("shape", f"array '{spec.name}' has shape {spec.shape}: {exc}", sender) from None
+        array.flags.writeable = False
+        arrays[spec.name] = array
+    return Message(
+        topic=topic,
+        seq=header.seq,
+        capture_ns=header.capture_ns,
+        send_ns=header.send_ns,
+        sender=sender,
+        arrays=arrays,
+        fields=header.fields,
+    )

@@ -1,0 +1,112 @@
+"""The Node base class: a node's whole contract is declared in its first lines.
+
+    class Brightness(Node):
+        inputs = {"frames": Latest()}
+        outputs = ("brightness",)
+        params = BrightnessParams          # a dataclass: typed, defaulted, documented
+
+        def on_frames(self, msg):          # one handler per input: on_<input>
+            self.publish("brightness", value=float(msg["image"].mean()))
+
+The launcher reads ``inputs``, ``outputs``, ``services`` and ``params`` to validate a
+graph before it starts anything. Handlers, timers and services all run on one thread
+per node, so a node's own state needs no locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Union
+
+from .messages import Message
+from .params import NoParams
+
+if TYPE_CHECKING:
+    from .runner import NodeRunner
+
+
+@dataclass(frozen=True)
+class Latest:
+    """Conflating input for frames and observations: the handler always gets the newest
+    message; one that arrives before the previous was handled replaces it (counted as
+    ``conflated``). Memory stays bounded however slow the handler is."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Ordered input for events and commands: up to ``maxlen`` messages wait; when full,
+    the oldest is dropped and counted as ``queue_full``."""
+
+    maxlen: int = 16
+
+    def __post_init__(self) -> None:
+        if self.maxlen < 1:
+            raise ValueError(f"Queue(maxlen={self.maxlen}): maxlen must be at least 1")
+
+
+InputPolicy = Union[Latest, Queue]
+STATUS_OUTPUT = "_status"
+
+
+class NodeDefinitionError(TypeError):
+    """A Node subclass declares something inconsistent (e.g. an input without handler)."""
+
+
+class Node:
+    inputs: ClassVar[Mapping[str, InputPolicy]] = {}
+    outputs: ClassVar[tuple[str, ...]] = ()
+    services: ClassVar[tuple[str, ...]] = ()
+    params: Any = NoParams  # the dataclass type on the class; its instance on a running node
+
+    name: str
+    log: logging.Logger
+    _runner: "NodeRunner"
+
+    # --- what a node author overrides -----------------------------------------------
+    def setup(self) -> None:
+        """Called once before any message is handled: open devices, load engines, add timers."""
+
+    def teardown(self) -> None:
+        """Called once on shutdown, after the last handler returned."""
+
+    # --- what a node author calls ---------------------------------------------------
+    def publish(self, output: str, *, capture_ns: int | None = None, **data: Any) -> None:
+        """Send ``data`` on ``output``: numpy arrays as zero-copy buffers, the rest as fields.
+
+        ``capture_ns`` defaults to the capture time of the message being handled, so
+        end-to-end latency survives every hop; a source node passes its own. Arrays
+        must not be modified after publishing.
+        """
+        self._runner.publish(output, data, capture_ns)
+
+    def every(self, period_s: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` every ``period_s`` seconds on the node's thread."""
+        self._runner.add_timer(period_s, callback)
+
+    def call(self, service: str, *, timeout_s: float = 5.0, **data: Any) -> Message:
+        """Request/reply with another node's service, named ``node/service``."""
+        return self._runner.call(service, data, timeout_s)
+
+    def stop(self) -> None:
+        """End this node cleanly after the current handler (exit code 0)."""
+        self._runner.request_stop()
+
+    # --- contract checks ------------------------------------------------------------
+    @classmethod
+    def check_definition(cls) -> None:
+        """Raise :class:`NodeDefinitionError` if the declarations and handlers disagree."""
+        where = f"{cls.__module__}:{cls.__qualname__}"
+        for name, policy in cls.inputs.items():
+            if not isinstance(policy, (Latest, Queue)):
+                raise NodeDefinitionError(f"{where}: input '{name}' must be Latest() or Queue(n), got {policy!r}")
+            if not callable(getattr(cls, f"on_{name}", None)):
+                raise NodeDefinitionError(f"{where}: input '{name}' has no handler on_{name}(self, msg)")
+        for name in cls.services:
+            if not callable(getattr(cls, f"serve_{name}", None)):
+                raise NodeDefinitionError(f"{where}: service '{name}' has no handler serve_{name}(self, msg)")
+        for name in [*cls.inputs, *cls.outputs, *cls.services]:
+            if not name.isidentifier():
+                raise NodeDefinitionError(f"{where}: port name {name!r} must be a Python identifier")
+        if STATUS_OUTPUT in cls.outputs:
+            raise NodeDefinitionError(f"{where}: output name '{STATUS_OUTPUT}' is reserved")

@@ -1,0 +1,62 @@
+"""Typed node parameters: a dataclass per node class, filled from the graph file or the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, TypeVar
+
+import msgspec
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """For nodes that take no parameters."""
+
+
+class ParamError(ValueError):
+    """A parameter is unknown or has the wrong type; the message names it."""
+
+
+def build_params(params_type: type[T], values: dict[str, Any] | None, where: str = "params") -> T:
+    """Check ``values`` against the dataclass ``params_type`` and build it.
+
+    Unknown names and wrong types raise :class:`ParamError` naming the field, e.g.
+    ``params.fps: Expected `float`, got `str```.
+    """
+    values = dict(values or {})
+    if not dataclasses.is_dataclass(params_type):
+        raise TypeError(f"{params_type!r} is not a dataclass")
+    known = {f.name for f in dataclasses.fields(params_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ParamError(
+            f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
+    try:
+        return msgspec.convert(values, type=params_type, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        # msgspec says "... - at `$.fps`"; say it in the graph's terms.
+        if " - at `$." in message:
+            text, path = message.rsplit(" - at `$.", 1)
+            raise ParamError(f"{where}.{path.rstrip('`')}: {text}") from None
+        raise ParamError(f"{where}: {message}") from None
+
+
+def parse_cli_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["fps=30", "name=cam"]`` → ``{"fps": 30, "name": "cam"}``; values are read as YAML scalars."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ParamError(f"--param {pair!r}: expected KEY=VALUE")
+        values[key.strip()] = yaml.safe_load(raw) if raw else ""
+    return values
+
+
+def params_as_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}

@@ -1,0 +1,43 @@
+"""Where a running graph keeps its ipc:// sockets and run state: a directory only the user can read."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+IPC_PATH_MAX = 100  # sockaddr_un holds 108 bytes; leave room for the terminator
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) or check that an existing one is ours and private."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to this user ({os.getuid()})")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def runtime_root() -> Path:
+    """``$XDG_RUNTIME_DIR/edgerun``, or ``/tmp/edgerun-UID`` where there is no XDG runtime dir."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return private_dir(Path(xdg) / "edgerun")
+    return private_dir(Path(tempfile.gettempdir()) / f"edgerun-{os.getuid()}")
+
+
+def run_dir(run_name: str) -> Path:
+    return private_dir(runtime_root() / run_name)
+
+
+def ipc_endpoint(directory: Path, name: str) -> str:
+    path = str(directory / name)
+    if len(path) > IPC_PATH_MAX:
+        raise ValueError(
+            f"ipc socket path {path!r} is {len(path)} characters, over the limit of {IPC_PATH_MAX}; "
+            "set XDG_RUNTIME_DIR to a shorter directory or shorten the graph or node names"
+        )
+    return f"ipc://{path}"

@@ -1,0 +1,437 @@
+"""Drives one Node: its sockets, its two threads and its status.
+
+An I/O thread owns the input (SUB) sockets and the status socket. It drains every
+input as fast as messages arrive, validates them, and keeps per input either the
+newest message (``Latest``) or a bounded queue (``Queue``), so a slow handler never
+makes ZeroMQ queue stale frames. It wakes the node thread over an inproc pair.
+
+The node thread owns the output (PUB) and service (ROUTER) sockets and runs every
+handler, timer and service of the node, one at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import logging
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import zmq
+
+from . import messages
+from .messages import Limits, Message, Rejected
+from .node import STATUS_OUTPUT, Latest, Node, Queue
+from .params import build_params
+from .security import CurveKeys, connect_curve, serve_curve
+from .stats import DropCounter, ErrorCounter, StreamStats
+from .wiring import Link, NodeWiring
+
+PUB_HWM = 16
+POLL_CAP_MS = 100  # the longest any loop waits before it looks at the stop flag
+
+
+def import_node_class(path: str) -> type[Node]:
+    """``"package.module:Class"`` → the class, checked to be a well-formed Node."""
+    module_name, sep, class_name = path.partition(":")
+    if not sep or not module_name or not class_name:
+        raise ValueError(f"class {path!r}: expected 'module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"class {path!r}: cannot import module '{module_name}': {exc}") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"class {path!r}: module '{module_name}' has no '{class_name}'")
+    if not (isinstance(cls, type) and issubclass(cls, Node)):
+        raise ValueError(f"class {path!r} is not a subclass of edgerun.runtime.Node")
+    cls.check_definition()
+    return cls
+
+
+def bind_all(socket: zmq.Socket, endpoints: tuple[str, ...], keys: CurveKeys | None) -> None:
+    """Bind local endpoints plain, then tcp:// ones as CURVE servers (options apply to later binds)."""
+    for endpoint in sorted(endpoints, key=lambda e: e.startswith("tcp://")):
+        if endpoint.startswith("tcp://") and keys is not None:
+            serve_curve(socket, keys)
+        if endpoint.startswith("ipc://"):
+            try:  # a socket file left by a killed predecessor
+                os.unlink(endpoint[len("ipc://"):])
+            except FileNotFoundError:
+                pass
+        socket.bind(endpoint)
+
+
+def connect(socket: zmq.Socket, link: Link, keys: CurveKeys | None) -> None:
+    if link.endpoint.startswith("tcp://") and link.curve_host and keys is not None:
+        connect_curve(socket, keys, link.curve_host)
+    socket.connect(link.endpoint)
+
+
+@dataclass
+class InputState:
+    name: str
+    topic: bytes
+    policy: Latest | Queue
+    socket: zmq.Socket
+    sender: str
+    pending: collections.deque = field(default_factory=collections.deque)
+    stats: StreamStats = field(default_factory=StreamStats)
+    drops: DropCounter | None = None
+    received: int = 0
+
+
+@dataclass
+class Timer:
+    period_ns: int
+    due_ns: int
+    callback: Callable[[], None]
+
+
+class NodeRunner:
+    def __init__(
+        self,
+        wiring: NodeWiring,
+        context: zmq.Context,
+        process_stop: threading.Event,
+        keys: CurveKeys | None = None,
+        limits: Limits = Limits(),
+    ):
+        self.wiring = wiring
+        self.context = context
+        self.keys = keys
+        self.limits = limits
+        self.log = logging.getLogger(f"edgerun.{wiring.name}")
+        self._process_stop = process_stop
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._wake_pending = False
+        self._timers: list[Timer] = []
+        self._seq: dict[str, int] = {}
+        self._output_stats: dict[str, StreamStats] = {}
+        self._current_capture_ns: int | None = None
+        self._busy_since_ns: int | None = None
+        self._busy_total_ns = 0
+        self._handler_errors = ErrorCounter(self.log, f"handler of node '{wiring.name}' raised")
+        self._service_drops = DropCounter(self.log, f"node '{wiring.name}' dropped a service request")
+        self._clients: dict[str, zmq.Socket] = {}
+        self._started_ns = time.time_ns()
+        self._node_thread_id: int | None = None
+        self.failed = False
+
+        cls = import_node_class(wiring.cls)
+        self.node = cls.__new__(cls)
+        self.node.name = wiring.name
+        self.node.log = self.log
+        self.node._runner = self
+        self.node.params = build_params(cls.params, wiring.params, where=f"node '{wiring.name}' params")
+        self.cls = cls
+        self._output_stats = {name: StreamStats() for name in cls.outputs}
+        self._seq = {name: 0 for name in cls.outputs}
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self._process_stop.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Run the node until stopped; on the calling thread (the node thread)."""
+        self._node_thread_id = threading.get_ident()
+        self._open_sockets()
+        io_thread = threading.Thread(target=self._io_loop, name=f"{self.wiring.name}-io", daemon=True)
+        try:
+            self.node.setup()
+            io_thread.start()
+            self._node_loop()
+        except Exception:
+            self.failed = True
+            self.log.error("node '%s' failed:\n%s", self.wiring.name, traceback.format_exc().rstrip())
+        finally:
+            self._stop.set()
+            try:
+                self.node.teardown()
+            except Exception:
+                self.log.error("teardown of '%s' failed:\n%s", self.wiring.name, traceback.format_exc().rstrip())
+            if io_thread.is_alive():
+                io_thread.join(timeout=1.0)
+            self._close_sockets()
+
+    # --- sockets ---------------------------------------------------------------------
+    def _socket(self, kind: int) -> zmq.Socket:
+        socket = self.context.socket(kind)
+        socket.linger = 0
+        return socket
+
+    def _open_sockets(self) -> None:
+        w = self.wiring
+        self.pub = self._socket(zmq.PUB)
+        self.pub.sndhwm = PUB_HWM
+        self.pub.copy_threshold = messages.ZERO_COPY_MIN_BYTES
+        bind_all(self.pub, w.pub_binds, self.keys)
+        self.ctl = self._socket(zmq.PUB)
+        bind_all(self.ctl, w.ctl_binds, self.keys)
+        self.srv = None
+        if self.cls.services:
+            self.srv = self._socket(zmq.ROUTER)
+            self.srv.maxmsgsize = self.limits.max_message_bytes
+            bind_all(self.srv, w.srv_binds, self.keys)
+        wake_endpoint = f"inproc://edgerun-wake-{id(self)}"
+        self._wake_rx = self._socket(zmq.PAIR)
+        self._wake_rx.bind(wake_endpoint)
+        self._wake_tx = self._socket(zmq.PAIR)
+        self._wake_tx.connect(wake_endpoint)
+        self.inputs: dict[str, InputState] = {}
+        for wired in w.inputs:
+            policy = self.cls.inputs[wired.name]
+            socket = self._socket(zmq.SUB)
+            socket.rcvhwm = 2 if isinstance(policy, Latest) else policy.maxlen + 1
+            socket.maxmsgsize = self.limits.max_message_bytes
+            socket.setsockopt(zmq.SUBSCRIBE, wired.topic.encode())
+            connect(socket, wired.link, self.keys)
+            state = InputState(wired.name, wired.topic.encode(), policy, socket, sender=wired.topic.split("/")[0])
+            state.drops = DropCounter(self.log, f"node '{w.name}' dropped a message on input '{wired.name}'")
+            self.inputs[wired.name] = state
+
+    def _close_sockets(self) -> None:
+        sockets = [self.pub, self.ctl, self.srv, self._wake_rx, self._wake_tx, *self._clients.values()]
+        sockets += [s.socket for s in self.inputs.values()]
+        for socket in sockets:
+            if socket is not None:
+                socket.close(linger=0)
+
+    # --- I/O thread: receive, validate, conflate or queue; publish status ---------------
+    def _io_loop(self) -> None:
+        poller = zmq.Poller()
+        by_socket = {state.socket: state for state in self.inputs.values()}
+        for socket in by_socket:
+            poller.register(socket, zmq.POLLIN)
+        period_ns = int(self.wiring.status_period_s * 1e9)
+        next_status_ns = time.time_ns()
+        while not self.stopping():
+            now_ns = time.time_ns()
+            if now_ns >= next_status_ns:
+                self._publish_status(now_ns)
+                next_status_ns = now_ns + period_ns
+            timeout_ms = min(POLL_CAP_MS, max(0, (next_status_ns - now_ns) // 1_000_000))
+            if not by_socket:  # a source node: only status to publish
+                self._stop.wait(timeout_ms / 1000)
+                continue
+            delivered = False
+            for socket, _ in poller.poll(timeout_ms):
+                delivered |= self._drain(by_socket[socket])
+            if delivered:
+                self._wake()
+
+    def _drain(self, state: InputState) -> bool:
+        delivered = False
+        while True:
+            try:
+                frames = state.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return delivered
+            try:
+                msg = messages.decode(frames, self.limits)
+            except Rejected as exc:
+                state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
+                continue
+            if msg.topic.encode() != state.topic:  # a longer topic sharing our prefix
+                continue
+            state.received += 1
+            with self._lock:
+                if isinstance(state.policy, Latest):
+                    if state.pending:
+                        state.pending.clear()
+                        state.drops.by_reason["conflated"] += 1
+                elif len(state.pending) >= state.policy.maxlen:
+                    state.pending.popleft()
+                    state.drops.drop("queue_full", f"queue of {state.policy.maxlen} is full", msg.sender)
+                state.pending.append(msg)
+            delivered = True
+
+    def _wake(self) -> None:
+        with self._lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._wake_tx.send(b"", zmq.NOBLOCK)
+
+    def status(self, now_ns: int | None = None) -> dict[str, Any]:
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        uptime_s = (now_ns - self._started_ns) / 1e9
+        busy_since = self._busy_since_ns
+        inputs = {}
+        for name, state in self.inputs.items():
+            inputs[name] = {
+                **state.stats.snapshot(now_ns),
+                "received": state.received,
+                "drops": dict(state.drops.by_reason),
+            }
+        return {
+            "node": self.wiring.name,
+            "pid": os.getpid(),
+            "uptime_s": round(uptime_s, 3),
+            "restarts": self.wiring.restarts,
+            "busy_s": round((now_ns - busy_since) / 1e9, 3) if busy_since else 0.0,
+            "load": round(self._busy_total_ns / max(now_ns - self._started_ns, 1), 4),
+            "handler_errors": self._handler_errors.total,
+            "service_drops": dict(self._service_drops.by_reason),
+            "inputs": inputs,
+            "outputs": {name: stats.snapshot(now_ns) for name, stats in self._output_stats.items()},
+        }
+
+    def _publish_status(self, now_ns: int) -> None:
+        frames = messages.encode(
+            f"{self.wiring.name}/{STATUS_OUTPUT}",
+            {"status": self.status(now_ns)},
+            seq=int((now_ns - self._started_ns) // max(int(self.wiring.status_period_s * 1e9), 1)),
+            capture_ns=now_ns,
+            sender=self.wiring.name,
+        )
+        self.ctl.send_multipart(frames)
+
+    # --- node thread: handlers, timers, services -------------------------------------
+    def _node_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._wake_rx, zmq.POLLIN)
+        if self.srv is not None:
+            poller.register(self.srv, zmq.POLLIN)
+        while not self.stopping():
+            now_ns = time.time_ns()
+            timeout_ms = POLL_CAP_MS
+            if self._timers:
+                next_due = min(t.due_ns for t in self._timers)
+                timeout_ms = min(timeout_ms, max(0, (next_due - now_ns) // 1_000_000))
+            ready = dict(poller.poll(timeout_ms))
+            if self._wake_rx in ready:
+                while True:
+                    try:
+                        self._wake_rx.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                with self._lock:
+                    self._wake_pending = False
+            self._dispatch_inputs()
+            if self.srv is not None and self.srv in ready:
+                self._serve()
+            self._run_timers()
+
+    def _dispatch_inputs(self) -> None:
+        while not self.stopping():
+            batch = []
+            with self._lock:
+                for state in self.inputs.values():
+                    if state.pending:
+                        batch.append((state, state.pending.popleft()))
+            if not batch:
+                return
+            for state, msg in batch:
+                state.stats.record(msg.capture_ns)
+                self._handle(getattr(self.node, f"on_{state.name}"), msg)
+
+    def _handle(
+        self, handler: Callable[..., Any], msg: Message | None = None, *, capture_ns: int | None = None, reraise=False
+    ) -> Any:
+        """Run one handler; an exception is logged and counted, and the node keeps running."""
+        self._current_capture_ns = msg.capture_ns if msg is not None else capture_ns
+        self._busy_since_ns = start = time.time_ns()
+        try:
+            return handler() if msg is None else handler(msg)
+        except Exception as exc:
+            self._handler_errors.count(type(exc).__name__, traceback.format_exc().rstrip())
+            if reraise:
+                raise _HandlerFailed(exc) from exc
+            return None
+        finally:
+            self._busy_total_ns += time.time_ns() - start
+            self._busy_since_ns = None
+            self._current_capture_ns = None
+
+    def _run_timers(self) -> None:
+        now_ns = time.time_ns()
+        for timer in self._timers:
+            if now_ns >= timer.due_ns:
+                timer.due_ns += timer.period_ns
+                if timer.due_ns < now_ns:  # fell behind: skip, do not burst
+                    timer.due_ns = now_ns + timer.period_ns
+                self._handle(timer.callback, capture_ns=now_ns)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                frames = self.srv.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity, rest = frames[0].bytes, frames[1:]
+            try:
+                request = messages.decode(rest, self.limits)
+            except Rejected as exc:
+                self._service_drops.drop(exc.reason, exc.detail, exc.sender)
+                continue
+            service = request.topic
+            if service not in self.cls.services:
+                reply: Mapping[str, Any] = {"error": f"node '{self.wiring.name}' has no service '{service}'"}
+            else:
+                try:
+                    reply = self._handle(getattr(self.node, f"serve_{service}"), request, reraise=True) or {}
+                except _HandlerFailed as failed:
+                    reply = {"error": f"{type(failed.cause).__name__}: {failed.cause}"}
+            out = messages.encode(
+                service, reply, seq=request.seq, capture_ns=request.capture_ns, sender=self.wiring.name
+            )
+            self.srv.send_multipart([identity, *out], copy=False)
+
+    # --- called by the node ---------------------------------------------------------
+    def _check_thread(self, what: str) -> None:
+        if threading.get_ident() != self._node_thread_id:
+            raise RuntimeError(f"node '{self.wiring.name}': {what}() must be called from the node's own handlers")
+
+    def publish(self, output: str, data: Mapping[str, Any], capture_ns: int | None) -> None:
+        self._check_thread("publish")
+        if output not in self._seq:
+            raise KeyError(
+                f"node '{self.wiring.name}' has no output '{output}' (declared: {', '.join(self.cls.outputs) or 'none'})"
+            )
+        if capture_ns is None:
+            capture_ns = self._current_capture_ns if self._current_capture_ns is not None else time.time_ns()
+        self._seq[output] += 1
+        frames = messages.encode(
+            f"{self.wiring.name}/{output}", data, seq=self._seq[output], capture_ns=capture_ns, sender=self.wiring.name
+        )
+        self.pub.send_multipart(frames, copy=False)
+        self._output_stats[output].record(capture_ns)
+
+    def add_timer(self, period_s: float, callback: Callable[[], None]) -> None:
+        if period_s <= 0:
+            raise ValueError(f"timer period must be positive, got {period_s}")
+        period_ns = int(period_s * 1e9)
+        self._timers.append(Timer(period_ns, time.time_ns() + period_ns, callback))
+
+    def call(self, service: str, data: Mapping[str, Any], timeout_s: float) -> Message:
+        from .services import call_socket
+
+        self._check_thread("call")
+        node_name, sep, service_name = service.partition("/")
+        link = self.wiring.services.get(node_name)
+        if not sep or link is None:
+            raise KeyError(f"service '{service}': no node '{node_name}' with services in this graph")
+        socket = self._clients.get(node_name)
+        if socket is None:
+            socket = self._clients[node_name] = self._socket(zmq.DEALER)
+            connect(socket, link, self.keys)
+        try:
+            return call_socket(socket, service_name, data, timeout_s, self.limits, sender=self.wiring.name)
+        except TimeoutError:
+            self._clients.pop(node_name).close(linger=0)  # a late reply must not answer the next call
+            raise
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
