@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 import yaml
@@ -37,8 +37,11 @@ class GraphError(ValueError):
     """The graph file is wrong; the message says where and why."""
 
 
+RestartPolicyName = Literal["never", "on-failure", "always"]
+
+
 class RestartPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    policy: Literal["never", "on-failure", "always"] = "on-failure"
+    policy: RestartPolicyName = "on-failure"
     max_restarts: int = 5
     backoff_s: float = 0.5
     max_backoff_s: float = 10.0
@@ -119,6 +122,8 @@ def parse_graph(data: Any, path: Path) -> Graph:
         spec = msgspec.convert(data, GraphSpec, strict=True)
     except msgspec.ValidationError as exc:
         field, problem = _field_path(str(exc))
+        if field.endswith("restart.policy"):
+            problem += f" (expected one of: {', '.join(get_args(RestartPolicyName))})"
         raise fail(field, problem) from None
     name = spec.name or path.stem
     if not NAME.match(name):
@@ -138,9 +143,9 @@ def parse_graph(data: Any, path: Path) -> Graph:
         except (ValueError, TypeError) as exc:
             raise fail(f"{at} ({node.id}).class", str(exc)) from None
         try:
-            build_params(cls.params, node.params, where="params")
+            build_params(cls.params, node.params, where=f"{at} ({node.id}).params")
         except ParamError as exc:
-            raise fail(f"{at} ({node.id})", str(exc)) from None
+            raise fail("", str(exc)) from None
         if node.host is not None and node.host not in spec.hosts:
             raise fail(f"{at} ({node.id}).host", f"unknown host '{node.host}' (hosts: {', '.join(spec.hosts) or 'none'})")
         if node.restart.max_restarts < 0 or node.restart.backoff_s < 0:

@@ -1,0 +1,138 @@
+"""Shared fixtures: a private runtime directory per test and real launched graphs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # fixture_nodes, importable here and (via PYTHONPATH) in node processes
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own short XDG_RUNTIME_DIR, so ipc:// paths and run names never collide."""
+    directory = Path(tempfile.mkdtemp(prefix="er-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class LaunchedGraph:
+    """``edgerun launch`` in a real subprocess, with helpers to read node status and kill nodes."""
+
+    def __init__(self, yaml_text: str, directory: Path, args: tuple[str, ...] = ()):
+        self.path = directory / "graph.yaml"
+        self.path.write_text(textwrap.dedent(yaml_text))
+        self.log_path = directory / "launch.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgerun.cli", "launch", str(self.path), "--live-every", "0.5", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.context = zmq.Context()
+        self.statuses: dict[str, dict] = {}
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def state(self):
+        from edgerun.runtime.introspect import find_run
+
+        return find_run(None)[1]
+
+    def wait_running(self, timeout_s: float = 20.0) -> "LaunchedGraph":
+        """Until every node has published a status."""
+        self._status_socket = self.context.socket(zmq.SUB)
+        self._status_socket.setsockopt(zmq.SUBSCRIBE, b"")
+        state = wait_for(lambda: self._try_state(), timeout_s, what="run.json")
+        for node in state.nodes.values():
+            self._status_socket.connect(node.ctl)
+        wait_for(lambda: self.poll_status() and set(self.statuses) >= set(state.nodes), timeout_s, what="status of all nodes")
+        return self
+
+    def _try_state(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"launcher exited with {self.proc.returncode}:\n{self.log}")
+        try:
+            return self.state()
+        except LookupError:
+            return None
+
+    def poll_status(self) -> dict[str, dict]:
+        from edgerun.runtime import messages
+
+        while self._status_socket.poll(50):
+            msg = messages.decode(self._status_socket.recv_multipart(copy=False))
+            self.statuses[msg.sender] = msg.fields["status"]
+        return self.statuses
+
+    def status(self, node: str, where=lambda s: True, timeout_s: float = 10.0) -> dict:
+        """The first status of ``node`` (from now on) for which ``where`` holds."""
+        self.statuses.pop(node, None)
+        return wait_for(
+            lambda: (s := self.poll_status().get(node)) is not None and where(s) and s,
+            timeout_s,
+            what=f"status of '{node}'",
+        )
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        finally:
+            self.context.destroy(linger=0)
+            self._log.close()
+
+
+def host_processes(run_directory: Path) -> list[psutil.Process]:
+    """Node processes whose wiring file lies in ``run_directory`` (alive ones only)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "edgerun.runtime.host" in cmdline and str(run_directory) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def launch(tmp_path: Path, runtime_dir: Path):
+    """``launch(yaml_text)`` → a started :class:`LaunchedGraph`; always stopped, and checked to leave no process."""
+    graphs: list[LaunchedGraph] = []
+
+    def start(yaml_text: str, *args: str) -> LaunchedGraph:
+        graph = LaunchedGraph(yaml_text, tmp_path, args)
+        graphs.append(graph)
+        return graph
+
+    yield start
+    for graph in graphs:
+        graph.stop()
+    wait_for(lambda: not host_processes(runtime_dir), 10, what="every node process to exit")

@@ -1,0 +1,165 @@
+"""Small nodes the tests launch in real processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from edgerun.runtime import Latest, Message, Node, Queue
+from edgerun.runtime import messages
+
+
+@dataclass(frozen=True)
+class TickerParams:
+    rate_hz: float = 50.0
+    payload_bytes: int = 16
+
+
+class Ticker(Node):
+    """Publishes a counter and a payload of ``payload_bytes`` at ``rate_hz``."""
+
+    outputs = ("ticks",)
+    params = TickerParams
+
+    def setup(self) -> None:
+        self.count = 0
+        self.every(1.0 / self.params.rate_hz, self.tick)
+
+    def tick(self) -> None:
+        self.count += 1
+        payload = np.full(self.params.payload_bytes, self.count % 256, dtype=np.uint8)
+        self.publish("ticks", count=self.count, payload=payload, pid=os.getpid(), capture_ns=time.time_ns())
+
+
+class Relay(Node):
+    """Forwards each tick with its own pid."""
+
+    inputs = {"ticks": Queue(64)}
+    outputs = ("ticks",)
+
+    def on_ticks(self, msg: Message) -> None:
+        self.publish("ticks", count=msg["count"], relay_pid=os.getpid())
+
+
+class Sink(Node):
+    inputs = {"ticks": Queue(64)}
+
+    def on_ticks(self, msg: Message) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class SlowParams:
+    delay_s: float = 0.3
+
+
+class SlowConsumer(Node):
+    """Takes ``delay_s`` per message and reports how old each message was when handling began."""
+
+    inputs = {"ticks": Latest()}
+    outputs = ("handled",)
+    params = SlowParams
+
+    def on_ticks(self, msg: Message) -> None:
+        self.publish("handled", count=msg["count"], age_ms=msg.age_ns / 1e6, handled_ns=time.time_ns())
+        time.sleep(self.params.delay_s)
+
+
+class RoguePublisher(Node):
+    """Sends malformed messages on its output, one valid tick after each bad one."""
+
+    outputs = ("ticks",)
+
+    def setup(self) -> None:
+        self.count = 0
+        self.every(0.02, self.send)
+
+    def bad_messages(self) -> list[list[bytes]]:
+        topic = f"{self.name}/ticks".encode()
+        header = lambda **kw: msgspec.msgpack.encode(  # noqa: E731
+            messages.Header(version=kw.get("version", 1), seq=1, capture_ns=time.time_ns(), send_ns=0,
+                            sender="rogue", arrays=kw.get("arrays", ()), fields={"count": -1})
+        )
+        spec = lambda dtype, shape: (messages.ArrayField("payload", dtype, shape, 0),)  # noqa: E731
+        return [
+            [topic],                                                     # frame_count
+            [topic, os.urandom(64)],                                     # bad_header
+            [topic, header(version=99)],                                 # version
+            [topic, header(arrays=spec("|O", (4,))), b"x" * 32],         # dtype
+            [topic, header(arrays=spec("<f4", (1 << 40,))), b"x" * 16],  # length: claims 4 TiB
+            [topic, header(arrays=spec("<f4", (4,))), b"x" * 15],        # length: truncated
+            [topic, header(arrays=spec("<f4", (4,)))],                   # frame_count: buffer missing
+        ]
+
+    def send(self) -> None:
+        for frames in self.bad_messages():
+            self._runner.pub.send_multipart(frames)
+        self.count += 1
+        self.publish("ticks", count=self.count, capture_ns=time.time_ns())
+
+
+class Adder(Node):
+    services = ("add",)
+
+    def serve_add(self, msg: Message) -> dict:
+        if "fail" in msg:
+            raise ValueError("asked to fail")
+        return {"sum": msg["a"] + msg["b"], "doubled": msg["values"] * 2}
+
+
+class CrashOnStart(Node):
+    outputs = ("nothing",)
+
+    def setup(self) -> None:
+        raise RuntimeError("this node always fails in setup")
+
+
+class StuckHandler(Node):
+    """Never returns from its handler: shutdown must still end the process."""
+
+    inputs = {"ticks": Latest()}
+
+    def on_ticks(self, msg: Message) -> None:
+        time.sleep(3600)
+
+
+class BigSource(Node):
+    """Publishes a 256 KiB array with its own memory address, to tell copies from views."""
+
+    outputs = ("big",)
+
+    def setup(self) -> None:
+        self.every(0.02, self.send)
+
+    def send(self) -> None:
+        payload = np.arange(64 * 1024, dtype=np.float32)
+        self.publish("big", payload=payload, address=payload.__array_interface__["data"][0])
+
+
+class AddressCheck(Node):
+    inputs = {"big": Latest()}
+    outputs = ("checked",)
+
+    def on_big(self, msg: Message) -> None:
+        payload = msg["payload"]
+        same = payload.__array_interface__["data"][0] == msg["address"]
+        self.publish("checked", same_memory=bool(same), intact=bool(payload[12345] == 12345.0))
+
+
+class Caller(Node):
+    """Calls adder/add from a timer and publishes the answer."""
+
+    outputs = ("answers",)
+
+    def setup(self) -> None:
+        self.n = 0
+        self.every(0.05, self.ask)
+
+    def ask(self) -> None:
+        self.n += 1
+        reply = self.call("adder/add", a=self.n, b=100, values=np.arange(3, dtype=np.int64), timeout_s=2.0)
+        self.publish("answers", n=self.n, sum=reply["sum"], doubled=reply["doubled"])

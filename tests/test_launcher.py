@@ -1,0 +1,148 @@
+"""The launcher with real processes: supervision, restarts, faults and clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import host_processes, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_graph_prints_rates_and_exits_zero_on_its_own(runtime_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "edgerun.cli", "launch", str(REPO / "graphs/demo.yaml"), "--duration", "4", "--live-every", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    live = [line for line in result.stdout.splitlines() if line.startswith("[edgerun] monitor.frames")]
+    assert live, result.stdout
+    rate = float(live[-1].split()[2])
+    assert 20 < rate < 40, live[-1]  # the camera runs at 30 Hz
+    assert "monitor | I edgerun.monitor: frame" in result.stdout  # node logs, prefixed by process
+    assert "stream" in result.stdout and "p99 ms" in result.stdout  # the summary table
+    assert not host_processes(runtime_dir)
+
+
+def test_killed_node_is_restarted_and_downstream_resumes(launch):
+    graph = launch("""
+    name: faults
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 50}}
+      - id: relay
+        class: "fixture_nodes:Relay"
+        inputs: {ticks: ticker/ticks}
+        restart: {policy: on-failure, max_restarts: 3, backoff_s: 0.2}
+      - {id: sink, class: "fixture_nodes:Sink", inputs: {ticks: relay/ticks}}
+    """).wait_running()
+    before = {name: graph.status(name) for name in ("ticker", "relay", "sink")}
+    assert before["sink"]["inputs"]["ticks"]["received"] > 0
+    os.kill(before["relay"]["pid"], signal.SIGKILL)
+
+    relay = graph.status("relay", where=lambda s: s["restarts"] == 1)
+    assert relay["pid"] != before["relay"]["pid"]
+    received = graph.status("sink")["inputs"]["ticks"]["received"]
+    sink = graph.status("sink", where=lambda s: s["inputs"]["ticks"]["received"] > received + 20)
+    assert sink["restarts"] == 0 and sink["pid"] == before["sink"]["pid"]
+    ticker = graph.status("ticker")
+    assert ticker["restarts"] == 0 and ticker["pid"] == before["ticker"]["pid"]
+    assert "process 'relay' was killed by SIGKILL; restart 1/3" in graph.log
+
+
+def test_slow_consumer_on_latest_input_gets_newest_message_with_bounded_memory(launch):
+    graph = launch("""
+    name: slow
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 100, payload_bytes: 1048576}}
+      - {id: slow, class: "fixture_nodes:SlowConsumer", params: {delay_s: 0.3}, inputs: {ticks: ticker/ticks}}
+    """).wait_running()
+    process = psutil.Process(graph.status("slow")["pid"])
+    time.sleep(2.0)
+    rss_early = process.memory_info().rss
+    time.sleep(4.0)  # 400 MiB published meanwhile
+    rss_late = process.memory_info().rss
+    status = graph.status("slow")
+    assert rss_late - rss_early < 32 * 1024 * 1024, (rss_early, rss_late)
+    assert status["inputs"]["ticks"]["drops"]["conflated"] > 200
+    # the age of each message when its handling began: newest available, not a stale backlog
+    assert status["inputs"]["ticks"]["latency_p99_ms"] < 100, status["inputs"]["ticks"]
+    assert status["inputs"]["ticks"]["rate_hz"] < 4  # ~3.3 Hz, the handler's pace
+
+
+def test_malformed_messages_are_dropped_counted_and_node_lives(launch):
+    graph = launch("""
+    name: rogue
+    nodes:
+      - {id: rogue, class: "fixture_nodes:RoguePublisher"}
+      - {id: sink, class: "fixture_nodes:Sink", inputs: {ticks: rogue/ticks}}
+    """).wait_running()
+    first = graph.status("sink")
+    status = graph.status("sink", where=lambda s: s["inputs"]["ticks"]["received"] >= 20)
+    drops = status["inputs"]["ticks"]["drops"]
+    for reason in ("frame_count", "bad_header", "version", "dtype", "length"):
+        assert drops.get(reason, 0) > 0, drops
+    assert status["pid"] == first["pid"] and status["restarts"] == 0
+    assert "dropped a message on input 'ticks'" in graph.log and "from 'rogue'" in graph.log
+
+
+def test_failing_node_is_restarted_with_backoff_until_its_limit(launch):
+    graph = launch("""
+    name: crashy
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker"}
+      - id: crash
+        class: "fixture_nodes:CrashOnStart"
+        restart: {policy: on-failure, max_restarts: 2, backoff_s: 0.1}
+    """, "--duration", "6")
+    wait_for(lambda: "not restarting (2 restarts used)" in graph.log, 20, what="restarts to run out")
+    assert graph.proc.wait(timeout=20) == 1  # the graph ran to its end, then reported the failure
+    log = graph.log
+    assert "restart 1/2 in 0.1 s" in log and "restart 2/2 in 0.2 s" in log
+    assert "this node always fails in setup" in log
+    assert "failed: crash" in log
+
+
+def test_ctrl_c_stops_every_node_even_a_stuck_one(launch, runtime_dir):
+    graph = launch("""
+    name: stuck
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker"}
+      - {id: stuck, class: "fixture_nodes:StuckHandler", inputs: {ticks: ticker/ticks}}
+    """).wait_running()
+    graph.status("stuck", where=lambda s: s["busy_s"] > 0)
+    started = time.monotonic()
+    assert graph.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 8  # stop_timeout_s of the node process (3 s) + margin
+    assert not host_processes(runtime_dir)
+
+
+def test_nodes_die_with_a_killed_launcher(launch, runtime_dir):
+    graph = launch("""
+    name: orphans
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker"}
+      - {id: sink, class: "fixture_nodes:Sink", inputs: {ticks: ticker/ticks}}
+    """).wait_running()
+    assert len(host_processes(runtime_dir)) == 2
+    graph.proc.send_signal(signal.SIGKILL)
+    wait_for(lambda: not host_processes(runtime_dir), 10, what="node processes to follow the launcher")
+
+
+def test_second_launch_of_a_running_graph_is_refused(launch, tmp_path):
+    graph = launch("""
+    name: once
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker"}
+    """).wait_running()
+    result = subprocess.run(
+        [sys.executable, "-m", "edgerun.cli", "launch", str(graph.path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert f"graph 'once' is already running (launcher pid {graph.proc.pid}" in result.stderr

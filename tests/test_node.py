@@ -1,0 +1,159 @@
+"""Nodes in-process: parameters, timers, services, capture-time propagation and shared processes."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from edgerun.runtime import Latest, Node
+from edgerun.runtime import messages
+from edgerun.runtime.graph import load_graph
+from edgerun.runtime.host import run_process
+from edgerun.runtime.node import NodeDefinitionError
+from edgerun.runtime.params import ParamError, build_params, parse_cli_params
+from edgerun.runtime.paths import run_dir
+from edgerun.runtime.plan import plan_processes
+from edgerun.runtime.services import ServiceError, call
+from edgerun.nodes.camera import SyntheticCameraParams
+
+
+class RunningGraph:
+    """Every process of a graph run on threads of this test process (no launcher)."""
+
+    def __init__(self, tmp_path: Path, yaml_text: str):
+        path = tmp_path / "graph.yaml"
+        path.write_text(textwrap.dedent(yaml_text))
+        self.graph = load_graph(path)
+        self.directory = run_dir(self.graph.name)
+        self.processes = plan_processes(self.graph, self.directory)
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=run_process, args=(w, self.stop, False), daemon=True) for w in self.processes.values()
+        ]
+        self.context = zmq.Context()
+
+    def __enter__(self) -> "RunningGraph":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.context.destroy(linger=0)
+        assert not any(t.is_alive() for t in self.threads), "a process did not stop"
+
+    def endpoint(self, node: str, kind: str = "pub") -> str:
+        return f"ipc://{self.directory}/{node}.{kind}"
+
+    def collect(self, topic: str, count: int, timeout_s: float = 10.0) -> list[messages.Message]:
+        socket = self.context.socket(zmq.SUB)
+        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        socket.connect(self.endpoint(topic.split("/")[0]))
+        got = []
+        try:
+            while len(got) < count and socket.poll(int(timeout_s * 1000)):
+                got.append(messages.decode(socket.recv_multipart()))
+        finally:
+            socket.close(linger=0)
+        assert len(got) == count, f"got {len(got)} of {count} messages on {topic}"
+        return got
+
+
+def test_params_are_typed_and_unknown_names_rejected():
+    assert build_params(SyntheticCameraParams, {"fps": 15, "width": 32}) == SyntheticCameraParams(width=32, fps=15.0)
+    with pytest.raises(ParamError, match=r"params.width: Expected `int`, got `float`"):
+        build_params(SyntheticCameraParams, {"width": 3.5})
+    with pytest.raises(ParamError, match="unknown parameter colour"):
+        build_params(SyntheticCameraParams, {"colour": "red"})
+
+
+def test_cli_params_are_read_as_yaml_scalars():
+    assert parse_cli_params(["fps=30", "name=cam", "ratio=0.5", "on=true", "sizes=[1, 2]"]) == {
+        "fps": 30, "name": "cam", "ratio": 0.5, "on": True, "sizes": [1, 2],
+    }
+    with pytest.raises(ParamError, match="expected KEY=VALUE"):
+        parse_cli_params(["fps"])
+
+
+def test_node_without_handler_for_its_input_is_refused():
+    class Broken(Node):
+        inputs = {"frames": Latest()}
+
+    with pytest.raises(NodeDefinitionError, match="input 'frames' has no handler on_frames"):
+        Broken.check_definition()
+
+
+def test_relay_keeps_capture_time_of_the_source(tmp_path):
+    graph = """
+    name: relay
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 50}}
+      - {id: relay, class: "fixture_nodes:Relay", inputs: {ticks: ticker/ticks}}
+    """
+    with RunningGraph(tmp_path, graph) as running:
+        relayed = running.collect("relay/ticks", 5)
+        sources = running.collect("ticker/ticks", 5)
+    assert all(m.sender == "relay" for m in relayed)
+    # ticks are periodic (20 ms apart): a relayed tick's capture time is a source capture time, not a new one
+    period_ns = 20_000_000
+    for msg in relayed:
+        offsets = [(msg.capture_ns - s.capture_ns) % period_ns for s in sources]
+        assert min(min(o, period_ns - o) for o in offsets) < 3_000_000
+    assert relayed[-1]["count"] > relayed[0]["count"]
+
+
+def test_nodes_sharing_a_process_pass_arrays_without_copies(tmp_path):
+    graph = """
+    name: shared
+    nodes:
+      - {id: source, class: "fixture_nodes:BigSource", process: together}
+      - {id: near, class: "fixture_nodes:AddressCheck", inputs: {big: source/big}, process: together}
+      - {id: far, class: "fixture_nodes:AddressCheck", inputs: {big: source/big}}
+    """
+    with RunningGraph(tmp_path, graph) as running:
+        assert set(running.processes) == {"together", "far"}
+        near = running.collect("near/checked", 3)
+        far = running.collect("far/checked", 3)
+    assert all(m["same_memory"] and m["intact"] for m in near)  # inproc://: the sender's own buffer
+    assert all(not m["same_memory"] and m["intact"] for m in far)  # ipc://: another process, a copy
+
+
+def test_service_answers_requests_and_reports_errors(tmp_path):
+    graph = """
+    name: services
+    nodes:
+      - {id: adder, class: "fixture_nodes:Adder"}
+      - {id: caller, class: "fixture_nodes:Caller"}
+    """
+    with RunningGraph(tmp_path, graph) as running:
+        endpoint = running.endpoint("adder", "srv")
+        reply = call(endpoint, "add", a=2, b=3, values=np.array([1.5, 2.0]))
+        assert reply["sum"] == 5
+        np.testing.assert_array_equal(reply["doubled"], [3.0, 4.0])
+        with pytest.raises(ServiceError, match="ValueError: asked to fail"):
+            call(endpoint, "add", a=1, b=1, values=np.zeros(1), fail=True)
+        with pytest.raises(ServiceError, match="has no service 'multiply'"):
+            call(endpoint, "multiply", a=1)
+        answers = running.collect("caller/answers", 3)  # node-to-node calls
+    for answer in answers:
+        assert answer["sum"] == answer["n"] + 100
+        np.testing.assert_array_equal(answer["doubled"], [0, 2, 4])
+
+
+def test_call_to_a_silent_service_times_out(tmp_path):
+    context = zmq.Context.instance()
+    silent = context.socket(zmq.ROUTER)
+    endpoint = f"ipc://{tmp_path}/silent.srv"
+    silent.bind(endpoint)
+    try:
+        with pytest.raises(TimeoutError, match="service 'add': no reply within 0.2 s"):
+            call(endpoint, "add", timeout_s=0.2, a=1)
+    finally:
+        silent.close(linger=0)
