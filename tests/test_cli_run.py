@@ -1,0 +1,65 @@
+"""`edgerun run module:Class`: one node alone, for debugging, optionally fed by a running graph."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import zmq
+
+from conftest import wait_for
+from edgerun.runtime import introspect
+
+
+def run_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgerun.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def first_messages(run: str, topic: str, count: int) -> list:
+    _, state = wait_for(lambda: introspect.running_graphs().get(run), 20, what=f"run '{run}'")
+    socket = introspect.subscribe(zmq.Context.instance(), state, topic)
+    try:
+        got = []
+        for msg in introspect.receive(socket, topic, timeout_s=10):
+            got.append(msg)
+            if len(got) == count:
+                return got
+    finally:
+        socket.close()
+    raise AssertionError(f"only {len(got)} messages on {topic}")
+
+
+def test_node_runs_alone_with_cli_params_and_stops_on_sigterm():
+    proc = run_cli("run", "fixture_nodes:Ticker", "--param", "rate_hz=40", "--param", "payload_bytes=8", "--name", "solo")
+    try:
+        got = first_messages("run-solo", "solo/ticks", 5)
+        assert [m["payload"].shape for m in got] == [(8,)] * 5
+        assert [m["count"] for m in got] == list(range(got[0]["count"], got[0]["count"] + 5))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+
+
+def test_node_run_alone_can_subscribe_to_a_running_graph(launch):
+    launch("""
+    name: upstream
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 40}}
+    """).wait_running()
+    proc = run_cli("run", "fixture_nodes:Relay", "--input", "ticks=ticker/ticks", "--from", "upstream", "--duration", "8")
+    try:
+        got = first_messages("run-relay", "relay/ticks", 3)
+        assert all(m["count"] > 0 for m in got)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+
+
+def test_bad_param_is_refused_before_starting():
+    proc = run_cli("run", "fixture_nodes:Ticker", "--param", "rate_hz=fast")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "--param.rate_hz: Expected `float`, got `str`" in out
+    assert not introspect.running_graphs()
