@@ -115,7 +115,7 @@ def _wire_array(name: str, value: np.ndarray) -> np.ndarray:
             f"field '{name}': dtype {value.dtype} cannot be sent; "
             f"allowed: {', '.join(sorted(np.dtype(d).name for d in ALLOWED_DTYPES))}"
         )
-    return np.ascontiguousarray(value)
+    return np.asarray(value, order="C")  # not ascontiguousarray: it turns 0-d arrays into shape (1,)
 
 
 def encode(
@@ -185,7 +185,8 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
         raise Rejected("bad_topic", "topic is not UTF-8") from None
     try:
         header = _header_decoder.decode(_frame_buffer(frames[1]))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+        # msgspec raises the last two for invalid UTF-8 strings and deep nesting
         raise Rejected("bad_header", str(exc)) from None
     sender = header.sender
     if header.version != WIRE_VERSION:

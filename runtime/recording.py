@@ -24,10 +24,12 @@ from typing import Any, Callable, Iterator
 import cbor2
 import numpy as np
 import zmq
+from mcap.exceptions import McapError
 from mcap.reader import make_reader
 from mcap.writer import Writer
 
 from . import messages
+from .introspect import running_graphs
 from .messages import Message
 from .paths import ipc_endpoint, run_dir
 from .plan import RUN_STATE, NodeState, RunState, write_run_state
@@ -150,8 +152,11 @@ def read_recording(path: Path, topics: list[str] | None = None) -> Iterator[tupl
 
 
 def recording_topics(path: Path) -> list[str]:
-    with open(path, "rb") as stream:
-        summary = make_reader(stream).get_summary()
+    try:
+        with open(path, "rb") as stream:
+            summary = make_reader(stream).get_summary()
+    except McapError as exc:
+        raise ValueError(f"{path}: not a readable MCAP file ({exc})") from None
     if summary is None:
         raise ValueError(f"{path}: no MCAP summary (was the recording closed properly?)")
     return sorted({c.topic for c in summary.channels.values() if c.message_encoding == MESSAGE_ENCODING})
@@ -171,6 +176,8 @@ def replay(
     """
     if rate <= 0:
         raise ValueError(f"--rate must be positive, got {rate}")
+    if run_name in running_graphs():
+        raise ValueError(f"a graph named '{run_name}' is running; replay under another --name")
     topics = recording_topics(path)
     senders: dict[str, list[str]] = {}
     for topic in topics:

@@ -1,0 +1,367 @@
+"""The topic tools, ``edgerun record`` and ``edgerun replay``, run as real CLI processes.
+
+A Ticker (50 Hz, a ``count`` field and a 16-byte uint8 ``payload``) feeds a Sink;
+the CLI looks at it from outside, records it to MCAP and replays the recording.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cbor2
+import numpy as np
+import pytest
+import zmq
+from mcap.reader import make_reader
+
+from conftest import LaunchedGraph, host_processes, wait_for
+from edgerun.runtime import introspect, messages, recording
+from edgerun.runtime.messages import Message
+
+RATE_HZ = 50.0
+PAYLOAD_BYTES = 16
+TOPIC = "ticker/ticks"
+
+GRAPH = f"""
+name: tick
+nodes:
+  - id: ticker
+    class: fixture_nodes:Ticker
+    params: {{rate_hz: {RATE_HZ}, payload_bytes: {PAYLOAD_BYTES}}}
+  - id: sink
+    class: fixture_nodes:Sink
+    inputs:
+      ticks: {TOPIC}
+"""
+
+RECORD_KEYS = {"seq", "capture_ns", "send_ns", "sender", "fields", "arrays"}
+
+
+def cli(*args: str, timeout_s: float = 20.0) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgerun.cli", *args], capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+@pytest.fixture
+def ticker(launch) -> LaunchedGraph:
+    return launch(GRAPH).wait_running()
+
+
+def read_mcap(path: Path) -> tuple[list, list[tuple]]:
+    """``(metadata records, [(channel, message record, decoded CBOR)])`` with the plain ``mcap`` reader."""
+    with open(path, "rb") as stream:
+        reader = make_reader(stream)
+        metadata = list(reader.iter_metadata())
+        rows = [(channel, msg, cbor2.loads(msg.data)) for _schema, channel, msg in reader.iter_messages()]
+        summary = reader.get_summary()
+    assert summary is not None, "the recording has no summary section: was it closed properly?"
+    assert summary.statistics.message_count == len(rows)
+    return metadata, rows
+
+
+# --- topic list / echo / hz --------------------------------------------------------------------
+
+
+def test_topic_list_prints_the_running_graphs_topics(ticker):
+    result = cli("topic", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [TOPIC], result.stdout
+    assert "fixture_nodes:Ticker" in lines[0]
+
+
+def test_topic_list_without_a_running_graph_exits_2_saying_so():
+    result = cli("topic", "list")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "no graph is running" in result.stderr
+
+
+def test_topic_echo_prints_n_messages_with_fields_and_array_shape(ticker):
+    result = cli("topic", "echo", TOPIC, "-n", "3", "--timeout", "10")
+    assert result.returncode == 0, result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith(TOPIC)]
+    assert len(headers) == 3, result.stdout
+    seqs = [int(re.search(r"seq (\d+)", line).group(1)) for line in headers]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert all("from ticker" in line for line in headers)
+    counts = [int(c) for c in re.findall(r"^\s+count: (\d+)$", result.stdout, re.M)]
+    assert len(counts) == 3 and counts == list(range(counts[0], counts[0] + 3)), result.stdout
+    payloads = re.findall(r"^\s+payload: (\S+) \((\d+),\)", result.stdout, re.M)
+    assert payloads == [("uint8", str(PAYLOAD_BYTES))] * 3, result.stdout
+
+
+def test_topic_echo_on_an_unknown_topic_exits_2_naming_it(ticker):
+    result = cli("topic", "echo", "ticker/nope", "-n", "1", "--timeout", "2")
+    assert result.returncode == 2
+    assert "ticker/nope" in result.stderr and TOPIC in result.stderr
+
+
+def test_topic_hz_reports_the_publish_rate(ticker):
+    result = cli("topic", "hz", TOPIC, "--duration", "2")
+    assert result.returncode == 0, result.stderr
+    match = re.search(rf"^{TOPIC}: mean ([\d.]+) Hz$", result.stdout, re.M)
+    assert match, result.stdout
+    assert abs(float(match.group(1)) - RATE_HZ) <= 0.2 * RATE_HZ, result.stdout
+
+
+# --- record ------------------------------------------------------------------------------------
+
+
+def test_record_writes_an_mcap_any_reader_can_decode(ticker, tmp_path):
+    out = tmp_path / "ticks.mcap"
+    result = cli("record", TOPIC, "-o", str(out), "--duration", "2")
+    assert result.returncode == 0, result.stderr
+    metadata, rows = read_mcap(out)
+
+    assert [m.name for m in metadata] == ["edgerun"]
+    layout = metadata[0].metadata["layout"]
+    assert all(key in layout for key in RECORD_KEYS | {"dtype", "shape", "data"}), layout
+    assert metadata[0].metadata["wire_version"] == str(messages.WIRE_VERSION)
+
+    expected = RATE_HZ * 2
+    assert 0.8 * expected <= len(rows) <= 1.05 * expected, f"{len(rows)} messages in 2 s at {RATE_HZ} Hz"
+    assert f"wrote {len(rows)} messages" in result.stderr
+    assert {channel.topic for channel, _, _ in rows} == {TOPIC}
+    assert {channel.message_encoding for channel, _, _ in rows} == {"cbor"}
+
+    seqs, counts, log_times = [], [], []
+    for _channel, record, data in rows:
+        assert set(data) == RECORD_KEYS
+        assert data["sender"] == "ticker"
+        assert record.sequence == data["seq"] and record.publish_time == data["send_ns"]
+        assert 0 <= record.log_time - data["send_ns"] < 1_000_000_000
+        assert data["capture_ns"] <= data["send_ns"]
+        count = data["fields"]["count"]
+        assert set(data["arrays"]) == {"payload"}
+        spec = data["arrays"]["payload"]
+        assert spec["dtype"] == "|u1" and spec["shape"] == [PAYLOAD_BYTES]
+        payload = np.frombuffer(spec["data"], dtype=spec["dtype"]).reshape(spec["shape"])
+        assert (payload == count % 256).all()
+        seqs.append(data["seq"])
+        counts.append(count)
+        log_times.append(record.log_time)
+    assert all(b > a for a, b in zip(seqs, seqs[1:])), "sequence numbers must increase"
+    assert counts == list(range(counts[0], counts[0] + len(counts))), "no message may be lost at 50 Hz"
+    assert log_times == sorted(log_times)
+    assert 1.5e9 <= log_times[-1] - log_times[0] <= 2.1e9
+
+
+def test_record_of_an_unknown_topic_exits_2_naming_it(ticker, tmp_path):
+    out = tmp_path / "never.mcap"
+    result = cli("record", "ticker/nope", "-o", str(out), "--duration", "1")
+    assert result.returncode == 2
+    assert "ticker/nope" in result.stderr and TOPIC in result.stderr
+    assert not out.exists()
+
+
+def test_record_all_until_ctrl_c_closes_a_valid_file(ticker, tmp_path):
+    out = tmp_path / "all.mcap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgerun.cli", "record", "--all", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        started = proc.stderr.readline()  # printed once the Ctrl-C handler is in place
+        assert started.startswith(f"recording {TOPIC} from 'tick'"), started
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _metadata, rows = read_mcap(out)
+    assert {channel.topic for channel, _, _ in rows} == {TOPIC}  # every topic, and no status channel
+    assert 0.7 * RATE_HZ <= len(rows) <= 1.5 * RATE_HZ
+    assert f"wrote {len(rows)} messages" in proc.stderr.read()
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """About 1.5 s of the ticker, recorded once for the replay tests (in its own runtime dir)."""
+    base = tmp_path_factory.mktemp("recorded")
+    runtime = Path(__import__("tempfile").mkdtemp(prefix="er-", dir="/tmp"))
+    out = base / "ticks.mcap"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_RUNTIME_DIR", str(runtime))
+        env.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))
+        graph = LaunchedGraph(GRAPH, base)
+        try:
+            graph.wait_running()
+            result = cli("record", TOPIC, "-o", str(out), "--duration", "1.5")
+            assert result.returncode == 0, result.stderr
+        finally:
+            graph.stop()
+            wait_for(lambda: not host_processes(runtime), 10, what="the recording graph to exit")
+    __import__("shutil").rmtree(runtime, ignore_errors=True)
+    return out
+
+
+def recorded_messages(path: Path) -> list[tuple[int, int, int, bytes]]:
+    """``(log_time_ns, seq, count, payload bytes)`` per recorded message, via the plain reader."""
+    _metadata, rows = read_mcap(path)
+    return [
+        (record.log_time, data["seq"], data["fields"]["count"], data["arrays"]["payload"]["data"])
+        for _channel, record, data in rows
+    ]
+
+
+def replay_and_collect(path: Path, run: str, *extra: str) -> tuple[subprocess.CompletedProcess, list[tuple]]:
+    """``edgerun replay`` in a subprocess; ``(arrival s, seq, count, payload bytes, capture_ns)`` of what it sent."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgerun.cli", "replay", str(path), "--name", run, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    context = zmq.Context()
+    got = []
+    try:
+        def run_state():
+            if proc.poll() is not None:
+                raise AssertionError(f"replay exited early ({proc.returncode}): {proc.stderr.read()}")
+            try:
+                return introspect.find_run(run)[1]
+            except introspect.NoRunError:
+                return None
+
+        state = wait_for(run_state, 15, interval_s=0.005, what=f"run.json of '{run}'")
+        assert set(introspect.topics(state)) == {TOPIC}
+        socket = introspect.subscribe(context, state, TOPIC)
+        quiet_since = None
+        while True:
+            if socket.poll(50, zmq.POLLIN):
+                now = time.monotonic()
+                msg = messages.decode(socket.recv_multipart(copy=False))
+                if msg.topic == TOPIC:
+                    got.append((now, msg.seq, msg["count"], msg["payload"].tobytes(), msg.capture_ns))
+                quiet_since = None
+            elif proc.poll() is not None:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.2:
+                    break
+        stdout, stderr = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        context.destroy(linger=0)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), got
+
+
+def check_replay(recorded_path: Path, result, got, rate: float) -> None:
+    assert result.returncode == 0, result.stderr
+    sent = recorded_messages(recorded_path)
+    assert len(sent) >= 50, f"only {len(sent)} messages recorded"
+    assert f"replayed {len(sent)} messages" in result.stderr
+    # Everything arrives (a subscriber that connects right after run.json appears misses nothing),
+    # in order, with the recorded sequence numbers, counts and payload bytes.
+    assert len(got) >= len(sent) - 2, f"received {len(got)} of {len(sent)} replayed messages"
+    start = [s[1] for s in sent].index(got[0][1])
+    assert start <= 2
+    assert [g[1:4] for g in got] == [s[1:4] for s in sent[start : start + len(got)]]
+    # Timing: the span of arrivals matches the recorded span (divided by the rate).
+    recorded_span = (sent[start + len(got) - 1][0] - sent[start][0]) / 1e9
+    replayed_span = got[-1][0] - got[0][0]
+    expected = recorded_span / rate
+    assert abs(replayed_span - expected) <= 0.25 * expected, (
+        f"replay span {replayed_span:.3f} s, expected {expected:.3f} s (recorded {recorded_span:.3f} s at {rate}x)"
+    )
+    # And it is not all bunched up: the gaps follow the recording's, not a burst at the end.
+    halfway = got[0][0] + replayed_span / 2
+    early = sum(1 for g in got if g[0] < halfway)
+    assert 0.3 * len(got) <= early <= 0.7 * len(got)
+    # Capture times are shifted to now, so downstream ages stay meaningful.
+    assert all(abs(time.time_ns() - g[4]) < 10e9 for g in got)
+
+
+def test_replay_publishes_the_recording_with_its_original_timing(recorded):
+    result, got = replay_and_collect(recorded, "rp")
+    check_replay(recorded, result, got, rate=1.0)
+    assert "as run 'rp' at 1x" in result.stderr
+    assert "rp" not in introspect.running_graphs(), "run.json must go when the replay ends"
+
+
+def test_replay_at_rate_2_takes_half_the_time(recorded):
+    result, got = replay_and_collect(recorded, "rp", "--rate", "2")
+    check_replay(recorded, result, got, rate=2.0)
+
+
+def test_replay_of_a_missing_file_or_bad_rate_exits_2(recorded, tmp_path):
+    missing = cli("replay", str(tmp_path / "nothing.mcap"))
+    assert missing.returncode == 2 and "nothing.mcap" in missing.stderr
+    bad_rate = cli("replay", str(recorded), "--rate", "0")
+    assert bad_rate.returncode == 2 and "--rate" in bad_rate.stderr
+
+
+def test_replay_of_a_file_that_is_not_mcap_exits_2_saying_so(recorded, tmp_path):
+    garbage = tmp_path / "garbage.mcap"
+    garbage.write_text("not an mcap file\n")
+    truncated = tmp_path / "truncated.mcap"
+    truncated.write_bytes(recorded.read_bytes()[:3000])  # as if the recorder had been killed
+    for path in (garbage, truncated):
+        result = cli("replay", str(path), "--name", "rp")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"edgerun replay: {path}") and "Traceback" not in result.stderr
+
+
+def test_replay_refuses_the_name_of_a_running_graph(ticker, recorded):
+    before = introspect.find_run("tick")[1]
+    result = cli("replay", str(recorded), "--name", "tick")
+    assert result.returncode == 2
+    assert "'tick' is running" in result.stderr
+    # The live graph is untouched: same run.json, and its topic still answers.
+    assert introspect.find_run("tick")[1] == before
+    echo = cli("topic", "echo", TOPIC, "--run", "tick", "-n", "1", "--timeout", "5")
+    assert echo.returncode == 0 and "from ticker" in echo.stdout, echo.stderr
+
+
+# --- the CBOR layout, in-process -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+              "float16", "float32", "float64", "complex64", "complex128"],
+)
+def test_cbor_round_trip_keeps_dtype_shape_and_values(dtype):
+    rng = np.random.default_rng(7)
+    grid = (rng.standard_normal((3, 4, 5)) * 100).astype(dtype)
+    arrays = {
+        "grid": grid,
+        "strided": grid[:, ::2, 1].T,  # not contiguous: stored in C order
+        "scalar": np.array(grid.flat[3]),
+        "empty": np.zeros((0, 3), dtype=dtype),
+    }
+    fields = {"count": 7, "ratio": 0.25, "label": "cam0", "ok": True, "none": None, "big": 2**62}
+    msg = Message(topic=TOPIC, seq=42, capture_ns=1_700_000_000_000_000_000, send_ns=1_700_000_000_000_500_000,
+                  sender="ticker", arrays=arrays, fields=fields)
+    data = recording.to_cbor(msg)
+
+    raw = cbor2.loads(data)  # the documented layout, readable without edgerun
+    assert set(raw) == RECORD_KEYS
+    assert raw["arrays"]["grid"] == {"dtype": np.dtype(dtype).str, "shape": [3, 4, 5], "data": grid.tobytes()}
+
+    back = recording.from_cbor(TOPIC, data)
+    assert (back.topic, back.seq, back.capture_ns, back.send_ns, back.sender) == (
+        TOPIC, 42, msg.capture_ns, msg.send_ns, "ticker")
+    assert dict(back.fields) == fields
+    assert set(back.arrays) == set(arrays)
+    for name, original in arrays.items():
+        assert back.arrays[name].dtype == original.dtype, name
+        assert back.arrays[name].shape == original.shape, name
+        np.testing.assert_array_equal(back.arrays[name], original, err_msg=name)
+
+
+def test_from_cbor_refuses_a_dtype_off_the_allow_list():
+    data = cbor2.dumps({"seq": 1, "capture_ns": 0, "send_ns": 0, "sender": "x", "fields": {},
+                        "arrays": {"evil": {"dtype": "|O", "shape": [1], "data": b"\0" * 8}}})
+    with pytest.raises(ValueError, match="evil"):
+        recording.from_cbor(TOPIC, data)
