@@ -21,7 +21,8 @@ from __future__ import annotations
 import gc
 import math
 import tracemalloc
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -35,6 +36,7 @@ from edgerun.runtime import messages
 from edgerun.runtime.messages import ArrayField, Header, Limits, Message, Rejected
 
 MiB = 1024 * 1024
+DEFAULT_LIMITS = Limits()
 
 FUZZ = settings(
     max_examples=200,
@@ -119,7 +121,7 @@ def wire_form(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
 
 
-def decode_within_budget(frames: Sequence[Any], limits: Limits = Limits()) -> Message | Rejected:
+def decode_within_budget(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message | Rejected:
     """``decode`` → the Message or the Rejected it raised; any other exception fails the test.
 
     Also asserts the tracemalloc peak during decoding (numpy's data allocations are
@@ -144,7 +146,7 @@ def decode_within_budget(frames: Sequence[Any], limits: Limits = Limits()) -> Me
     return result
 
 
-def assert_valid(result: Message | Rejected, frames: Sequence[Any], limits: Limits = Limits()) -> None:
+def assert_valid(result: Message | Rejected, frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> None:
     """A decoded message only holds allow-listed, read-only arrays that fit in its frames."""
     if isinstance(result, Rejected):
         assert isinstance(result.reason, str) and result.reason
@@ -240,6 +242,7 @@ def test_encode_refuses_dtypes_off_the_allow_list(dtype):
 HOSTILE_DTYPES = ["|O", "<M8[ns]", "|V8", ">f4", ">i8", "<U4", "|S4", "O", "", "not a dtype", "<f8,<f8"]
 HOSTILE_DIMS = [2**31, 2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1, -1, -(2**31), -(2**63)]
 
+
 def mostly(usual: Any, *unusual: Any, weight: int = 6) -> st.SearchStrategy[Any]:
     """``usual`` most of the time, so that lies get past the earlier checks and reach the later ones."""
     return st.sampled_from([usual] * weight + list(unusual))
@@ -265,9 +268,11 @@ def hostile_messages(draw) -> list[bytes]:
         )
         for i in range(n_arrays)
     ]
-    buffers = [draw(st.binary(max_size=64)) for _ in range(draw(mostly(n_arrays, max(n_arrays - 1, 0), n_arrays + 1, weight=12)))]
+    n_buffers = draw(mostly(n_arrays, max(n_arrays - 1, 0), n_arrays + 1, weight=12))
+    buffers = [draw(st.binary(max_size=64)) for _ in range(n_buffers)]
     for spec in specs:  # make the named frame fit the claim where that is possible and small
-        if spec.dtype in messages.ALLOWED_DTYPES and 0 <= spec.buffer < len(buffers) and min(spec.shape, default=0) >= 0:
+        fittable = spec.dtype in messages.ALLOWED_DTYPES and min(spec.shape, default=0) >= 0
+        if fittable and 0 <= spec.buffer < len(buffers):
             claimed = np.dtype(spec.dtype).itemsize * math.prod(spec.shape)
             if claimed <= 4096 and draw(mostly(True, False, weight=3)):
                 buffers[spec.buffer] = bytes(claimed)
@@ -296,6 +301,7 @@ def test_decode_of_lying_headers_never_allocates_the_claim(frames):
 
 
 def _mutate(frames: list[bytes], draw) -> list[bytes]:
+    """One random damage: a frame cut short, dropped, duplicated or moved, or header bytes edited."""
     frames = list(frames)
     op = draw(st.sampled_from(["truncate", "drop", "duplicate", "swap", "flip", "insert", "delete"]))
     if not frames:
@@ -338,7 +344,7 @@ def test_allocation_budget_check_sees_numpy_allocations(monkeypatch):
     """The tracemalloc guard is not vacuous: a decode that allocated what a header claims would fail it."""
     honest = messages.decode
 
-    def greedy(frames, limits=Limits()):
+    def greedy(frames, limits=DEFAULT_LIMITS):
         np.ones(4 * MiB, dtype=np.uint8)
         return honest(frames, limits)
 
