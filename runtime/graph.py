@@ -128,6 +128,9 @@ def parse_graph(data: Any, path: Path) -> Graph:
     name = spec.name or path.stem
     if not NAME.match(name):
         raise fail("name", f"{name!r} must be letters, digits, '-' or '_' (at most 48)")
+    for host in spec.hosts:
+        if not NAME.match(host):
+            raise fail(f"hosts.{host}", "host names must be letters, digits, '-' or '_' (at most 48)")
     if not spec.nodes:
         raise fail("nodes", "a graph needs at least one node")
 

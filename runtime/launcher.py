@@ -28,6 +28,7 @@ from .graph import Graph, RestartPolicy
 from .paths import run_dir
 from .plan import RUN_STATE, plan_processes, read_run_state, run_state, write_run_state
 from .report import format_live, format_table
+from .security import load_keys
 from .wiring import ProcessWiring, dump
 
 
@@ -97,6 +98,12 @@ class Launcher:
         self._print_lock = threading.Lock()
         self.directory = _claim_run_dir(graph)
         self.processes = plan_processes(graph, self.directory, host)
+        for wiring in self.processes.values():
+            if wiring.keys_dir:
+                try:
+                    load_keys(Path(wiring.keys_dir), wiring.host)
+                except FileNotFoundError as exc:
+                    raise LaunchError(str(exc)) from None
         self.state = run_state(graph, self.directory, host, self.processes)
         self.children: dict[str, Child] = {}
         for name, wiring in self.processes.items():

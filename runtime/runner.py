@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import messages
 from .messages import Limits, Message, Rejected
@@ -33,6 +34,8 @@ from .wiring import Link, NodeWiring
 
 PUB_HWM = 16
 POLL_CAP_MS = 100  # the longest any loop waits before it looks at the stop flag
+RECONNECT_AFTER_NS = 500_000_000  # after a failed tcp:// handshake, which libzmq never retries itself
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 
 
 def import_node_class(path: str) -> type[Node]:
@@ -82,7 +85,11 @@ class InputState:
     pending: collections.deque = field(default_factory=collections.deque)
     stats: StreamStats = field(default_factory=StreamStats)
     drops: DropCounter | None = None
+    handshake_failures: ErrorCounter | None = None
     received: int = 0
+    endpoint: str = ""
+    monitor: zmq.Socket | None = None  # tcp:// only: handshake failures, to reconnect
+    reconnect_at_ns: int | None = None
 
 
 @dataclass
@@ -195,12 +202,16 @@ class NodeRunner:
             socket.setsockopt(zmq.SUBSCRIBE, wired.topic.encode())
             connect(socket, wired.link, self.keys)
             state = InputState(wired.name, wired.topic.encode(), policy, socket, sender=wired.topic.split("/")[0])
+            state.endpoint = wired.link.endpoint
+            if state.endpoint.startswith("tcp://"):
+                state.monitor = socket.get_monitor_socket(HANDSHAKE_FAILED)
             state.drops = DropCounter(self.log, f"node '{w.name}' dropped a message on input '{wired.name}'")
+            state.handshake_failures = ErrorCounter(self.log, f"input '{wired.name}' of '{w.name}': handshake failed")
             self.inputs[wired.name] = state
 
     def _close_sockets(self) -> None:
         sockets = [self.pub, self.ctl, self.srv, self._wake_rx, self._wake_tx, *self._clients.values()]
-        sockets += [s.socket for s in self.inputs.values()]
+        sockets += [s.socket for s in self.inputs.values()] + [s.monitor for s in self.inputs.values()]
         for socket in sockets:
             if socket is not None:
                 socket.close(linger=0)
@@ -211,6 +222,9 @@ class NodeRunner:
         by_socket = {state.socket: state for state in self.inputs.values()}
         for socket in by_socket:
             poller.register(socket, zmq.POLLIN)
+        monitors = {s.monitor: s for s in self.inputs.values() if s.monitor is not None}
+        for monitor in monitors:
+            poller.register(monitor, zmq.POLLIN)
         period_ns = int(self.wiring.status_period_s * 1e9)
         next_status_ns = time.time_ns()
         while not self.stopping():
@@ -224,9 +238,28 @@ class NodeRunner:
                 continue
             delivered = False
             for socket, _ in poller.poll(timeout_ms):
-                delivered |= self._drain(by_socket[socket])
+                if socket in monitors:
+                    self._handshake_failed(monitors[socket], now_ns)
+                else:
+                    delivered |= self._drain(by_socket[socket])
+            for state in monitors.values():
+                if state.reconnect_at_ns is not None and time.time_ns() >= state.reconnect_at_ns:
+                    state.reconnect_at_ns = None
+                    try:
+                        state.socket.disconnect(state.endpoint)
+                    except zmq.ZMQError:
+                        pass  # libzmq already forgot the endpoint
+                    state.socket.connect(state.endpoint)
             if delivered:
                 self._wake()
+
+    def _handshake_failed(self, state: InputState, now_ns: int) -> None:
+        """libzmq drops an endpoint for good after a protocol or auth failure: connect again later."""
+        while state.monitor.poll(0):
+            event = recv_monitor_message(state.monitor)
+            state.handshake_failures.count(event["event"].name, f"{state.endpoint}; reconnecting")
+        if state.reconnect_at_ns is None:
+            state.reconnect_at_ns = now_ns + RECONNECT_AFTER_NS
 
     def _drain(self, state: InputState) -> bool:
         delivered = False
@@ -271,6 +304,7 @@ class NodeRunner:
                 **state.stats.snapshot(now_ns),
                 "received": state.received,
                 "drops": dict(state.drops.by_reason),
+                "handshake_failures": state.handshake_failures.total,
             }
         return {
             "node": self.wiring.name,

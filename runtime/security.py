@@ -35,8 +35,8 @@ class CurveKeys:
 
 def generate_keys(directory: Path, names: list[str]) -> list[Path]:
     """Write a key pair per name; existing pairs are kept, never overwritten."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
     written = []
     for name in names:
         secret_path = directory / f"{name}.key_secret"

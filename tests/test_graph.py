@@ -53,6 +53,10 @@ BROKEN = {
     "unknown_top_level": (GOOD.replace("nodes:", "nods:"), "unknown field `nods`"),
     "unknown_node_field": (GOOD.replace("    inputs:", "    input:"), "nodes[1]: Object contains unknown field `input`"),
     "unknown_host": (GOOD + "    host: robot\n", "nodes[1] (monitor).host: unknown host 'robot'"),
+    "bad_host_name": (
+        GOOD.replace("name: good", "name: good\nhosts: {'../x': {address: 127.0.0.1}}"),
+        "hosts.../x: host names must be letters",
+    ),
     "bad_yaml": ("nodes: [\n  - id: x", "not valid YAML"),
     "no_nodes": ("nodes: []\n", "a graph needs at least one node"),
     "bad_name": (GOOD.replace("name: good", "name: 'has space'"), "name: 'has space' must be letters"),
@@ -90,3 +94,15 @@ def test_launch_of_broken_graph_exits_nonzero_and_starts_nothing(tmp_path, runti
     assert "node 'camera' has no output 'pixels'" in result.stderr
     assert not host_processes(runtime_dir)
     assert not list(runtime_dir.rglob("run.json"))
+
+
+def test_launch_without_this_hosts_secret_key_is_refused(tmp_path, runtime_dir):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    path = write(tmp_path, GOOD.replace("name: good", f"name: good\nkeys: {keys}\nhosts: {{a: {{address: 127.0.0.1}}, b: {{address: 127.0.0.1}}}}") + "    host: b\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgerun.cli", "launch", str(path), "--host", "a"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "no secret key for host 'a'" in result.stderr and "edgerun keys generate" in result.stderr
+    assert not host_processes(runtime_dir)
