@@ -1,0 +1,10 @@
+"""One inference interface over TensorRT, ONNX Runtime and torch.
+
+    engine = load("dinov2.onnx")                 # backend="auto": TensorRT > ORT CUDA > ORT CPU
+    tokens = engine(images=batch)["tokens"]      # numpy in, numpy out, checked against engine.inputs
+"""
+
+from .base import Engine, EngineError, EngineInputError, TensorSpec
+from .loader import BACKENDS, auto_backend, load
+
+__all__ = ["BACKENDS", "Engine", "EngineError", "EngineInputError", "TensorSpec", "auto_backend", "load"]

@@ -1,0 +1,1 @@
+"""torch → ONNX (checked, with parity against torch and a manifest) and ONNX → TensorRT plans."""
