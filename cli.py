@@ -151,9 +151,66 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "engines":
+        from edgerun.benchmarks.engines import main as bench_engines
+
+        return bench_engines(quick=args.quick, json_path=args.json)
     from edgerun.benchmarks.messaging import main as bench_messaging
 
     return bench_messaging(quick=args.quick, json_path=args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import logging
+
+    from edgerun.engines.manifest import default_model_dir
+    from edgerun.export.onnx_export import ExportError, export_model
+    from edgerun.export.registry import REGISTRY
+
+    if args.list or not args.model:
+        for name, entry in REGISTRY.items():
+            print(f"{name:16} {entry.description}")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        path, manifest = export_model(
+            args.model, Path(args.out) if args.out else default_model_dir(), checkpoint=args.checkpoint, opset=args.opset,
+            simplify=args.simplify, recorded=[Path(p) for p in args.recorded],
+        )
+    except (ExportError, KeyError, FileNotFoundError) as exc:
+        print(f"edgerun export: {exc}", file=sys.stderr)
+        return 2
+    random = manifest.parity["random"]
+    print(f"wrote {path} and {path.with_suffix('.json').name}: parity vs torch max abs {random['max_abs']:.2e}, "
+          f"max rel {random['max_rel']:.2e}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import logging
+
+    from edgerun.calibration.int8 import CalibrationError
+    from edgerun.engines import EngineError
+    from edgerun.export.trt_build import BuildError, build_plan
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    precision = "best" if args.best else "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    try:
+        plan = build_plan(
+            Path(args.onnx), precision, calibration=Path(args.calib) if args.calib else None,
+            calibration_topic=args.topic, force=args.force,
+        )
+    except (BuildError, EngineError, CalibrationError) as exc:
+        print(f"edgerun build: {exc}", file=sys.stderr)
+        return 2
+    print(plan)
+    return 0
+
+
+def cmd_calibrate_camera(args: argparse.Namespace) -> int:
+    from edgerun.calibration.camera import main as calibrate_camera
+
+    return calibrate_camera(args.images, args.board, args.square, args.output)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,12 +263,46 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("names", nargs="+", metavar="HOST")
     k.set_defaults(func=cmd_keys)
 
+    p = sub.add_parser("export", help="export a model to ONNX with a parity check and a manifest")
+    p.add_argument("model", nargs="?", help="registry name (edgerun export --list)")
+    p.add_argument("--checkpoint", help="weights to load (default: fixed-seed random init)")
+    p.add_argument("--out", help="output directory (default: $XDG_CACHE_HOME/edgerun/models)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
+    p.add_argument("--recorded", action="append", default=[], metavar="NPZ", help="recorded inputs for the parity check")
+    p.add_argument("--list", action="store_true", help="list exportable models")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("build", help="build (or find cached) the TensorRT plan of an exported ONNX model")
+    p.add_argument("onnx")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--fp16", action="store_true")
+    group.add_argument("--int8", action="store_true")
+    group.add_argument("--best", action="store_true", help="let TensorRT mix fp32, fp16 and int8")
+    p.add_argument("--calib", help="INT8 calibration data: a directory of .npz or an MCAP recording")
+    p.add_argument("--topic", help="topic of the MCAP recording that carries the model's inputs")
+    p.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("calibrate", help="calibration")
+    calibrate = p.add_subparsers(dest="calibrate_command", required=True)
+    c = calibrate.add_parser("camera", help="camera intrinsics from chessboard images")
+    c.add_argument("images", nargs="+")
+    c.add_argument("--board", default="9x6", help="inner corners, COLSxROWS")
+    c.add_argument("--square", type=float, default=0.025, help="square size in metres")
+    c.add_argument("-o", "--output", default="intrinsics.yaml")
+    c.set_defaults(func=cmd_calibrate_camera)
+
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench_command", required=True)
-    b = bench.add_parser("messaging", help="edgerun vs raw pyzmq: latency and throughput by payload")
-    b.add_argument("--quick", action="store_true")
-    b.add_argument("--json", help="write results to this file")
-    b.set_defaults(func=cmd_bench)
+    for name, text in (
+        ("messaging", "edgerun vs raw pyzmq: latency and throughput by payload"),
+        ("engines", "torch eager vs each available backend, per exportable model"),
+    ):
+        b = bench.add_parser(name, help=text)
+        b.add_argument("--quick", action="store_true")
+        b.add_argument("--json", help="write results to this file")
+        b.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -8,6 +8,7 @@ factory for the reference backend).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,8 @@ class ExportManifest:
 
 def manifest_for(onnx_path: Path) -> Path:
     return onnx_path.with_suffix(".json")
+
+
+def default_model_dir() -> Path:
+    """Where exported models and their plans are cached: ``$XDG_CACHE_HOME/edgerun/models``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgerun" / "models"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,12 @@ from typing import Any
 import psutil
 import pytest
 import zmq
+
+from edgerun.runtime import messages
+from edgerun.runtime.graph import load_graph
+from edgerun.runtime.host import run_process
+from edgerun.runtime.paths import run_dir
+from edgerun.runtime.plan import plan_processes
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # fixture_nodes, importable here and (via PYTHONPATH) in node processes
@@ -86,8 +93,6 @@ class LaunchedGraph:
             return None
 
     def poll_status(self) -> dict[str, dict]:
-        from edgerun.runtime import messages
-
         while self._status_socket.poll(50):
             msg = messages.decode(self._status_socket.recv_multipart(copy=False))
             self.statuses[msg.sender] = msg.fields["status"]
@@ -136,3 +141,52 @@ def launch(tmp_path: Path, runtime_dir: Path):
     for graph in graphs:
         graph.stop()
     wait_for(lambda: not host_processes(runtime_dir), 10, what="every node process to exit")
+
+
+class RunningGraph:
+    """Every process of a graph run on threads of this test process (no launcher)."""
+
+    def __init__(self, tmp_path: Path, yaml_text: str):
+        path = tmp_path / "graph.yaml"
+        path.write_text(textwrap.dedent(yaml_text))
+        self.graph = load_graph(path)
+        self.directory = run_dir(self.graph.name)
+        self.processes = plan_processes(self.graph, self.directory)
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=run_process, args=(w, self.stop, False), daemon=True) for w in self.processes.values()
+        ]
+        self.context = zmq.Context()
+
+    def __enter__(self) -> "RunningGraph":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.context.destroy(linger=0)
+        assert not any(t.is_alive() for t in self.threads), "a process did not stop"
+
+    def endpoint(self, node: str, kind: str = "pub") -> str:
+        return f"ipc://{self.directory}/{node}.{kind}"
+
+    def subscribe(self, topic: str) -> zmq.Socket:
+        socket = self.context.socket(zmq.SUB)
+        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        socket.connect(self.endpoint(topic.split("/")[0]))
+        return socket
+
+    def collect(self, topic: str, count: int, timeout_s: float = 10.0, socket: zmq.Socket | None = None) -> list[messages.Message]:
+        """The next ``count`` messages on ``topic`` (from ``socket`` if already subscribed)."""
+        socket = socket or self.subscribe(topic)
+        got = []
+        try:
+            while len(got) < count and socket.poll(int(timeout_s * 1000)):
+                got.append(messages.decode(socket.recv_multipart()))
+        finally:
+            socket.close(linger=0)
+        assert len(got) == count, f"got {len(got)} of {count} messages on {topic}"
+        return got

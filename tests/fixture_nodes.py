@@ -163,3 +163,20 @@ class Caller(Node):
         self.n += 1
         reply = self.call("adder/add", a=self.n, b=100, values=np.arange(3, dtype=np.int64), timeout_s=2.0)
         self.publish("answers", n=self.n, sum=reply["sum"], doubled=reply["doubled"])
+
+
+def seeded_images(count: int, size: int = 56) -> np.ndarray:
+    """The image batch ImageSource publishes as number ``count``, reproducible by tests."""
+    return np.random.default_rng(count).uniform(-1, 1, size=(1, 3, size, size)).astype(np.float32)
+
+
+class ImageSource(Node):
+    outputs = ("images",)
+
+    def setup(self) -> None:
+        self.count = 0
+        self.every(0.05, self.send)
+
+    def send(self) -> None:
+        self.count += 1
+        self.publish("images", pixels=seeded_images(self.count), count=self.count, capture_ns=time.time_ns())

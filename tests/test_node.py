@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import textwrap
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 import zmq
 
+from conftest import RunningGraph
 from edgerun.runtime import Latest, Node
 from edgerun.runtime import messages
-from edgerun.runtime.graph import load_graph
-from edgerun.runtime.host import run_process
 from edgerun.runtime.node import NodeDefinitionError
 from edgerun.runtime.params import ParamError, build_params, parse_cli_params
-from edgerun.runtime.paths import run_dir
-from edgerun.runtime.plan import plan_processes
 from edgerun.runtime.services import ServiceError, call
 from edgerun.nodes.camera import SyntheticCameraParams
-
-
-class RunningGraph:
-    """Every process of a graph run on threads of this test process (no launcher)."""
-
-    def __init__(self, tmp_path: Path, yaml_text: str):
-        path = tmp_path / "graph.yaml"
-        path.write_text(textwrap.dedent(yaml_text))
-        self.graph = load_graph(path)
-        self.directory = run_dir(self.graph.name)
-        self.processes = plan_processes(self.graph, self.directory)
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=run_process, args=(w, self.stop, False), daemon=True) for w in self.processes.values()
-        ]
-        self.context = zmq.Context()
-
-    def __enter__(self) -> "RunningGraph":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=5)
-        self.context.destroy(linger=0)
-        assert not any(t.is_alive() for t in self.threads), "a process did not stop"
-
-    def endpoint(self, node: str, kind: str = "pub") -> str:
-        return f"ipc://{self.directory}/{node}.{kind}"
-
-    def collect(self, topic: str, count: int, timeout_s: float = 10.0) -> list[messages.Message]:
-        socket = self.context.socket(zmq.SUB)
-        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        socket.connect(self.endpoint(topic.split("/")[0]))
-        got = []
-        try:
-            while len(got) < count and socket.poll(int(timeout_s * 1000)):
-                got.append(messages.decode(socket.recv_multipart()))
-        finally:
-            socket.close(linger=0)
-        assert len(got) == count, f"got {len(got)} of {count} messages on {topic}"
-        return got
 
 
 def test_params_are_typed_and_unknown_names_rejected():
