@@ -47,22 +47,27 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import zmq
 
-from edgerun.runtime import messages
+from edgerun.runtime import messages, runner
 from edgerun.runtime.node import Latest, Node, Queue
-from edgerun.runtime.runner import PUB_HWM
 
 KiB, MiB = 1024, 1024 * 1024
 PAYLOADS = (1 * KiB, 64 * KiB, 1 * MiB, 4 * MiB, 16 * MiB)
 BAR_PAYLOADS = (1 * MiB, 4 * MiB)
 BAR_RATIO_P50 = 1.3
-RECEIVER_QUEUE = 4  # edgerun receiver: Queue(4) -> SUB rcvhwm 5; raw uses the same hwm
+# The raw sockets get the high-water marks edgerun's own sockets have (runner._open_sockets):
+# PUB sndhwm PUB_HWM, and a Queue(n) input's SUB rcvhwm n + 1. A small queue keeps the
+# receivers' memory bounded at 16 MiB (about (2n + 1) x 16 MiB in flight at most).
+PUB_HWM = getattr(runner, "PUB_HWM", 16)
+RECEIVER_QUEUE = 4
+RAW_RCVHWM = RECEIVER_QUEUE + 1
 
 # Phases of a run, carried in every message.
 WARMUP, LATENCY, THROUGHPUT, DONE = 0, 1, 2, 3
@@ -260,7 +265,7 @@ def raw_receiver(config: dict[str, Any]) -> None:
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
     sub.linger = 0
-    sub.rcvhwm = RECEIVER_QUEUE + 1
+    sub.rcvhwm = RAW_RCVHWM
     sub.rcvtimeo = 100
     sub.subscribe(b"")
     sub.connect(config["data"])
@@ -352,6 +357,21 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _wait_receiver(receiver: subprocess.Popen, sender: subprocess.Popen, timeout_s: float) -> int | str | None:
+    """The receiver's exit code; "sender" if the sender ended first (it never does on its own); None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            return receiver.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            if sender.poll() is not None:
+                try:
+                    return receiver.wait(timeout=1.0)  # it may just have finished too
+                except subprocess.TimeoutExpired:
+                    return "sender"
+    return None
+
+
 def run_leg(leg: Leg, directory: Path, tag: str) -> dict[str, Any]:
     """Start receiver and sender, wait for the receiver to see DONE, return its tally."""
     receiver_cmd, sender_cmd, out = _commands(leg, directory, tag)
@@ -363,16 +383,18 @@ def run_leg(leg: Leg, directory: Path, tag: str) -> dict[str, Any]:
         for cmd, log in zip((receiver_cmd, sender_cmd), logs):
             with open(log, "wb") as stream:
                 processes.append(subprocess.Popen(cmd, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-        try:
-            code = processes[0].wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = _wait_receiver(*processes, timeout_s)
     finally:
         for process in reversed(processes):
             _stop(process)
     tally = json.loads(out.read_text()) if out.exists() else None
     if code != 0 or tally is None or not tally["done"]:
-        why = f"timed out after {timeout_s:.0f} s" if code is None else f"receiver exited with {code}"
+        if code is None:
+            why = f"timed out after {timeout_s:.0f} s"
+        elif code == "sender":
+            why = f"the sender exited with {processes[1].returncode} before the receiver was done"
+        else:
+            why = f"the receiver exited with {code}"
         tails = "\n".join(
             f"--- {log.name}:\n{textwrap.indent(log.read_text(errors='replace')[-2000:], '  ')}" for log in logs
         )
@@ -406,9 +428,9 @@ class Measured:
 
 def plan_legs(quick: bool, payloads: tuple[int, ...]) -> list[list[Leg]]:
     """Rounds of legs; each round measures every payload on both systems, alternating who goes first."""
-    rounds = 2 if quick else 4
+    rounds = 3 if quick else 4
     scale = 0.15 if quick else 1.0
-    throughput_s = 0.3 if quick else 1.0
+    throughput_s = 0.6 if quick else 2.0  # in all, over the rounds
     plan = []
     for r in range(rounds):
         legs = []
@@ -417,7 +439,7 @@ def plan_legs(quick: bool, payloads: tuple[int, ...]) -> list[list[Leg]]:
             samples = max(20, int(pace.samples * scale / rounds))
             warmup = max(5, min(30, int(0.15 / pace.period_s)))
             order = ("raw", "edgerun") if (r + payloads.index(payload)) % 2 == 0 else ("edgerun", "raw")
-            legs += [Leg(system, payload, pace.period_s, samples, warmup, throughput_s / rounds * 2) for system in order]
+            legs += [Leg(system, payload, pace.period_s, samples, warmup, throughput_s / rounds) for system in order]
         plan.append(legs)
     return plan
 
@@ -429,10 +451,18 @@ def machine_info() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
     return {
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
-        "processor": platform.processor() or platform.machine(),
+        "cpu_model": model,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "pyzmq": zmq.__version__,
@@ -513,7 +543,7 @@ def run_dora(payload: int, samples: int, period_s: float, directory: Path) -> fl
     )
     timeout_s = 60 + 4 * (warmup + samples) * millis / 1000
     result = subprocess.run(
-        [dora, "run", "dataflow.yml"], cwd=work, capture_output=True, text=True, timeout=timeout_s,
+        [dora, "run", "dataflow.yml"], check=False, cwd=work, capture_output=True, text=True, timeout=timeout_s,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     if not out.exists():
@@ -559,66 +589,84 @@ def _round(x: float, digits: int) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
-def main(quick: bool = False, json_path: str | None = None) -> int:
-    from edgerun.runtime.paths import run_dir
+def summarize(payload: int, ours: Measured, raw: Measured) -> dict[str, Any]:
+    """One row of the results: latency percentiles, ratios and throughput of both systems."""
+    e50, e99 = ours.percentile_us(50), ours.percentile_us(99)
+    r50, r99 = raw.percentile_us(50), raw.percentile_us(99)
+    return {
+        "payload_bytes": payload,
+        "edgerun_p50_us": _round(e50, 1),
+        "edgerun_p99_us": _round(e99, 1),
+        "raw_p50_us": _round(r50, 1),
+        "raw_p99_us": _round(r99, 1),
+        "ratio_p50": _round(e50 / r50, 3),
+        "ratio_p99": _round(e99 / r99, 3),
+        "edgerun_msgs_per_s": _round(ours.msgs_per_s, 1),
+        "raw_msgs_per_s": _round(raw.msgs_per_s, 1),
+        "edgerun_MBps": _round(ours.msgs_per_s * payload / 1e6, 1),
+        "raw_MBps": _round(raw.msgs_per_s * payload / 1e6, 1),
+        "samples": min(len(ours.latency_ns), len(raw.latency_ns)),
+    }
 
+
+def measure(quick: bool, payloads: tuple[int, ...], directory: Path) -> tuple[dict[tuple[str, int], Measured], int]:
+    """Run every leg of the plan (rounds, payloads, both systems); the pooled measurements and the round count."""
     try:
         from tqdm import tqdm
     except ImportError:  # progress is a nicety
         tqdm = None
-
-    payloads = PAYLOADS
-    machine = machine_info()
-    directory = run_dir(f"bench-{os.getpid()}")
     measured = {(system, p): Measured([]) for system in ("edgerun", "raw") for p in payloads}
     plan = plan_legs(quick, payloads)
     legs = [(r, leg) for r, legs in enumerate(plan) for leg in legs]
+    progress = tqdm(legs, unit="run", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()) if tqdm else legs
+    for r, leg in progress:
+        if tqdm:
+            progress.set_description(f"{leg.system} {size_name(leg.payload_bytes)}")
+        tag = f"r{r}-{leg.system[0]}{leg.payload_bytes // KiB}k"
+        measured[leg.system, leg.payload_bytes].add(run_leg(leg, directory, tag))
+    return measured, len(plan)
+
+
+def measure_dora(quick: bool, payloads: tuple[int, ...], directory: Path) -> dict[int, float]:
+    """dora-rs p50 by payload, where it is installed and runs; a note for each payload it does not."""
+    if not dora_available():
+        print("dora-rs is not installed (no `dora` module): dora_p50_us is left out")
+        return {}
+    p50 = {}
+    for payload in payloads:
+        pace = PACE.get(payload, Pace(0.01, 200))
+        try:
+            p50[payload] = run_dora(payload, max(50, pace.samples // (5 if quick else 1)), pace.period_s, directory)
+        except Exception as exc:  # noqa: BLE001 - dora is an optional extra; its failure is reported, not fatal
+            print(f"dora-rs at {size_name(payload)}: left out ({(str(exc) or type(exc).__name__).splitlines()[0]})")
+    return p50
+
+
+def main(quick: bool = False, json_path: str | None = None) -> int:
+    from edgerun.runtime.paths import run_dir
+
+    payloads = PAYLOADS
+    machine = machine_info()
     print(
-        f"edgerun bench messaging{' --quick' if quick else ''}: {len(plan)} rounds x {len(payloads)} payloads x "
-        f"edgerun/raw, {machine['cpus_usable']} CPUs, load {machine['load_average']}",
+        f"edgerun bench messaging{' --quick' if quick else ''}: {len(payloads)} payloads x edgerun/raw, "
+        f"{machine['cpus_usable']} CPUs, load {machine['load_average']}",
         flush=True,
     )
-    dora_p50: dict[int, float] = {}
+    directory = None
     try:
-        progress = tqdm(legs, unit="run", file=sys.stderr, leave=False) if tqdm else legs
-        for r, leg in progress:
-            if tqdm:
-                progress.set_description(f"{leg.system} {size_name(leg.payload_bytes)}")
-            tag = f"r{r}-{leg.system[0]}{leg.payload_bytes // KiB}k"
-            measured[leg.system, leg.payload_bytes].add(run_leg(leg, directory, tag))
-        if dora_available():
-            for payload in payloads:
-                pace = PACE.get(payload, Pace(0.01, 200))
-                try:
-                    dora_p50[payload] = run_dora(payload, max(50, pace.samples // (5 if quick else 1)), pace.period_s, directory)
-                except (BenchError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
-                    print(f"dora-rs at {size_name(payload)}: left out ({str(exc).splitlines()[0]})")
-        else:
-            print("dora-rs is not installed (no `dora` module): dora_p50_us is left out")
-    except BenchError as exc:
+        directory = run_dir(f"bench-{os.getpid()}")
+        measured, rounds = measure(quick, payloads, directory)
+        dora_p50 = measure_dora(quick, payloads, directory)
+    except (BenchError, OSError, ValueError) as exc:
         print(f"edgerun bench messaging: {exc}", file=sys.stderr)
         return 2
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
     results = []
     for payload in payloads:
-        ours, raw = measured["edgerun", payload], measured["raw", payload]
-        e50, e99, r50, r99 = ours.percentile_us(50), ours.percentile_us(99), raw.percentile_us(50), raw.percentile_us(99)
-        entry = {
-            "payload_bytes": payload,
-            "edgerun_p50_us": _round(e50, 1),
-            "edgerun_p99_us": _round(e99, 1),
-            "raw_p50_us": _round(r50, 1),
-            "raw_p99_us": _round(r99, 1),
-            "ratio_p50": _round(e50 / r50, 3),
-            "ratio_p99": _round(e99 / r99, 3),
-            "edgerun_msgs_per_s": _round(ours.msgs_per_s, 1),
-            "raw_msgs_per_s": _round(raw.msgs_per_s, 1),
-            "edgerun_MBps": _round(ours.msgs_per_s * payload / 1e6, 1),
-            "raw_MBps": _round(raw.msgs_per_s * payload / 1e6, 1),
-            "samples": min(len(ours.latency_ns), len(raw.latency_ns)),
-        }
+        entry = summarize(payload, measured["edgerun", payload], measured["raw", payload])
         if payload in dora_p50:
             entry["dora_p50_us"] = round(dora_p50[payload], 1)
         results.append(entry)
@@ -639,7 +687,7 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
             "machine": machine,
             "config": {
                 "quick": quick,
-                "rounds": len(plan),
+                "rounds": rounds,
                 "transport": "ipc",
                 "receiver_queue": RECEIVER_QUEUE,
                 "pub_hwm": PUB_HWM,
@@ -660,6 +708,9 @@ def _entry(argv: list[str] | None = None) -> None:
     parser.add_argument("role", choices=["raw-sender", "raw-receiver"])
     parser.add_argument("config")
     args = parser.parse_args(argv)
+    from edgerun.runtime.host import die_with_parent
+
+    die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     config = json.loads(Path(args.config).read_text())
     (raw_sender if args.role == "raw-sender" else raw_receiver)(config)

@@ -1,0 +1,1 @@
+"""Camera intrinsics and INT8 calibration."""
