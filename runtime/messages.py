@@ -13,8 +13,9 @@ before it builds a single array, and raises :class:`Rejected` with a reason othe
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import msgspec
@@ -75,17 +76,20 @@ class Rejected(Exception):
         self.sender = sender
 
 
-@dataclass(frozen=True)
-class Message:
-    """A received (or about to be sent) message: arrays and scalar fields by name."""
+class Message(msgspec.Struct, frozen=True):
+    """A received (or about to be sent) message: arrays and scalar fields by name.
+
+    A msgspec Struct rather than a dataclass: one is built per received message, and a
+    Struct is several times cheaper to create.
+    """
 
     topic: str
     seq: int
     capture_ns: int
     send_ns: int
     sender: str
-    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = {}
+    fields: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
         if name in self.arrays:
@@ -161,8 +165,12 @@ def encode(
     return [topic.encode(), header_bytes, *(memoryview(b).cast("B") if b.size else b"" for b in buffers)]
 
 
-def _frame_buffer(frame: Any) -> memoryview:
-    return frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in ALLOWED_DTYPES}
+
+
+def _frame_buffer(frame: Any) -> Any:
+    """A zmq.Frame's memoryview, or the bytes-like object itself."""
+    return getattr(frame, "buffer", frame)
 
 
 def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
@@ -173,25 +181,26 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
     """
     if len(frames) < 2:
         raise Rejected("frame_count", f"expected at least 2 frames (topic, header), got {len(frames)}")
-    sizes = [len(f) for f in frames]
+    views = [_frame_buffer(f) for f in frames]
+    sizes = [len(v) for v in views]
     total = sum(sizes)
     if total > limits.max_message_bytes:
         raise Rejected("too_large", f"{total} bytes exceeds the limit of {limits.max_message_bytes}")
     if sizes[1] > limits.max_header_bytes:
         raise Rejected("too_large", f"header of {sizes[1]} bytes exceeds the limit of {limits.max_header_bytes}")
     try:
-        topic = bytes(_frame_buffer(frames[0])).decode()
+        topic = bytes(views[0]).decode()
     except UnicodeDecodeError:
         raise Rejected("bad_topic", "topic is not UTF-8") from None
     try:
-        header = _header_decoder.decode(_frame_buffer(frames[1]))
+        header = _header_decoder.decode(views[1])
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         # msgspec raises the last two for invalid UTF-8 strings and deep nesting
         raise Rejected("bad_header", str(exc)) from None
     sender = header.sender
     if header.version != WIRE_VERSION:
         raise Rejected("version", f"wire version {header.version}, this receiver speaks {WIRE_VERSION}", sender)
-    buffers = frames[2:]
+    buffers = views[2:]
     if len(header.arrays) != len(buffers) or len(buffers) > limits.max_arrays:
         raise Rejected(
             "frame_count", f"header lists {len(header.arrays)} arrays but {len(buffers)} buffers came", sender
@@ -199,7 +208,8 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
     arrays: dict[str, np.ndarray] = {}
     used: set[int] = set()
     for spec in header.arrays:
-        if spec.dtype not in ALLOWED_DTYPES:
+        itemsize = _ITEMSIZE.get(spec.dtype)
+        if itemsize is None:
             raise Rejected("dtype", f"array '{spec.name}' has dtype {spec.dtype!r}, not on the allow-list", sender)
         if not 0 <= spec.buffer < len(buffers) or spec.buffer in used:
             raise Rejected("frame_count", f"array '{spec.name}' names buffer {spec.buffer}", sender)
@@ -208,8 +218,7 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
         if spec.name in arrays or spec.name in header.fields:
             raise Rejected("shape", f"field '{spec.name}' appears twice", sender)
         used.add(spec.buffer)
-        itemsize = np.dtype(spec.dtype).itemsize
-        expected = itemsize * int(np.prod(spec.shape, dtype=object)) if spec.shape else itemsize
+        expected = itemsize * math.prod(spec.shape)
         got = sizes[2 + spec.buffer]
         if expected != got:
             raise Rejected(
@@ -219,7 +228,7 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
             )
         try:
             if got:
-                array = np.frombuffer(_frame_buffer(buffers[spec.buffer]), dtype=spec.dtype).reshape(spec.shape)
+                array = np.frombuffer(buffers[spec.buffer], dtype=spec.dtype).reshape(spec.shape)
             else:
                 array = np.empty(spec.shape, dtype=spec.dtype)
         except (ValueError, OverflowError) as exc:

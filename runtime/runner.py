@@ -86,6 +86,7 @@ class InputState:
     stats: StreamStats = field(default_factory=StreamStats)
     drops: DropCounter | None = None
     handshake_failures: ErrorCounter | None = None
+    handler: Callable[[Message], None] | None = None
     received: int = 0
     endpoint: str = ""
     monitor: zmq.Socket | None = None  # tcp:// only: handshake failures, to reconnect
@@ -188,11 +189,9 @@ class NodeRunner:
             self.srv = self._socket(zmq.ROUTER)
             self.srv.maxmsgsize = self.limits.max_message_bytes
             bind_all(self.srv, w.srv_binds, self.keys)
-        wake_endpoint = f"inproc://edgerun-wake-{id(self)}"
-        self._wake_rx = self._socket(zmq.PAIR)
-        self._wake_rx.bind(wake_endpoint)
-        self._wake_tx = self._socket(zmq.PAIR)
-        self._wake_tx.connect(wake_endpoint)
+        # The I/O thread wakes the node thread through a pipe: cheaper than an inproc socket pair.
+        self._wake_rx, self._wake_tx = os.pipe()
+        os.set_blocking(self._wake_rx, False)
         self.inputs: dict[str, InputState] = {}
         for wired in w.inputs:
             policy = self.cls.inputs[wired.name]
@@ -205,12 +204,15 @@ class NodeRunner:
             state.endpoint = wired.link.endpoint
             if state.endpoint.startswith("tcp://"):
                 state.monitor = socket.get_monitor_socket(HANDSHAKE_FAILED)
+            state.handler = getattr(self.node, f"on_{wired.name}")
             state.drops = DropCounter(self.log, f"node '{w.name}' dropped a message on input '{wired.name}'")
             state.handshake_failures = ErrorCounter(self.log, f"input '{wired.name}' of '{w.name}': handshake failed")
             self.inputs[wired.name] = state
 
     def _close_sockets(self) -> None:
-        sockets = [self.pub, self.ctl, self.srv, self._wake_rx, self._wake_tx, *self._clients.values()]
+        os.close(self._wake_rx)
+        os.close(self._wake_tx)
+        sockets = [self.pub, self.ctl, self.srv, *self._clients.values()]
         sockets += [s.socket for s in self.inputs.values()] + [s.monitor for s in self.inputs.values()]
         for socket in sockets:
             if socket is not None:
@@ -263,11 +265,9 @@ class NodeRunner:
 
     def _drain(self, state: InputState) -> bool:
         delivered = False
-        while True:
-            try:
-                frames = state.socket.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return delivered
+        socket = state.socket
+        while socket.get(zmq.EVENTS) & zmq.POLLIN:
+            frames = socket.recv_multipart(copy=False)
             try:
                 msg = messages.decode(frames, self.limits)
             except Rejected as exc:
@@ -286,13 +286,14 @@ class NodeRunner:
                     state.drops.drop("queue_full", f"queue of {state.policy.maxlen} is full", msg.sender)
                 state.pending.append(msg)
             delivered = True
+        return delivered
 
     def _wake(self) -> None:
         with self._lock:
             if self._wake_pending:
                 return
             self._wake_pending = True
-        self._wake_tx.send(b"", zmq.NOBLOCK)
+        os.write(self._wake_tx, b"\0")
 
     def status(self, now_ns: int | None = None) -> dict[str, Any]:
         now_ns = time.time_ns() if now_ns is None else now_ns
@@ -340,14 +341,10 @@ class NodeRunner:
             timeout_ms = POLL_CAP_MS
             if self._timers:
                 next_due = min(t.due_ns for t in self._timers)
-                timeout_ms = min(timeout_ms, max(0, (next_due - now_ns) // 1_000_000))
+                timeout_ms = min(timeout_ms, max(0, -(-(next_due - now_ns) // 1_000_000)))  # round up: no spinning
             ready = dict(poller.poll(timeout_ms))
             if self._wake_rx in ready:
-                while True:
-                    try:
-                        self._wake_rx.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                os.read(self._wake_rx, 4096)
                 with self._lock:
                     self._wake_pending = False
             self._dispatch_inputs()
@@ -366,7 +363,7 @@ class NodeRunner:
                 return
             for state, msg in batch:
                 state.stats.record(msg.capture_ns)
-                self._handle(getattr(self.node, f"on_{state.name}"), msg)
+                self._handle(state.handler, msg)
 
     def _handle(
         self, handler: Callable[..., Any], msg: Message | None = None, *, capture_ns: int | None = None, reraise=False

@@ -18,8 +18,11 @@ class StreamStats:
     """
 
     def __init__(self, window: int = 1024, rate_window_s: float = 2.0):
-        self._arrival_ns = np.zeros(window, dtype=np.int64)
-        self._latency_ns = np.zeros(window, dtype=np.int64)
+        # Python lists, not numpy arrays: record() runs once per message and a list store
+        # is several times cheaper than a numpy scalar store.
+        self._arrival_ns = [0] * window
+        self._latency_ns = [0] * window
+        self._window = window
         self._count = 0
         self._rate_window_ns = int(rate_window_s * 1e9)
         self._lock = threading.Lock()
@@ -27,7 +30,7 @@ class StreamStats:
     def record(self, capture_ns: int, now_ns: int | None = None) -> None:
         now_ns = time.time_ns() if now_ns is None else now_ns
         with self._lock:
-            i = self._count % len(self._arrival_ns)
+            i = self._count % self._window
             self._arrival_ns[i] = now_ns
             self._latency_ns[i] = now_ns - capture_ns
             self._count += 1
@@ -39,9 +42,9 @@ class StreamStats:
     def snapshot(self, now_ns: int | None = None) -> dict[str, float | int | None]:
         now_ns = time.time_ns() if now_ns is None else now_ns
         with self._lock:
-            n = min(self._count, len(self._arrival_ns))
-            arrivals = self._arrival_ns[:n].copy()
-            latencies = self._latency_ns[:n].copy()
+            n = min(self._count, self._window)
+            arrivals = np.array(self._arrival_ns[:n], dtype=np.int64)
+            latencies = np.array(self._latency_ns[:n], dtype=np.int64)
             count = self._count
         recent = now_ns - arrivals <= self._rate_window_ns
         rate_hz = 0.0
