@@ -210,7 +210,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_calibrate_camera(args: argparse.Namespace) -> int:
     from edgerun.calibration.camera import main as calibrate_camera
 
-    return calibrate_camera(args.images, args.board, args.square, args.output)
+    return calibrate_camera(args.images, args.board, args.square, args.output, skip_unusable=args.skip_unusable)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--board", default="9x6", help="inner corners, COLSxROWS")
     c.add_argument("--square", type=float, default=0.025, help="square size in metres")
     c.add_argument("-o", "--output", default="intrinsics.yaml")
+    c.add_argument("--skip-unusable", action="store_true", help="drop unreadable or board-less images instead of failing")
     c.set_defaults(func=cmd_calibrate_camera)
 
     p = sub.add_parser("bench", help="benchmarks")
