@@ -203,6 +203,10 @@ class Launcher:
                 self.statuses[msg.sender] = status
                 self.last_heartbeat[msg.sender] = time.monotonic()
 
+    def ordered_statuses(self) -> dict[str, dict[str, Any]]:
+        """Latest status per node, in the graph file's order."""
+        return {name: self.statuses[name] for name in self.state.nodes if name in self.statuses}
+
     # --- main loop -------------------------------------------------------------------
     def run(self, install_signal_handlers: bool = True) -> LaunchResult:
         previous: dict[int, Callable] = {}
@@ -235,7 +239,7 @@ class Launcher:
                 if self.duration_s is not None and now - started >= self.duration_s:
                     break
                 if now >= next_live and self.statuses:
-                    self.say(f"[edgerun] {format_live(self.statuses)}")
+                    self.say(f"[edgerun] {format_live(self.ordered_statuses())}")
                     next_live = now + self.live_every_s
         finally:
             self._shutdown()
@@ -244,13 +248,13 @@ class Launcher:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.statuses:
-            self.say("[edgerun] summary\n" + format_table(self.statuses))
+            self.say("[edgerun] summary\n" + format_table(self.ordered_statuses()))
         failed = [c.wiring.name for c in self.children.values() if c.failed]
         if failed:
             self.say(f"[edgerun] failed: {', '.join(failed)}")
         return LaunchResult(
             exit_code=1 if failed else 0,
-            statuses=dict(self.statuses),
+            statuses=self.ordered_statuses(),
             restarts={name: c.restarts for name, c in self.children.items()},
         )
 
