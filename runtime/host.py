@@ -9,6 +9,7 @@ that does not return within ``stop_timeout_s`` ends the process anyway.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -28,8 +29,18 @@ EXIT_OK, EXIT_FAILED, EXIT_STUCK = 0, 1, 3
 def die_with_parent() -> None:
     """Linux: get SIGTERM when the launcher dies, even by kill -9, so no node is orphaned."""
     if sys.platform.startswith("linux"):
+        parent = os.getppid()
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died before the signal was armed
+            os._exit(EXIT_FAILED)
+
+
+def exit_after(seconds: float, code: int) -> None:
+    """A watchdog: end the process after ``seconds`` whatever is still running or stuck."""
+    timer = threading.Timer(seconds, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
 
 
 def configure_logging() -> None:
@@ -63,6 +74,8 @@ def run_process(wiring: ProcessWiring, stop: threading.Event | None = None, hand
     while not stop.is_set() and any(t.is_alive() for t in threads):
         stop.wait(0.05)
     stop.set()
+    if handle_signals:  # a whole process of its own: shutdown may not outlast its bound
+        exit_after(wiring.stop_timeout_s + 2.0, EXIT_STUCK)
     for thread in threads:
         thread.join(timeout=wiring.stop_timeout_s)
     stuck = [t.name for t in threads if t.is_alive()]
@@ -80,12 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 1:
         sys.exit("usage: python -m edgerun.runtime.host WIRING.json")
     die_with_parent()
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 PID prints every thread's stack
     wiring = load(Path(argv[0]).read_bytes())
     configure_logging()
-    code = run_process(wiring)
-    logging.shutdown()
-    sys.stdout.flush()
-    os._exit(code)  # daemon threads stuck in a handler must not keep the process alive
+    code = EXIT_FAILED
+    try:
+        code = run_process(wiring)
+        logging.shutdown()
+        sys.stdout.flush()
+    finally:
+        os._exit(code)  # daemon threads stuck in a handler must not keep the process alive
 
 
 if __name__ == "__main__":

@@ -30,13 +30,16 @@ if TYPE_CHECKING:
 class Latest:
     """Conflating input for frames and observations: the handler always gets the newest
     message; one that arrives before the previous was handled replaces it (counted as
-    ``conflated``). Memory stays bounded however slow the handler is."""
+    ``conflated``). The node's I/O thread drains it continuously, so memory stays bounded
+    and nothing stale waits however slow the handler is."""
 
 
 @dataclass(frozen=True)
 class Queue:
-    """Ordered input for events and commands: up to ``maxlen`` messages wait; when full,
-    the oldest is dropped and counted as ``queue_full``."""
+    """Ordered input for events and commands: up to ``maxlen`` messages wait; when more
+    arrive, the oldest is dropped and counted as ``queue_full``. The node thread reads it
+    itself between handlers (no thread hop: the lowest latency). Messages a publisher had
+    to drop before they reached the node show as gaps in sequence numbers (``missed``)."""
 
     maxlen: int = 16
 

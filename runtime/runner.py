@@ -82,7 +82,9 @@ class InputState:
     policy: Latest | Queue
     socket: zmq.Socket
     sender: str
-    pending: collections.deque = field(default_factory=collections.deque)
+    pending: Message | None = None  # Latest inputs: the newest message not yet handled
+    queue: collections.deque = field(default_factory=collections.deque)  # Queue inputs, node thread only
+    last_seq: int = 0
     stats: StreamStats = field(default_factory=StreamStats)
     drops: DropCounter | None = None
     handshake_failures: ErrorCounter | None = None
@@ -196,7 +198,7 @@ class NodeRunner:
         for wired in w.inputs:
             policy = self.cls.inputs[wired.name]
             socket = self._socket(zmq.SUB)
-            socket.rcvhwm = 2 if isinstance(policy, Latest) else policy.maxlen + 1
+            socket.rcvhwm = 2 if isinstance(policy, Latest) else policy.maxlen
             socket.maxmsgsize = self.limits.max_message_bytes
             socket.setsockopt(zmq.SUBSCRIBE, wired.topic.encode())
             connect(socket, wired.link, self.keys)
@@ -220,13 +222,13 @@ class NodeRunner:
 
     # --- I/O thread: receive, validate, conflate or queue; publish status ---------------
     def _io_loop(self) -> None:
+        """Drain ``Latest`` inputs continuously and publish status (Queue inputs are the node thread's)."""
+        latest = [s for s in self.inputs.values() if isinstance(s.policy, Latest)]
         poller = zmq.Poller()
-        by_socket = {state.socket: state for state in self.inputs.values()}
+        by_socket = {state.socket: state for state in latest}
         for socket in by_socket:
             poller.register(socket, zmq.POLLIN)
-        monitors = {s.monitor: s for s in self.inputs.values() if s.monitor is not None}
-        for monitor in monitors:
-            poller.register(monitor, zmq.POLLIN)
+        monitors = self._register_monitors(poller, latest)
         period_ns = int(self.wiring.status_period_s * 1e9)
         next_status_ns = time.time_ns()
         while not self.stopping():
@@ -235,58 +237,78 @@ class NodeRunner:
                 self._publish_status(now_ns)
                 next_status_ns = now_ns + period_ns
             timeout_ms = min(POLL_CAP_MS, max(0, (next_status_ns - now_ns) // 1_000_000))
-            if not by_socket:  # a source node: only status to publish
+            if not by_socket:  # nothing to conflate: only status to publish
                 self._stop.wait(timeout_ms / 1000)
                 continue
+            ready = dict(poller.poll(timeout_ms))
             delivered = False
-            for socket, _ in poller.poll(timeout_ms):
-                if socket in monitors:
-                    self._handshake_failed(monitors[socket], now_ns)
-                else:
-                    delivered |= self._drain(by_socket[socket])
-            for state in monitors.values():
-                if state.reconnect_at_ns is not None and time.time_ns() >= state.reconnect_at_ns:
-                    state.reconnect_at_ns = None
-                    try:
-                        state.socket.disconnect(state.endpoint)
-                    except zmq.ZMQError:
-                        pass  # libzmq already forgot the endpoint
-                    state.socket.connect(state.endpoint)
+            for socket in ready:
+                if socket in by_socket:
+                    delivered |= self._drain_latest(by_socket[socket])
+            self._service_monitors(monitors, ready)
             if delivered:
                 self._wake()
 
-    def _handshake_failed(self, state: InputState, now_ns: int) -> None:
-        """libzmq drops an endpoint for good after a protocol or auth failure: connect again later."""
-        while state.monitor.poll(0):
-            event = recv_monitor_message(state.monitor)
-            state.handshake_failures.count(event["event"].name, f"{state.endpoint}; reconnecting")
-        if state.reconnect_at_ns is None:
-            state.reconnect_at_ns = now_ns + RECONNECT_AFTER_NS
+    def _register_monitors(self, poller: zmq.Poller, states: list[InputState]) -> dict[zmq.Socket, InputState]:
+        monitors = {s.monitor: s for s in states if s.monitor is not None}
+        for monitor in monitors:
+            poller.register(monitor, zmq.POLLIN)
+        return monitors
 
-    def _drain(self, state: InputState) -> bool:
-        delivered = False
-        socket = state.socket
-        while socket.get(zmq.EVENTS) & zmq.POLLIN:
-            frames = socket.recv_multipart(copy=False)
-            try:
-                msg = messages.decode(frames, self.limits)
-            except Rejected as exc:
-                state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
+    def _service_monitors(self, monitors: dict[zmq.Socket, InputState], ready: dict) -> None:
+        """libzmq drops a tcp:// endpoint for good after a protocol or auth failure: connect again later.
+
+        Runs on the thread that owns the input's socket.
+        """
+        now_ns = time.time_ns()
+        for monitor, state in monitors.items():
+            if monitor in ready:
+                while monitor.poll(0):
+                    event = recv_monitor_message(monitor)
+                    state.handshake_failures.count(event["event"].name, f"{state.endpoint}; reconnecting")
+                if state.reconnect_at_ns is None:
+                    state.reconnect_at_ns = now_ns + RECONNECT_AFTER_NS
+            if state.reconnect_at_ns is not None and now_ns >= state.reconnect_at_ns:
+                state.reconnect_at_ns = None
+                try:
+                    state.socket.disconnect(state.endpoint)
+                except zmq.ZMQError:
+                    pass  # libzmq already forgot the endpoint
+                state.socket.connect(state.endpoint)
+
+    def _receive(self, state: InputState) -> Message | None:
+        """One message from the input's socket, validated; None if it was dropped (and counted)."""
+        frames = state.socket.recv_multipart(copy=False)
+        try:
+            msg = messages.decode(frames, self.limits)
+        except Rejected as exc:
+            state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
+            return None
+        if msg.topic.encode() != state.topic:  # a longer topic sharing our prefix
+            return None
+        state.received += 1
+        if state.last_seq and msg.seq > state.last_seq + 1:  # dropped on the way: a full queue upstream
+            state.drops.by_reason["missed"] += msg.seq - state.last_seq - 1
+        state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
+        return msg
+
+    def _drain_latest(self, state: InputState) -> bool:
+        """Read everything waiting; keep only the newest message (older ones count as ``conflated``)."""
+        newest = None
+        while state.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            msg = self._receive(state)
+            if msg is None:
                 continue
-            if msg.topic.encode() != state.topic:  # a longer topic sharing our prefix
-                continue
-            state.received += 1
-            with self._lock:
-                if isinstance(state.policy, Latest):
-                    if state.pending:
-                        state.pending.clear()
-                        state.drops.by_reason["conflated"] += 1
-                elif len(state.pending) >= state.policy.maxlen:
-                    state.pending.popleft()
-                    state.drops.drop("queue_full", f"queue of {state.policy.maxlen} is full", msg.sender)
-                state.pending.append(msg)
-            delivered = True
-        return delivered
+            if newest is not None:
+                state.drops.by_reason["conflated"] += 1
+            newest = msg
+        if newest is None:
+            return False
+        with self._lock:
+            if state.pending is not None:
+                state.drops.by_reason["conflated"] += 1
+            state.pending = newest
+        return True
 
     def _wake(self) -> None:
         with self._lock:
@@ -332,13 +354,18 @@ class NodeRunner:
 
     # --- node thread: handlers, timers, services -------------------------------------
     def _node_loop(self) -> None:
+        queues = [s for s in self.inputs.values() if isinstance(s.policy, Queue)]
         poller = zmq.Poller()
         poller.register(self._wake_rx, zmq.POLLIN)
         if self.srv is not None:
             poller.register(self.srv, zmq.POLLIN)
+        for state in queues:
+            poller.register(state.socket, zmq.POLLIN)
+        monitors = self._register_monitors(poller, queues)
+        more_queued = False
         while not self.stopping():
             now_ns = time.time_ns()
-            timeout_ms = POLL_CAP_MS
+            timeout_ms = 0 if more_queued else POLL_CAP_MS
             if self._timers:
                 next_due = min(t.due_ns for t in self._timers)
                 timeout_ms = min(timeout_ms, max(0, -(-(next_due - now_ns) // 1_000_000)))  # round up: no spinning
@@ -347,23 +374,49 @@ class NodeRunner:
                 os.read(self._wake_rx, 4096)
                 with self._lock:
                     self._wake_pending = False
-            self._dispatch_inputs()
+            self._dispatch_latest()
+            more_queued = self._dispatch_queues(queues)
             if self.srv is not None and self.srv in ready:
                 self._serve()
+            self._service_monitors(monitors, ready)
             self._run_timers()
 
-    def _dispatch_inputs(self) -> None:
-        while not self.stopping():
-            batch = []
+    def _dispatch_latest(self) -> None:
+        for state in self.inputs.values():
+            if state.pending is None:
+                continue
             with self._lock:
-                for state in self.inputs.values():
-                    if state.pending:
-                        batch.append((state, state.pending.popleft()))
-            if not batch:
-                return
-            for state, msg in batch:
-                state.stats.record(msg.capture_ns)
-                self._handle(state.handler, msg)
+                msg, state.pending = state.pending, None
+            if msg is not None:
+                self._dispatch(state, msg)
+
+    def _dispatch_queues(self, queues: list[InputState]) -> bool:
+        """Handle one message per Queue input (fair between inputs and timers); are more waiting?
+
+        Each turn first reads everything that has arrived into the input's queue, dropping
+        the oldest beyond ``maxlen`` (``queue_full``): the bound is exact, and what waits
+        is the newest.
+        """
+        more = False
+        for state in queues:
+            if self.stopping():
+                break
+            while state.socket.get(zmq.EVENTS) & zmq.POLLIN:
+                msg = self._receive(state)
+                if msg is None:
+                    continue
+                if len(state.queue) >= state.policy.maxlen:
+                    state.queue.popleft()
+                    state.drops.by_reason["queue_full"] += 1
+                state.queue.append(msg)
+            if state.queue:
+                self._dispatch(state, state.queue.popleft())
+            more |= bool(state.queue)
+        return more
+
+    def _dispatch(self, state: InputState, msg: Message) -> None:
+        state.stats.record(msg.capture_ns)
+        self._handle(state.handler, msg)
 
     def _handle(
         self, handler: Callable[..., Any], msg: Message | None = None, *, capture_ns: int | None = None, reraise=False

@@ -107,6 +107,18 @@ class LaunchedGraph:
             what=f"status of '{node}'",
         )
 
+    def subscribe(self, topic: str) -> zmq.Socket:
+        from edgerun.runtime.introspect import subscribe
+
+        return subscribe(self.context, self.state(), topic)
+
+    def receive(self, socket: zmq.Socket, count: int, timeout_s: float = 10.0) -> list[messages.Message]:
+        got = []
+        while len(got) < count and socket.poll(int(timeout_s * 1000)):
+            got.append(messages.decode(socket.recv_multipart()))
+        assert len(got) == count, f"got {len(got)} of {count} messages"
+        return got
+
     def stop(self, sig: int = signal.SIGINT, timeout_s: float = 15.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -180,3 +180,14 @@ class ImageSource(Node):
     def send(self) -> None:
         self.count += 1
         self.publish("images", pixels=seeded_images(self.count), count=self.count, capture_ns=time.time_ns())
+
+
+class SlowQueueConsumer(Node):
+    """A slow handler on a small Queue input: publishes the counts it handled, in order."""
+
+    inputs = {"ticks": Queue(4)}
+    outputs = ("handled",)
+
+    def on_ticks(self, msg: Message) -> None:
+        self.publish("handled", count=msg["count"])
+        time.sleep(0.05)

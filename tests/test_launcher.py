@@ -76,6 +76,24 @@ def test_slow_consumer_on_latest_input_gets_newest_message_with_bounded_memory(l
     assert status["inputs"]["ticks"]["rate_hz"] < 4  # ~3.3 Hz, the handler's pace
 
 
+def test_slow_consumer_on_queue_input_keeps_order_and_counts_what_it_missed(launch):
+    graph = launch("""
+    name: slowq
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 100}}
+      - {id: slow, class: "fixture_nodes:SlowQueueConsumer", inputs: {ticks: ticker/ticks}}
+    """).wait_running()
+    handled = graph.subscribe("slow/handled")
+    status = graph.status("slow", where=lambda s: s["inputs"]["ticks"]["received"] >= 300)
+    ticks = status["inputs"]["ticks"]
+    assert ticks["drops"]["queue_full"] > 150  # 100 Hz in, 20 Hz handled: the oldest go
+    assert ticks["rate_hz"] < 25
+    # what waits is the newest: at most 4 queued x 50 ms each, however long it has run
+    assert ticks["latency_p99_ms"] < 400, ticks
+    counts = [m["count"] for m in graph.receive(handled, 10)]
+    assert counts == sorted(counts) and len(set(counts)) == 10  # in order, none twice
+
+
 def test_malformed_messages_are_dropped_counted_and_node_lives(launch):
     graph = launch("""
     name: rogue
