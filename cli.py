@@ -207,6 +207,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from edgerun.envs.collect import collect_main
+
+    out = args.out or f"{args.env.replace('/', '_')}-{args.episodes}x{args.steps}-seed{args.seed}.npz"
+    return collect_main(args.env, args.episodes, args.steps, args.seed, out)
+
+
 def cmd_calibrate_camera(args: argparse.Namespace) -> int:
     from edgerun.calibration.camera import main as calibrate_camera
 
@@ -283,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="topic of the MCAP recording that carries the model's inputs")
     p.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("collect", help="collect an offline data set from a gymnasium environment")
+    p.add_argument("env", help="environment id, e.g. edgerun/Wall-v0")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--steps", type=int, default=100, help="steps per episode")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output .npz (default: ENV-EPISODESxSTEPS-seedS.npz)")
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("calibrate", help="calibration")
     calibrate = p.add_subparsers(dest="calibrate_command", required=True)
