@@ -202,3 +202,15 @@ class RunningGraph:
             socket.close(linger=0)
         assert len(got) == count, f"got {len(got)} of {count} messages on {topic}"
         return got
+
+    def status(self, node: str, timeout_s: float = 5.0) -> dict:
+        """The node's next status message."""
+        socket = self.context.socket(zmq.SUB)
+        socket.setsockopt(zmq.SUBSCRIBE, b"")
+        socket.connect(self.endpoint(node, "ctl"))
+        try:
+            assert socket.poll(int(timeout_s * 1000)), f"no status from '{node}'"
+            return messages.decode(socket.recv_multipart()).fields["status"]
+        finally:
+            socket.close(linger=0)
+

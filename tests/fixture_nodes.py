@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -191,3 +192,23 @@ class SlowQueueConsumer(Node):
     def on_ticks(self, msg: Message) -> None:
         self.publish("handled", count=msg["count"])
         time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class ActionParams:
+    shape: list[int] = dataclasses.field(default_factory=lambda: [2])
+    dtype: str = "float32"
+
+
+class ActionSender(Node):
+    """Sends constant actions of the given shape and dtype every 20 ms."""
+
+    outputs = ("action",)
+    params = ActionParams
+
+    def setup(self) -> None:
+        self.every(0.02, self.send)
+
+    def send(self) -> None:
+        action = np.full(self.params.shape, 0.5, dtype=self.params.dtype)
+        self.publish("action", action=action, capture_ns=time.time_ns())

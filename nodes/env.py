@@ -1,0 +1,119 @@
+"""Any gymnasium environment as a node: observations out (stamped with capture time), actions in.
+
+Observations of a Dict space go out field by field (``pixels``, ``proprio`` …); others as
+``observation``. Each message also carries ``episode`` and ``step``. The goal (from the
+env's ``info``: ``goal_pixels``, ``goal_proprio``) goes out on ``goal`` at every reset and
+once a second, so a planner that starts late still gets it. The end of an episode goes out
+on ``episode`` with the env's own success test: that topic is for evaluation and logs; a
+planner must not subscribe to it (DINO-WM's planner sees only model costs).
+
+An ``action`` message carries ``action``: one env action ``(action_dim,)`` or a block of
+them ``(k, action_dim)``, stepped in order. A wrong shape or dtype is refused with a clear
+error in the node's log and status; the node stays up.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from edgerun.runtime import Message, Node, Queue
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    env_id: str = "edgerun/Wall-v0"
+    seed: int = 0  # episode i is reset with seed + i
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    auto_reset: bool = True  # start the next episode when one ends
+    episodes: int = 0  # stop the node after this many episodes; 0 runs until stopped
+
+
+class EnvNode(Node):
+    inputs = {"action": Queue(8)}
+    outputs = ("observation", "goal", "episode")
+    services = ("reset",)
+    params = EnvParams
+
+    def setup(self) -> None:
+        import edgerun.envs  # noqa: F401  (registers edgerun's environments)
+
+        self.env = gymnasium.make(self.params.env_id, **self.params.env_kwargs)
+        space = self.env.action_space
+        if not isinstance(space, gymnasium.spaces.Box):
+            raise TypeError(f"env '{self.params.env_id}': only Box action spaces are supported, got {space}")
+        self.action_shape = space.shape
+        self.action_dtype = space.dtype
+        self.episode = -1
+        self.reset_env()
+        self.every(1.0, self.publish_goal)
+
+    def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        self.episode += 1
+        self.step = 0
+        self.episode_return = 0.0
+        self.started = time.monotonic()
+        seed = self.params.seed + self.episode if seed is None else seed
+        observation, self.info = self.env.reset(seed=seed, options=options)
+        self.episode_seed = seed
+        self.publish_observation(observation)
+        self.publish_goal()
+
+    def publish_observation(self, observation: Any) -> None:
+        data = dict(observation) if isinstance(observation, dict) else {"observation": np.asarray(observation)}
+        self.publish("observation", capture_ns=time.time_ns(), episode=self.episode, step=self.step, **data)
+
+    def publish_goal(self) -> None:
+        goal = {key.removeprefix("goal_"): value for key, value in self.info.items() if key.startswith("goal_")}
+        if goal:
+            self.publish("goal", capture_ns=time.time_ns(), episode=self.episode, **goal)
+
+    def on_action(self, msg: Message) -> None:
+        actions = np.asarray(msg["action"])
+        if actions.shape == self.action_shape:
+            actions = actions[None]
+        if actions.ndim != len(self.action_shape) + 1 or actions.shape[1:] != self.action_shape:
+            raise ValueError(
+                f"input 'action' from '{msg.sender}': expected {self.action_dtype} {self.action_shape} or a block "
+                f"(k, {', '.join(map(str, self.action_shape))}), got {actions.dtype} {actions.shape}"
+            )
+        if not np.issubdtype(actions.dtype, np.floating):
+            raise ValueError(f"input 'action' from '{msg.sender}': expected floating-point actions, got {actions.dtype}")
+        for action in actions.astype(self.action_dtype):
+            observation, reward, terminated, truncated, self.info = self.env.step(action)
+            self.step += 1
+            self.episode_return += float(reward)
+            if terminated or truncated:
+                self.end_episode(terminated)
+                return
+        self.publish_observation(observation)
+
+    def end_episode(self, terminated: bool) -> None:
+        self.publish(
+            "episode",
+            capture_ns=time.time_ns(),
+            episode=self.episode,
+            seed=self.episode_seed,
+            steps=self.step,
+            success=bool(self.info.get("is_success", False)),
+            terminated=terminated,
+            episode_return=self.episode_return,
+            duration_s=time.monotonic() - self.started,
+        )
+        if self.params.episodes and self.episode + 1 >= self.params.episodes:
+            self.stop()
+        elif self.params.auto_reset:
+            self.reset_env()
+
+    def serve_reset(self, msg: Message) -> dict[str, Any]:
+        """Start a new episode now: optional ``seed`` and env ``options`` (e.g. ``start``, ``goal``)."""
+        self.reset_env(seed=msg.get("seed"), options=msg.get("options"))
+        return {"episode": self.episode, "seed": self.episode_seed}
+
+    def teardown(self) -> None:
+        if hasattr(self, "env"):
+            self.env.close()

@@ -1,0 +1,45 @@
+"""The env node: a gymnasium env driven by action messages, with reset as a service."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import RunningGraph, wait_for
+from edgerun.runtime.services import call
+
+
+def graph(action_shape: str) -> str:
+    return f"""
+    name: envnode
+    nodes:
+      - id: env
+        class: edgerun.nodes.env:EnvNode
+        params: {{env_id: edgerun/Wall-v0, seed: 3}}
+        inputs: {{action: policy/action}}
+      - {{id: policy, class: "fixture_nodes:ActionSender", params: {{shape: {action_shape}}}}}
+    """
+
+
+def test_env_node_steps_on_actions_and_publishes_observations_and_goal(tmp_path):
+    with RunningGraph(tmp_path, graph("[2]")) as running:
+        goal = running.collect("env/goal", 1)[0]
+        socket = running.subscribe("env/observation")
+        reply = call(running.endpoint("env", "srv"), "reset", seed=11, options={"start": [0.2, 0.3], "goal": [0.8, 0.7]})
+        observations = [m for m in running.collect("env/observation", 8, socket=socket) if m["episode"] == 1][:3]
+    assert goal["pixels"].shape == (64, 64, 3) and goal["proprio"].shape == (2,)
+    assert reply["episode"] == 1 and reply["seed"] == 11
+    assert [m["step"] for m in observations] == [0, 1, 2]
+    np.testing.assert_allclose(observations[0]["proprio"], [0.2, 0.3])
+    positions = np.array([m["proprio"] for m in observations])
+    np.testing.assert_allclose(np.diff(positions, axis=0), 0.02, atol=1e-5)  # (+0.5, +0.5) x max speed 0.04 per step
+    assert observations[0]["pixels"].dtype == np.uint8
+    assert not np.array_equal(observations[0]["pixels"], observations[2]["pixels"])
+
+
+def test_wrong_action_shape_is_refused_clearly_and_env_stays_up(tmp_path, caplog):
+    with RunningGraph(tmp_path, graph("[3]")) as running:
+        status = wait_for(lambda: (s := running.status("env"))["handler_errors"] >= 3 and s, 10, what="handler errors")
+        reply = call(running.endpoint("env", "srv"), "reset")
+    assert status["inputs"]["action"]["received"] >= 3
+    assert reply["episode"] == 1  # still serving
+    assert "input 'action' from 'policy': expected float32 (2,) or a block (k, 2), got float32 (3,)" in caplog.text
