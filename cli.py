@@ -207,6 +207,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from edgerun.models.dino_wm.checkpoint import convert_main
+
+    return convert_main(args.path, args.out)
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from edgerun.envs.collect import collect_main
 
@@ -290,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="topic of the MCAP recording that carries the model's inputs")
     p.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("convert", help="convert an official checkpoint to edgerun's format (no code runs)")
+    convert = p.add_subparsers(dest="convert_command", required=True)
+    c = convert.add_parser("dino-wm", help="DINO-WM model_latest.pth (whole pickled modules) → state dicts")
+    c.add_argument("path")
+    c.add_argument("--out", help="output (default: PATH.edgerun.pt)")
+    c.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("collect", help="collect an offline data set from a gymnasium environment")
     p.add_argument("env", help="environment id, e.g. edgerun/Wall-v0")

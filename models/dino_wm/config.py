@@ -1,8 +1,9 @@
-"""Encoder sizes: the official DINOv2 ViT-S/14 (``dinov2_vits14``) and a tiny one for CPU tests."""
+"""DINO-WM sizes: the DINOv2 encoder (official ViT-S/14 and a tiny one), the predictor, the decoder and
+the whole world model, at paper size and small enough for CPU tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,209 @@ VITS14 = EncoderConfig()
 
 VIT_TINY = EncoderConfig(embed_dim=64, depth=2, num_heads=2, img_size=98, input_size=56)
 """A few hundred thousand parameters: 7 x 7 stored grid, run at 56 x 56 -> 16 patch tokens."""
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """DINO-WM's predictor: a ViT over the last ``history`` frames of patch tokens, frame-causal.
+
+    Each of the ``history * num_patches`` input tokens is one encoder patch token (``visual_dim``)
+    with the frame's proprio embedding and action embedding (``emb_dim`` each) tiled onto it, so the
+    transformer width is ``token_dim = visual_dim + 2 * emb_dim`` (404 at paper size). There is no
+    patchify: tokens go in as they come from the encoder.
+
+    Fields:
+        depth: transformer blocks (6 in the paper).
+        heads: attention heads (16).
+        head_dim: width of one head (64); ``inner_dim = heads * head_dim`` (1024) is the width of
+            q, k and v, which is not the token width.
+        mlp_dim: hidden width of each block's MLP (2048).
+        dropout: dropout on attention weights, on each residual branch's output and inside the MLP
+            (0.1); active only in training mode.
+        num_patches: patch tokens per frame, P (196 = 14 x 14 for ViT-S/14 at 196 x 196).
+        visual_dim: width of one encoder patch token, D (384 for ViT-S/14).
+        proprio_dim: raw proprioceptive state per frame, in the environment's units (4 for PointMaze:
+            x, y, vx, vy).
+        action_dim: raw action of one environment step (2 for PointMaze, Push-T and Wall).
+        frameskip: environment steps per model frame (5); their actions are concatenated into one
+            action vector of ``action_input_dim = action_dim * frameskip`` inputs.
+        history: frames of context H the predictor sees (3 for PointMaze and Push-T, 1 for Wall);
+            the learned positional embedding covers ``history * num_patches`` tokens.
+        emb_dim: width of the proprio embedding and of the action embedding (10 each).
+    """
+
+    depth: int = 6
+    heads: int = 16
+    head_dim: int = 64
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+    num_patches: int = 196
+    visual_dim: int = 384
+    proprio_dim: int = 4
+    action_dim: int = 2
+    frameskip: int = 5
+    history: int = 3
+    emb_dim: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "heads", "head_dim", "mlp_dim", "num_patches", "visual_dim", "proprio_dim",
+                     "action_dim", "frameskip", "history", "emb_dim"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"PredictorConfig.{name}: expected a positive int, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"PredictorConfig.dropout: expected a probability in [0, 1), got {self.dropout!r}")
+
+    @property
+    def token_dim(self) -> int:
+        """Transformer width: visual + proprio embedding + action embedding (404 at paper size)."""
+        return self.visual_dim + 2 * self.emb_dim
+
+    @property
+    def inner_dim(self) -> int:
+        """Width of q, k and v across all heads (1024 at paper size)."""
+        return self.heads * self.head_dim
+
+    @property
+    def action_input_dim(self) -> int:
+        """Inputs of the action encoder: ``frameskip`` raw actions concatenated (10 at paper size)."""
+        return self.action_dim * self.frameskip
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the positional embedding covers: ``history * num_patches``."""
+        return self.history * self.num_patches
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Optional image decoder: patch tokens -> RGB image, DINO-WM's VQ-VAE decoder without the quantiser.
+
+    Two stages, each a 3x3 conv, ``res_blocks`` residual blocks, a ReLU and transposed convolutions
+    that upsample by ``upsample_stride`` then ``decode_stride`` (2 or 4 each): a 14 x 14 token grid
+    becomes a 224 x 224 image at paper size. Names follow the official ``VQVAE`` (``upsample_b``,
+    ``dec``) so its weights convert one to one; see ``checkpoint.py``.
+
+    Fields:
+        channel: width of the convolutional trunk (``channel`` of the official VQVAE).
+        res_blocks: residual blocks per stage (``n_res_block``).
+        res_channel: hidden width inside a residual block (``n_res_channel``).
+        upsample_stride: upsampling of the first stage (token grid -> feature map), 2 or 4.
+        decode_stride: upsampling of the second stage (feature map -> image), 2 or 4.
+    """
+
+    channel: int = 128
+    res_blocks: int = 2
+    res_channel: int = 32
+    upsample_stride: int = 4
+    decode_stride: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("upsample_stride", "decode_stride"):
+            if getattr(self, name) not in (2, 4):
+                raise ValueError(f"DecoderConfig.{name}: expected 2 or 4, got {getattr(self, name)!r}")
+        if self.channel < 4 or self.channel % 4:
+            raise ValueError(f"DecoderConfig.channel: expected a positive multiple of 4, got {self.channel!r}")
+
+    @property
+    def scale(self) -> int:
+        """Output pixels per token along one side (16 at paper size)."""
+        return self.upsample_stride * self.decode_stride
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """A whole DINO-WM: frozen encoder, predictor, optional decoder, and the planning weight ``alpha``.
+
+    Fields:
+        encoder: the frozen DINOv2 encoder; its ``embed_dim`` and ``num_patches`` must equal the
+            predictor's ``visual_dim`` and ``num_patches``.
+        predictor: the predictor and the action / proprio encoders' sizes.
+        alpha: weight of the proprio term in the planning cost (1 for Push-T and Wall, 0 for PointMaze).
+        decoder: the optional image decoder, ``None`` for none (planning never needs it).
+    """
+
+    encoder: EncoderConfig = VITS14
+    predictor: PredictorConfig = PredictorConfig()
+    alpha: float = 1.0
+    decoder: DecoderConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoder.embed_dim != self.predictor.visual_dim:
+            raise ValueError(
+                f"WorldModelConfig: encoder.embed_dim {self.encoder.embed_dim} != predictor.visual_dim "
+                f"{self.predictor.visual_dim}"
+            )
+        if self.encoder.num_patches != self.predictor.num_patches:
+            raise ValueError(
+                f"WorldModelConfig: encoder gives {self.encoder.num_patches} patches per image "
+                f"(input {self.encoder.input_size}, patch {self.encoder.patch_size}) but predictor.num_patches "
+                f"is {self.predictor.num_patches}"
+            )
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of ints, floats and None (JSON-able; stored in our checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorldModelConfig:
+        """Inverse of :meth:`to_dict`; an unknown or missing field is an error naming it."""
+
+        def build(kind: type, value: object, where: str):
+            if not isinstance(value, dict):
+                raise ValueError(f"config {where}: expected a dict of {kind.__name__} fields, got {type(value).__name__}")
+            names = {f.name for f in fields(kind)}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise ValueError(f"config {where}: unknown {kind.__name__} fields {unknown} (known: {sorted(names)})")
+            return kind(**value)
+
+        if not isinstance(data, dict):
+            raise ValueError(f"config: expected a dict, got {type(data).__name__}")
+        data = dict(data)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"config: unknown WorldModelConfig fields {unknown}")
+        decoder = data.get("decoder")
+        return cls(
+            encoder=build(EncoderConfig, data.get("encoder", {}), "encoder"),
+            predictor=build(PredictorConfig, data.get("predictor", {}), "predictor"),
+            alpha=float(data.get("alpha", 1.0)),
+            decoder=None if decoder is None else build(DecoderConfig, decoder, "decoder"),
+        )
+
+
+PAPER_DECODER = DecoderConfig()
+"""The official VQ-VAE decoder's defaults (quantiser off): 14 x 14 tokens -> 224 x 224 RGB."""
+
+SMALL_DECODER = DecoderConfig(channel=16, res_blocks=1, res_channel=8, upsample_stride=2, decode_stride=2)
+"""A few thousand parameters: 4 x 4 tokens -> 16 x 16 RGB, for CPU tests."""
+
+PAPER_POINTMAZE = WorldModelConfig(VITS14, PredictorConfig(history=3, proprio_dim=4, action_dim=2), alpha=0.0)
+"""PointMaze: H = 3, frameskip 5, proprio (x, y, vx, vy), 2-d action; planning ignores proprio (alpha 0)."""
+
+PAPER_PUSHT = WorldModelConfig(VITS14, PredictorConfig(history=3, proprio_dim=4, action_dim=2), alpha=1.0)
+"""Push-T: H = 3, frameskip 5, proprio (agent x, y, vx, vy), 2-d action, alpha 1."""
+
+PAPER_WALL = WorldModelConfig(VITS14, PredictorConfig(history=1, proprio_dim=4, action_dim=2), alpha=1.0)
+"""Wall: H = 1, frameskip 5, 2-d action, alpha 1 (``proprio_dim`` 4 is our reading; the converter
+infers the real one from a checkpoint)."""
+
+_SMALL_PREDICTOR = PredictorConfig(
+    depth=2, heads=4, head_dim=16, mlp_dim=128, dropout=0.1,
+    num_patches=VIT_TINY.num_patches, visual_dim=VIT_TINY.embed_dim, proprio_dim=4, action_dim=2,
+)  # fmt: skip
+
+SMALL_POINTMAZE = WorldModelConfig(VIT_TINY, replace(_SMALL_PREDICTOR, history=3), alpha=0.0)
+"""CPU size, PointMaze layout: 4 x 4 patches x 64 (``VIT_TINY`` at 56 x 56), 2 blocks, 4 heads x 16, H = 3."""
+
+SMALL_WALL = WorldModelConfig(VIT_TINY, replace(_SMALL_PREDICTOR, history=1), alpha=1.0)
+"""CPU size, Wall layout: as ``SMALL_POINTMAZE`` with H = 1."""
+
+PRESETS: dict[str, WorldModelConfig] = {
+    "paper_pointmaze": PAPER_POINTMAZE,
+    "paper_pusht": PAPER_PUSHT,
+    "paper_wall": PAPER_WALL,
+    "small_pointmaze": SMALL_POINTMAZE,
+    "small_wall": SMALL_WALL,
+}

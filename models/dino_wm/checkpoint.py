@@ -1,0 +1,590 @@
+"""DINO-WM checkpoints: ours (tensors + JSON-able config, loaded with ``weights_only=True``) and the
+official ``model_latest.pth``, read without running any code from it.
+
+Ours
+----
+``torch.save`` of a plain dict: ``format``, ``version``, ``config`` (:meth:`WorldModelConfig.to_dict`),
+``state_dict`` (``DinoWorldModel.state_dict()`` names, CPU tensors) and ``extra`` (the caller's
+primitives / tensors). The encoder's weights may be left out (they are the public DINOv2 ones);
+:func:`load_checkpoint` then needs them passed in.
+
+Official
+--------
+The official training script saves ``torch.save({"epoch": int, "predictor": ViTPredictor,
+"predictor_optimizer": ..., "decoder": VQVAE, "action_encoder": ProprioceptiveEmbedding,
+"proprio_encoder": ProprioceptiveEmbedding, ["encoder": DinoV2Encoder]})``: whole pickled modules.
+Unpickling that normally imports and runs whatever the file names. :func:`load_official` instead
+reads it with :class:`RestrictedUnpickler`: every global the pickle asks for must be on an explicit
+allow-list (:data:`SAFE_GLOBALS`, tensor rebuilding and plain containers; :data:`STAND_IN_GLOBALS`,
+module and optimizer classes, which are replaced by inert :class:`StandIn` records that keep only
+their ``__dict__`` / ``_parameters`` / ``_buffers`` / ``_modules``). Anything else raises
+:class:`UnsafeCheckpointError` naming the global before it is imported or called.
+
+Name mapping, official -> ours (this layout is our best reading of the official code: lucidrains'
+ViT in ``models/vit.py``, ``models/proprio.py``, ``models/vqvae.py``; it is tested on synthetic
+checkpoints built with these names and shapes, not on a released file):
+
+======================================================  ============================================
+``predictor.pos_embedding``  (1, H*P, W)                 ``predictor.pos_embed``
+``predictor.transformer.layers.{i}.0.norm``              ``predictor.blocks.{i}.norm1``
+``predictor.transformer.layers.{i}.0.to_qkv`` (no bias)  ``predictor.blocks.{i}.attn.qkv``
+``predictor.transformer.layers.{i}.0.to_out.0``          ``predictor.blocks.{i}.attn.proj``
+``predictor.transformer.layers.{i}.1.net.0``  (LN)       ``predictor.blocks.{i}.norm2``
+``predictor.transformer.layers.{i}.1.net.1``             ``predictor.blocks.{i}.mlp.fc1``
+``predictor.transformer.layers.{i}.1.net.4``             ``predictor.blocks.{i}.mlp.fc2``
+``predictor.transformer.norm``                           ``predictor.norm``
+``{action,proprio}_encoder.patch_embed.weight`` (E,I,1)  ``{action,proprio}_encoder.proj.weight`` (E,I)
+``{action,proprio}_encoder.patch_embed.bias``            ``{action,proprio}_encoder.proj.bias``
+``encoder.base_model.*`` (DINOv2 hub model)              ``encoder.*`` (same DINOv2 names)
+``decoder.upsample_b.*``, ``decoder.dec.*`` (VQVAE)       ``decoder.upsample_b.*``, ``decoder.dec.*``
+``decoder.quantize_b.*`` (codebook, unused: quantize off) dropped
+======================================================  ============================================
+
+The attention's plain ``bias`` attribute (its mask, not a parameter) is not carried: ours is rebuilt
+from the config. The official H and P are not stored: P comes from the encoder (196 for ViT-S/14 at
+196 x 196) and H = positional embeddings / P.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import pickle
+import re
+import sys
+import types
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .config import VIT_TINY, VITS14, DecoderConfig, EncoderConfig, PredictorConfig, WorldModelConfig
+from .encoder import StateDictError, load_official_state_dict
+from .world_model import DinoWorldModel
+
+FORMAT = "edgerun.dino_wm"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: wrong format, or weights that do not fit the config."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """Weights that do not fit the model: names every missing, unexpected and misshapen key."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle that asks for a global not on the allow-list; nothing from it was imported or run."""
+
+
+# --------------------------------------------------------------------------------------------- ours
+
+
+def _check_extra(value: Any, where: str = "extra") -> None:
+    """Only what ``torch.load(weights_only=True)`` reads back: primitives, containers, tensors."""
+    if value is None or isinstance(value, (bool, int, float, str, Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_extra(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise CheckpointError(f"{where}: keys must be str or int, got {type(key).__name__}")
+            _check_extra(item, f"{where}[{key!r}]")
+        return
+    raise CheckpointError(f"{where}: {type(value).__name__} cannot be stored (use primitives, lists, dicts, tensors)")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: DinoWorldModel,
+    config: WorldModelConfig | None = None,
+    extra: dict | None = None,
+    include_encoder: bool = True,
+) -> Path:
+    """Write ``model`` (its config defaults to ``model.config``) in our format; returns the path.
+
+    ``include_encoder=False`` leaves out the frozen DINOv2 weights (about 88 MB at paper size).
+    """
+    config = model.config if config is None else config
+    if config != model.config:
+        raise CheckpointError(f"save_checkpoint: config {config} is not the model's {model.config}")
+    extra = {} if extra is None else extra
+    _check_extra(extra)
+    state = {
+        key: value.detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+        if include_encoder or not key.startswith("encoder.")
+    }
+    path = Path(path)
+    torch.save({"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state_dict": state, "extra": extra}, path)
+    return path
+
+
+def mismatch_report(expected: dict[str, Tensor], got: dict[str, Tensor], what: str) -> str | None:
+    """None if ``got`` has exactly the keys and shapes of ``expected``, else a readable list of differences."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    misshapen = [
+        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(got[key].shape)}"
+        for key in expected
+        if key in got and tuple(got[key].shape) != tuple(expected[key].shape)
+    ]
+    if not (missing or unexpected or misshapen):
+        return None
+    lines = [f"weights do not fit {what}:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+    if misshapen:
+        lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
+    return "\n".join(lines)
+
+
+def load_state_dict_checked(model: DinoWorldModel, state: dict[str, Tensor], encoder_state_dict: dict[str, Tensor] | None = None) -> DinoWorldModel:
+    """Load ``state`` (all of ``model.state_dict()``'s keys, the ``encoder.`` ones optional when
+    ``encoder_state_dict`` gives official DINOv2 weights) strictly; nothing is copied on a mismatch."""
+    expected = model.state_dict()
+    has_encoder = any(key.startswith("encoder.") for key in state)
+    if not has_encoder:
+        if encoder_state_dict is None:
+            raise CheckpointError(
+                "checkpoint has no encoder weights (the frozen DINOv2 was left out); pass encoder_state_dict= "
+                "the official DINOv2 state dict (e.g. dinov2_vits14)"
+            )
+        expected = {key: value for key, value in expected.items() if not key.startswith("encoder.")}
+    report = mismatch_report(expected, state, f"DinoWorldModel({model.config})")
+    if report:
+        raise CheckpointMismatchError(report)
+    if not has_encoder:
+        try:
+            load_official_state_dict(model.encoder, encoder_state_dict)
+        except StateDictError as error:
+            raise CheckpointMismatchError(str(error)) from None
+    model.load_state_dict(state, strict=has_encoder)
+    return model
+
+
+def load_checkpoint(
+    path: str | Path, encoder_state_dict: dict[str, Tensor] | None = None
+) -> tuple[DinoWorldModel, WorldModelConfig, dict]:
+    """Read our format with ``weights_only=True`` -> (model in eval mode, config, extra).
+
+    Raises :class:`CheckpointError` for another format and :class:`CheckpointMismatchError`, naming
+    the keys and expected vs got shapes, for weights that do not fit the stored config.
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"{path}: not an {FORMAT} checkpoint (format {kind!r}); convert an official DINO-WM file with "
+            "`edgerun convert dino-wm`"
+        )
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: {FORMAT} version {payload.get('version')!r}, this code reads version {VERSION}")
+    try:
+        config = WorldModelConfig.from_dict(payload["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: bad config: {error}") from None
+    model = DinoWorldModel(config)
+    try:
+        load_state_dict_checked(model, payload["state_dict"], encoder_state_dict)
+    except CheckpointMismatchError as error:
+        raise CheckpointMismatchError(f"{path}: {error}") from None
+    return model.eval(), config, payload.get("extra", {})
+
+
+# ----------------------------------------------------------------------------- restricted unpickler
+
+
+class StandIn:
+    """Inert replacement for a module / optimizer class from the pickle: records state, runs nothing.
+
+    ``official`` is the global it stands for (``models.vit.ViTPredictor``); ``args`` what it was
+    called with, if the pickle called it; its ``__dict__`` holds what the pickle set.
+    """
+
+    official = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["args"] = args
+        self.__dict__["kwargs"] = kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and all(s is None or isinstance(s, dict) for s in state):
+            for part in state:  # (__dict__, __slots__ values)
+                if part:
+                    self.__dict__.update(part)
+        elif isinstance(state, dict):
+            self.__dict__.update(state)
+        else:
+            self.__dict__["state"] = state
+
+    # Containers pickled with setitems/appends (defaultdict-like or list-like stand-ins).
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, value: Any) -> None:
+        self.__dict__.setdefault("values", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__.setdefault("values", []).extend(values)
+
+    def __repr__(self) -> str:
+        return f"<stand-in for {self.official}>"
+
+
+def _tensor_rebuilders() -> dict[tuple[str, str], Any]:
+    import torch._utils as tu
+
+    names = ["_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter", "_rebuild_parameter_with_state"]
+    return {("torch._utils", name): getattr(tu, name) for name in names if hasattr(tu, name)}
+
+
+SAFE_GLOBALS: dict[tuple[str, str], Any] = {
+    **_tensor_rebuilders(),
+    ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+    ("collections", "defaultdict"): __import__("collections").defaultdict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "dict"): dict,
+    ("builtins", "list"): list,
+    ("builtins", "tuple"): tuple,
+    ("torch", "Size"): torch.Size,
+    ("torch", "device"): torch.device,
+}
+"""Real objects the pickle may use: tensor rebuilding (storages come through torch.load's own
+``persistent_load``), plain containers, ``torch.Size`` and ``torch.device``. Plus the storage
+classes (``torch.FloatStorage``, ...) and dtypes (``torch.float32``, ...), checked by type."""
+
+STAND_IN_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    [("models.vit", name) for name in ("ViTPredictor", "Transformer", "Attention", "FeedForward")]
+    + [("models.proprio", "ProprioceptiveEmbedding"), ("models.dino", "DinoV2Encoder")]
+    + [("models.vqvae", name) for name in ("VQVAE", "Decoder", "Encoder", "ResBlock", "Quantize")]
+    # The DINOv2 hub model, when the encoder was saved (train_encoder=True).
+    + [("dinov2.models.vision_transformer", "DinoVisionTransformer"), ("dinov2.layers.patch_embed", "PatchEmbed"),
+       ("dinov2.layers.block", "NestedTensorBlock"), ("dinov2.layers.block", "Block"),
+       ("dinov2.layers.attention", "MemEffAttention"), ("dinov2.layers.attention", "Attention"),
+       ("dinov2.layers.mlp", "Mlp"), ("dinov2.layers.layer_scale", "LayerScale")]
+    + [(f"torch.nn.modules.{module}", name) for module, name in (
+        ("linear", "Linear"), ("linear", "Identity"), ("normalization", "LayerNorm"), ("conv", "Conv1d"),
+        ("conv", "Conv2d"), ("conv", "ConvTranspose2d"), ("dropout", "Dropout"), ("container", "ModuleList"),
+        ("container", "Sequential"), ("activation", "GELU"), ("activation", "ReLU"), ("activation", "Softmax"),
+        ("activation", "SiLU"), ("activation", "Tanh"))]
+    # Optimizer entries ("predictor_optimizer", ...): kept as inert records, never used.
+    + [("torch.optim.adam", "Adam"), ("torch.optim.adamw", "AdamW"), ("accelerate.optimizer", "AcceleratedOptimizer"),
+       ("accelerate.state", "AcceleratorState"), ("accelerate.state", "PartialState"), ("accelerate.state", "GradientState"),
+       ("accelerate.utils.dataclasses", "DistributedType"), ("accelerate.utils.dataclasses", "GradientAccumulationPlugin")]
+)
+"""Classes the pickle may name, each replaced by a :class:`StandIn` subclass (never imported)."""
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` whose ``find_class`` serves only the allow-list; ``source`` names the file in errors."""
+
+    source = "<checkpoint>"
+    _stand_ins: ClassVar[dict[tuple[str, str], type]] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Protocol-2 pickles (torch.save's default) name Python 2 modules (__builtin__.set); map
+        # them as pickle's own find_class would (fix_imports) before checking.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+        key = (module, name)
+        if key in SAFE_GLOBALS:
+            return SAFE_GLOBALS[key]
+        if module == "torch":
+            value = getattr(torch, name, None) if re.fullmatch(r"[A-Za-z0-9_]+", name) else None
+            if isinstance(value, torch.dtype) or (isinstance(value, type) and name.endswith("Storage")):
+                return value
+        if key in STAND_IN_GLOBALS:
+            if key not in self._stand_ins:
+                self._stand_ins[key] = type(name, (StandIn,), {"official": f"{module}.{name}", "__module__": __name__})
+            return self._stand_ins[key]
+        raise UnsafeCheckpointError(
+            f"refusing to load {module}.{name} from checkpoint {self.source}: not on the allow-list "
+            f"(edgerun.models.dino_wm.checkpoint SAFE_GLOBALS / STAND_IN_GLOBALS)"
+        )
+
+
+def restricted_pickle_module(source: str) -> types.ModuleType:
+    """A module-like object for ``torch.load(pickle_module=...)`` whose Unpickler is restricted."""
+    unpickler = type("RestrictedUnpickler", (RestrictedUnpickler,), {"source": source})
+    module = types.ModuleType("edgerun_restricted_pickle")
+    module.Unpickler = unpickler
+    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
+    module.loads = lambda data, **kwargs: unpickler(io.BytesIO(data), **kwargs).load()
+    module.UnpicklingError = pickle.UnpicklingError
+    return module
+
+
+# ---------------------------------------------------------------------------------------- official
+
+
+@dataclass
+class OfficialCheckpoint:
+    """What :func:`read_official` found: our state dicts per part, plus what the records tell."""
+
+    state_dicts: dict[str, dict[str, Tensor]]
+    epoch: int | None = None
+    heads: int | None = None
+    dropout: float | None = None
+    top_level_keys: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def load_official(path: str | Path) -> dict[str, Any]:
+    """The official file's top-level dict, with stand-ins for every module; no code from it runs."""
+    source = str(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle_module(source))
+    except UnsafeCheckpointError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise CheckpointError(f"{source}: cannot read as a torch checkpoint: {error}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: expected the official dict of modules, got {type(data).__name__}")
+    return data
+
+
+def record_state_dict(record: Any, prefix: str = "") -> dict[str, Tensor]:
+    """The ``state_dict()`` a pickled module would give, from its stand-in (persistent buffers included)."""
+    if not isinstance(record, StandIn):
+        raise CheckpointError(f"{prefix or 'module'}: expected a pickled module, got {type(record).__name__}")
+    state: dict[str, Tensor] = {}
+    attrs = record.__dict__
+    for name, value in (attrs.get("_parameters") or {}).items():
+        if value is not None:
+            state[prefix + name] = value.detach()
+    non_persistent = attrs.get("_non_persistent_buffers_set") or set()
+    for name, value in (attrs.get("_buffers") or {}).items():
+        if value is not None and name not in non_persistent:
+            state[prefix + name] = value.detach()
+    for name, child in (attrs.get("_modules") or {}).items():
+        if child is not None:
+            state.update(record_state_dict(child, f"{prefix}{name}."))
+    return state
+
+
+_PREDICTOR_RULES = [
+    (re.compile(r"pos_embedding"), "pos_embed"),
+    (re.compile(r"transformer\.layers\.(\d+)\.0\.norm\.(weight|bias)"), r"blocks.\1.norm1.\2"),
+    (re.compile(r"transformer\.layers\.(\d+)\.0\.to_qkv\.weight"), r"blocks.\1.attn.qkv.weight"),
+    (re.compile(r"transformer\.layers\.(\d+)\.0\.to_out\.0\.(weight|bias)"), r"blocks.\1.attn.proj.\2"),
+    (re.compile(r"transformer\.layers\.(\d+)\.1\.net\.0\.(weight|bias)"), r"blocks.\1.norm2.\2"),
+    (re.compile(r"transformer\.layers\.(\d+)\.1\.net\.1\.(weight|bias)"), r"blocks.\1.mlp.fc1.\2"),
+    (re.compile(r"transformer\.layers\.(\d+)\.1\.net\.4\.(weight|bias)"), r"blocks.\1.mlp.fc2.\2"),
+    (re.compile(r"transformer\.norm\.(weight|bias)"), r"norm.\1"),
+]
+
+
+def map_predictor(official: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Official ``ViTPredictor`` state dict -> our :class:`Predictor`'s (see the module docstring)."""
+    ours, unknown = {}, []
+    for key, value in official.items():
+        for pattern, target in _PREDICTOR_RULES:
+            if pattern.fullmatch(key):
+                ours[pattern.sub(target, key)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointMismatchError(f"official predictor: keys with no counterpart here: {', '.join(sorted(unknown))}")
+    return ours
+
+
+def map_step_encoder(official: dict[str, Tensor], part: str) -> dict[str, Tensor]:
+    """Official ``ProprioceptiveEmbedding`` (Conv1d, kernel 1) -> our per-step Linear ``proj``."""
+    weight, bias = official.get("patch_embed.weight"), official.get("patch_embed.bias")
+    extra = sorted(set(official) - {"patch_embed.weight", "patch_embed.bias"})
+    if weight is None or bias is None or extra:
+        raise CheckpointMismatchError(
+            f"official {part}: expected exactly patch_embed.weight (E, in, 1) and patch_embed.bias (E,), got keys {sorted(official)}"
+        )
+    if weight.ndim != 3 or weight.shape[-1] != 1:
+        raise CheckpointMismatchError(
+            f"official {part}: patch_embed.weight expected (E, in, 1) (Conv1d kernel 1), got {tuple(weight.shape)}; "
+            "tubelet_size > 1 is not supported"
+        )
+    return {"proj.weight": weight[..., 0].contiguous(), "proj.bias": bias}
+
+
+def _records_attr(record: Any, attr: str) -> list[Any]:
+    """Every value of ``attr`` in ``record`` and its submodules (depth first)."""
+    if not isinstance(record, StandIn):
+        return []
+    found = [record.__dict__[attr]] if attr in record.__dict__ else []
+    for child in (record.__dict__.get("_modules") or {}).values():
+        found += _records_attr(child, attr)
+    return found
+
+
+def read_official(path: str | Path) -> OfficialCheckpoint:
+    """Read an official ``model_latest.pth`` safely and map it to our names."""
+    data = load_official(path)
+    source = str(path)
+    for needed in ("predictor", "action_encoder", "proprio_encoder"):
+        if data.get(needed) is None:
+            raise CheckpointError(f"{source}: no '{needed}' entry (has {', '.join(map(str, data))})")
+    parts: dict[str, dict[str, Tensor]] = {"predictor": map_predictor(record_state_dict(data["predictor"]))}
+    for part in ("action_encoder", "proprio_encoder"):
+        parts[part] = map_step_encoder(record_state_dict(data[part]), part)
+    skipped = [key for key in data if key not in ("epoch", "predictor", "action_encoder", "proprio_encoder", "encoder", "decoder")]
+    if data.get("encoder") is not None:
+        encoder = data["encoder"]
+        base = encoder.__dict__.get("_modules", {}).get("base_model") if isinstance(encoder, StandIn) else None
+        if base is None:
+            raise CheckpointMismatchError(f"{source}: 'encoder' has no base_model (expected models.dino.DinoV2Encoder)")
+        parts["encoder"] = record_state_dict(base)
+    if data.get("decoder") is not None:
+        decoder = data["decoder"]
+        if isinstance(decoder, StandIn) and decoder.__dict__.get("quantize") is True:
+            raise CheckpointMismatchError(f"{source}: the decoder is a quantising VQ-VAE (quantize=True); only quantize=False is supported")
+        state = record_state_dict(decoder)
+        parts["decoder"] = {key: value for key, value in state.items() if not key.startswith("quantize_b.")}
+    heads = [h for h in _records_attr(data["predictor"], "heads") if isinstance(h, int)]
+    dropouts = [p for p in _records_attr(data["predictor"], "p") if isinstance(p, float)]
+    epoch = data.get("epoch")
+    return OfficialCheckpoint(
+        state_dicts=parts,
+        epoch=epoch if isinstance(epoch, int) else None,
+        heads=heads[0] if heads else None,
+        dropout=max(dropouts) if dropouts else None,
+        top_level_keys=[str(key) for key in data],
+        skipped=skipped,
+    )
+
+
+def convert_official(path: str | Path) -> dict[str, dict[str, Tensor]]:
+    """Official ``model_latest.pth`` -> our state dicts: ``predictor``, ``action_encoder``,
+    ``proprio_encoder``, and ``encoder`` / ``decoder`` when the file has them."""
+    return read_official(path).state_dicts
+
+
+def model_state_dict(parts: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Our per-part state dicts -> one ``DinoWorldModel`` state dict (``predictor.pos_embed``, ...)."""
+    return {f"{part}.{key}": value for part, state in parts.items() for key, value in state.items()}
+
+
+def _infer_encoder(state: dict[str, Tensor] | None, visual_dim: int) -> EncoderConfig:
+    from .encoder import official_key_shapes
+
+    for preset in (VITS14, VIT_TINY):
+        if state is None and preset.embed_dim == visual_dim:
+            return preset
+        if state is not None and {k: tuple(v.shape) for k, v in state.items()} == official_key_shapes(preset):
+            return preset
+    raise CheckpointMismatchError(
+        f"encoder: no known DINOv2 size matches ({'weights given' if state else f'visual width {visual_dim}'}); "
+        "known: ViT-S/14 (384) and the tiny test encoder (64); pass a config"
+    )
+
+
+def infer_config(official: OfficialCheckpoint, frameskip: int = 5, alpha: float = 1.0) -> WorldModelConfig:
+    """A :class:`WorldModelConfig` that fits the converted shapes.
+
+    Not in the file, so assumed: ``frameskip`` (5 in the paper; 1 if the action width is not a
+    multiple of it), ``alpha`` (the planning weight, chosen per environment), ``head_dim`` (64, when
+    the pickled attention does not record ``heads``), and the encoder's input size (196 for ViT-S/14).
+    """
+    parts = official.state_dicts
+    predictor = parts["predictor"]
+    pos = predictor["pos_embed"]
+    depth = len({key.split(".")[1] for key in predictor if key.startswith("blocks.")})
+    inner = predictor["blocks.0.attn.qkv.weight"].shape[0] // 3
+    heads = official.heads or max(1, inner // 64)
+    if inner % heads:
+        raise CheckpointMismatchError(f"predictor: attention width {inner} is not divisible by {heads} heads")
+    emb = parts["proprio_encoder"]["proj.weight"].shape[0]
+    if parts["action_encoder"]["proj.weight"].shape[0] != emb:
+        raise CheckpointMismatchError(
+            f"action embedding width {parts['action_encoder']['proj.weight'].shape[0]} != proprio embedding width {emb}; "
+            "this model uses one emb_dim for both"
+        )
+    width = pos.shape[-1]
+    visual_dim = width - 2 * emb
+    encoder = _infer_encoder(parts.get("encoder"), visual_dim)
+    patches = encoder.num_patches
+    if pos.shape[1] % patches:
+        raise CheckpointMismatchError(f"predictor.pos_embed {tuple(pos.shape)}: {pos.shape[1]} tokens is not a whole number of {patches}-patch frames")
+    action_in = parts["action_encoder"]["proj.weight"].shape[1]
+    if action_in % frameskip:
+        frameskip = 1
+    predictor_config = PredictorConfig(
+        depth=depth, heads=heads, head_dim=inner // heads, mlp_dim=predictor["blocks.0.mlp.fc1.weight"].shape[0],
+        dropout=official.dropout if official.dropout is not None else 0.1, num_patches=patches, visual_dim=visual_dim,
+        proprio_dim=parts["proprio_encoder"]["proj.weight"].shape[1], action_dim=action_in // frameskip,
+        frameskip=frameskip, history=pos.shape[1] // patches, emb_dim=emb,
+    )  # fmt: skip
+    decoder = None
+    if "decoder" in parts:
+        state = parts["decoder"]
+
+        def stage(name: str) -> tuple[int, int, int, int]:
+            keys = [k for k in state if k.startswith(f"{name}.blocks.")]
+            indices = sorted({int(k.split(".")[2]) for k in keys})
+            res = sorted({int(k.split(".")[2]) for k in keys if ".conv." in k})
+            channel = state[f"{name}.blocks.0.weight"].shape[0]
+            res_channel = state[f"{name}.blocks.{res[0]}.conv.1.weight"].shape[0] if res else 8
+            transposed = len(indices) - 1 - len(res)  # after the first conv and the res blocks
+            return channel, len(res), res_channel, 4 if transposed >= 2 else 2
+
+        c1, r1, rc1, up = stage("upsample_b")
+        _, _, _, down = stage("dec")
+        decoder = DecoderConfig(channel=c1, res_blocks=r1, res_channel=rc1, upsample_stride=up, decode_stride=down)
+    return WorldModelConfig(encoder=encoder, predictor=predictor_config, alpha=alpha, decoder=decoder)
+
+
+def convert_main(path: str, out: str | None, config: WorldModelConfig | None = None, frameskip: int = 5) -> int:
+    """``edgerun convert dino-wm PATH [OUT]``: official file -> our checkpoint (``OUT`` defaults to
+    ``PATH`` with ``.edgerun.pt``). Prints what it converted; returns 0, or 2 after printing
+    ``edgerun convert dino-wm: <error>`` to stderr for an unsafe, unreadable or mismatched file."""
+    try:
+        official = read_official(path)
+        config = config or infer_config(official, frameskip=frameskip)
+        if "decoder" not in official.state_dicts and config.decoder is not None:
+            config = replace(config, decoder=None)
+        model = DinoWorldModel(config)
+        load_state_dict_checked(model, model_state_dict(official.state_dicts), _encoder_placeholder(model, official))
+        target = Path(out) if out else Path(path).with_suffix(".edgerun.pt")
+        save_checkpoint(
+            target,
+            model,
+            config,
+            extra={"source": str(path), "official_epoch": official.epoch, "official_keys": official.top_level_keys},
+            include_encoder="encoder" in official.state_dicts,
+        )
+    except (CheckpointError, FileNotFoundError) as error:
+        print(f"edgerun convert dino-wm: {error}", file=sys.stderr)
+        return 2
+    p = config.predictor
+    print(f"converted {path} (epoch {official.epoch}) -> {target}")
+    for part, state in official.state_dicts.items():
+        print(f"  {part:16s} {len(state):4d} tensors  {sum(v.numel() for v in state.values()):>11,d} parameters")
+    print(
+        f"  predictor: depth {p.depth}, {p.heads} heads x {p.head_dim}, mlp {p.mlp_dim}, H {p.history}, "
+        f"P {p.num_patches}, width {p.token_dim} = {p.visual_dim} + 2 x {p.emb_dim}; "
+        f"proprio {p.proprio_dim}, action {p.action_dim} x frameskip {p.frameskip}"
+    )
+    if "encoder" not in official.state_dicts:
+        print("  encoder: not in the file (frozen); load with encoder_state_dict= the official DINOv2 weights")
+    if official.skipped:
+        print(f"  not converted: {', '.join(official.skipped)}")
+    return 0
+
+
+def _encoder_placeholder(model: DinoWorldModel, official: OfficialCheckpoint) -> dict[str, Tensor] | None:
+    """For a file without the encoder: the model's own (unsaved) encoder weights, so the check passes."""
+    if "encoder" in official.state_dicts:
+        return None
+    return {key: value for key, value in model.encoder.state_dict().items()}
