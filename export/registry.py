@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from edgerun.engines import TensorSpec
-from edgerun.models.dino_wm.config import VIT_TINY, VITS14, EncoderConfig
+from edgerun.models.dino_wm.checkpoint import load_checkpoint
+from edgerun.models.dino_wm.config import PAPER_WALL, SMALL_WALL, VIT_TINY, VITS14, EncoderConfig, WorldModelConfig
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
+from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModule
 
 INIT_SEED = 0
 
@@ -70,6 +72,37 @@ def _encoder_entry(name: str, description: str, config: EncoderConfig, max_batch
     )
 
 
+def dino_wm_cost(config: WorldModelConfig) -> Callable[[str | None], nn.Module]:
+    def make(checkpoint: str | None) -> nn.Module:
+        if checkpoint:
+            model, _, _ = load_checkpoint(Path(checkpoint))
+        else:
+            torch.manual_seed(INIT_SEED)
+            model = DinoWorldModel(config)
+        return PlanningCostModule(model.eval()).eval()
+
+    return make
+
+
+def _planning_entry(name: str, description: str, config: WorldModelConfig, horizon: int = 5) -> Exportable:
+    p, e = config.predictor, config.predictor.emb_dim
+    return Exportable(
+        name=name,
+        description=description,
+        make=dino_wm_cost(config),
+        inputs=(
+            TensorSpec("actions", "float32", ("samples", horizon, p.action_input_dim)),
+            TensorSpec("visual", "float32", (1, 1, p.num_patches, p.visual_dim)),
+            TensorSpec("proprio_emb", "float32", (1, 1, e)),
+            TensorSpec("goal_visual", "float32", (1, p.num_patches, p.visual_dim)),
+            TensorSpec("goal_proprio_emb", "float32", (1, e)),
+        ),
+        outputs=(TensorSpec("cost", "float32", ("samples",)),),
+        dims={"samples": (1, 300, 300)},
+        planning_batch=300,
+    )
+
+
 REGISTRY: dict[str, Exportable] = {
     entry.name: entry
     for entry in (
@@ -82,6 +115,13 @@ REGISTRY: dict[str, Exportable] = {
             planning_batch=32,
         ),
         _encoder_entry("dinov2-tiny", "a tiny DINOv2-shaped ViT for tests and CPU demos", VIT_TINY, 64, 64),
+        _planning_entry(
+            "dino-wm-wall",
+            "DINO-WM planning cost at paper size (Wall, H=1): CEM samples x horizon-5 action blocks → cost; "
+            "--checkpoint takes an edgerun DINO-WM checkpoint",
+            PAPER_WALL,
+        ),
+        _planning_entry("dino-wm-wall-small", "the same for the small CPU model (SMALL_WALL)", SMALL_WALL),
     )
 }
 

@@ -234,3 +234,23 @@ def test_tensorrt_plan_matches_onnx_runtime_and_is_cached(tiny_onnx):
     images = seeded_images(7)
     ours = load(tiny_onnx, "tensorrt", precision="fp32")(images=images)["tokens"]
     np.testing.assert_allclose(ours, load(tiny_onnx, "onnxruntime-cpu")(images=images)["tokens"], atol=1e-3)
+
+
+def test_dino_wm_planning_cost_runs_through_onnx_runtime_for_cem(tmp_path):
+    from edgerun.models.dino_wm.plan import CEMConfig, cem_plan
+
+    path, manifest = export_model("dino-wm-wall-small", tmp_path)
+    assert manifest.inputs[0] == TensorSpec("actions", "float32", ("samples", 5, 10))
+    ort_engine, torch_engine = load(path, "onnxruntime-cpu"), load(path, "torch")
+    rng = np.random.default_rng(0)
+    context = {s.name: rng.normal(size=s.shape).astype(np.float32) for s in manifest.inputs[1:]}
+    actions = rng.normal(size=(300, 5, 10)).astype(np.float32)
+    np.testing.assert_allclose(ort_engine(actions=actions, **context)["cost"], torch_engine(actions=actions, **context)["cost"], atol=1e-4)
+
+    def cost(engine):
+        return lambda a: engine(actions=a, **context)["cost"]
+
+    config = CEMConfig(horizon=5, samples=300, topk=30, iterations=3, seed=1)
+    ours = cem_plan(cost(ort_engine), 10, config, as_numpy=True)
+    reference = cem_plan(cost(torch_engine), 10, config, as_numpy=True)
+    np.testing.assert_allclose(ours.actions, reference.actions, atol=1e-3)  # same plan from either backend

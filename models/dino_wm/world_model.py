@@ -224,6 +224,33 @@ class RolloutModule(nn.Module):
         return rollout(self.predictor, self.action_encoder, visual, proprio_emb, actions, past_actions)
 
 
+class PlanningCostModule(nn.Module):
+    """What one CEM iteration asks of the model, as one exportable call.
+
+    (actions (S, horizon, action_dim * frameskip), visual (1, 1, P, D), proprio_emb (1, 1, E),
+    goal_visual (1, P, D), goal_proprio_emb (1, E)) -> cost (S,). The observation and goal are
+    encoded once per replan outside; every sample of an iteration goes in one batch.
+    """
+
+    def __init__(self, model: DinoWorldModel, alpha: float | None = None) -> None:
+        super().__init__()
+        self.predictor = model.predictor
+        self.action_encoder = model.action_encoder
+        self.alpha = model.config.alpha if alpha is None else alpha
+
+    def forward(self, actions: Tensor, visual: Tensor, proprio_emb: Tensor, goal_visual: Tensor, goal_proprio_emb: Tensor) -> Tensor:
+        samples = actions.shape[0]
+        predicted_visual, predicted_proprio = rollout(
+            self.predictor,
+            self.action_encoder,
+            visual.expand(samples, -1, -1, -1),
+            proprio_emb.expand(samples, -1, -1),
+            actions,
+        )
+        goal = Latent(goal_visual.unsqueeze(1), goal_proprio_emb.unsqueeze(1))
+        return planning_cost(Latent(predicted_visual, predicted_proprio), goal, self.alpha)
+
+
 def planning_cost(predicted: Latent, goal: Latent, alpha: float) -> Tensor:
     """(B,) cost: MSE(last predicted visual, goal visual) + alpha * MSE(last predicted proprio, goal proprio).
 
