@@ -30,6 +30,7 @@ class EnvParams:
     seed: int = 0  # episode i is reset with seed + i
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     auto_reset: bool = True  # start the next episode when one ends
+    republish_s: float = 0.5  # no action for this long: send the current observation again
     episodes: int = 0  # stop the node after this many episodes; 0 runs until stopped
 
 
@@ -51,6 +52,7 @@ class EnvNode(Node):
         self.episode = -1
         self.reset_env()
         self.every(1.0, self.publish_goal)
+        self.every(self.params.republish_s, self.republish_if_idle)
 
     def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.episode += 1
@@ -60,12 +62,20 @@ class EnvNode(Node):
         seed = self.params.seed + self.episode if seed is None else seed
         observation, self.info = self.env.reset(seed=seed, options=options)
         self.episode_seed = seed
-        self.publish_observation(observation)
         self.publish_goal()
+        self.publish_observation(observation)
 
-    def publish_observation(self, observation: Any) -> None:
+    def publish_observation(self, observation: Any, capture_ns: int | None = None) -> None:
         data = dict(observation) if isinstance(observation, dict) else {"observation": np.asarray(observation)}
-        self.publish("observation", capture_ns=time.time_ns(), episode=self.episode, step=self.step, **data)
+        self.last_observation = (observation, capture_ns or time.time_ns())
+        self.last_published = time.monotonic()
+        self.publish("observation", capture_ns=self.last_observation[1], episode=self.episode, step=self.step, **data)
+
+    def republish_if_idle(self) -> None:
+        """In a lockstep loop a lost observation (a late subscriber, a restarted planner) would stall
+        both sides; re-sending it, with its original capture time, restarts the loop."""
+        if time.monotonic() - self.last_published >= self.params.republish_s:
+            self.publish_observation(*self.last_observation)
 
     def publish_goal(self) -> None:
         goal = {key.removeprefix("goal_"): value for key, value in self.info.items() if key.startswith("goal_")}

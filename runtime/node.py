@@ -73,6 +73,10 @@ class Node:
     def teardown(self) -> None:
         """Called once on shutdown, after the last handler returned."""
 
+    def status_fields(self) -> dict[str, Any]:
+        """Extra node-specific entries for the status topic (e.g. planning time); read from the I/O thread."""
+        return {}
+
     # --- what a node author calls ---------------------------------------------------
     def publish(self, output: str, *, capture_ns: int | None = None, **data: Any) -> None:
         """Send ``data`` on ``output``: numpy arrays as zero-copy buffers, the rest as fields.

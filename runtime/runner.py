@@ -340,7 +340,14 @@ class NodeRunner:
             "service_drops": dict(self._service_drops.by_reason),
             "inputs": inputs,
             "outputs": {name: stats.snapshot(now_ns) for name, stats in self._output_stats.items()},
+            "details": self._node_status_fields(),
         }
+
+    def _node_status_fields(self) -> dict[str, Any]:
+        try:
+            return dict(self.node.status_fields())
+        except Exception as exc:  # a status must go out even when the node's own fields fail
+            return {"status_fields_error": f"{type(exc).__name__}: {exc}"}
 
     def _publish_status(self, now_ns: int) -> None:
         frames = messages.encode(

@@ -120,7 +120,7 @@ def test_encoder_is_frozen_and_stays_in_eval_mode():
 def test_encode_gives_patch_tokens_and_proprio_embedding_and_resizes_images():
     model = small_model(SMALL_WALL)
     images = torch.rand(2, 3, 3, 64, 64) * 2 - 1  # not the encoder's 56 x 56: resized
-    latent = model.encode(images, torch.randn(2, 3, 4))
+    latent = model.encode(images, torch.randn(2, 3, 2))
     assert latent.visual.shape == (2, 3, 16, 64) and latent.proprio.shape == (2, 3, 10)
 
 
@@ -178,12 +178,12 @@ def test_training_loss_decreases_over_30_adam_steps():
 def test_decoder_learns_from_detached_latents_and_never_reaches_the_predictor():
     model = small_model(replace(SMALL_WALL, decoder=SMALL_DECODER)).train()
     images = torch.rand(2, 2, 3, 56, 56) * 2 - 1
-    out = model.training_loss(images, torch.randn(2, 2, 4), torch.randn(2, 2, 10))
+    out = model.training_loss(images, torch.randn(2, 2, 2), torch.randn(2, 2, 10))
     out["decoder"].backward()
     assert all(p.grad is None for p in model.predictor.parameters())
     assert all(p.grad is None for p in model.proprio_encoder.parameters())
     assert all(p.grad is not None for p in model.decoder.parameters())
-    assert model.decoder(model.encode(images, torch.randn(2, 2, 4)).visual).shape == (2, 2, 3, 16, 16)
+    assert model.decoder(model.encode(images, torch.randn(2, 2, 2)).visual).shape == (2, 2, 3, 16, 16)
 
 
 # ------------------------------------------------------------------------------ our checkpoint

@@ -24,8 +24,9 @@ def test_env_node_steps_on_actions_and_publishes_observations_and_goal(tmp_path)
     with RunningGraph(tmp_path, graph("[2]")) as running:
         goal = running.collect("env/goal", 1)[0]
         socket = running.subscribe("env/observation")
+        assert socket.poll(5000)  # subscribed: nothing published from now on is missed
         reply = call(running.endpoint("env", "srv"), "reset", seed=11, options={"start": [0.2, 0.3], "goal": [0.8, 0.7]})
-        observations = [m for m in running.collect("env/observation", 8, socket=socket) if m["episode"] == 1][:3]
+        observations = [m for m in running.collect("env/observation", 10, socket=socket) if m["episode"] == 1][:3]
     assert goal["pixels"].shape == (64, 64, 3) and goal["proprio"].shape == (2,)
     assert reply["episode"] == 1 and reply["seed"] == 11
     assert [m["step"] for m in observations] == [0, 1, 2]

@@ -179,7 +179,10 @@ def load_checkpoint(
     Raises :class:`CheckpointError` for another format and :class:`CheckpointMismatchError`, naming
     the keys and expected vs got shapes, for weights that do not fit the stored config.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(

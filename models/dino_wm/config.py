@@ -243,9 +243,9 @@ PAPER_POINTMAZE = WorldModelConfig(VITS14, PredictorConfig(history=3, proprio_di
 PAPER_PUSHT = WorldModelConfig(VITS14, PredictorConfig(history=3, proprio_dim=4, action_dim=2), alpha=1.0)
 """Push-T: H = 3, frameskip 5, proprio (agent x, y, vx, vy), 2-d action, alpha 1."""
 
-PAPER_WALL = WorldModelConfig(VITS14, PredictorConfig(history=1, proprio_dim=4, action_dim=2), alpha=1.0)
-"""Wall: H = 1, frameskip 5, 2-d action, alpha 1 (``proprio_dim`` 4 is our reading; the converter
-infers the real one from a checkpoint)."""
+PAPER_WALL = WorldModelConfig(VITS14, PredictorConfig(history=1, proprio_dim=2, action_dim=2), alpha=1.0)
+"""Wall: H = 1, frameskip 5, 2-d action, alpha 1; proprio is the dot's (x, y), as edgerun's Wall env
+gives it (the converter reads an official checkpoint's own proprio size from its weights)."""
 
 _SMALL_PREDICTOR = PredictorConfig(
     depth=2, heads=4, head_dim=16, mlp_dim=128, dropout=0.1,
@@ -255,8 +255,8 @@ _SMALL_PREDICTOR = PredictorConfig(
 SMALL_POINTMAZE = WorldModelConfig(VIT_TINY, replace(_SMALL_PREDICTOR, history=3), alpha=0.0)
 """CPU size, PointMaze layout: 4 x 4 patches x 64 (``VIT_TINY`` at 56 x 56), 2 blocks, 4 heads x 16, H = 3."""
 
-SMALL_WALL = WorldModelConfig(VIT_TINY, replace(_SMALL_PREDICTOR, history=1), alpha=1.0)
-"""CPU size, Wall layout: as ``SMALL_POINTMAZE`` with H = 1."""
+SMALL_WALL = WorldModelConfig(VIT_TINY, replace(_SMALL_PREDICTOR, history=1, proprio_dim=2), alpha=1.0)
+"""CPU size, Wall layout: as ``SMALL_POINTMAZE`` with H = 1 and a 2-d proprio (x, y)."""
 
 PRESETS: dict[str, WorldModelConfig] = {
     "paper_pointmaze": PAPER_POINTMAZE,

@@ -1,0 +1,62 @@
+"""The DINO-WM planner node in a closed loop with the env node; clear errors that keep it up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import RunningGraph, wait_for
+from edgerun.models.dino_wm.checkpoint import save_checkpoint
+from edgerun.models.dino_wm.config import SMALL_WALL
+from edgerun.models.dino_wm.world_model import DinoWorldModel
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "small_wall.pt"
+    save_checkpoint(path, DinoWorldModel(SMALL_WALL), SMALL_WALL, {"action_mean": [0.0, 0.0], "action_std": [1.0, 1.0]})
+    return path
+
+
+def loop_graph(checkpoint) -> str:
+    return f"""
+    name: loop
+    nodes:
+      - id: env
+        class: edgerun.nodes.env:EnvNode
+        params: {{env_id: edgerun/Wall-v0, seed: 1}}
+        inputs: {{action: planner/action}}
+      - id: planner
+        class: edgerun.nodes.planner:Planner
+        params: {{checkpoint: "{checkpoint}", samples: 32, iterations: 2, execute_blocks: 2}}
+        inputs: {{observation: env/observation, goal: env/goal}}
+    """
+
+
+def test_planner_closes_the_loop_with_the_env(tmp_path, small_checkpoint):
+    with RunningGraph(tmp_path, loop_graph(small_checkpoint)) as running:
+        actions = running.collect("planner/action", 4, timeout_s=30)
+        status = wait_for(lambda: (s := running.status("planner"))["details"].get("plans", 0) >= 2 and s, 30, what="plans")
+        observation = running.collect("env/observation", 1)[0]
+    assert all(a["action"].shape == (5, 2) and a["action"].dtype == np.float32 for a in actions)
+    assert [a["replanned"] for a in actions[:2]] in ([True, False], [False, True])  # 2 blocks per plan
+    assert status["details"]["plan_time_s_mean"] > 0 and status["details"]["has_goal"]
+    assert observation["step"] >= 10  # the env is being driven, 5 steps per action block
+
+
+def test_unloadable_checkpoint_is_reported_and_node_stays_up(tmp_path, caplog):
+    broken = tmp_path / "broken.pt"
+    broken.write_text("not a checkpoint")
+    with RunningGraph(tmp_path, loop_graph(broken)) as running:
+        status = wait_for(lambda: (s := running.status("planner"))["handler_errors"] >= 2 and s, 15, what="errors")
+    assert f"cannot load {broken}" in status["details"]["error"]
+    assert "cannot load" in caplog.text
+
+
+def test_observation_of_wrong_dtype_is_refused_clearly(small_checkpoint):
+    from edgerun.models.dino_wm.policy import images_to_model
+
+    with pytest.raises(ValueError, match=r"expected uint8 RGB images \(H, W, 3\) or \(B, H, W, 3\), got float32 \(64, 64\)"):
+        images_to_model(np.zeros((64, 64), np.float32))
