@@ -69,6 +69,7 @@ class GraphSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tcp_base_port: int = 47100
     heartbeat_timeout_s: float = 10.0
     status_period_s: float = 1.0
+    stop_with: list[str] = []  # nodes whose clean exit ends the whole graph (e.g. an env after N episodes)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,9 @@ def parse_graph(data: Any, path: Path) -> Graph:
                     f"node '{source_node}' has no output '{output}' (outputs: {', '.join(outputs) or 'none'})",
                 )
 
+    for i, node_name in enumerate(spec.stop_with):
+        if node_name not in nodes:
+            raise fail(f"stop_with[{i}]", f"unknown node '{node_name}' (nodes: {', '.join(nodes)})")
     graph = Graph(name=name, path=path, spec=spec, nodes=nodes)
     for process, members in graph.processes().items():
         hosts = {m.spec.host for m in members}

@@ -203,6 +203,15 @@ class Launcher:
                 self.statuses[msg.sender] = status
                 self.last_heartbeat[msg.sender] = time.monotonic()
 
+    def _stop_with_finished(self) -> bool:
+        """A node named in the graph's ``stop_with`` has ended cleanly: the graph's work is done."""
+        for node in self.graph.spec.stop_with:
+            child = self.children.get(self.graph.nodes[node].process)
+            if child is not None and child.done and not child.failed:
+                self.say(f"[edgerun] '{node}' finished: stopping the graph")
+                return True
+        return False
+
     def ordered_statuses(self) -> dict[str, dict[str, Any]]:
         """Latest status per node, in the graph file's order."""
         return {name: self.statuses[name] for name in self.state.nodes if name in self.statuses}
@@ -234,7 +243,7 @@ class Launcher:
                     elif child.restart_at is not None and now >= child.restart_at:
                         self._start(child)
                 self._check_heartbeats(now)
-                if all(c.done for c in self.children.values()):
+                if all(c.done for c in self.children.values()) or self._stop_with_finished():
                     break
                 if self.duration_s is not None and now - started >= self.duration_s:
                     break

@@ -164,3 +164,15 @@ def test_second_launch_of_a_running_graph_is_refused(launch, tmp_path):
     )
     assert result.returncode == 2
     assert f"graph 'once' is already running (launcher pid {graph.proc.pid}" in result.stderr
+
+
+def test_graph_stops_when_a_stop_with_node_finishes(launch):
+    graph = launch("""
+    name: finite
+    stop_with: [camera]
+    nodes:
+      - {id: camera, class: edgerun.nodes.camera:SyntheticCamera, params: {width: 32, height: 24, fps: 50, frames: 60}}
+      - {id: monitor, class: edgerun.nodes.monitor:FrameMonitor, inputs: {frames: camera/frames}}
+    """)
+    assert graph.proc.wait(timeout=30) == 0
+    assert "'camera' finished: stopping the graph" in graph.log
