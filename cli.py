@@ -151,6 +151,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "planning":
+        from edgerun.benchmarks.planning import main as bench_planning
+
+        return bench_planning(quick=args.quick, json_path=args.json)
     if args.bench_command == "engines":
         from edgerun.benchmarks.engines import main as bench_engines
 
@@ -327,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("messaging", "edgerun vs raw pyzmq: latency and throughput by payload"),
         ("engines", "torch eager vs each available backend, per exportable model"),
+        ("planning", "time per DINO-WM CEM plan: torch eager vs ONNX Runtime"),
     ):
         b = bench.add_parser(name, help=text)
         b.add_argument("--quick", action="store_true")
