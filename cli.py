@@ -217,6 +217,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return convert_main(args.path, args.out)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from edgerun.models.dino_wm.train import train_main
+
+    return train_main(args.env, args.out, args.steps, args.resume, args.seed)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edgerun.models.dino_wm.evaluate import eval_main
+
+    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json)
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from edgerun.envs.collect import collect_main
 
@@ -307,6 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("path")
     c.add_argument("--out", help="output (default: PATH.edgerun.pt)")
     c.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("train", help="train a model on data this project generates")
+    train = p.add_subparsers(dest="train_command", required=True)
+    t = train.add_parser("dino-wm", help="DINO-WM: offline encoder, then the predictor (resumable)")
+    t.add_argument("--env", default="edgerun/Wall-v0")
+    t.add_argument("--out", default="runs/dino_wm_wall", help="run directory (checkpoints, loss curve, manifest)")
+    t.add_argument("--steps", type=int, help="predictor training steps (default: the config's)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's latest state")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained model in closed loop")
+    evaluate = p.add_subparsers(dest="eval_command", required=True)
+    e = evaluate.add_parser("dino-wm", help="MPC success rate, plan time, random-action baseline")
+    e.add_argument("--checkpoint", default="checkpoints/dino_wm_wall/model.pt")
+    e.add_argument("--env", default="edgerun/Wall-v0")
+    e.add_argument("--episodes", type=int, default=50)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("collect", help="collect an offline data set from a gymnasium environment")
     p.add_argument("env", help="environment id, e.g. edgerun/Wall-v0")

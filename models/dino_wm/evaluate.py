@@ -1,0 +1,288 @@
+"""Closed-loop evaluation of a DINO-WM checkpoint: MPC over CEM (or GD) in the env, and a random baseline.
+
+Protocol (one per call, the same for the planner and the baseline):
+
+- episode ``i`` starts with ``env.reset(seed=episode_seeds[i])``, seeds drawn from ``seed`` (and disjoint
+  in practice from ``envs.collect``'s training seeds, which come from ``SeedSequence(seed)`` alone);
+- the goal is the *goal observation*: ``info["goal_pixels"]`` and ``info["goal_proprio"]`` from the reset,
+  encoded once. Nothing else from ``info`` reaches the planner;
+- every episode runs a **fixed budget** of env steps (``max_steps``, default the env's registered
+  ``max_episode_steps``, 100 for Wall: 20 action blocks of ``frameskip`` 5), whatever happens on the
+  way. The loop ends an episode early only if the env itself ends it (``terminated`` / ``truncated``,
+  e.g. an env built with ``terminate_on_success``), which stops the episode but never changes a plan;
+- success is **scored once, at the end**: ``info["is_success"]`` of the last step, i.e. the dot is
+  within the success radius *at the end of the budget*. The loop does not look at ``is_success`` (or
+  ``distance``) before the episode is over. The official evaluation instead stops CEM iterations and
+  MPC replanning as soon as the simulator reports success, which both leaks the success test into the
+  planner and scores "touched the goal once"; :data:`reached` below gives that second number, measured
+  after the fact from the recorded positions (``proprio``) and the env's success radius, for comparison.
+
+The planner (:class:`~.plan.MPC` over :func:`~.plan.cem_plan`) sees only a batched cost function:
+every sample of a CEM iteration goes through ONE call of the rollout (``RolloutModule`` semantics,
+batch = samples), and the cost is DINO-WM's ``MSE(last predicted visual latent, goal latent) + alpha *
+MSE(proprio embeddings)`` (``alpha`` from the checkpoint's config, 1 for Wall).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
+import gymnasium
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .plan import CEM_PRESETS, GD_PAPER, MPC, MPC_PAPER, CEMConfig, GDConfig, MPCConfig, block_to_env_actions
+from .world_model import DinoWorldModel, Latent
+
+PLANNERS = ("cem", "gd")
+BACKENDS = ("torch",)
+
+RESULT_KEYS = ("env", "episodes", "seed", "success_rate", "random_success_rate", "plan_time_s_mean")
+"""Keys every :func:`evaluate` result has (among others)."""
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    """The reset seeds of an evaluation: ``SeedSequence([seed, 1])``, so not ``collect``'s ``SeedSequence(seed)``."""
+    return [int(s) for s in np.random.SeedSequence([seed, 1]).generate_state(episodes, dtype=np.uint32)]
+
+
+def default_planner(env_id: str, planner: str) -> CEMConfig | GDConfig:
+    """The paper's settings: CEM per environment (Wall: horizon 5, 300 samples, top 30, 10 iterations), GD 1000 steps."""
+    if planner == "gd":
+        return GD_PAPER
+    name = env_id.split("/")[-1].split("-")[0].lower()
+    return CEM_PRESETS.get(name, CEM_PRESETS["wall"])
+
+
+class _Encoder:
+    """Observation -> :class:`Latent` (batch 1, one frame) with the checkpoint's frozen encoder."""
+
+    def __init__(self, model: DinoWorldModel) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def __call__(self, pixels: np.ndarray, proprio: np.ndarray) -> Latent:
+        images = torch.from_numpy(np.array(pixels, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        state = torch.as_tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
+        return self.model.encode(images[None, None], state)
+
+
+def make_cost_fn(model: DinoWorldModel, observation: Latent, goal: Latent, differentiable: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``cost(actions (S, horizon, block_dim)) -> (S,)``: one batched rollout of all S samples from the
+    observation, scored against the goal latent. Normalised actions, as the planners produce them."""
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        samples = actions.shape[0]
+        start = Latent(observation.visual.expand(samples, -1, -1, -1), observation.proprio.expand(samples, -1, -1))
+        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
+            return model.planning_cost(model.rollout(start, actions), goal)
+
+    return cost
+
+
+def _budget(env: gymnasium.Env, max_steps: int | None) -> int:
+    if max_steps is not None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
+        return int(max_steps)
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    return int(limit) if limit else 100
+
+
+def _reached(positions: list[np.ndarray], goal: np.ndarray, radius: float | None) -> bool | None:
+    """Whether any recorded position came within ``radius`` of the goal (after the fact; None if unknown)."""
+    if radius is None:
+        return None
+    distances = np.linalg.norm(np.asarray(positions, dtype=np.float64) - np.asarray(goal, dtype=np.float64), axis=-1)
+    return bool((distances <= radius).any())
+
+
+def evaluate(
+    checkpoint: str | Path,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    planner: str = "cem",
+    backend: str = "torch",
+    progress: bool = True,
+    *,
+    max_steps: int | None = None,
+    planner_config: CEMConfig | GDConfig | None = None,
+    mpc_config: MPCConfig = MPC_PAPER,
+    random_baseline: bool = True,
+    make_env: Callable[[str], gymnasium.Env] | None = None,
+) -> dict[str, Any]:
+    """Run ``episodes`` closed-loop MPC episodes and the same episodes with uniform random actions.
+
+    ``planner``: ``"cem"`` (default settings: :func:`default_planner`) or ``"gd"``; ``planner_config``
+    overrides them. ``mpc_config``: how many blocks of each plan run before replanning (default the
+    paper's: the whole horizon-5 plan, 25 env steps, then a new plan). ``backend``: ``"torch"`` (the
+    only one here; exported engines plan through ``policy.WorldModelPolicy``). ``make_env`` builds the
+    env (default ``gymnasium.make``).
+
+    Returns a JSON-able dict with at least :data:`RESULT_KEYS`: ``success_rate`` (success at the end of
+    the fixed budget, see the module docstring), ``random_success_rate`` (the same for random actions),
+    ``plan_time_s_mean`` (seconds per plan: ``iterations`` batched rollouts of every sample), and the
+    details: ``reached_rate`` / ``random_reached_rate`` (within the radius at any step, measured after
+    the episode), final distances, the planner and MPC settings, per-episode records.
+    """
+    if planner not in PLANNERS:
+        raise ValueError(f"planner: expected one of {PLANNERS}, got {planner!r}")
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend: expected one of {BACKENDS}, got {backend!r}; ONNX Runtime / TensorRT engines of the planning "
+            "cost (`edgerun export dino-wm-wall`) plan through edgerun.models.dino_wm.policy.WorldModelPolicy"
+        )
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    model, config, extra = load_checkpoint(checkpoint)
+    model.eval()
+    p = config.predictor
+    action_mean = np.asarray(extra.get("action_mean", np.zeros(p.action_dim)), dtype=np.float32)
+    action_std = np.asarray(extra.get("action_std", np.ones(p.action_dim)), dtype=np.float32)
+    planner_config = planner_config or default_planner(env_id, planner)
+    encode = _Encoder(model)
+    seeds = episode_seeds(seed, episodes)
+    make_env = make_env or gymnasium.make
+    env = make_env(env_id)
+    try:
+        budget = _budget(env, max_steps)
+        blocks = math.ceil(budget / p.frameskip)
+        low, high = env.action_space.low, env.action_space.high
+        radius = getattr(env.unwrapped, "success_radius", None)
+        generator = torch.Generator().manual_seed(seed)
+        records: list[dict[str, Any]] = []
+        plan_times: list[float] = []
+        bar = tqdm(seeds, desc=f"eval {planner} {env_id}", unit="ep", disable=not progress)
+        for episode_seed in bar:
+            mpc = MPC(p.action_input_dim, planner_config, mpc_config, generator=generator)
+            obs, info = env.reset(seed=episode_seed)
+            goal = encode(info["goal_pixels"], info["goal_proprio"])
+            goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
+            positions = [np.asarray(obs["proprio"], dtype=np.float64)]
+            steps, done = 0, False
+            for _ in range(blocks):
+                cost_fn = make_cost_fn(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd") if mpc.needs_plan else None
+                planned = mpc.needs_plan
+                block = mpc.act(cost_fn)
+                if planned:
+                    plan_times.append(mpc.last_plan.time_s)
+                for action in block_to_env_actions(block, action_mean, action_std, p.frameskip):
+                    obs, _, terminated, truncated, info = env.step(np.clip(action, low, high).astype(np.float32))
+                    positions.append(np.asarray(obs["proprio"], dtype=np.float64))
+                    steps += 1
+                    if terminated or truncated or steps >= budget:
+                        done = True
+                        break
+                if done:
+                    break
+            # The episode is over: only now is the env's success test read, once, to score it.
+            records.append({
+                "seed": episode_seed, "steps": steps, "success": bool(info["is_success"]),
+                "final_distance": float(info["distance"]) if "distance" in info else None,
+                "reached": _reached(positions, goal_position, radius), "plans": mpc.plans,
+            })  # fmt: skip
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
+        bar.close()
+        baseline = _random_episodes(env, seeds, budget, seed, radius, progress) if random_baseline else []
+    finally:
+        env.close()
+
+    def rate(rows: list[dict], key: str) -> float | None:
+        values = [row[key] for row in rows if row.get(key) is not None]
+        return float(np.mean(values)) if values else None
+
+    return {
+        "env": env_id,
+        "episodes": episodes,
+        "seed": seed,
+        "checkpoint": str(checkpoint),
+        "planner": planner,
+        "backend": backend,
+        "success_rate": rate(records, "success"),
+        "random_success_rate": rate(baseline, "success"),
+        "reached_rate": rate(records, "reached"),
+        "random_reached_rate": rate(baseline, "reached"),
+        "final_distance_mean": rate(records, "final_distance"),
+        "random_final_distance_mean": rate(baseline, "final_distance"),
+        "plan_time_s_mean": float(np.mean(plan_times)) if plan_times else None,
+        "plans": len(plan_times),
+        "steps_per_episode": budget,
+        "scoring": f"success = env's is_success after a fixed budget of {budget} env steps (read once, at the end); "
+        "reached = within the success radius at any step, computed after the episode from the recorded positions",
+        "planner_config": {"kind": type(planner_config).__name__, **asdict(planner_config)},
+        "mpc_config": asdict(mpc_config),
+        "torch_threads": torch.get_num_threads(),
+        "episode_records": records,
+        "random_episode_records": baseline,
+    }
+
+
+def _random_episodes(env: gymnasium.Env, seeds: list[int], budget: int, seed: int, radius: float | None, progress: bool) -> list[dict]:
+    """The baseline: the same episodes, uniform random actions for the same budget, scored the same way."""
+    rng = np.random.default_rng([seed, 2])
+    low, high = env.action_space.low, env.action_space.high
+    records = []
+    for episode_seed in tqdm(seeds, desc="eval random", unit="ep", disable=not progress):
+        obs, info = env.reset(seed=episode_seed)
+        goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
+        positions = [np.asarray(obs["proprio"], dtype=np.float64)]
+        steps = 0
+        while steps < budget:
+            obs, _, terminated, truncated, info = env.step(rng.uniform(low, high).astype(np.float32))
+            positions.append(np.asarray(obs["proprio"], dtype=np.float64))
+            steps += 1
+            if terminated or truncated:
+                break
+        records.append({
+            "seed": episode_seed, "steps": steps, "success": bool(info["is_success"]),
+            "final_distance": float(info["distance"]) if "distance" in info else None,
+            "reached": _reached(positions, goal_position, radius),
+        })  # fmt: skip
+    return records
+
+
+def summary(result: dict[str, Any]) -> str:
+    """Three readable lines of an :func:`evaluate` result."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0%}"
+
+    cfg = result["planner_config"]
+    plan = f"{cfg['kind']}" + (f" {cfg['samples']}x{cfg['iterations']}, horizon {cfg['horizon']}" if "samples" in cfg else "")
+    return (
+        f"{result['env']}: {result['episodes']} episodes of {result['steps_per_episode']} steps, seed {result['seed']}, "
+        f"{plan}, execute {result['mpc_config']['execute_blocks']} blocks per plan\n"
+        f"  success at the end: planner {pct(result['success_rate'])}, random {pct(result['random_success_rate'])}"
+        f"   (reached at any step: {pct(result['reached_rate'])} / {pct(result['random_reached_rate'])})\n"
+        f"  plan time {result['plan_time_s_mean'] or float('nan'):.2f} s mean over {result['plans']} plans "
+        f"({result['torch_threads']} torch threads)"
+    )
+
+
+def eval_main(checkpoint: str, env: str, episodes: int, seed: int, json_path: str | None) -> int:
+    """``edgerun eval dino-wm CHECKPOINT --env ENV [--episodes N] [--seed S] [--json PATH]``.
+
+    Prints a summary; writes the whole result as JSON to ``json_path`` when given. Returns 0, or 2
+    after printing ``edgerun eval dino-wm: <error>`` for a missing or unusable checkpoint or bad arguments.
+    """
+    try:
+        result = evaluate(checkpoint, env, episodes, seed, progress=True)
+    except (CheckpointError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
+        print(f"edgerun eval dino-wm: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return 0

@@ -1,0 +1,199 @@
+"""DINO-WM training and evaluation on the Wall env: a few-second run on a tiny collected dataset."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import edgerun.envs  # registers edgerun/Wall-v0
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from edgerun.models.dino_wm import train as train_module
+from edgerun.models.dino_wm.checkpoint import load_checkpoint
+from edgerun.models.dino_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from edgerun.models.dino_wm.evaluate import RESULT_KEYS, evaluate
+from edgerun.models.dino_wm.plan import CEMConfig, MPCConfig
+from edgerun.models.dino_wm.train import (
+    TrainConfig,
+    fold_proprio_normalisation,
+    latent_losses,
+    sha256_file,
+    train,
+    train_main,
+)
+from edgerun.models.dino_wm.world_model import DinoWorldModel
+
+WALL_ID = "edgerun/Wall-v0"
+TINY_ENCODER = EncoderConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, img_size=64, input_size=64, layerscale_init=0.1)
+TINY = WorldModelConfig(
+    encoder=TINY_ENCODER,
+    predictor=PredictorConfig(depth=1, heads=2, head_dim=8, mlp_dim=32, num_patches=16, visual_dim=32,
+                              proprio_dim=2, action_dim=2, frameskip=5, history=1, emb_dim=4),  # fmt: skip
+)
+
+
+def tiny_config(out: Path, **changes) -> TrainConfig:
+    config = TrainConfig(
+        out=str(out), collect_episodes=6, collect_steps=20, model=TINY, encoder_steps=4, encoder_batch=8,
+        predictor_steps=6, batch=8, warmup_steps=2, checkpoint_every=3, threads=1, command="pytest",
+    )  # fmt: skip
+    return replace(config, **changes)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> train_module.TrainResult:
+    return train(tiny_config(tmp_path_factory.mktemp("dino_wm_train")), progress=False)
+
+
+def test_training_writes_checkpoint_loss_curve_and_manifest(trained: train_module.TrainResult) -> None:
+    assert trained.loss_curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads(trained.manifest.read_text())
+    for key in ("command", "seed", "data", "steps", "final_losses", "metrics", "checkpoint", "created_at"):
+        assert key in manifest, key
+    assert manifest["checkpoint"]["sha256"] == sha256_file(trained.checkpoint)
+    assert manifest["data"]["episodes"] == 2 * 6  # collect_episodes per policy: mixed and random
+    for data_file in manifest["data"]["files"]:
+        assert data_file["sha256"] == sha256_file(data_file["path"]) and data_file["episodes"] == 6
+    assert manifest["steps"] == {"encoder": 4, "predictor": 6}
+    assert np.isfinite(manifest["final_losses"]["train"]["loss"])
+
+    model, config, extra = load_checkpoint(trained.checkpoint)
+    assert config == TINY and len(extra["action_mean"]) == 2 and len(extra["action_std"]) == 2
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    state = torch.load(trained.checkpoint.parent / "ckpt-latest.pt", weights_only=True)
+    assert state["step"] == 6 and "optimizer" in state and "model" in state
+
+
+def test_resume_after_an_interruption_continues_from_the_saved_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tiny_config(tmp_path)
+    calls = {"train": 0, "encoder": 0}
+    real_losses, real_masked = train_module.latent_losses, train_module.encode_masked
+
+    def interrupted(model, *batch):
+        if model.training:
+            calls["train"] += 1
+            if calls["train"] == 5:  # after the save at step 3
+                raise KeyboardInterrupt
+        return real_losses(model, *batch)
+
+    monkeypatch.setattr(train_module, "latent_losses", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    assert torch.load(tmp_path / "ckpt-latest.pt", weights_only=True)["step"] == 3
+
+    calls["train"] = 0
+
+    def counting(model, *batch):
+        calls["train"] += model.training
+        return real_losses(model, *batch)
+
+    def counting_masked(*args):
+        calls["encoder"] += 1
+        return real_masked(*args)
+
+    monkeypatch.setattr(train_module, "latent_losses", counting)
+    monkeypatch.setattr(train_module, "encode_masked", counting_masked)
+    result = train(config, progress=False)
+    assert calls == {"train": 3, "encoder": 0}  # steps 4..6 only; the finished encoder is not retrained
+    assert torch.load(tmp_path / "ckpt-latest.pt", weights_only=True)["step"] == 6
+    assert result.manifest_data["steps"]["predictor"] == 6
+
+
+def test_train_main_refuses_to_overwrite_a_run_without_resume(trained: train_module.TrainResult, capsys) -> None:
+    assert train_main(WALL_ID, str(trained.checkpoint.parent), steps=1, resume=False, seed=0) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_latent_loss_is_the_models_teacher_forced_training_loss() -> None:
+    torch.manual_seed(0)
+    model = DinoWorldModel(TINY).eval()
+    images = torch.rand(3, 2, 3, 64, 64) * 2 - 1
+    proprio, actions = torch.randn(3, 2, 2), torch.randn(3, 2, 10)
+    expected = model.training_loss(images, proprio, actions)
+    visual = model.encoder(images.flatten(0, 1)).reshape(3, 2, 16, 32)
+    got = latent_losses(model, visual, proprio, actions)
+    for key in ("loss", "visual", "proprio"):
+        torch.testing.assert_close(got[key], expected[key])
+
+
+def test_folded_proprio_normalisation_takes_raw_proprio() -> None:
+    torch.manual_seed(0)
+    model = DinoWorldModel(TINY)
+    mean, std = torch.tensor([0.5, 0.4]), torch.tensor([0.2, 0.3])
+    raw = torch.rand(4, 1, 2)
+    before = model.proprio_encoder((raw - mean) / std)
+    fold_proprio_normalisation(model, mean, std)
+    torch.testing.assert_close(model.proprio_encoder(raw), before)
+
+
+class WatchedInfo(dict):
+    """An info dict that reports every read of ``is_success`` to its wrapper."""
+
+    def __init__(self, data: dict, watch: SuccessWatch) -> None:
+        super().__init__(data)
+        self.watch = watch
+
+    def __getitem__(self, key):
+        if key == "is_success":
+            self.watch.read()
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if key == "is_success":
+            self.watch.read()
+        return super().get(key, default)
+
+
+class SuccessWatch(gymnasium.Wrapper):
+    """Counts reads of ``info["is_success"]`` made while an episode is still running."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        self.running = False
+        self.early_reads = 0
+        self.final_reads = 0
+        self.episodes = 0
+
+    def read(self) -> None:
+        if self.running:
+            self.early_reads += 1
+        else:
+            self.final_reads += 1
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.running = True
+        self.episodes += 1
+        return obs, WatchedInfo(info, self)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.running = not (terminated or truncated)
+        return obs, reward, terminated, truncated, WatchedInfo(info, self)
+
+
+def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: train_module.TrainResult) -> None:
+    watches: list[SuccessWatch] = []
+
+    def make_env(env_id: str) -> gymnasium.Env:
+        watches.append(SuccessWatch(gymnasium.make(env_id, max_episode_steps=10)))
+        return watches[-1]
+
+    result = evaluate(
+        trained.checkpoint, WALL_ID, episodes=2, seed=0, progress=False, make_env=make_env,
+        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=2), mpc_config=MPCConfig(execute_blocks=1),
+    )  # fmt: skip
+    for key in RESULT_KEYS:
+        assert key in result, key
+    assert result["env"] == WALL_ID and result["episodes"] == 2 and result["seed"] == 0
+    assert 0.0 <= result["success_rate"] <= 1.0 and 0.0 <= result["random_success_rate"] <= 1.0
+    assert result["plan_time_s_mean"] > 0 and result["plans"] == 4  # 10 steps = 2 blocks, replanned each block
+    assert all(record["steps"] == 10 for record in result["episode_records"])  # the fixed budget, always
+    (watch,) = watches
+    assert watch.episodes == 4  # 2 planned + 2 random baseline
+    assert watch.early_reads == 0, "is_success was read while an episode was running"
+    assert watch.final_reads == 4  # each episode scored once, after it ended
+    json.dumps(result)  # JSON-able
