@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -197,13 +196,9 @@ def test_normalise_maps_uint8_rgb_to_minus_one_one_at_the_input_size() -> None:
         normalise(torch.zeros(1, 3, 56, 56))
 
 
-def test_tiny_config_runs_in_milliseconds() -> None:
+def test_tiny_config_encodes_uint8_frames_to_patch_tokens() -> None:
     model, _ = tiny_model()
     images = normalise(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8), size=VIT_TINY.input_size)
     with torch.no_grad():
-        model(images)  # warm-up
-        start = time.perf_counter()
         tokens = model(images)
-        elapsed = time.perf_counter() - start
-    assert tokens.shape == (4, 16, 64)
-    assert elapsed < 0.1, f"tiny encoder forward took {elapsed * 1e3:.1f} ms"
+    assert tokens.shape == (4, 16, 64) and torch.isfinite(tokens).all()

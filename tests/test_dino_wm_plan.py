@@ -13,7 +13,6 @@ Costs used:
 from __future__ import annotations
 
 import inspect
-import time
 
 import numpy as np
 import pytest
@@ -260,16 +259,11 @@ def test_cem_through_onnx_runtime_with_a_dynamic_batch(tmp_path):
     assert via_ort.cost == pytest.approx(via_torch.cost, abs=1e-5)
 
 
-def test_paper_budget_runs_fast_on_cpu():
-    """300 samples x 30 iterations, horizon 5, block 10 on a cheap cost. Measured about 7 ms here."""
+def test_paper_budget_evaluates_every_sample_in_one_call_per_iteration():
+    """300 samples x 30 iterations, horizon 5, block 10 (timing is `edgerun bench planning`'s job)."""
     cost = reach([0, 0], [1.5, -1.0])
-    cem_plan(cost, BLOCK, CEMConfig(iterations=2, seed=0))  # warm-up
-    started = time.perf_counter()
     result = cem_plan(cost, BLOCK, CEM_PRESETS["pusht"], generator=torch.Generator().manual_seed(0))
-    elapsed = time.perf_counter() - started
-    print(f"CEM 300 x 30, horizon 5, block 10: {elapsed * 1e3:.1f} ms (planner's own time_s {result.time_s * 1e3:.1f} ms)")
     assert result.evaluations == 9000 and result.calls == 30
-    assert elapsed < 1.0
 
 
 # --------------------------------------------------------------------------------------------------
