@@ -6,14 +6,18 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import edgerun.envs  # registers edgerun/Wall-v0
+import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 import gymnasium
 import numpy as np
 import pytest
 import torch
 from edgerun.models.dino_wm import train as train_module
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
-from edgerun.models.dino_wm.config import EncoderConfig, PredictorConfig, WorldModelConfig
+from edgerun.models.dino_wm.config import (
+    EncoderConfig,
+    PredictorConfig,
+    WorldModelConfig,
+)
 from edgerun.models.dino_wm.evaluate import RESULT_KEYS, evaluate
 from edgerun.models.dino_wm.plan import CEMConfig, MPCConfig
 from edgerun.models.dino_wm.train import (
@@ -31,7 +35,7 @@ TINY_ENCODER = EncoderConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, 
 TINY = WorldModelConfig(
     encoder=TINY_ENCODER,
     predictor=PredictorConfig(depth=1, heads=2, head_dim=8, mlp_dim=32, num_patches=16, visual_dim=32,
-                              proprio_dim=2, action_dim=2, frameskip=5, history=1, emb_dim=4),  # fmt: skip
+                              proprio_dim=2, action_dim=2, frameskip=5, history=1, emb_dim=4),
 )
 
 
@@ -197,3 +201,17 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
     assert watch.early_reads == 0, "is_success was read while an episode was running"
     assert watch.final_reads == 4  # each episode scored once, after it ended
     json.dumps(result)  # JSON-able
+
+
+def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgerun.models.dino_wm.config import SMALL_WALL, VIT_TINY
+    from edgerun.models.dino_wm.encoder import synthetic_official_state_dict
+
+    weights = synthetic_official_state_dict(VIT_TINY, seed=3)
+    torch.save(weights, tmp_path / "dinov2.pth")
+    monkeypatch.setattr(train_module, "encode_masked", lambda *args: pytest.fail("pretrained an official encoder"))
+    config = tiny_config(tmp_path / "run", model=SMALL_WALL, encoder_state_dict=str(tmp_path / "dinov2.pth"), predictor_steps=2)
+    result = train(config, progress=False)  # 64 px frames, encoder at 56 px
+    model, _, _ = load_checkpoint(result.checkpoint)
+    for key, value in weights.items():
+        torch.testing.assert_close(model.encoder.state_dict()[key], value)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -41,7 +40,16 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .plan import CEM_PRESETS, GD_PAPER, MPC, MPC_PAPER, CEMConfig, GDConfig, MPCConfig, block_to_env_actions
+from .plan import (
+    CEM_PRESETS,
+    GD_PAPER,
+    MPC,
+    MPC_PAPER,
+    CEMConfig,
+    GDConfig,
+    MPCConfig,
+    block_to_env_actions,
+)
 from .world_model import DinoWorldModel, Latent
 
 PLANNERS = ("cem", "gd")

@@ -129,7 +129,7 @@ class TrainConfig:
     """
 
     env: str = "edgerun/Wall-v0"
-    out: str = "out/dino_wm_wall"
+    out: str = "runs/dino_wm_wall"
     dataset: str | list[str] | None = None
     collect_episodes: int = 400
     collect_steps: int = 100
@@ -248,9 +248,8 @@ def collect_wander(env_id: str, episodes: int, steps: int, seed: int, out_path: 
     i.i.d. random actions show. Needs an env whose ``proprio`` starts with a position in the unit
     square (Wall's dot). Episode seeds: ``SeedSequence(seed)``, as ``collect``.
     """
-    import gymnasium
-
     import edgerun
+    import gymnasium
     from edgerun.envs.collect import LAYOUT_VERSION
 
     env = gymnasium.make(env_id, max_episode_steps=steps)
@@ -353,7 +352,7 @@ def _dataset(config: TrainConfig, out: Path, progress: bool) -> _Data:
         need = p.frameskip * p.history + 1
         if T < need:
             raise ValueError(f"dataset {path}: episodes of {T} frames, a window of H + 1 frames spaced by {p.frameskip} needs {need}")
-        n_val = int(round(N * config.val_fraction)) if N > 1 else 0
+        n_val = round(N * config.val_fraction) if N > 1 else 0
         n_val = min(max(n_val, 1 if N > 1 and config.val_fraction > 0 else 0), N - 1)
         frames.append(data.frames)
         proprio.append(data.proprio)
@@ -376,11 +375,11 @@ def _dataset(config: TrainConfig, out: Path, progress: bool) -> _Data:
     info = {
         "files": files,
         "episodes": offset,
-        "train_episodes": int(len(train_eps_all)),
-        "val_episodes": int(len(val_eps_all)),
+        "train_episodes": len(train_eps_all),
+        "val_episodes": len(val_eps_all),
         "arrays_sha256": hashlib.sha256("".join(f["arrays_sha256"] for f in files).encode()).hexdigest(),
     }
-    cat = (lambda arrays: arrays[0] if len(arrays) == 1 else np.concatenate(arrays))  # noqa: E731
+    cat = (lambda arrays: arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
     return _Data(cat(frames), cat(proprio), cat(actions), train_eps_all, val_eps_all, info)
 
 
@@ -781,6 +780,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    run_started = time.perf_counter()
 
     started = time.perf_counter()
     data = _dataset(config, out, progress)
@@ -815,6 +815,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     curve = plot_losses(out / "loss_curve.png", encoder_log["losses"], log["history"], log["val_history"])
 
     val = log["val_history"][-1] if log["val_history"] else None
+    timings["this_call_s"] = time.perf_counter() - run_started  # all stages run by this call (not resumed parts)
     metrics: dict[str, Any] = {
         "encoder_probe_rmse": probe["rmse"],
         "encoder_probe_rmse_px": None if probe["rmse"] is None else probe["rmse"] * data.frames.shape[2],
