@@ -60,8 +60,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .config import VIT_TINY, VITS14, DecoderConfig, EncoderConfig, PredictorConfig, WorldModelConfig
-from .encoder import StateDictError, load_official_state_dict
+from .config import (
+    VIT_TINY,
+    VITS14,
+    DecoderConfig,
+    EncoderConfig,
+    PredictorConfig,
+    WorldModelConfig,
+)
+from .encoder import StateDictError, load_official_state_dict, mismatch_report
 from .world_model import DinoWorldModel
 
 FORMAT = "edgerun.dino_wm"
@@ -124,27 +131,6 @@ def save_checkpoint(
     path = Path(path)
     torch.save({"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state_dict": state, "extra": extra}, path)
     return path
-
-
-def mismatch_report(expected: dict[str, Tensor], got: dict[str, Tensor], what: str) -> str | None:
-    """None if ``got`` has exactly the keys and shapes of ``expected``, else a readable list of differences."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    misshapen = [
-        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(got[key].shape)}"
-        for key in expected
-        if key in got and tuple(got[key].shape) != tuple(expected[key].shape)
-    ]
-    if not (missing or unexpected or misshapen):
-        return None
-    lines = [f"weights do not fit {what}:"]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if misshapen:
-        lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
-    return "\n".join(lines)
 
 
 def load_state_dict_checked(model: DinoWorldModel, state: dict[str, Tensor], encoder_state_dict: dict[str, Tensor] | None = None) -> DinoWorldModel:

@@ -215,6 +215,27 @@ class StateDictError(ValueError):
     """A state dict that does not match the encoder: names every missing, unexpected or misshapen key."""
 
 
+def mismatch_report(expected: dict[str, Tensor], got: dict[str, Tensor], what: str) -> str | None:
+    """None if ``got`` has exactly the keys and shapes of ``expected``, else a readable list of differences."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    misshapen = [
+        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(got[key].shape)}"
+        for key in expected
+        if key in got and tuple(got[key].shape) != tuple(expected[key].shape)
+    ]
+    if not (missing or unexpected or misshapen):
+        return None
+    lines = [f"weights do not fit {what}:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+    if misshapen:
+        lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
+    return "\n".join(lines)
+
+
 def load_official_state_dict(model: DinoV2Encoder, state_dict: dict[str, Tensor]) -> DinoV2Encoder:
     """Load an official DINOv2 state dict (e.g. ``dinov2_vits14``) strictly, then refresh the pos-embed.
 
@@ -222,21 +243,11 @@ def load_official_state_dict(model: DinoV2Encoder, state_dict: dict[str, Tensor]
     (expected vs got) before anything is copied, so a failed load leaves the model untouched.
     """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    misshapen = [
-        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(state_dict[key].shape)}"
-        for key in expected
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(expected[key].shape)
-    ]
-    if missing or unexpected or misshapen:
-        lines = [f"state dict does not match DinoV2Encoder({model.config}):"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if misshapen:
-            lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
+    report = mismatch_report(expected, state_dict, f"DinoV2Encoder({model.config})")
+    if report is not None:
+        lines = [report]
+        unexpected = sorted(set(state_dict) - set(expected))
+        missing = set(expected) - set(state_dict)
         if any(key.startswith("register_tokens") for key in unexpected):
             lines.append("  hint: 'register_tokens' comes from a *_reg checkpoint; this encoder has no registers")
         prefixes = {key.split(".", 1)[0] for key in unexpected if "." in key}

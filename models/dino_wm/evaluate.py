@@ -50,6 +50,7 @@ from .plan import (
     MPCConfig,
     block_to_env_actions,
 )
+from .policy import images_to_model, rollout_cost
 from .world_model import DinoWorldModel, Latent
 
 PLANNERS = ("cem", "gd")
@@ -72,30 +73,15 @@ def default_planner(env_id: str, planner: str) -> CEMConfig | GDConfig:
     return CEM_PRESETS.get(name, CEM_PRESETS["wall"])
 
 
-class _Encoder:
+def encoder_for(model: DinoWorldModel) -> Callable[[np.ndarray, np.ndarray], Latent]:
     """Observation -> :class:`Latent` (batch 1, one frame) with the checkpoint's frozen encoder."""
 
-    def __init__(self, model: DinoWorldModel) -> None:
-        self.model = model
-
     @torch.no_grad()
-    def __call__(self, pixels: np.ndarray, proprio: np.ndarray) -> Latent:
-        images = torch.from_numpy(np.array(pixels, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-        state = torch.as_tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
-        return self.model.encode(images[None, None], state)
+    def encode(pixels: np.ndarray, proprio: np.ndarray) -> Latent:
+        state = torch.tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
+        return model.encode(images_to_model(pixels), state)
 
-
-def make_cost_fn(model: DinoWorldModel, observation: Latent, goal: Latent, differentiable: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``cost(actions (S, horizon, block_dim)) -> (S,)``: one batched rollout of all S samples from the
-    observation, scored against the goal latent. Normalised actions, as the planners produce them."""
-
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        samples = actions.shape[0]
-        start = Latent(observation.visual.expand(samples, -1, -1, -1), observation.proprio.expand(samples, -1, -1))
-        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-            return model.planning_cost(model.rollout(start, actions), goal)
-
-    return cost
+    return encode
 
 
 def _budget(env: gymnasium.Env, max_steps: int | None) -> int:
@@ -159,7 +145,7 @@ def evaluate(
     action_mean = np.asarray(extra.get("action_mean", np.zeros(p.action_dim)), dtype=np.float32)
     action_std = np.asarray(extra.get("action_std", np.ones(p.action_dim)), dtype=np.float32)
     planner_config = planner_config or default_planner(env_id, planner)
-    encode = _Encoder(model)
+    encode = encoder_for(model)
     seeds = episode_seeds(seed, episodes)
     make_env = make_env or gymnasium.make
     env = make_env(env_id)
@@ -180,7 +166,7 @@ def evaluate(
             positions = [np.asarray(obs["proprio"], dtype=np.float64)]
             steps, done = 0, False
             for _ in range(blocks):
-                cost_fn = make_cost_fn(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd") if mpc.needs_plan else None
+                cost_fn = rollout_cost(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd") if mpc.needs_plan else None
                 planned = mpc.needs_plan
                 block = mpc.act(cost_fn)
                 if planned:

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .plan import FRAMESKIP, MPC, CEMConfig, GDConfig, MPCConfig, denormalise, split_block
+from .plan import (
+    FRAMESKIP,
+    MPC,
+    CEMConfig,
+    GDConfig,
+    MPCConfig,
+    denormalise,
+    split_block,
+)
 from .world_model import DinoWorldModel, Latent
 
 
@@ -98,11 +106,17 @@ class WorldModelPolicy:
                 "goal_proprio_emb": goal.proprio[:, -1].numpy(),
             }
             return lambda actions: self.cost_engine(actions=actions, **context)["cost"]
-        model = self.model
+        return rollout_cost(self.model, observation, goal, differentiable=isinstance(self.mpc.planner, GDConfig))
 
-        def cost(actions: torch.Tensor) -> torch.Tensor:
-            samples = actions.shape[0]
-            expanded = Latent(observation.visual.expand(samples, -1, -1, -1), observation.proprio.expand(samples, -1, -1))
-            return model.planning_cost(model.rollout(expanded, actions), goal)
 
-        return cost
+def rollout_cost(model: DinoWorldModel, observation: Latent, goal: Latent, differentiable: bool = False) -> Any:
+    """``cost(actions (S, horizon, block_dim)) -> (S,)``: one batched rollout of all S samples from the
+    observation, scored against the goal (normalised actions, as the planners produce them)."""
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        samples = actions.shape[0]
+        start = Latent(observation.visual.expand(samples, -1, -1, -1), observation.proprio.expand(samples, -1, -1))
+        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
+            return model.planning_cost(model.rollout(start, actions), goal)
+
+    return cost
