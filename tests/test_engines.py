@@ -214,8 +214,9 @@ def test_inference_node_runs_an_engine_on_messages(tiny_onnx, tmp_path):
     reference = load(tiny_onnx, "torch")
     with RunningGraph(tmp_path, graph) as running:
         source_socket = running.subscribe("source/images")
-        outputs = running.collect("encoder/outputs", 4)
-        sources = {m.capture_ns: m["count"] for m in running.collect("source/images", 12, socket=source_socket)}
+        assert source_socket.poll(5000)  # subscribed: every input from now on is seen
+        outputs = running.collect("encoder/outputs", 5)
+        sources = {m.capture_ns: m["count"] for m in running.collect("source/images", 15, socket=source_socket)}
     matched = [out for out in outputs if out.capture_ns in sources]  # capture time travels through the node
     assert len(matched) >= 3, "outputs must carry the capture time of the input they came from"
     for out in matched:
