@@ -1,0 +1,1 @@
+"""INT: task-generic prompt → instance-specific prompt by negative mining → mask."""

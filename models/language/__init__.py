@@ -1,0 +1,1 @@
+"""Small distilled text models: the MiniLM text encoder for prompts."""
