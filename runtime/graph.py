@@ -3,7 +3,7 @@
     name: demo
     nodes:
       - id: camera
-        class: edgerun.nodes.camera:SyntheticCamera
+        class: edgerun.nodes.camera:Camera
         params: {fps: 30}
       - id: monitor
         class: edgerun.nodes.monitor:FrameMonitor

@@ -16,7 +16,7 @@ GOOD = """
 name: good
 nodes:
   - id: camera
-    class: edgerun.nodes.camera:SyntheticCamera
+    class: edgerun.nodes.camera:Camera
     params: {fps: 30, width: 64, height: 48}
   - id: monitor
     class: edgerun.nodes.monitor:FrameMonitor
@@ -45,10 +45,10 @@ BROKEN = {
     "source_without_slash": (GOOD.replace("camera/frames", "camera"), "'camera' must be 'node/output'"),
     "duplicate_id": (GOOD.replace("id: monitor", "id: camera"), "nodes[1].id: duplicate node id 'camera'"),
     "param_type": (GOOD.replace("fps: 30", "fps: fast"), "nodes[0] (camera).params.fps: Expected `float`, got `str`"),
-    "unknown_param": (GOOD.replace("fps: 30", "fsp: 30"), "unknown parameter fsp (known: fps, frames, height, width)"),
+    "unknown_param": (GOOD.replace("fps: 30", "fsp: 30"), "unknown parameter fsp (known: fps, frames, height, uri, width)"),
     "bad_class_module": (GOOD.replace("edgerun.nodes.camera:", "edgerun.nodes.nope:"), "cannot import module 'edgerun.nodes.nope'"),
-    "bad_class_name": (GOOD.replace(":SyntheticCamera", ":Camera"), "has no 'Camera'"),
-    "not_a_node": (GOOD.replace("edgerun.nodes.camera:SyntheticCamera", "pathlib:Path"), "is not a subclass of edgerun.runtime.Node"),
+    "bad_class_name": (GOOD.replace(":Camera", ":NoSuchCamera"), "has no 'NoSuchCamera'"),
+    "not_a_node": (GOOD.replace("edgerun.nodes.camera:Camera", "pathlib:Path"), "is not a subclass of edgerun.runtime.Node"),
     "restart_policy": (GOOD + "    restart: {policy: sometimes}\n", "nodes[1].restart.policy: Invalid enum value 'sometimes' (expected one of: never, on-failure, always)"),
     "unknown_top_level": (GOOD.replace("nodes:", "nods:"), "unknown field `nods`"),
     "unknown_node_field": (GOOD.replace("    inputs:", "    input:"), "nodes[1]: Object contains unknown field `input`"),

@@ -171,7 +171,7 @@ def test_graph_stops_when_a_stop_with_node_finishes(launch):
     name: finite
     stop_with: [camera]
     nodes:
-      - {id: camera, class: edgerun.nodes.camera:SyntheticCamera, params: {width: 32, height: 24, fps: 50, frames: 60}}
+      - {id: camera, class: edgerun.nodes.camera:Camera, params: {uri: "synthetic://pattern?width=32&height=24", fps: 50, frames: 60}}
       - {id: monitor, class: edgerun.nodes.monitor:FrameMonitor, inputs: {frames: camera/frames}}
     """)
     assert graph.proc.wait(timeout=30) == 0

@@ -12,15 +12,15 @@ from edgerun.runtime import messages
 from edgerun.runtime.node import NodeDefinitionError
 from edgerun.runtime.params import ParamError, build_params, parse_cli_params
 from edgerun.runtime.services import ServiceError, call
-from edgerun.nodes.camera import SyntheticCameraParams
+from edgerun.nodes.camera import CameraParams
 
 
 def test_params_are_typed_and_unknown_names_rejected():
-    assert build_params(SyntheticCameraParams, {"fps": 15, "width": 32}) == SyntheticCameraParams(width=32, fps=15.0)
+    assert build_params(CameraParams, {"fps": 15, "width": 32}) == CameraParams(width=32, fps=15.0)
     with pytest.raises(ParamError, match=r"params.width: Expected `int`, got `float`"):
-        build_params(SyntheticCameraParams, {"width": 3.5})
+        build_params(CameraParams, {"width": 3.5})
     with pytest.raises(ParamError, match="unknown parameter colour"):
-        build_params(SyntheticCameraParams, {"colour": "red"})
+        build_params(CameraParams, {"colour": "red"})
 
 
 def test_cli_params_are_read_as_yaml_scalars():

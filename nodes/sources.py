@@ -1,0 +1,280 @@
+"""Frame sources named by URI, in the style of jetson-inference's ``videoSource``.
+
+=====================================  =================================================
+``v4l2:///dev/video0``                 a V4L2 capture device (USB / CSI camera)
+``file://clip.mp4``, ``file:///abs/x``  a video file (relative paths from the working dir)
+``rtsp://user:pw@host:554/stream``     a network stream (FFmpeg backend, open time-out)
+``synthetic://NAME``                   a generated scene: ``pattern`` (moving colour bands)
+``gym://ENV_ID``                       a gymnasium env's ``rgb_array`` render, random actions
+=====================================  =================================================
+
+Query parameters tune a source: ``?width=640&height=480&fps=30`` (a device's capture mode, a
+synthetic scene's size and rate), ``?loop=1`` (a file starts again at its end),
+``?timeout_s=5`` (rtsp), ``?seed=0`` (synthetic, gym). Every source yields RGB uint8 frames
+``(height, width, 3)``. A URI that cannot be opened raises :class:`SourceError`, whose message
+names the URI (credentials hidden) and the cause.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """A frame source could not be opened or read; the message names the URI and the cause."""
+
+    def __init__(self, uri: str, cause: str):
+        super().__init__(f"camera source '{redact(uri)}': {cause}")
+        self.uri = redact(uri)
+        self.cause = cause
+
+
+class FrameSource(Protocol):
+    uri: str
+    fps: float  # the source's own rate; 0 when it has none (read as fast as asked)
+    live: bool  # a device or stream: read() blocks until the next frame
+
+    def read(self) -> np.ndarray | None:
+        """The next RGB uint8 frame, or None at the end of a finite source."""
+
+    def close(self) -> None: ...
+
+
+def redact(uri: str) -> str:
+    """The URI with any password replaced, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    loop: bool = False
+    timeout_s: float = 5.0
+    seed: int = 0
+
+    @classmethod
+    def from_query(cls, uri: str, query: str) -> "SourceOptions":
+        known = {"width": int, "height": int, "fps": float, "loop": _flag, "timeout_s": float, "seed": int}
+        values: dict[str, Any] = {}
+        for key, text in parse_qsl(query, keep_blank_values=True):
+            if key not in known:
+                raise SourceError(uri, f"unknown option '{key}' (options: {', '.join(known)})")
+            try:
+                values[key] = known[key](text)
+            except ValueError:
+                raise SourceError(uri, f"option {key}={text!r} is not a valid {known[key].__name__}") from None
+        return cls(**values)
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", ""):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(text)
+
+
+def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class OpenCVSource:
+    """A device, file or stream read through ``cv2.VideoCapture``."""
+
+    def __init__(self, uri: str, capture: Any, live: bool, loop: bool):
+        import cv2
+
+        self.uri = uri
+        self.capture = capture
+        self.live = live
+        self.loop = loop
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def read(self) -> np.ndarray | None:
+        import cv2
+
+        ok, frame = self.capture.read()
+        if not ok and self.loop:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.capture.read()
+        if not ok:
+            if self.live:
+                raise SourceError(self.uri, "the device or stream stopped delivering frames")
+            return None
+        return _bgr_to_rgb(frame)
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def _open_v4l2(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    import cv2
+
+    device = location or "/dev/video0"
+    if not os.path.exists(device):
+        raise SourceError(uri, f"no such device {device} (is the camera plugged in? `ls /dev/video*`)")
+    if not os.access(device, os.R_OK | os.W_OK):
+        raise SourceError(uri, f"no permission to open {device} (add the user to the 'video' group)")
+    capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+    if not capture.isOpened():
+        raise SourceError(uri, f"{device} exists but cannot be opened for capture (busy, or not a capture device)")
+    for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, options.width), (cv2.CAP_PROP_FRAME_HEIGHT, options.height), (cv2.CAP_PROP_FPS, options.fps)):
+        if value:
+            capture.set(prop, value)
+    return OpenCVSource(uri, capture, live=True, loop=False)
+
+
+def _open_file(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    import cv2
+
+    path = Path(location)
+    if not path.is_file():
+        raise SourceError(uri, f"no such file {path.resolve()}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError(uri, f"OpenCV cannot decode {path} (not a video, or a codec this OpenCV build lacks)")
+    source = OpenCVSource(uri, capture, live=False, loop=options.loop)
+    if options.fps:
+        source.fps = options.fps
+    return source
+
+
+def _open_rtsp(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    import cv2
+
+    timeout_ms = int(options.timeout_s * 1000)
+    address = uri.split("?", 1)[0]
+    capture = cv2.VideoCapture(
+        address, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+    )
+    if not capture.isOpened():
+        raise SourceError(uri, f"cannot open the stream within {options.timeout_s:g} s (unreachable host, wrong path or credentials)")
+    return OpenCVSource(uri, capture, live=True, loop=False)
+
+
+class GeneratedSource:
+    """Frames from a function of the frame index, at a fixed rate."""
+
+    live = False
+
+    def __init__(self, uri: str, render: Callable[[int], np.ndarray], fps: float):
+        self.uri = uri
+        self.render = render
+        self.fps = fps
+        self.index = 0
+
+    def read(self) -> np.ndarray:
+        frame = self.render(self.index)
+        self.index += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def moving_pattern(y: np.ndarray, x: np.ndarray, index: int) -> np.ndarray:
+    """An RGB uint8 frame from pixel grids ``np.mgrid[0:height, 0:width]``: colour bands and a
+    white square that move with ``index``."""
+    height, width = x.shape
+    phase = index * 4
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[..., 0] = ((x + phase) % 256).astype(np.uint8)
+    image[..., 1] = ((y + 2 * phase) % 256).astype(np.uint8)
+    image[..., 2] = (((x + y) // 2 + phase) % 256).astype(np.uint8)
+    size = max(8, min(width, height) // 8)
+    left = (index * 7) % max(1, width - size)
+    top = (index * 5) % max(1, height - size)
+    image[top : top + size, left : left + size] = 255
+    return image
+
+
+def _pattern(uri: str, options: SourceOptions) -> FrameSource:
+    grid = np.mgrid[0 : options.height or 480, 0 : options.width or 640]
+    return GeneratedSource(uri, lambda index: moving_pattern(*grid, index), options.fps or 30.0)
+
+
+# synthetic://NAME → a factory; model packages add their rendered scenes here.
+SYNTHETIC_SCENES: dict[str, Callable[[str, SourceOptions], FrameSource]] = {"pattern": _pattern}
+
+
+def _open_synthetic(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    if location not in SYNTHETIC_SCENES:
+        raise SourceError(uri, f"unknown synthetic scene '{location}' (scenes: {', '.join(sorted(SYNTHETIC_SCENES))})")
+    return SYNTHETIC_SCENES[location](uri, options)
+
+
+class GymSource:
+    """A gymnasium env rendered offscreen under uniformly random actions, reset at episode ends."""
+
+    live = False
+
+    def __init__(self, uri: str, env: Any, seed: int, fps: float):
+        self.uri = uri
+        self.env = env
+        self.fps = fps
+        self.seed = seed
+        env.action_space.seed(seed)
+        env.reset(seed=seed)
+
+    def read(self) -> np.ndarray:
+        _, _, terminated, truncated, _ = self.env.step(self.env.action_space.sample())
+        if terminated or truncated:
+            self.seed += 1
+            self.env.reset(seed=self.seed)
+        return np.ascontiguousarray(self.env.render(), dtype=np.uint8)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _open_gym(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    import gymnasium
+
+    import edgerun.envs  # noqa: F401  (registers edgerun's environments)
+
+    try:
+        env = gymnasium.make(location, render_mode="rgb_array")
+    except gymnasium.error.Error as exc:
+        raise SourceError(uri, f"gymnasium cannot make '{location}': {exc}") from None
+    fps = options.fps or float(env.metadata.get("render_fps") or 30.0)
+    return GymSource(uri, env, options.seed, fps)
+
+
+OPENERS: dict[str, Callable[[str, str, SourceOptions], FrameSource]] = {
+    "v4l2": _open_v4l2,
+    "file": _open_file,
+    "rtsp": _open_rtsp,
+    "synthetic": _open_synthetic,
+    "gym": _open_gym,
+}
+
+
+def open_source(uri: str) -> FrameSource:
+    """Open the frame source ``uri`` names (see the module docstring), or raise SourceError."""
+    parts = urlsplit(uri)
+    if parts.scheme not in OPENERS:
+        raise SourceError(uri, f"unknown scheme '{parts.scheme}' (expected one of {', '.join(s + '://' for s in OPENERS)})")
+    options = SourceOptions.from_query(uri, parts.query)
+    if parts.scheme in ("v4l2", "file"):
+        location = parts.netloc + parts.path  # file://clip.mp4 is relative, file:///abs/clip.mp4 absolute
+    elif parts.scheme == "rtsp":
+        location = parts.netloc
+    else:
+        location = parts.netloc + parts.path.rstrip("/")
+    if not location and parts.scheme != "v4l2":
+        raise SourceError(uri, f"{parts.scheme}:// needs a location after the scheme")
+    return OPENERS[parts.scheme](uri, location, options)
