@@ -1,0 +1,339 @@
+"""The INT loop (arXiv 2501.18753): a task-generic prompt → an instance-specific prompt by
+negative mining → a mask, over four components (scorer, detector, segmenter, inpainter).
+
+Each of ``config.iterations`` iterations on the current image X:
+
+(a) candidates: the detector, queried with the vocabulary of category names, runs on X and on
+    its patches at three scales (the image, halves, quarters); the detected names are the
+    foreground candidates (each with its boxes in X), the rest of the vocabulary is background;
+(b) negative mining: each candidate's boxes are inpainted away and the scorer asked again;
+    contrast D = max over tokens of (softmax on X − softmax on the inpainted X), tokens being the
+    task prompt and the vocabulary; the candidate with the largest (weighted) D is this
+    iteration's instance-specific prompt;
+(c) progressive mining: D normalised across candidates multiplies each candidate's weight for
+    the next iterations' selections;
+(d) semantic mask: the detector's boxes for the prompt, the segmenter's mask per box, weighted
+    by the scorer's probability of the prompt on the mask's region: M = Σ s(m_k)·m_k; the next
+    image is X' = w·(X ⊙ M) + (1 − w)·X.
+
+The result is the iteration mask closest to the mean of all iteration masks, with its prompt.
+Mining runs on a copy of X downscaled to ``mining_size`` (the scorer sees a small square
+anyway), so inpainting costs little. Without negative mining (the paper's ablation) the
+candidate the detector is most confident about is taken; :func:`run_generic` is the other
+baseline, the task prompt straight to the detector and segmenter.
+
+Components are duck-typed (see ``components.py`` for the Engine-backed ones and their ONNX
+contracts): ``text_encoder.encode(texts) -> (n, D)``, ``scorer.probs(image, text_embeddings)
+-> (Q,)``, ``detector.detect(image, text_embeddings, threshold=) -> [Detection(box, score,
+query)]``, ``segmenter.set_image(image)`` / ``segment(box) -> (mask, score)``,
+``inpainter.inpaint(image, mask) -> image``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from .inpaint import boxes_mask
+
+
+@dataclass(frozen=True)
+class INTConfig:
+    iterations: int = 5  # I (the paper: 5)
+    blend_weight: float = 0.3  # w in X' = w·(X ⊙ M) + (1 − w)·X (the paper: 0.3)
+    scales: tuple[int, ...] = (1, 2, 4)  # patches per side: the image, halves, quarters
+    candidate_threshold: float = 0.3  # detector score for a candidate name in (a)
+    grounding_threshold: float = 0.3  # detector score for the prompt's boxes in (d)
+    max_candidates: int = 6  # the most confident names kept for mining
+    max_boxes: int = 3  # boxes per prompt segmented in (d)
+    mask_threshold: float = 0.5  # a pixel is in an iteration's mask where M ≥ this × max(M)
+    mining_size: int = 256  # long side of the image copy that mining inpaints and scores
+    negative_mining: bool = True  # False: the paper's "without negative mining" ablation
+    progressive: bool = True  # (c): carry normalised contrasts into the next iterations
+    weight_floor: float = 0.05  # the least a normalised contrast scales a weight (no candidate is ruled out forever)
+    vocabulary: tuple[str, ...] = ()  # category names the detector is queried with
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"INTConfig.iterations: expected at least 1, got {self.iterations}")
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ValueError(f"INTConfig.blend_weight: expected w in [0, 1], got {self.blend_weight}")
+        if not self.scales or min(self.scales) < 1:
+            raise ValueError(f"INTConfig.scales: expected patches per side ≥ 1, got {self.scales}")
+
+
+@dataclass
+class Candidate:
+    """A foreground name found in (a), its boxes (xyxy pixels in the iteration's image) and its
+    best detector score."""
+
+    name: str
+    boxes: list[np.ndarray]
+    score: float
+
+
+@dataclass
+class Grounding:
+    """(d) for one prompt: the weighted soft mask M in [0, 1], its binary mask, the boxes used
+    and the prompt's best image–text probability over them (the confidence)."""
+
+    soft_mask: np.ndarray
+    mask: np.ndarray
+    boxes: list[np.ndarray]
+    confidence: float
+
+
+@dataclass
+class IterationRecord:
+    prompt: str
+    candidates: list[str]
+    detector_scores: list[float]
+    contrasts: list[float]  # D per candidate (empty without negative mining)
+    selection_scores: list[float]  # what the prompt was chosen by: weighted D, or the detector score
+    mask: np.ndarray
+    confidence: float
+
+
+@dataclass
+class INTResult:
+    mask: np.ndarray  # bool (H, W)
+    prompt: str  # the instance-specific prompt of the chosen iteration
+    confidence: float
+    chosen_iteration: int
+    iterations: list[IterationRecord]
+    timings_s: dict[str, float] = field(default_factory=dict)  # seconds per stage: text, candidates, mining, mask; total
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Candidate → selection score in the chosen iteration."""
+        record = self.iterations[self.chosen_iteration]
+        return dict(zip(record.candidates, record.selection_scores))
+
+
+# --- (a) candidates ----------------------------------------------------------------------
+def patch_windows(height: int, width: int, scales: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """xyxy windows tiling the image ``n × n`` for each ``n`` in ``scales`` (1: the image itself)."""
+    windows = []
+    for n in scales:
+        xs = np.linspace(0, width, n + 1).round().astype(int)
+        ys = np.linspace(0, height, n + 1).round().astype(int)
+        windows += [(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(n) for i in range(n)]
+    return windows
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+
+
+def merge_boxes(boxes: list[np.ndarray], scores: list[float], containment: float = 0.6) -> list[int]:
+    """Indices of the boxes kept, best first: a box is dropped when a better one covers
+    ``containment`` of the smaller of the two (a patch sees only part of an object, so its box
+    lies inside the whole object's box rather than overlapping it by IoU)."""
+    kept: list[int] = []
+    for i in np.argsort(scores)[::-1]:
+        box = boxes[i]
+        for k in kept:
+            other = boxes[k]
+            inter = _area(np.array([max(box[0], other[0]), max(box[1], other[1]), min(box[2], other[2]), min(box[3], other[3])]))
+            if inter >= containment * max(min(_area(box), _area(other)), 1e-9):
+                break
+        else:
+            kept.append(int(i))
+    return kept
+
+
+def find_candidates(image: np.ndarray, vocabulary: Sequence[str], vocabulary_embeddings: np.ndarray, detector: Any,
+                    config: INTConfig) -> list[Candidate]:
+    """(a): detected names over the image and its patches, the most confident first."""
+    found: dict[str, tuple[list[np.ndarray], list[float]]] = defaultdict(lambda: ([], []))
+    for x0, y0, x1, y1 in patch_windows(*image.shape[:2], config.scales):
+        patch = np.ascontiguousarray(image[y0:y1, x0:x1])
+        for detection in detector.detect(patch, vocabulary_embeddings, threshold=config.candidate_threshold):
+            boxes, scores = found[vocabulary[int(detection.query)]]
+            boxes.append(np.asarray(detection.box, dtype=np.float32) + np.array([x0, y0, x0, y0], dtype=np.float32))
+            scores.append(float(detection.score))
+    candidates = []
+    for name, (boxes, scores) in found.items():
+        kept = merge_boxes(boxes, scores)
+        candidates.append(Candidate(name, [boxes[i] for i in kept], scores[kept[0]]))
+    candidates.sort(key=lambda c: c.score, reverse=True)
+    return candidates[: config.max_candidates]
+
+
+# --- (b) and (c) negative mining -----------------------------------------------------------
+def contrast(probs_original: np.ndarray, probs_removed: np.ndarray) -> float:
+    """D = max over tokens of (softmax on the original − softmax with the candidate removed)."""
+    return float(np.max(probs_original - probs_removed))
+
+
+def downscale(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """``image`` resized so its long side is at most ``long_side``, and the factor applied."""
+    factor = min(1.0, long_side / max(image.shape[:2]))
+    if factor == 1.0:
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
+
+
+def mine_contrasts(image: np.ndarray, candidates: Sequence[Candidate], token_embeddings: np.ndarray, scorer: Any,
+                   inpainter: Any, config: INTConfig) -> list[float]:
+    """(b): D for each candidate, on a copy of ``image`` downscaled to ``config.mining_size``."""
+    small, factor = downscale(image, config.mining_size)
+    original = scorer.probs(small, token_embeddings)
+    contrasts = []
+    for candidate in candidates:
+        removed = inpainter.inpaint(small, boxes_mask(small.shape[:2], [b * factor for b in candidate.boxes]))
+        contrasts.append(contrast(original, scorer.probs(removed, token_embeddings)))
+    return contrasts
+
+
+def update_mining_weights(weights: dict[str, float], names: Sequence[str], contrasts: Sequence[float],
+                          floor: float) -> dict[str, float]:
+    """(c): each candidate's weight times its contrast normalised by the largest (at least ``floor``).
+    Names never mined keep weight 1."""
+    top = max(contrasts, default=0.0)
+    if top <= 0.0:
+        return dict(weights)
+    updated = dict(weights)
+    for name, value in zip(names, contrasts):
+        updated[name] = weights.get(name, 1.0) * max(value / top, floor)
+    return updated
+
+
+# --- (d) semantic mask ---------------------------------------------------------------------
+def region_of(mask: np.ndarray, fallback: np.ndarray) -> tuple[int, int, int, int]:
+    """The mask's bounding box (xyxy, integer, end-exclusive), or ``fallback`` if it is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs):
+        return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    x0, y0, x1, y1 = fallback
+    return int(x0), int(y0), max(int(np.ceil(x1)), int(x0) + 1), max(int(np.ceil(y1)), int(y0) + 1)
+
+
+def ground(image: np.ndarray, prompt_index: int, token_embeddings: np.ndarray, components: Any, config: INTConfig,
+           fallback_boxes: Sequence[np.ndarray] = ()) -> Grounding:
+    """(d): the detector's boxes for token ``prompt_index`` (or ``fallback_boxes`` when it finds
+    none), one segmenter mask per box, M = Σ s(m_k)·m_k with s the scorer's probability of the
+    prompt on the mask's region."""
+    height, width = image.shape[:2]
+    detections = components.detector.detect(image, token_embeddings[prompt_index : prompt_index + 1],
+                                            threshold=config.grounding_threshold)
+    detections = sorted(detections, key=lambda d: d.score, reverse=True)[: config.max_boxes]
+    boxes = [np.asarray(d.box, dtype=np.float32) for d in detections] or list(fallback_boxes)[: config.max_boxes]
+    soft = np.zeros((height, width), dtype=np.float32)
+    confidence = 0.0
+    if boxes:
+        components.segmenter.set_image(image)
+    for box in boxes:
+        box = np.clip(box, 0, [width, height, width, height])
+        mask, _ = components.segmenter.segment(box)
+        x0, y0, x1, y1 = region_of(mask, box)
+        similarity = float(components.scorer.probs(np.ascontiguousarray(image[y0:y1, x0:x1]), token_embeddings)[prompt_index])
+        soft += similarity * mask
+        confidence = max(confidence, similarity)
+    soft = np.clip(soft, 0.0, 1.0)
+    top = float(soft.max())
+    binary = soft >= config.mask_threshold * top if top > 0 else np.zeros((height, width), dtype=bool)
+    return Grounding(soft, binary, boxes, confidence)
+
+
+def blend(image: np.ndarray, soft_mask: np.ndarray, weight: float) -> np.ndarray:
+    """X' = w·(X ⊙ M) + (1 − w)·X: the next iteration sees the masked region as it is and the
+    rest dimmed by w·(1 − M)."""
+    factor = weight * soft_mask[..., None] + (1.0 - weight)
+    return (image.astype(np.float32) * factor + 0.5).astype(np.uint8)
+
+
+def closest_to_mean(masks: Sequence[np.ndarray]) -> int:
+    """Index of the mask with the least L1 distance to the mean of ``masks``."""
+    stack = np.stack([m.astype(np.float32) for m in masks])
+    return int(np.argmin(np.abs(stack - stack.mean(axis=0)).sum(axis=(1, 2))))
+
+
+# --- the loop and the baseline ----------------------------------------------------------------
+def check_inputs(image: Any, task_prompt: Any, config: INTConfig) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"INT: expected an RGB uint8 image (H, W, 3), got {got}")
+    if not isinstance(task_prompt, str) or not task_prompt.strip():
+        raise ValueError(f"INT: expected a non-empty task prompt (e.g. 'the camouflaged animal'), got {task_prompt!r}")
+    if not config.vocabulary:
+        raise ValueError("INT: INTConfig.vocabulary is empty: give the category names the detector is queried with")
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - started
+        return now
+
+
+def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTConfig = INTConfig()) -> INTResult:
+    """The INT loop on one RGB uint8 image (see the module docstring)."""
+    check_inputs(image, task_prompt, config)
+    clock = _Stopwatch()
+    started = first = time.perf_counter()
+    vocabulary = list(config.vocabulary)
+    tokens = [task_prompt, *vocabulary]  # the scorer's tokens: the task prompt and every name
+    token_embeddings = components.text_encoder.encode(tokens)
+    vocabulary_embeddings = token_embeddings[1:]
+    started = clock.add("text", started)
+    weights: dict[str, float] = {}
+    records: list[IterationRecord] = []
+    current = image
+    for _ in range(config.iterations):
+        candidates = find_candidates(current, vocabulary, vocabulary_embeddings, components.detector, config)
+        started = clock.add("candidates", started)
+        names = [c.name for c in candidates]
+        contrasts: list[float] = []
+        if not candidates:
+            selection: list[float] = []
+        elif config.negative_mining:
+            contrasts = mine_contrasts(current, candidates, token_embeddings, components.scorer, components.inpainter, config)
+            selection = [d * weights.get(n, 1.0) for n, d in zip(names, contrasts)]
+            if config.progressive:
+                weights = update_mining_weights(weights, names, contrasts, config.weight_floor)
+        else:
+            selection = [c.score for c in candidates]
+        started = clock.add("mining", started)
+        if candidates:
+            best = candidates[int(np.argmax(selection))]
+            grounding = ground(current, 1 + vocabulary.index(best.name), token_embeddings, components, config, best.boxes)
+            prompt = best.name
+        else:  # nothing detected: the task prompt itself is the best prompt there is
+            grounding = ground(current, 0, token_embeddings, components, config)
+            prompt = task_prompt
+        records.append(IterationRecord(prompt, names, [c.score for c in candidates], contrasts, selection,
+                                       grounding.mask, grounding.confidence))
+        current = blend(current, grounding.soft_mask, config.blend_weight)
+        started = clock.add("mask", started)
+    chosen = closest_to_mean([r.mask for r in records])
+    clock.seconds["total"] = time.perf_counter() - first
+    record = records[chosen]
+    return INTResult(record.mask, record.prompt, record.confidence, chosen, records, dict(clock.seconds))
+
+
+def run_generic(image: np.ndarray, task_prompt: str, components: Any, config: INTConfig = INTConfig()) -> INTResult:
+    """The baseline: the task-generic prompt straight to the detector and segmenter (one pass of (d))."""
+    check_inputs(image, task_prompt, config)
+    started = time.perf_counter()
+    token_embeddings = components.text_encoder.encode([task_prompt, *config.vocabulary])
+    grounding = ground(image, 0, token_embeddings, components, config)
+    record = IterationRecord(task_prompt, [], [], [], [], grounding.mask, grounding.confidence)
+    elapsed = time.perf_counter() - started
+    return INTResult(grounding.mask, task_prompt, grounding.confidence, 0, [record], {"mask": elapsed, "total": elapsed})
+
+
+def ground_prompt(image: np.ndarray, prompt: str, components: Any, config: INTConfig = INTConfig()) -> Grounding:
+    """Streaming step: (d) alone for a known instance prompt (scored against the vocabulary)."""
+    check_inputs(image, prompt, config)
+    tokens = list(config.vocabulary) if prompt in config.vocabulary else [prompt, *config.vocabulary]
+    return ground(image, tokens.index(prompt), components.text_encoder.encode(tokens), components, config)
