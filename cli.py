@@ -116,8 +116,36 @@ def cmd_record(args: argparse.Namespace) -> int:
         return 2
     stop = _stop_flag()
     print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
-    count = record(state, {t: available[t] for t in chosen}, Path(args.output), args.duration, stop.is_set)
+    count = record({t: available[t] for t in chosen}, Path(args.output), args.duration, stop.is_set)
     print(f"wrote {count} messages to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from edgerun.nodes.viewer import RerunLog, SinkOptions
+    from edgerun.runtime import introspect
+
+    try:
+        _, state = introspect.find_run(args.run)
+        available = introspect.topics(state)
+        missing = [t for t in args.topics if t not in available]
+        if missing:
+            raise introspect.NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+    except introspect.NoRunError as exc:
+        print(f"edgerun view: {exc}", file=sys.stderr)
+        return 2
+    chosen = {t: available[t] for t in (args.topics or available)}
+    serve = args.serve or not (args.save or args.spawn)
+    viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn))
+    where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]
+    print(f"viewing {len(chosen)} topics of '{state.name}' in {', '.join(w for w in where if w)} (Ctrl-C to stop)", file=sys.stderr)
+    stop = _stop_flag()
+    try:
+        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64):
+            viewer.log(msg)
+    finally:
+        viewer.close()
+    print(f"logged {viewer.logged} messages", file=sys.stderr)
     return 0
 
 
@@ -278,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="running graph (default: the only one)")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("view", help="show a running graph live in Rerun (web viewer on localhost, .rrd file, or native viewer)")
+    p.add_argument("topics", nargs="*", metavar="node/output", help="topics to show (default: all)")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--save", metavar="FILE.rrd", help="write a Rerun recording")
+    p.add_argument("--serve", action="store_true", help="serve the web viewer on localhost (the default without --save/--spawn)")
+    p.add_argument("--web-port", type=int, default=9090)
+    p.add_argument("--grpc-port", type=int, default=9876)
+    p.add_argument("--spawn", action="store_true", help="start the native Rerun viewer (needs a display)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("replay", help="publish an MCAP recording with its original timing")
     p.add_argument("recording")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 import msgspec
 import numpy as np
@@ -84,6 +84,33 @@ def receive(socket: zmq.Socket, topic: str, timeout_s: float | None) -> Iterator
             continue
         if msg.topic == topic:
             yield msg
+
+
+def listen(
+    topics: dict[str, str], duration_s: float | None, should_stop: Callable[[], bool] = lambda: False, hwm: int = 1000
+) -> Iterator[Message]:
+    """Every valid message on ``topics`` (``{topic: endpoint}``) until ``duration_s`` passes or
+    ``should_stop()``; malformed ones are skipped."""
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.SUB)
+    socket.linger = 0
+    socket.rcvhwm = hwm
+    for topic, endpoint in topics.items():
+        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        socket.connect(endpoint)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while not should_stop() and (deadline is None or time.monotonic() < deadline):
+            if not socket.poll(100, zmq.POLLIN):
+                continue
+            try:
+                msg = messages.decode(socket.recv_multipart(copy=False))
+            except messages.Rejected:
+                continue
+            if msg.topic in topics:
+                yield msg
+    finally:
+        socket.close()
 
 
 def describe_message(msg: Message) -> str:

@@ -29,7 +29,7 @@ from mcap.reader import make_reader
 from mcap.writer import Writer
 
 from . import messages
-from .introspect import running_graphs
+from .introspect import listen, running_graphs
 from .messages import Message
 from .paths import ipc_endpoint, run_dir
 from .plan import RUN_STATE, NodeState, RunState, write_run_state
@@ -106,7 +106,6 @@ class McapRecorder:
 
 
 def record(
-    state: RunState,
     topics: dict[str, str],
     path: Path,
     duration_s: float | None,
@@ -114,29 +113,13 @@ def record(
     on_message: Callable[[Message], None] | None = None,
 ) -> int:
     """Subscribe to ``topics`` (``{topic: endpoint}``) and write them to ``path``; the message count."""
-    context = zmq.Context.instance()
-    socket = context.socket(zmq.SUB)
-    socket.linger = 0
-    socket.rcvhwm = 1000
-    for topic, endpoint in topics.items():
-        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        socket.connect(endpoint)
     recorder = McapRecorder(path)
-    deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        while not should_stop() and (deadline is None or time.monotonic() < deadline):
-            if not socket.poll(100, zmq.POLLIN):
-                continue
-            try:
-                msg = messages.decode(socket.recv_multipart(copy=False))
-            except messages.Rejected:
-                continue
-            if msg.topic in topics:
-                recorder.write(msg)
-                if on_message:
-                    on_message(msg)
+        for msg in listen(topics, duration_s, should_stop):
+            recorder.write(msg)
+            if on_message:
+                on_message(msg)
     finally:
-        socket.close()
         recorder.close()
     return recorder.count
 
