@@ -150,8 +150,20 @@ def _moving_object(rng: np.random.Generator, count: int, pose0: np.ndarray, K: n
     return rest[None] + path[:, None, :] + deform, center + path, float(axes.max())
 
 
+MAX_ATTEMPTS = 50
+
+
 def generate_scene(rng: np.random.Generator, config: SceneConfig = SceneConfig()) -> Scene:
-    """Draw one window with ground truth (see :class:`Scene`)."""
+    """Draw one window with ground truth (see :class:`Scene`); a draw that brings a point within a
+    tenth of the scene depth of a camera is redrawn (from the same generator)."""
+    for _ in range(MAX_ATTEMPTS):
+        scene = _draw_scene(rng, config)
+        if scene is not None:
+            return scene
+    raise RuntimeError(f"generate_scene: {MAX_ATTEMPTS} draws brought points too close to the camera; check the SceneConfig ranges")
+
+
+def _draw_scene(rng: np.random.Generator, config: SceneConfig) -> Scene | None:
     frames, count = config.frames, config.points
     width, height = config.image_size
     focal = rng.uniform(*config.focal_factor) * width
@@ -177,7 +189,7 @@ def generate_scene(rng: np.random.Generator, config: SceneConfig = SceneConfig()
 
     pixels, point_depth = project_points(points_world, cam_from_world, K)
     if (point_depth < 0.1 * depth).any():
-        raise RuntimeError("generate_scene: a point came too close to or behind the camera; check the SceneConfig ranges")
+        return None
     inside = (pixels[..., 0] >= 0) & (pixels[..., 0] < width) & (pixels[..., 1] >= 0) & (pixels[..., 1] < height)
     visible = inside & ~_occluded_by_objects(pixels, point_depth, dynamic, centers, radii, cam_from_world, K)
     visible &= ~_dropouts(rng, count, frames, config.dropout_fraction).T
