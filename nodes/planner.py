@@ -2,7 +2,8 @@
 
 Each observation is answered with the next ``frameskip`` env actions; a new plan is made
 when the previous plan's executed blocks are used up (warm-started from its tail). Planning
-time is on the node's status (``details``) and on every action message. The planner never
+time is on the node's status (``details``) and on every action message; each new plan also
+goes out whole on ``plan`` (env actions over the horizon, its cost, the cost per iteration). The planner never
 subscribes to the env's episode topic: it sees images, proprio and model costs only.
 
 An observation of the wrong shape or dtype, an observation before any goal, or a
@@ -37,7 +38,7 @@ class PlannerParams:
 
 class Planner(Node):
     inputs = {"observation": Latest(), "goal": Latest()}
-    outputs = ("action",)
+    outputs = ("action", "plan")
     params = PlannerParams
 
     def setup(self) -> None:
@@ -94,7 +95,26 @@ class Planner(Node):
         replanning = self.policy.needs_plan
         started = time.perf_counter()
         actions = self.policy.act(msg["pixels"], msg["proprio"])
-        self.publish("action", action=actions, replanned=replanning, plan_time_s=time.perf_counter() - started)
+        plan_time_s = time.perf_counter() - started
+        self.publish("action", action=actions, replanned=replanning, plan_time_s=plan_time_s)
+        if replanning:
+            self.publish_plan(plan_time_s)
+
+    def publish_plan(self, plan_time_s: float) -> None:
+        """The whole new plan in env actions, its cost and the planner's cost per iteration."""
+        from edgerun.models.dino_wm.plan import block_to_env_actions
+
+        plan = self.policy.mpc.last_plan
+        env_actions = np.concatenate(
+            [block_to_env_actions(block, self.policy.action_mean, self.policy.action_std, self.policy.frameskip) for block in plan.actions]
+        )
+        self.publish(
+            "plan",
+            actions=env_actions.astype(np.float32),
+            best_costs=np.asarray(plan.best_costs, dtype=np.float32),
+            cost=float(plan.cost),
+            plan_time_s=plan_time_s,
+        )
 
     def status_fields(self) -> dict[str, Any]:
         if self.policy is None:
