@@ -179,6 +179,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "segmentation":
+        from edgerun.benchmarks.segmentation import main as bench_segmentation
+
+        return bench_segmentation(quick=args.quick, json_path=args.json)
     if args.bench_command == "planning":
         from edgerun.benchmarks.planning import main as bench_planning
 
@@ -261,6 +265,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
     return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json)
+
+
+def cmd_eval_int_seg(args: argparse.Namespace) -> int:
+    from edgerun.models.int_seg.evaluate import eval_main
+
+    return eval_main(args.components, args.images, args.seed, args.json)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -390,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=cmd_eval)
+    e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
+    e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
+    e.add_argument("--images", "--episodes", type=int, default=100, help="held-out generated images")
+    e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=cmd_eval_int_seg)
 
     p = sub.add_parser("collect", help="collect an offline data set from a gymnasium environment")
     p.add_argument("env", help="environment id, e.g. edgerun/Wall-v0")
@@ -415,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("messaging", "edgerun vs raw pyzmq: latency and throughput by payload"),
         ("engines", "torch eager vs each available backend, per exportable model"),
         ("planning", "time per DINO-WM CEM plan: torch eager vs ONNX Runtime"),
+        ("segmentation", "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime"),
     ):
         b = bench.add_parser(name, help=text)
         b.add_argument("--quick", action="store_true")

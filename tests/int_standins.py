@@ -103,6 +103,9 @@ class StandInScorer:
     target: str
     logit_scale: float = 40.0
 
+    def probs_batch(self, images: list[np.ndarray], text_embeddings: np.ndarray) -> np.ndarray:
+        return np.stack([self.probs(image, text_embeddings) for image in images])
+
     def probs(self, image: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
         area = image.shape[0] * image.shape[1]
         evidence = []

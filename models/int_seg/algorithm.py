@@ -24,7 +24,7 @@ baseline, the task prompt straight to the detector and segmenter.
 
 Components are duck-typed (see ``components.py`` for the Engine-backed ones and their ONNX
 contracts): ``text_encoder.encode(texts) -> (n, D)``, ``scorer.probs(image, text_embeddings)
--> (Q,)``, ``detector.detect(image, text_embeddings, threshold=) -> [Detection(box, score,
+-> (Q,)`` and ``probs_batch(images, text_embeddings) -> (n, Q)``, ``detector.detect(image, text_embeddings, threshold=) -> [Detection(box, score,
 query)]``, ``segmenter.set_image(image)`` / ``segment(box) -> (mask, score)``,
 ``inpainter.inpaint(image, mask) -> image``.
 """
@@ -184,12 +184,9 @@ def mine_contrasts(image: np.ndarray, candidates: Sequence[Candidate], token_emb
                    inpainter: Any, config: INTConfig) -> list[float]:
     """(b): D for each candidate, on a copy of ``image`` downscaled to ``config.mining_size``."""
     small, factor = downscale(image, config.mining_size)
-    original = scorer.probs(small, token_embeddings)
-    contrasts = []
-    for candidate in candidates:
-        removed = inpainter.inpaint(small, boxes_mask(small.shape[:2], [b * factor for b in candidate.boxes]))
-        contrasts.append(contrast(original, scorer.probs(removed, token_embeddings)))
-    return contrasts
+    removed = [inpainter.inpaint(small, boxes_mask(small.shape[:2], [b * factor for b in c.boxes])) for c in candidates]
+    probs = scorer.probs_batch([small, *removed], token_embeddings)  # one scorer call for all
+    return [contrast(probs[0], p) for p in probs[1:]]
 
 
 def update_mining_weights(weights: dict[str, float], names: Sequence[str], contrasts: Sequence[float],
