@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_demo_graph_prints_rates_and_exits_zero_on_its_own(runtime_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "edgerun.cli", "launch", str(REPO / "graphs/demo.yaml"), "--duration", "4", "--live-every", "1"],
+        [sys.executable, "-m", "edgerun.cli", "launch", str(REPO / "graphs/camera.yaml"), "--duration", "4", "--live-every", "1"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
