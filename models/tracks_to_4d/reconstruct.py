@@ -1,0 +1,77 @@
+"""One window of pixel tracks → cameras and points, feed-forward or refined: the calls the
+evaluation, the benchmark and the reconstructor node share.
+
+A :class:`WindowReconstruction` is plain numpy, whichever engine produced it (torch, or the
+exported network's outputs from ONNX Runtime / TensorRT in the order of
+:class:`~.network.TracksTo4DOutput`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .intrinsics import normalize_tracks
+from .network import TracksTo4D, TracksTo4DOutput
+from .refine import BundleAdjustConfig, bundle_adjust, fine_tune
+
+
+@dataclass(frozen=True)
+class WindowReconstruction:
+    cam_from_world: np.ndarray  # (T, 4, 4) float64
+    points_world: np.ndarray  # (T, N, 3) float64, X_t of every track in every frame
+    gamma: np.ndarray  # (N,) the network's uncertainty (large: moving or badly tracked); ones for the baseline
+    focal: np.ndarray  # (T,) focal correction factors
+
+    def points_camera(self) -> np.ndarray:
+        """(T, N, 3) each frame's points in that frame's camera."""
+        rotations, translations = self.cam_from_world[:, :3, :3], self.cam_from_world[:, :3, 3]
+        return np.einsum("tij,tnj->tni", rotations, self.points_world) + translations[:, None]
+
+
+def from_outputs(outputs: TracksTo4DOutput | Sequence[np.ndarray]) -> WindowReconstruction:
+    """The first batch item of the network's outputs (tensors or arrays, in
+    :class:`~.network.TracksTo4DOutput` order) as a :class:`WindowReconstruction`."""
+    rotations, translations, focal, coeffs, basis, gamma = (
+        (o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o)).astype(np.float64)[0] for o in outputs
+    )
+    frames = len(rotations)
+    cam_from_world = np.tile(np.eye(4), (frames, 1, 1))
+    cam_from_world[:, :3, :3], cam_from_world[:, :3, 3] = rotations, translations
+    return WindowReconstruction(cam_from_world, np.einsum("tk,nkc->tnc", coeffs, basis), gamma, focal)
+
+
+def network_input(tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
+    """(N, 3, T) pixel tracks → ((1, N, 3, T) normalised float32 tensor, the K used)."""
+    tracks_norm, K_used = normalize_tracks(np.asarray(tracks_px, np.float32), K)
+    return torch.from_numpy(np.ascontiguousarray(tracks_norm, np.float32))[None], K_used
+
+
+@torch.no_grad()
+def feed_forward(model: TracksTo4D, tracks_px: np.ndarray, K: np.ndarray | None) -> WindowReconstruction:
+    tracks, _ = network_input(tracks_px, K)
+    return from_outputs(model(tracks))
+
+
+def with_bundle_adjustment(
+    initial: WindowReconstruction, tracks_px: np.ndarray, K: np.ndarray, config: BundleAdjustConfig = BundleAdjustConfig()
+) -> WindowReconstruction:
+    """``initial``'s cameras and static points refined by :func:`~.refine.bundle_adjust`. Points
+    left out (moving ones) keep their camera-frame position from ``initial``, re-expressed in the
+    refined world."""
+    tracks_norm, _ = normalize_tracks(np.asarray(tracks_px, np.float32), K)
+    static = initial.points_world.mean(0)  # a static point's X_t is B_0 in every frame
+    result = bundle_adjust(tracks_norm, initial.cam_from_world, static, initial.gamma, float(K[0, 0]), config)
+    refined = result.cam_from_world
+    moving_camera = initial.points_camera()
+    moving_world = np.einsum("tji,tnj->tni", refined[:, :3, :3], moving_camera - refined[:, None, :3, 3])
+    points = np.where(result.adjusted[None, :, None], result.points[None], moving_world)
+    return WindowReconstruction(refined, points, initial.gamma, initial.focal)
+
+
+def with_fine_tuning(model: TracksTo4D, tracks_px: np.ndarray, K: np.ndarray | None, steps: int = 50, lr: float = 1e-4) -> WindowReconstruction:
+    tracks, _ = network_input(tracks_px, K)
+    return from_outputs(fine_tune(model, tracks, model.config, steps, lr))
