@@ -183,6 +183,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgerun.benchmarks.segmentation import main as bench_segmentation
 
         return bench_segmentation(quick=args.quick, json_path=args.json)
+    if args.bench_command == "reconstruction":
+        from edgerun.benchmarks.reconstruction import main as bench_reconstruction
+
+        return bench_reconstruction(quick=args.quick, json_path=args.json)
     if args.bench_command == "planning":
         from edgerun.benchmarks.planning import main as bench_planning
 
@@ -265,6 +269,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
     return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json)
+
+
+def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
+    from edgerun.models.tracks_to_4d.evaluate_pipeline import eval_main
+
+    return eval_main(args.checkpoint, args.scenes, args.json, args.rendered, args.fine_tune_steps)
 
 
 def cmd_eval_int_seg(args: argparse.Namespace) -> int:
@@ -406,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=cmd_eval_int_seg)
+    e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
+    e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
+    e.add_argument("--scenes", type=int, default=20, help="held-out generated scenes")
+    e.add_argument("--rendered", type=int, default=2, help="rendered image sequences for the end-to-end check (0: skip)")
+    e.add_argument("--fine-tune-steps", type=int, default=20, help="Adam steps of test-time fine-tuning per window")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=cmd_eval_tracks_to_4d)
 
     p = sub.add_parser("collect", help="collect an offline data set from a gymnasium environment")
     p.add_argument("env", help="environment id, e.g. edgerun/Wall-v0")
@@ -432,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("engines", "torch eager vs each available backend, per exportable model"),
         ("planning", "time per DINO-WM CEM plan: torch eager vs ONNX Runtime"),
         ("segmentation", "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime"),
+        ("reconstruction", "TracksTo4D per window: KLT tracking and the network, torch vs ONNX Runtime; KLT frames/s"),
     ):
         b = bench.add_parser(name, help=text)
         b.add_argument("--quick", action="store_true")
