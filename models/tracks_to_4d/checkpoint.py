@@ -191,3 +191,15 @@ def load_official(path: str | Path, config: TracksTo4DConfig | None = None) -> t
     model.load_state_dict({inverse[key]: value for key, value in state.items()})
     loss = payload.get("loss")
     return model.eval(), config, {"epoch": payload.get("epoch"), "loss": float(loss) if isinstance(loss, (int, float, Tensor)) else None}
+
+
+def load_any(path: str | Path, config: TracksTo4DConfig | None = None) -> tuple[TracksTo4D, TracksTo4DConfig, dict]:
+    """Ours or the official format, whichever ``path`` holds. ``config`` is used for an official
+    file (see :func:`load_official`); for ours, a stored config other than ``config`` is an error."""
+    payload = _load(path)
+    if isinstance(payload, dict) and "model_state_dict" in payload:
+        return load_official(path, config)
+    model, stored, extra = load_checkpoint(path)
+    if config is not None and stored != config:
+        raise CheckpointError(f"{path}: holds a model with config {stored}, expected {config}")
+    return model, stored, extra

@@ -5,7 +5,8 @@ Each step draws a fresh batch (scene i of step s from ``default_rng([seed, s, i]
 reproducible and resumable from ``train_state.pt`` (model, optimizer, step, history) and never sees
 the held-out scenes (:data:`HELD_OUT_SEED`, drawn by :func:`.synthetic.generate_split`). Training
 starts with the released camera warm-up (every camera to a canonical pose, until that loss is below
-1e-4 or ``camera_warmup_steps`` pass), then minimises the reconstruction loss, clamped at 100 as released.
+1e-4 or ``camera_warmup_steps`` pass), then minimises the reconstruction loss; after ``clamp_after``
+steps a batch whose loss is above 100 is clamped (no gradient: skipped), as released.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class TrainConfig:
     lr_warmup_steps: int = 50
     grad_clip: float = 1.0
     camera_warmup_steps: int = 300
+    clamp_after: int = 200  # reconstruction steps before losses above 100 are clamped (skipped), as released
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 250
@@ -123,7 +125,8 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor) -> dict[s
     out = model(tracks)
     if state["warmup_done"]:
         terms = reconstruction_losses(out, tracks, config.model)
-        loss = terms["total"].clamp(max=LOSS_CLAMP)
+        reconstruction_steps = sum(1 for r in state["history"] if r["phase"] == "reconstruction")
+        loss = terms["total"].clamp(max=LOSS_CLAMP) if reconstruction_steps >= config.clamp_after else terms["total"]
         phase = "reconstruction"
     else:
         loss = camera_warmup_loss(out)
