@@ -75,3 +75,31 @@ def with_bundle_adjustment(
 def with_fine_tuning(model: TracksTo4D, tracks_px: np.ndarray, K: np.ndarray | None, steps: int = 50, lr: float = 1e-4) -> WindowReconstruction:
     tracks, _ = network_input(tracks_px, K)
     return from_outputs(fine_tune(model, tracks, model.config, steps, lr))
+
+
+def window_problem(tracks_px: np.ndarray, image_size: tuple[int, int], K: np.ndarray | None, min_tracks: int = 16, min_frames: int = 1) -> str | None:
+    """Why a window of pixel tracks (N, 3, T) from frames of ``image_size`` (width, height) cannot
+    be reconstructed with ``K`` (None: guessed), or None when it can. Checked: the layout,
+    non-finite values, fewer than ``min_tracks`` tracks visible in two or more frames, and
+    intrinsics that do not fit the image (principal point outside it, non-positive focal length)."""
+    tracks = np.asarray(tracks_px)
+    if tracks.ndim != 3 or tracks.shape[1] != 3 or tracks.shape[2] < min_frames:
+        return f"expected tracks (N, 3, T >= {min_frames}) (x, y, visibility), got {tracks.shape}"
+    bad = ~np.isfinite(tracks).all(axis=(1, 2))
+    if bad.any():
+        return f"{int(bad.sum())} of {len(tracks)} tracks have NaN or infinite coordinates"
+    usable = int(((tracks[:, 2] > 0.5).sum(1) >= 2).sum())
+    if usable < min_tracks:
+        return f"only {usable} tracks are visible in two or more frames (at least {min_tracks} needed)"
+    width, height = image_size
+    if K is not None:
+        K = np.asarray(K, np.float64)
+        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+            return f"intrinsics: expected a finite 3x3 K with positive focal lengths, got {K.tolist()}"
+        if not (0 < K[0, 2] < width and 0 < K[1, 2] < height):
+            return f"intrinsics do not fit the image: principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f}) lies outside {width}x{height}"
+    visible = tracks[:, 2] > 0.5
+    xs, ys = tracks[:, 0][visible], tracks[:, 1][visible]
+    if xs.size and (xs.min() < -1 or ys.min() < -1 or xs.max() > width + 1 or ys.max() > height + 1):
+        return f"visible track points reach ({xs.min():.0f}..{xs.max():.0f}, {ys.min():.0f}..{ys.max():.0f}), outside the {width}x{height} image"
+    return None

@@ -131,27 +131,49 @@ def build_surfaces(rng: np.random.Generator, config: RenderConfig) -> tuple[Surf
     return tuple(surfaces)
 
 
-def render_sequence(seed: int, config: RenderConfig = RenderConfig()) -> RenderedSequence:
-    """Render ``config.frames`` frames of a random scene drawn from ``seed`` (reproducible)."""
+@dataclass(frozen=True)
+class SceneLayout:
+    """What a sequence shows, before any pixel is drawn: render frames of it with :func:`render_frame`."""
+
+    K: np.ndarray  # (3, 3)
+    cam_from_world: np.ndarray  # (T, 4, 4)
+    surfaces: tuple[Surface, ...]
+    width: int
+    height: int
+    rays: np.ndarray  # (H, W, 3) K⁻¹ [u, v, 1] of every pixel centre
+
+
+def build_scene(seed: int, config: RenderConfig = RenderConfig()) -> SceneLayout:
+    """The random scene and camera path drawn from ``seed`` (reproducible)."""
     rng = np.random.default_rng(seed)
     K = np.array([[config.focal, 0, config.width / 2], [0, config.focal, config.height / 2], [0, 0, 1.0]])
     cam_from_world = camera_trajectory(rng, config)
     surfaces = build_surfaces(rng, config)
-    shape = (config.frames, config.height, config.width)
-    images = np.zeros((*shape, 3), np.uint8)
+    return SceneLayout(K, cam_from_world, surfaces, config.width, config.height, _pixel_rays(K, config.width, config.height))
+
+
+def render_frame(scene: SceneLayout, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``t`` → (RGB uint8 (H, W, 3), depth float32 (H, W), surface id int16 (H, W))."""
+    shape = (scene.height, scene.width)
+    image = np.zeros((*shape, 3), np.uint8)
     depth = np.full(shape, np.inf, np.float32)
     surface_id = np.full(shape, -1, np.int16)
-    rays = _pixel_rays(K, config.width, config.height)
-    for t in range(config.frames):
-        for index, surface in enumerate(surfaces):
-            _draw(surface, cam_from_world[t] @ surface.world_from_surface[t], K, rays, images[t], depth[t], surface_id[t], index)
-    return RenderedSequence(images, depth, surface_id, K, cam_from_world, surfaces)
+    for index, surface in enumerate(scene.surfaces):
+        _draw(surface, scene.cam_from_world[t] @ surface.world_from_surface[t], scene.K, scene.rays, image, depth, surface_id, index)
+    return image, depth, surface_id
+
+
+def render_sequence(seed: int, config: RenderConfig = RenderConfig()) -> RenderedSequence:
+    """Render ``config.frames`` frames of a random scene drawn from ``seed`` (reproducible)."""
+    scene = build_scene(seed, config)
+    images, depth, surface_id = (np.stack(parts) for parts in zip(*(render_frame(scene, t) for t in range(config.frames))))
+    return RenderedSequence(images, depth, surface_id, scene.K, scene.cam_from_world, scene.surfaces)
 
 
 def _pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H, W, 3) rays K⁻¹ [u, v, 1] of the pixel centres (z = 1)."""
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    return np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T.astype(np.float32)
 
 
 def _draw(surface: Surface, cam_from_surface: np.ndarray, K, rays, image, depth, surface_id, index: int) -> None:

@@ -125,23 +125,39 @@ def alignment_between(shared_reference: np.ndarray, shared_window: np.ndarray) -
     return Sim3(scale, rotation, target.mean(0) - scale * source.mean(0))
 
 
+class TrajectoryChainer:
+    """Incremental :func:`chain_windows` for a stream of windows: ``add(start, poses)`` → that
+    window's poses in the trajectory's frame. Only the last ``keep`` frames are remembered."""
+
+    def __init__(self, keep: int = 64):
+        self.keep = keep
+        self.poses: dict[int, np.ndarray] = {}
+
+    def add(self, start: int, poses: np.ndarray) -> np.ndarray:
+        poses = np.asarray(poses, np.float64)
+        shared = [start + i for i in range(len(poses)) if start + i in self.poses]
+        if self.poses and not shared:
+            raise ValueError(f"chain_windows: the window at frame {start} shares no frame with the earlier windows")
+        if shared:
+            reference = np.stack([self.poses[f] for f in shared])
+            poses = alignment_between(reference, poses[[f - start for f in shared]]).apply_to_cam_from_world(poses)
+        for i, pose in enumerate(poses):
+            self.poses.setdefault(start + i, pose)
+        for frame in [f for f in self.poses if f < start + len(poses) - self.keep]:
+            del self.poses[frame]
+        return poses
+
+
 def chain_windows(starts: list[int], poses: list[np.ndarray]) -> np.ndarray:
     """Per-window camera-from-world poses (each (T_w, 4, 4), window w starting at frame
     ``starts[w]``) → one (F, 4, 4) trajectory in the first window's frame and scale. Each window
     must share at least one frame with the one before; a shared frame keeps the earlier window's pose."""
     if len(starts) != len(poses) or not poses:
         raise ValueError(f"chain_windows: {len(starts)} starts for {len(poses)} pose windows")
-    trajectory = {starts[0] + i: p for i, p in enumerate(np.asarray(poses[0], np.float64))}
-    for start, window in zip(starts[1:], poses[1:]):
-        window = np.asarray(window, np.float64)
-        shared = [start + i for i in range(len(window)) if start + i in trajectory]
-        if not shared:
-            raise ValueError(f"chain_windows: the window at frame {start} shares no frame with the earlier windows")
-        reference = np.stack([trajectory[f] for f in shared])
-        aligned = alignment_between(reference, window[[f - start for f in shared]]).apply_to_cam_from_world(window)
-        for i, pose in enumerate(aligned):
-            trajectory.setdefault(start + i, pose)
-    frames = sorted(trajectory)
+    chainer = TrajectoryChainer(keep=1 << 62)
+    for start, window in zip(starts, poses):
+        chainer.add(start, window)
+    frames = sorted(chainer.poses)
     if frames != list(range(frames[0], frames[-1] + 1)):
         raise ValueError("chain_windows: the windows leave gaps between frames")
-    return np.stack([trajectory[f] for f in frames])
+    return np.stack([chainer.poses[f] for f in frames])
