@@ -265,6 +265,12 @@ def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
     return train_main(args.out, args.steps, args.resume, args.seed)
 
 
+def cmd_train_int_seg(args: argparse.Namespace) -> int:
+    from edgerun.models.int_seg.train import train_main
+
+    return train_main(args.out, args.steps, args.resume, args.seed)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
@@ -394,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest state")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train)
+    t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
+    t.add_argument("--out", default="runs/int_seg", help="run directory (state, checkpoint, ONNX, loss curve, manifest)")
+    t.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's state.pt")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train_int_seg)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes, unsupervised (resumable)")
     t.add_argument("--out", default="runs/tracks_to_4d", help="run directory (training state, model.pt, loss curve, manifest)")
     t.add_argument("--steps", type=int, help="training steps (default: the config's)")

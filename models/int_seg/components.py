@@ -387,7 +387,7 @@ class ComponentsConfig:
                 return ModelFile(entry)
             if not isinstance(entry, Mapping) or "onnx" not in entry:
                 raise ValueError(f"{what}: expected an ONNX path or {{onnx, export, checkpoint}}, got {entry!r}")
-            return ModelFile(**entry)
+            return ModelFile(**{k: entry[k] for k in ("onnx", "export", "checkpoint") if k in entry})
 
         def common(entry: Mapping[str, Any]) -> dict[str, Any]:
             rest = {k: v for k, v in entry.items() if k not in ("onnx", "export", "checkpoint", "encoder", "decoder")}
