@@ -27,7 +27,8 @@ import torch
 from edgerun.benchmarks.engines import machine_info
 from edgerun.models.int_seg.algorithm import INTConfig, ground_prompt, run_int
 from edgerun.models.int_seg.components import SHIPPED_CONFIG, load_components
-from edgerun.models.int_seg.synthetic import CATEGORIES, TEST_SEED, SyntheticConfig, generate_split
+from edgerun.models.int_seg.evaluate import synthetic_task_config
+from edgerun.models.int_seg.synthetic import TEST_SEED, SyntheticConfig, generate_split
 
 BACKENDS = ("torch", "onnxruntime-cpu")
 REMINE_EVERY = 30
@@ -64,7 +65,7 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
     full_frames, stream_frames = (2, 10) if quick else (5, 30)
     samples = generate_split(TEST_SEED, max(full_frames, stream_frames), SyntheticConfig(height=480, width=640))
     frames = [sample.image for sample in samples]
-    config = INTConfig(vocabulary=CATEGORIES)
+    config = synthetic_task_config()
     print(f"INT at 640x480, I = {config.iterations}: {full_frames} frames full loop, {len(frames)} frames streaming "
           f"(torch threads: {torch.get_num_threads()})")
     timings = {backend: time_backend(backend, frames, full_frames, config) for backend in BACKENDS}

@@ -5,11 +5,11 @@ Each of ``config.iterations`` iterations on the current image X:
 
 (a) candidates: the detector, queried with the vocabulary of category names, runs on X and on
     its patches at three scales (the image, halves, quarters); the detected names are the
-    foreground candidates (each with its boxes in X), the rest of the vocabulary is background;
+    foreground candidates (each with its boxes in X); ``background`` names are scorer tokens only;
 (b) negative mining: each candidate's boxes are inpainted away and the scorer asked again;
-    contrast D = max over tokens of (softmax on X − softmax on the inpainted X), tokens being the
-    task prompt and the vocabulary; the candidate with the largest (weighted) D is this
-    iteration's instance-specific prompt;
+    contrast D = max over tokens of (softmax on X − softmax on the inpainted X), tokens being
+    the task prompt, the vocabulary and the background names; the candidate with the largest
+    (weighted) D is this iteration's instance-specific prompt;
 (c) progressive mining: D normalised across candidates multiplies each candidate's weight for
     the next iterations' selections;
 (d) semantic mask: the detector's boxes for the prompt, the segmenter's mask per box, weighted
@@ -56,7 +56,8 @@ class INTConfig:
     negative_mining: bool = True  # False: the paper's "without negative mining" ablation
     progressive: bool = True  # (c): carry normalised contrasts into the next iterations
     weight_floor: float = 0.05  # the least a normalised contrast scales a weight (no candidate is ruled out forever)
-    vocabulary: tuple[str, ...] = ()  # category names the detector is queried with
+    vocabulary: tuple[str, ...] = ()  # category names the detector is queried with (the foreground names)
+    background: tuple[str, ...] = ()  # background names: scorer tokens only, never detected (e.g. "background")
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -279,9 +280,9 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
     clock = _Stopwatch()
     started = first = time.perf_counter()
     vocabulary = list(config.vocabulary)
-    tokens = [task_prompt, *vocabulary]  # the scorer's tokens: the task prompt and every name
+    tokens = [task_prompt, *vocabulary, *config.background]  # the scorer's tokens
     token_embeddings = components.text_encoder.encode(tokens)
-    vocabulary_embeddings = token_embeddings[1:]
+    vocabulary_embeddings = token_embeddings[1 : 1 + len(vocabulary)]
     started = clock.add("text", started)
     weights: dict[str, float] = {}
     records: list[IterationRecord] = []
@@ -322,7 +323,7 @@ def run_generic(image: np.ndarray, task_prompt: str, components: Any, config: IN
     """The baseline: the task-generic prompt straight to the detector and segmenter (one pass of (d))."""
     check_inputs(image, task_prompt, config)
     started = time.perf_counter()
-    token_embeddings = components.text_encoder.encode([task_prompt, *config.vocabulary])
+    token_embeddings = components.text_encoder.encode([task_prompt, *config.vocabulary, *config.background])
     grounding = ground(image, 0, token_embeddings, components, config)
     record = IterationRecord(task_prompt, [], [], [], [], grounding.mask, grounding.confidence)
     elapsed = time.perf_counter() - started
@@ -332,5 +333,6 @@ def run_generic(image: np.ndarray, task_prompt: str, components: Any, config: IN
 def ground_prompt(image: np.ndarray, prompt: str, components: Any, config: INTConfig = INTConfig()) -> Grounding:
     """Streaming step: (d) alone for a known instance prompt (scored against the vocabulary)."""
     check_inputs(image, prompt, config)
-    tokens = list(config.vocabulary) if prompt in config.vocabulary else [prompt, *config.vocabulary]
+    names = [*config.vocabulary, *config.background]
+    tokens = names if prompt in config.vocabulary else [prompt, *names]
     return ground(image, tokens.index(prompt), components.text_encoder.encode(tokens), components, config)

@@ -37,6 +37,11 @@ PAPER = {
 RESULT_KEYS = ("s_alpha_int", "s_alpha_no_mining", "s_alpha_generic", "mae_int", "mae_no_mining", "mae_generic")
 
 
+def synthetic_task_config(**overrides: Any) -> INTConfig:
+    """INTConfig for the generated camouflage set: its categories, and "background" as the background token."""
+    return INTConfig(**{"vocabulary": CATEGORIES, "background": ("background",), **overrides})
+
+
 class MaskMetrics:
     """Accumulates MAE, Fβʷ, Eφ (mean), Sα and mIoU over (prediction, ground truth) bool masks."""
 
@@ -128,7 +133,7 @@ def eval_main(components_path: str, images: int, seed: int, json_path: str | Non
     except (ComponentError, OSError) as exc:
         print(f"edgerun eval int-seg: {exc}", file=sys.stderr)
         return 2
-    config = INTConfig(vocabulary=CATEGORIES)
+    config = synthetic_task_config()
     result = evaluate(components, images, config, seed)
     result["components"] = str(components_path)
     print_table(result)

@@ -1,0 +1,92 @@
+"""The INT segmenter node in graphs (launched processes; threads for the error cases), on tiny contract-following ONNX components."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import RunningGraph, wait_for
+from edgerun.models.int_seg.synthetic import CATEGORIES
+from int_onnx_standins import write_components
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    """``components.yaml`` of working stand-ins, plus configs that break them: name → path."""
+    directory = tmp_path_factory.mktemp("int_components")
+    good = write_components(directory)
+    text = good.read_text()
+    missing = directory / "missing.yaml"
+    missing.write_text(text.replace("onnx: scorer.onnx", "onnx: no_such_scorer.onnx"))
+    broken = directory / "broken.yaml"
+    broken.write_text(text.replace("onnx: scorer.onnx", "onnx: detector.onnx"))  # a detector where the scorer goes
+    return {"good": good, "missing": missing, "broken": broken}
+
+
+def test_streaming_mines_once_then_grounds_and_mines_again_every_n_frames_or_on_a_new_prompt(launch, components):
+    graph = launch(f"""
+    name: segment
+    nodes:
+      - id: camera
+        class: edgerun.nodes.camouflage_camera:CamouflageCamera
+        params: {{width: 160, height: 120, fps: 5}}
+      - id: prompter
+        class: int_fixture_nodes:PromptSender
+        params: {{prompt: "a hidden animal", after_s: 4.0}}
+      - id: segmenter
+        class: edgerun.nodes.segmenter:Segmenter
+        params: {{components: "{components['good']}", mode: streaming, remine_every: 3, min_confidence: 0.0, iterations: 2}}
+        inputs: {{frames: camera/frames, prompt: prompter/prompt}}
+    """).wait_running(timeout_s=40)
+    socket = graph.subscribe("segmenter/mask")
+    masks = graph.receive(socket, 14, timeout_s=30)
+    status = graph.status("segmenter", where=lambda s: s["details"]["frames"] >= 3)
+    assert all(m["mask"].dtype == np.bool_ and m["mask"].shape == (120, 160) for m in masks)
+    assert all(m["prompt"] in CATEGORIES and len(m["candidates"]) == len(m["scores"]) for m in masks if m["mined"])
+    # Every frame is answered; mining happens on every third one, and at once on a new task prompt.
+    switch = next(i for i, m in enumerate(masks) if m["task_prompt"] == "a hidden animal")
+    assert masks[switch]["mined"] and all(m["task_prompt"] == "a hidden animal" for m in masks[switch:])
+    for run in (masks[:switch], masks[switch:]):
+        mined = [i for i, m in enumerate(run) if m["mined"]]
+        assert np.all(np.diff(mined) == 3), [m["mined"] for m in run]
+    assert status["details"]["error"] == "" and status["details"]["mined"] >= 1 and status["handler_errors"] == 0
+
+
+def test_bad_configs_prompts_and_frames_are_reported_and_the_node_stays_up(tmp_path, components, caplog):
+    segmenter = "edgerun.nodes.segmenter:Segmenter"
+    graph = f"""
+    name: segment_errors
+    nodes:
+      - id: camera
+        class: edgerun.nodes.camouflage_camera:CamouflageCamera
+        params: {{width: 160, height: 120, fps: 5}}
+      - id: gray
+        class: int_fixture_nodes:FrameSender
+        params: {{shape: [120, 160]}}
+      - id: missing
+        class: {segmenter}
+        params: {{components: "{components['missing']}"}}
+        inputs: {{frames: camera/frames}}
+      - id: broken
+        class: {segmenter}
+        params: {{components: "{components['broken']}"}}
+        inputs: {{frames: camera/frames}}
+      - id: empty
+        class: {segmenter}
+        params: {{components: "{components['good']}", prompt: ""}}
+        inputs: {{frames: camera/frames}}
+      - id: shape
+        class: {segmenter}
+        params: {{components: "{components['good']}"}}
+        inputs: {{frames: gray/frames}}
+    """
+    errors = {}
+    with RunningGraph(tmp_path, graph) as running:
+        for node in ("missing", "broken", "empty", "shape"):  # each keeps answering frames: still up
+            status = wait_for(lambda: (s := running.status(node, timeout_s=20))["handler_errors"] >= 2 and s, 40, what=f"errors of {node}")
+            errors[node] = status["details"]["error"]
+    assert "no_such_scorer.onnx: file not found; expected an ONNX model with inputs images float32 (batch, 3, S, S)" in errors["missing"]
+    assert "detector.onnx breaks the scorer contract" in errors["broken"] and "Expected inputs images" in errors["broken"]
+    assert "empty task prompt: set parameter 'prompt' or send one on input 'prompt'" in errors["empty"]
+    assert "input 'frames': expected field 'image' RGB uint8 (H, W, 3), got uint8 (120, 160)" in errors["shape"]
+    assert "no_such_scorer.onnx" in caplog.text and "breaks the scorer contract" in caplog.text
