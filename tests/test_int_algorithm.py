@@ -109,7 +109,10 @@ def test_patches_cover_the_image_at_each_scale_and_partial_boxes_merge():
     windows = patch_windows(480, 640, (1, 2, 4))
     assert len(windows) == 1 + 4 + 16 and windows[0] == (0, 0, 640, 480) and windows[-1] == (480, 360, 640, 480)
     whole, part, other = np.array([0, 0, 40, 40.0]), np.array([20, 20, 40, 40.0]), np.array([60, 60, 80, 80.0])
-    assert merge_boxes([part, whole, other], [0.9, 0.8, 0.5]) == [0, 2]
+    merged = merge_boxes([part, whole, other], [0.9, 0.8, 0.5])
+    assert [score for _, score in merged] == [0.9, 0.5]
+    np.testing.assert_array_equal(merged[0][0], whole)  # the part grows to the whole object's box
+    np.testing.assert_array_equal(merged[1][0], other)
 
 
 def test_bad_inputs_are_refused_clearly(scene):

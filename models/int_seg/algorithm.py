@@ -127,25 +127,30 @@ def patch_windows(height: int, width: int, scales: Sequence[int]) -> list[tuple[
     return windows
 
 
-def _area(box: np.ndarray) -> float:
-    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+def merge_boxes(boxes: list[np.ndarray], scores: list[float], containment: float = 0.6) -> list[tuple[np.ndarray, float]]:
+    """Boxes of one name from several patches merged into (box, score) per object, best first.
 
-
-def merge_boxes(boxes: list[np.ndarray], scores: list[float], containment: float = 0.6) -> list[int]:
-    """Indices of the boxes kept, best first: a box is dropped when a better one covers
-    ``containment`` of the smaller of the two (a patch sees only part of an object, so its box
-    lies inside the whole object's box rather than overlapping it by IoU)."""
-    kept: list[int] = []
-    for i in np.argsort(scores)[::-1]:
-        box = boxes[i]
-        for k in kept:
-            other = boxes[k]
-            inter = _area(np.array([max(box[0], other[0]), max(box[1], other[1]), min(box[2], other[2]), min(box[3], other[3])]))
-            if inter >= containment * max(min(_area(box), _area(other)), 1e-9):
-                break
-        else:
-            kept.append(int(i))
-    return kept
+    Greedy, best score first: a box joins a kept one when one of the two covers ``containment``
+    of the smaller (a patch sees only part of an object, so its box lies inside the whole
+    object's box rather than overlapping it by IoU); the kept box grows to the union of those
+    it took in, and keeps the best score.
+    """
+    xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    areas = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    taken = np.zeros(len(xyxy), dtype=bool)
+    merged: list[tuple[np.ndarray, float]] = []
+    for i in np.argsort(scores, kind="stable")[::-1]:
+        if taken[i]:
+            continue
+        width = np.clip(np.minimum(xyxy[i, 2], xyxy[:, 2]) - np.maximum(xyxy[i, 0], xyxy[:, 0]), 0, None)
+        height = np.clip(np.minimum(xyxy[i, 3], xyxy[:, 3]) - np.maximum(xyxy[i, 1], xyxy[:, 1]), 0, None)
+        group = ~taken & (width * height >= containment * np.maximum(np.minimum(areas[i], areas), 1e-9))
+        group[i] = True
+        taken |= group
+        members = xyxy[group]
+        union = np.concatenate([members[:, :2].min(axis=0), members[:, 2:].max(axis=0)])
+        merged.append((union.astype(np.float32), float(scores[i])))
+    return merged
 
 
 def find_candidates(image: np.ndarray, vocabulary: Sequence[str], vocabulary_embeddings: np.ndarray, detector: Any,
@@ -160,8 +165,8 @@ def find_candidates(image: np.ndarray, vocabulary: Sequence[str], vocabulary_emb
             scores.append(float(detection.score))
     candidates = []
     for name, (boxes, scores) in found.items():
-        kept = merge_boxes(boxes, scores)
-        candidates.append(Candidate(name, [boxes[i] for i in kept], scores[kept[0]]))
+        merged = merge_boxes(boxes, scores)
+        candidates.append(Candidate(name, [box for box, _ in merged], merged[0][1]))
     candidates.sort(key=lambda c: c.score, reverse=True)
     return candidates[: config.max_candidates]
 
