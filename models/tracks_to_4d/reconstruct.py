@@ -81,7 +81,8 @@ def window_problem(tracks_px: np.ndarray, image_size: tuple[int, int], K: np.nda
     """Why a window of pixel tracks (N, 3, T) from frames of ``image_size`` (width, height) cannot
     be reconstructed with ``K`` (None: guessed), or None when it can. Checked: the layout,
     non-finite values, fewer than ``min_tracks`` tracks visible in two or more frames, and
-    intrinsics that do not fit the image (principal point outside it, non-positive focal length)."""
+    intrinsics that do not fit the image (principal point outside it, non-positive focal length).
+    Visible points outside the image are not refused (trackers have outliers)."""
     tracks = np.asarray(tracks_px)
     if tracks.ndim != 3 or tracks.shape[1] != 3 or tracks.shape[2] < min_frames:
         return f"expected tracks (N, 3, T >= {min_frames}) (x, y, visibility), got {tracks.shape}"
@@ -98,8 +99,4 @@ def window_problem(tracks_px: np.ndarray, image_size: tuple[int, int], K: np.nda
             return f"intrinsics: expected a finite 3x3 K with positive focal lengths, got {K.tolist()}"
         if not (0 < K[0, 2] < width and 0 < K[1, 2] < height):
             return f"intrinsics do not fit the image: principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f}) lies outside {width}x{height}"
-    visible = tracks[:, 2] > 0.5
-    xs, ys = tracks[:, 0][visible], tracks[:, 1][visible]
-    if xs.size and (xs.min() < -1 or ys.min() < -1 or xs.max() > width + 1 or ys.max() > height + 1):
-        return f"visible track points reach ({xs.min():.0f}..{xs.max():.0f}, {ys.min():.0f}..{ys.max():.0f}), outside the {width}x{height} image"
     return None

@@ -1,0 +1,260 @@
+"""TracksTo4D pipeline: KLT tracking on rendered frames, windows and chaining, metrics against evo,
+bundle adjustment, fine-tuning, the classical baseline and the checks that refuse a bad window."""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from edgerun.models.tracks_to_4d.classical import classical_reconstruction
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
+from edgerun.models.tracks_to_4d.losses import reconstruction_losses
+from edgerun.models.tracks_to_4d.metrics import Sim3, ate, camera_centres, depth_metrics, rpe
+from edgerun.models.tracks_to_4d.network import TracksTo4D
+from edgerun.models.tracks_to_4d.reconstruct import window_problem
+from edgerun.models.tracks_to_4d.refine import bundle_adjust, fine_tune
+from edgerun.models.tracks_to_4d.render import RenderConfig, random_texture, render_sequence, track_ground_truth
+from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene
+from edgerun.models.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
+from edgerun.models.tracks_to_4d.windows import WindowConfig, chain_windows
+
+TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is several times faster than two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_trajectory(rng: np.random.Generator, frames: int) -> np.ndarray:
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    poses[:, :3, :3] = Rotation.from_rotvec(np.cumsum(rng.normal(0, 0.04, (frames, 3)), 0)).as_matrix()
+    poses[:, :3, 3] = np.cumsum(rng.normal(0, 0.2, (frames, 3)), 0)
+    return poses
+
+
+def perturbed(poses: np.ndarray, rng: np.random.Generator, rotation: float, translation: float) -> np.ndarray:
+    noisy = poses.copy()
+    noisy[:, :3, :3] = Rotation.from_rotvec(rng.normal(0, rotation, (len(poses), 3))).as_matrix() @ poses[:, :3, :3]
+    noisy[:, :3, 3] += rng.normal(0, translation, (len(poses), 3))
+    return noisy
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render_sequence(5, RenderConfig(width=320, height=240, frames=20, focal=260.0, texture_size=256))
+
+
+def test_klt_follows_rendered_scene_points_to_subpixel_accuracy(rendered):
+    windows = track_sequence(rendered.images)
+    assert len(windows) == 1 and windows[0].tracks.shape[1:] == (3, 20)
+    window = windows[0]
+    truth, _ = track_ground_truth(rendered, window.tracks, window.frames)
+    cam = np.einsum("tij,tnj->tni", rendered.cam_from_world[:, :3, :3], truth) + rendered.cam_from_world[:, None, :3, 3]
+    projected = cam @ rendered.K.T
+    error = np.linalg.norm(projected[..., :2] / projected[..., 2:] - window.tracks[:, :2].transpose(2, 0, 1), axis=-1)
+    visible = window.tracks[:, 2].T > 0.5
+    assert visible.mean() > 0.6
+    assert np.nanmedian(error[visible]) < 0.5
+    assert np.nanmean(error[visible] < 2.0) > 0.85
+
+
+def test_klt_recovers_a_known_image_translation():
+    texture = random_texture(np.random.default_rng(0), 400)
+    frames = [cv2.warpAffine(texture, np.float32([[1, 0, -1.3 * t], [0, 1, 0.7 * t]]), (320, 240)) for t in range(6)]
+    tracker = KLTTracker(KLTConfig(grid=8))
+    first = tracker.push(frames[0])
+    for frame in frames[1:]:
+        last = tracker.push(frame)
+    kept = np.isin(first.ids, last.ids)
+    assert kept.mean() > 0.9
+    shift = last.points - first.points[kept]
+    np.testing.assert_allclose(np.median(shift, axis=0), [-6.5, 3.5], atol=0.05)
+    assert np.percentile(np.linalg.norm(shift - [-6.5, 3.5], axis=1), 90) < 0.1
+
+
+def test_forward_backward_check_drops_tracks_an_occluder_covers():
+    rng = np.random.default_rng(1)
+    background, occluder = random_texture(rng, 320)[:240], random_texture(rng, 120)
+    frames = []
+    for t in range(16):
+        frame = background.copy()
+        left = -120 + 12 * t  # slides in from the left edge, 12 px per frame
+        if left + 120 > 0:
+            frame[60:180, max(left, 0) : left + 120] = occluder[:, max(-left, 0) :]
+        frames.append(frame)
+    tracker = KLTTracker(KLTConfig(grid=10))
+    first = tracker.push(frames[0])
+    for frame in frames[1:]:
+        last = tracker.push(frame)
+    covered = (first.points[:, 0] < 60) & (first.points[:, 1] > 60) & (first.points[:, 1] < 180)  # under the occluder at the end
+    clear = (first.points[:, 1] < 50) | (first.points[:, 1] > 190)
+    alive = np.isin(first.ids, last.ids)
+    assert covered.sum() >= 6 and not alive[covered].any()
+    assert alive[clear].mean() > 0.95
+    positions = dict(zip(last.ids, last.points))
+    drift = [np.linalg.norm(positions[i] - p) for i, p in zip(first.ids, first.points) if i in positions]
+    assert max(drift) < 0.5  # every surviving track still sits on its (static) background point
+
+
+def test_windows_slide_by_stride_and_requery_lost_tracks():
+    texture = random_texture(np.random.default_rng(2), 640)
+    front_end = KLTFrontEnd(KLTConfig(grid=6, requery_every=20), WindowConfig(length=20, stride=10))
+    windows = []
+    for t in range(45):  # the camera pans right: points leave at the left edge and are re-queried
+        frame = texture[100:340, 4 * t : 4 * t + 320].copy()
+        window = front_end.push(frame, 1000 + t)
+        if window is not None:
+            windows.append(window)
+    assert [w.start for w in windows] == [0, 10, 20]
+    assert all(w.tracks.shape[1:] == (3, 20) and w.tracks.dtype == np.float32 for w in windows)
+    np.testing.assert_array_equal(windows[1].stamps_ns, 1010 + np.arange(20))
+    assert windows[2].track_ids.max() >= 36  # new queries at frame 20 for the cells the pan emptied
+    assert np.isfinite(windows[2].tracks).all() and set(np.unique(windows[2].tracks[:, 2])) <= {0.0, 1.0}
+
+
+def test_chaining_recovers_a_known_trajectory_from_windows_in_their_own_frames():
+    rng = np.random.default_rng(3)
+    truth = random_trajectory(rng, 40)
+    starts = [0, 10, 20]
+    windows = [
+        Sim3(rng.uniform(0.3, 3.0), Rotation.random(random_state=s).as_matrix(), rng.normal(size=3)).apply_to_cam_from_world(truth[s : s + 20])
+        for s in starts
+    ]
+    chained = chain_windows(starts, windows)
+    assert chained.shape == (40, 4, 4)
+    assert ate(chained, truth) < 1e-9
+    with pytest.raises(ValueError, match="shares no frame"):
+        chain_windows([0, 30], [truth[:20], truth[30:40]])
+
+
+def test_ate_and_rpe_match_evo():
+    from evo.core import metrics, trajectory
+
+    rng = np.random.default_rng(4)
+    reference = random_trajectory(rng, 30)
+    estimate = Sim3(2.5, Rotation.random(random_state=4).as_matrix(), np.array([1.0, 2.0, 3.0])).apply_to_cam_from_world(
+        perturbed(reference, rng, 0.02, 0.05)
+    )
+
+    def evo_trajectory(cam_from_world):
+        return trajectory.PoseTrajectory3D(poses_se3=list(np.linalg.inv(cam_from_world)), timestamps=np.arange(30.0))
+
+    ref, est = evo_trajectory(reference), evo_trajectory(estimate)
+    est.align(ref, correct_scale=True)
+    ape = metrics.APE(metrics.PoseRelation.translation_part)
+    ape.process_data((ref, est))
+    evo_rpe = {}
+    for relation in (metrics.PoseRelation.translation_part, metrics.PoseRelation.rotation_angle_deg):
+        metric = metrics.RPE(relation, delta=1)
+        metric.process_data((ref, est))
+        evo_rpe[relation] = metric.get_statistic(metrics.StatisticsType.rmse)
+    rpe_t, rpe_r = rpe(estimate, reference)
+    assert ate(estimate, reference) == pytest.approx(ape.get_statistic(metrics.StatisticsType.rmse), rel=1e-6)
+    assert rpe_t == pytest.approx(evo_rpe[metrics.PoseRelation.translation_part], rel=1e-6)
+    assert rpe_r == pytest.approx(evo_rpe[metrics.PoseRelation.rotation_angle_deg], rel=1e-6)
+
+
+def test_depth_metrics_use_per_frame_median_scaling():
+    rng = np.random.default_rng(5)
+    reference = rng.uniform(2, 10, (4, 50))
+    scaled = reference * np.array([0.5, 2.0, 3.0, 7.0])[:, None]
+    assert depth_metrics(scaled, reference) == pytest.approx((0.0, 1.0))
+    farthest = np.argsort(reference, axis=1)[:, -10:]  # a fifth of the points 50 % too far (the medians stay)
+    noisy = scaled.copy()
+    np.put_along_axis(noisy, farthest, np.take_along_axis(noisy, farthest, 1) * 1.5, 1)
+    absrel, delta = depth_metrics(noisy, reference)
+    assert absrel == pytest.approx(0.1) and delta == pytest.approx(0.8)
+
+
+def static_scene(seed: int):
+    return generate_scene(np.random.default_rng(seed), SceneConfig(points=120, outlier_fraction=0.0))
+
+
+def test_bundle_adjustment_reduces_reprojection_error_and_ate_from_a_perturbed_start():
+    scene = static_scene(6)
+    rng = np.random.default_rng(6)
+    tracks_norm, _ = normalize_tracks(scene.tracks, scene.K)
+    start = perturbed(scene.cam_from_world, rng, 0.01, 0.15)
+    start[0] = scene.cam_from_world[0]
+    points = scene.points_world[0] + rng.normal(0, 0.15, (len(scene.dynamic), 3))
+    gamma = np.where(scene.dynamic, 10.0, 1.0)  # the network's uncertainty: large on the moving points
+    result = bundle_adjust(tracks_norm, start, points, gamma, focal_px=scene.K[0, 0])
+    assert result.adjusted.sum() == (~scene.dynamic & ((scene.tracks[:, 2] > 0.5).sum(1) >= 2)).sum()
+    assert result.rms_after * scene.K[0, 0] < 2.0 < result.rms_before * scene.K[0, 0]
+    assert ate(result.cam_from_world, scene.cam_from_world) < 0.3 * ate(start, scene.cam_from_world)
+
+
+def test_bundle_adjustment_refuses_a_window_without_static_points():
+    scene = static_scene(7)
+    tracks_norm, _ = normalize_tracks(scene.tracks[:4], scene.K)
+    with pytest.raises(ValueError, match="too few to adjust"):
+        bundle_adjust(tracks_norm, scene.cam_from_world, scene.points_world[0, :4])
+
+
+def test_classical_baseline_recovers_a_clean_two_view_pose():
+    rng = np.random.default_rng(8)
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    points = rng.uniform([-3, -2, 5], [3, 2, 12], (150, 3))
+    second = np.eye(4)
+    second[:3, :3] = Rotation.from_euler("yx", [6, -3], degrees=True).as_matrix()
+    second[:3, 3] = [-0.8, 0.1, 0.2]
+    poses = np.stack([np.eye(4), second])
+    cam = np.einsum("tij,nj->tni", poses[:, :3, :3], points) + poses[:, None, :3, 3]
+    pixels = cam @ K.T
+    tracks = np.concatenate([(pixels[..., :2] / pixels[..., 2:]).transpose(1, 2, 0), np.ones((150, 1, 2))], axis=1)
+    result = classical_reconstruction(tracks, K)
+    rotation_error = Rotation.from_matrix(result.cam_from_world[1, :3, :3] @ second[:3, :3].T).magnitude()
+    direction = camera_centres(result.cam_from_world)[1] / np.linalg.norm(camera_centres(result.cam_from_world)[1])
+    expected = camera_centres(poses)[1] / np.linalg.norm(camera_centres(poses)[1])
+    assert np.degrees(rotation_error) < 0.05
+    assert np.degrees(np.arccos(np.clip(direction @ expected, -1, 1))) < 0.2
+    scale = np.linalg.norm(camera_centres(poses)[1]) / np.linalg.norm(camera_centres(result.cam_from_world)[1])
+    np.testing.assert_allclose(result.points * scale, points, atol=1e-3 * points.max())
+
+
+def test_classical_baseline_tracks_a_synthetic_window_far_better_than_standing_still():
+    scene = static_scene(9)
+    result = classical_reconstruction(scene.tracks, scene.K)
+    assert result.resected.all()
+    assert ate(result.cam_from_world, scene.cam_from_world) < 0.3 * ate(np.tile(np.eye(4), (20, 1, 1)), scene.cam_from_world)
+
+
+def test_fine_tuning_lowers_the_window_loss_and_leaves_the_model_unchanged():
+    torch.manual_seed(0)
+    model = TracksTo4D(TINY).eval()
+    scene = static_scene(10)
+    tracks = torch.from_numpy(normalize_tracks(scene.tracks, scene.K)[0])[None]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        loss_before = reconstruction_losses(model(tracks), tracks, TINY)["total"].item()
+    tuned = fine_tune(model, tracks, TINY, steps=15, lr=1e-3)
+    assert reconstruction_losses(tuned, tracks, TINY)["total"].item() < loss_before
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t, K: (np.where(np.arange(len(t))[:, None, None] == 3, np.nan, t), K), "1 of 60 tracks have NaN"),
+        (lambda t, K: (np.concatenate([t[:, :2], np.zeros_like(t[:, 2:])], 1), K), "only 0 tracks are visible"),
+        (lambda t, K: (t, K @ np.diag([1.0, 1.0, 1.0]) + np.array([[0, 0, 900.0], [0, 0, 0], [0, 0, 0]])), "principal point .* outside 640x480"),
+        (lambda t, K: (t[:, :, :1], K), r"expected tracks \(N, 3, T >= 2\)"),
+    ],
+)
+def test_window_problem_names_what_is_wrong(change, message):
+    scene = generate_scene(np.random.default_rng(11), SceneConfig(points=60))
+    assert window_problem(scene.tracks, scene.image_size, scene.K, min_frames=2) is None
+    tracks, K = change(scene.tracks, scene.K)
+    assert window_problem(tracks, scene.image_size, K, min_frames=2) is not None
+    assert re.search(message, window_problem(tracks, scene.image_size, K, min_frames=2))
