@@ -232,13 +232,16 @@ def ground(image: np.ndarray, prompt_index: int, token_embeddings: np.ndarray, c
     confidence = 0.0
     if boxes:
         components.segmenter.set_image(image)
-    for box in boxes:
-        box = np.clip(box, 0, [width, height, width, height])
-        mask, _ = components.segmenter.segment(box)
-        x0, y0, x1, y1 = region_of(mask, box)
-        similarity = float(components.scorer.probs(np.ascontiguousarray(image[y0:y1, x0:x1]), token_embeddings)[prompt_index])
-        soft += similarity * mask
-        confidence = max(confidence, similarity)
+        masks, regions = [], []
+        for box in boxes:
+            box = np.clip(box, 0, [width, height, width, height])
+            masks.append(components.segmenter.segment(box)[0])
+            x0, y0, x1, y1 = region_of(masks[-1], box)
+            regions.append(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        similarities = components.scorer.probs_batch(regions, token_embeddings)[:, prompt_index]
+        for similarity, mask in zip(similarities, masks):
+            soft += float(similarity) * mask
+        confidence = float(similarities.max())
     soft = np.clip(soft, 0.0, 1.0)
     top = float(soft.max())
     binary = soft >= config.mask_threshold * top if top > 0 else np.zeros((height, width), dtype=bool)
