@@ -35,8 +35,9 @@ REMINE_EVERY = 30
 STREAMING_GOAL_FPS = 2.0
 
 
-def time_backend(backend: str, frames: list[np.ndarray], full_frames: int, config: INTConfig) -> dict[str, Any]:
-    components = load_components(SHIPPED_CONFIG, backend=backend)
+def time_backend(backend: str, frames: list[np.ndarray], full_frames: int, config: INTConfig,
+                 components_path: str | Path = SHIPPED_CONFIG) -> dict[str, Any]:
+    components = load_components(components_path, backend=backend)
     task_prompt = "the camouflaged animal"
     run_int(frames[0], task_prompt, components, replace(config, iterations=1))  # warm-up: caches, allocations
     stages: dict[str, float] = {}

@@ -72,11 +72,14 @@ def first_iterations(result: INTResult, count: int) -> np.ndarray:
     return masks[closest_to_mean(masks)]
 
 
-def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_SEED, progress: bool = True) -> dict[str, Any]:
+def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_SEED, progress: bool = True,
+             figure: str | Path | None = None) -> dict[str, Any]:
+    """The metrics of every method (see the module docstring); with ``figure``, a PNG of the first images."""
     methods = [f"int_i{k}" for k in range(1, config.iterations + 1)] + ["no_mining", "generic"]
     metrics = {name: MaskMetrics() for name in methods}
     stage_s: dict[str, dict[str, float]] = {"int": {}, "no_mining": {}, "generic": {}}
     prompt_hits = 0
+    shown: list[tuple[Any, dict[str, INTResult]]] = []
     samples = generate_split(seed, images)
     for sample in tqdm(samples, desc="int-seg eval", disable=not progress):
         runs = {
@@ -89,6 +92,8 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
         metrics["no_mining"].add(runs["no_mining"].mask, sample.target_mask)
         metrics["generic"].add(runs["generic"].mask, sample.target_mask)
         prompt_hits += runs["int"].prompt == sample.target_category
+        if figure and len(shown) < FIGURE_IMAGES:
+            shown.append((sample, runs))
         for method, run in runs.items():
             for stage, seconds in run.timings_s.items():
                 stage_s[method][stage] = stage_s[method].get(stage, 0.0) + seconds
@@ -108,7 +113,32 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
         and result["mae_int"] < min(result["mae_no_mining"], result["mae_generic"])
     )
     result["paper"] = PAPER
+    if figure:
+        draw_examples(shown, figure)
     return result
+
+
+FIGURE_IMAGES = 6
+
+
+def draw_examples(shown: list[tuple[Any, dict[str, INTResult]]], path: str | Path) -> None:
+    """One row per image: the image, the ground truth, and each method's mask with its prompt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(shown), 5, figsize=(10, 2.1 * len(shown)), squeeze=False)
+    for row, (sample, runs) in zip(axes, shown):
+        panels = [(sample.image, "image"), (sample.target_mask, f"truth: {sample.target_category}")]
+        panels += [(run.mask, f"{method}: {run.prompt}") for method, run in runs.items()]
+        for axis, (picture, title) in zip(row, panels):
+            axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1 if picture.ndim == 2 else None)
+            axis.set_title(title, fontsize=8)
+            axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -134,10 +164,11 @@ def eval_main(components_path: str, images: int, seed: int, json_path: str | Non
         print(f"edgerun eval int-seg: {exc}", file=sys.stderr)
         return 2
     config = synthetic_task_config()
-    result = evaluate(components, images, config, seed)
+    figure = Path(json_path).with_suffix(".png") if json_path else None
+    result = evaluate(components, images, config, seed, figure=figure)
     result["components"] = str(components_path)
     print_table(result)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))
-        print(f"wrote {json_path}")
+        print(f"wrote {json_path} and {figure}")
     return 0
