@@ -4,7 +4,8 @@ Each window from the tracker node is normalised with the camera's intrinsics (a 
 from ``edgerun calibrate camera``, or the paper's guess when none is given) and reconstructed by
 the network — torch from an edgerun checkpoint, or an exported engine (``edgerun export
 tracks-to-4d-small``: ONNX Runtime / TensorRT) —, optionally refined by bundle adjustment. The
-window's cameras are also chained into one trajectory across windows (``trajectory``).
+window's cameras are also chained into one trajectory across windows (``trajectory``); a gap
+(a skipped window) starts a new trajectory ``segment``.
 
 A window that cannot be reconstructed — too few visible tracks, NaN coordinates, intrinsics that
 do not fit the image — is not run: a message with ``skipped=True`` and the ``reason`` is
@@ -51,7 +52,7 @@ class Reconstructor(Node):
         self.intrinsics = None
         self.error = ""
         self.chainer = TrajectoryChainer()
-        self.windows = self.skipped = 0
+        self.windows = self.skipped = self.segments = 0
         self.last_skip = ""
         self.times_ms: list[float] = []
         try:
@@ -89,11 +90,16 @@ class Reconstructor(Node):
             return self.skip(msg, problem)
         started = time.perf_counter()
         reconstruction = self.reconstruct(tracks, K, size)
-        trajectory = self.chainer.add(int(msg["start_frame"]), reconstruction.cam_from_world)
+        start = int(msg["start_frame"])
+        if not self.chainer.connects(start, len(reconstruction.cam_from_world)):
+            self.segments += 1  # a skipped window (or a lost message) broke the chain: a new trajectory starts here
+            self.log.info("reconstructor: trajectory segment %d starts at frame %d", self.segments, start)
+            self.chainer.reset()
+        trajectory = self.chainer.add(start, reconstruction.cam_from_world)
         self.times_ms.append((time.perf_counter() - started) * 1e3)
         self.windows += 1
         self.publish(
-            "reconstruction", skipped=False, reason="", start_frame=int(msg["start_frame"]), stamps_ns=msg["stamps_ns"],
+            "reconstruction", skipped=False, reason="", start_frame=start, segment=self.segments, stamps_ns=msg["stamps_ns"],
             track_ids=msg["track_ids"], cam_from_world=reconstruction.cam_from_world.astype(np.float32),
             trajectory=trajectory.astype(np.float32), points_world=reconstruction.points_world.astype(np.float32),
             gamma=reconstruction.gamma.astype(np.float32), focal=reconstruction.focal.astype(np.float32),
@@ -127,6 +133,7 @@ class Reconstructor(Node):
         return {
             "windows": self.windows,
             "skipped": self.skipped,
+            "segments": self.segments + 1 if self.windows else 0,
             "last_skip": self.last_skip,
             "reconstruct_ms_mean": round(float(np.mean(self.times_ms)), 2) if self.times_ms else None,
         }

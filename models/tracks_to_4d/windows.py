@@ -126,12 +126,20 @@ def alignment_between(shared_reference: np.ndarray, shared_window: np.ndarray) -
 
 
 class TrajectoryChainer:
-    """Incremental :func:`chain_windows` for a stream of windows: ``add(start, poses)`` → that
-    window's poses in the trajectory's frame. Only the last ``keep`` frames are remembered."""
+    """Incremental :func:`chain_windows` for a stream of windows: ``add(start, poses)`` → the
+    trajectory at that window's frames (frames shared with earlier windows keep their earlier
+    pose). Only the last ``keep`` frames are remembered."""
 
     def __init__(self, keep: int = 64):
         self.keep = keep
         self.poses: dict[int, np.ndarray] = {}
+
+    def connects(self, start: int, length: int) -> bool:
+        """Whether a window of ``length`` frames from ``start`` can be chained (shares a frame, or is the first)."""
+        return not self.poses or any(start + i in self.poses for i in range(length))
+
+    def reset(self) -> None:
+        self.poses.clear()
 
     def add(self, start: int, poses: np.ndarray) -> np.ndarray:
         poses = np.asarray(poses, np.float64)
@@ -143,9 +151,10 @@ class TrajectoryChainer:
             poses = alignment_between(reference, poses[[f - start for f in shared]]).apply_to_cam_from_world(poses)
         for i, pose in enumerate(poses):
             self.poses.setdefault(start + i, pose)
+        chained = np.stack([self.poses[start + i] for i in range(len(poses))])
         for frame in [f for f in self.poses if f < start + len(poses) - self.keep]:
             del self.poses[frame]
-        return poses
+        return chained
 
 
 def chain_windows(starts: list[int], poses: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""The tracker and reconstructor nodes in real processes: camera → tracker → reconstructor, and
+windows that cannot be reconstructed flagged and skipped while the nodes stay up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import wait_for
+from edgerun.calibration.camera import Intrinsics
+from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.network import TracksTo4D
+
+TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("t4d") / "tiny.pt"
+    save_checkpoint(path, TracksTo4D(TINY), TINY, {})
+    return path
+
+
+def test_camera_tracker_reconstructor_graph_turns_frames_into_chained_cameras(launch, checkpoint):
+    graph = launch(f"""
+    name: reconstruct
+    heartbeat_timeout_s: 60
+    nodes:
+      - id: camera
+        class: edgerun.nodes.scene_camera:RenderedSceneCamera
+        params: {{seed: 1, frames: 25, width: 320, height: 240, fps: 25}}
+      - id: tracker
+        class: edgerun.nodes.tracker:Tracker
+        inputs: {{frames: camera/frames}}
+      - id: reconstructor
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{checkpoint}"}}
+        inputs: {{tracks: tracker/tracks}}
+    """).wait_running(timeout_s=60)
+    windows = graph.receive(graph.subscribe("reconstructor/reconstruction"), 2, timeout_s=60)
+    status = graph.status("reconstructor", where=lambda s: s["details"].get("windows", 0) >= 2)
+    first, second = windows
+    assert not first["skipped"] and not second["skipped"]
+    assert second["start_frame"] - first["start_frame"] == 10
+    tracks = first["track_ids"].shape[0]
+    assert first["cam_from_world"].shape == (20, 4, 4) and first["points_world"].shape == (20, tracks, 3)
+    assert first["gamma"].shape == (tracks,) and (first["gamma"] > 0).all() and first["focal"].shape == (20,)
+    assert first["stamps_ns"].shape == (20,) and first.capture_ns == first["stamps_ns"][-1]
+    np.testing.assert_allclose(second["trajectory"][:10], first["trajectory"][10:], atol=1e-5)  # chained: shared frames agree
+    assert status["handler_errors"] == 0 and status["details"]["skipped"] == 0
+
+
+def test_bad_windows_and_frames_are_flagged_and_skipped_while_the_nodes_stay_up(launch, checkpoint, tmp_path):
+    calibration = Intrinsics(np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]), np.zeros(5), (1280, 720)).save(tmp_path / "cam.yaml")
+    graph = launch(f"""
+    name: faults
+    heartbeat_timeout_s: 60
+    nodes:
+      - id: source
+        class: t4d_fixture_nodes:WindowSource
+        params: {{kinds: [nan, few, good]}}
+      - id: plain
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{checkpoint}"}}
+        inputs: {{tracks: source/tracks}}
+      - id: calibrated
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{checkpoint}", intrinsics: "{calibration}"}}
+        inputs: {{tracks: source/tracks}}
+      - id: frames
+        class: t4d_fixture_nodes:BadThenGoodFrames
+      - id: tracker
+        class: edgerun.nodes.tracker:Tracker
+        inputs: {{frames: frames/frames}}
+    """).wait_running(timeout_s=60)
+    plain = graph.subscribe("plain/reconstruction")
+    calibrated = graph.subscribe("calibrated/reconstruction")
+    got = {m["start_frame"] // 10 % 3: m for m in graph.receive(plain, 6, timeout_s=30)}
+    assert got[0]["skipped"] and "1 of 80 tracks have NaN or infinite coordinates" in got[0]["reason"]
+    assert got[1]["skipped"] and "only 2 tracks are visible in two or more frames" in got[1]["reason"]
+    assert not got[2]["skipped"] and got[2]["cam_from_world"].shape == (20, 4, 4)
+    refused = graph.receive(calibrated, 3, timeout_s=30)
+    assert any("calibrated for 1280x720, the frames are 640x480" in m["reason"] for m in refused)
+    assert all(m["skipped"] for m in refused)
+    status = graph.status("plain", where=lambda s: s["details"]["windows"] >= 1 and s["details"]["skipped"] >= 2)
+    assert status["handler_errors"] == 0 and "window at frame" in status["details"]["last_skip"]
+    tracker = graph.status("tracker", where=lambda s: s["details"]["windows"] >= 1, timeout_s=30)
+    assert tracker["details"]["skipped_frames"] >= 1 and "expected a uint8" in tracker["details"]["last_problem"]
+    assert tracker["handler_errors"] == 0
+    assert "reconstructor: skipped window at frame" in wait_for(lambda: "skipped window" in graph.log and graph.log, 10)
+    assert graph.proc.poll() is None
