@@ -121,6 +121,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgerun.demo import demo_main
+
+    return demo_main(args.out, args.timeout)
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from edgerun.nodes.viewer import RerunLog, SinkOptions
     from edgerun.runtime import introspect
@@ -338,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="running graph (default: the only one)")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("demo", help="plan, reconstruct and perceive in one graph; summary table, MCAP, Rerun and PNG")
+    p.add_argument("--out", default="out/demo", help="where the recordings, the figure and the resolved graph go")
+    p.add_argument("--timeout", type=float, default=420.0, help="stop the graph after this many seconds at most")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("view", help="show a running graph live in Rerun (web viewer on localhost, .rrd file, or native viewer)")
     p.add_argument("topics", nargs="*", metavar="node/output", help="topics to show (default: all)")

@@ -4,8 +4,9 @@ Observations of a Dict space go out field by field (``pixels``, ``proprio`` …)
 ``observation``. Each message also carries ``episode`` and ``step``. The goal (from the
 env's ``info``: ``goal_pixels``, ``goal_proprio``) goes out on ``goal`` at every reset and
 once a second, so a planner that starts late still gets it. The end of an episode goes out
-on ``episode`` with the env's own success test: that topic is for evaluation and logs; a
-planner must not subscribe to it (DINO-WM's planner sees only model costs).
+on ``episode`` with the env's own success test (``success`` at the end, and ``steps_to_goal`` /
+``time_to_goal_s`` when the test first held, -1 if never): that topic is for evaluation and logs;
+a planner must not subscribe to it (DINO-WM's planner sees only model costs).
 
 An ``action`` message carries ``action``: one env action ``(action_dim,)`` or a block of
 them ``(k, action_dim)``, stepped in order. A wrong shape or dtype is refused with a clear
@@ -59,6 +60,7 @@ class EnvNode(Node):
         self.step = 0
         self.episode_return = 0.0
         self.started = time.monotonic()
+        self.reached: tuple[int, float] | None = None  # (step, seconds) the success test first held
         seed = self.params.seed + self.episode if seed is None else seed
         observation, self.info = self.env.reset(seed=seed, options=options)
         self.episode_seed = seed
@@ -97,6 +99,8 @@ class EnvNode(Node):
             observation, reward, terminated, truncated, self.info = self.env.step(action)
             self.step += 1
             self.episode_return += float(reward)
+            if self.reached is None and self.info.get("is_success"):
+                self.reached = (self.step, time.monotonic() - self.started)
             if terminated or truncated:
                 self.end_episode(terminated)
                 return
@@ -113,6 +117,8 @@ class EnvNode(Node):
             terminated=terminated,
             episode_return=self.episode_return,
             duration_s=time.monotonic() - self.started,
+            steps_to_goal=self.reached[0] if self.reached else -1,
+            time_to_goal_s=self.reached[1] if self.reached else -1.0,
         )
         if self.params.episodes and self.episode + 1 >= self.params.episodes:
             self.stop()

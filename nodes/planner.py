@@ -44,6 +44,7 @@ class Planner(Node):
     def setup(self) -> None:
         self.policy = None
         self.error = ""
+        self.goal_key: tuple | None = None
         try:
             self.policy = self.make_policy()
         except (ValueError, KeyError, OSError, RuntimeError) as exc:  # CheckpointError is a ValueError
@@ -82,10 +83,14 @@ class Planner(Node):
         return WorldModelPolicy(model, mean, std, planner, MPCConfig(execute_blocks=self.params.execute_blocks), engine)
 
     def on_goal(self, msg: Message) -> None:
+        """A new goal resets the plan; the same goal sent again (envs repeat it for late joiners) does not."""
         if self.policy is None:
             raise RuntimeError(self.error)
+        key = (msg.get("episode"), np.asarray(msg["pixels"]).tobytes(), np.asarray(msg["proprio"]).tobytes())
+        if key == self.goal_key:
+            return
         self.policy.set_goal(msg["pixels"], msg["proprio"])
-        self.goal_episode = msg.get("episode")
+        self.goal_key = key
 
     def on_observation(self, msg: Message) -> None:
         if self.policy is None:

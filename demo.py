@@ -1,0 +1,110 @@
+"""``edgerun demo``: plan, reconstruct and perceive in one graph, then show what happened.
+
+1. **Engines**: the models the graph runs on ONNX Runtime are exported from the shipped
+   checkpoints on the first run (parity-checked, with progress) and reused from the model cache
+   after (:mod:`edgerun.export.cache`).
+2. **The graph** (``graphs/demo.yaml``, its ``${…}`` placeholders filled and written to
+   ``OUT/graph.yaml``) runs until the env has finished its episode: the DINO-WM planner drives the
+   Wall env to its goal while the tracker → reconstructor and the INT segmenter run on their cameras.
+   Every topic is recorded to ``OUT/demo.mcap``; the viewer node writes ``OUT/demo.rrd``.
+3. **The summary**: the launcher's per-node table (rate, p50/p99 latency from capture time, drops),
+   the episode's success and time to goal, and ``OUT/summary.png`` drawn from the recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+PACKAGE = Path(__file__).resolve().parent
+log = logging.getLogger("edgerun.demo")
+
+# registry model -> the shipped checkpoint it is exported from (relative to the package)
+ENGINES: dict[str, str] = {
+    "dino-wm-wall-cpu": "checkpoints/dino_wm_wall/model.pt",
+}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("out/demo")
+    graph: Path = PACKAGE / "graphs" / "demo.yaml"
+    timeout_s: float = 420.0  # the graph normally ends with its episode well before this
+    model_dir: Path | None = None  # the engine cache (default: $XDG_CACHE_HOME/edgerun/models)
+
+
+def prepare_engines(model_dir: Path | None) -> dict[str, Path]:
+    """Export (or find cached) every engine the graph uses; a progress bar over the models."""
+    from edgerun.export.cache import cached, exported
+
+    paths = {}
+    todo = [name for name, checkpoint in ENGINES.items() if cached(name, str(PACKAGE / checkpoint), model_dir) is None]
+    if todo:
+        print(f"[demo] first run: exporting {len(todo)} engines to ONNX (reused on later runs)", file=sys.stderr)
+    with tqdm(ENGINES.items(), desc="[demo] engines", unit="model", file=sys.stderr, disable=not todo) as bar:
+        for name, checkpoint in bar:
+            bar.set_postfix_str(name)
+            paths[name] = exported(name, str(PACKAGE / checkpoint), model_dir)
+    return paths
+
+
+def resolve_graph(template: Path, out: Path, engines: dict[str, Path]) -> Path:
+    """``template`` with ``${package}``, ``${out}`` and ``${engine:NAME}`` filled in, written to ``out/graph.yaml``."""
+    values = {"package": str(PACKAGE), "out": str(out.resolve())}
+    values.update({f"engine:{name}": str(path) for name, path in engines.items()})
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ValueError(f"{template}: unknown placeholder ${{{key}}} (known: {', '.join(sorted(values))})")
+        return values[key]
+
+    resolved = out / "graph.yaml"
+    resolved.write_text(re.sub(r"\$\{([a-z][\w:.-]*)\}", fill, template.read_text()))
+    return resolved
+
+
+def run_demo(config: DemoConfig) -> int:
+    from edgerun.runtime.graph import load_graph
+    from edgerun.runtime.introspect import topics
+    from edgerun.runtime.launcher import Launcher
+    from edgerun.runtime.recording import record
+
+    from .demo_summary import episode_summary, summary_figure
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    engines = prepare_engines(config.model_dir)
+    graph = load_graph(resolve_graph(config.graph, out, engines))
+    launcher = Launcher(graph, duration_s=config.timeout_s, live_every_s=5.0)
+    mcap_path = out / "demo.mcap"
+    done = threading.Event()
+    recorder = threading.Thread(
+        target=record, args=(topics(launcher.state), mcap_path, None, done.is_set), name="recorder", daemon=True
+    )
+    recorder.start()
+    started = time.monotonic()
+    result = launcher.run()
+    done.set()
+    recorder.join(timeout=10)
+    print(f"\n[demo] graph ran {time.monotonic() - started:.1f} s", flush=True)
+    print(episode_summary(mcap_path), flush=True)
+    figure = summary_figure(mcap_path, out / "summary.png")
+    rrd = out / "demo.rrd"
+    for path, what in ((mcap_path, "MCAP recording (edgerun replay, Foxglove)"), (rrd, "Rerun recording (rerun FILE)"), (figure, "summary figure")):
+        state = f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else "MISSING"
+        print(f"[demo] {what}: {path} ({state})", flush=True)
+    missing = [p for p in (mcap_path, rrd, figure) if not p.exists()]
+    return 1 if result.exit_code or missing else 0
+
+
+def demo_main(out: str, timeout_s: float) -> int:
+    logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
+    return run_demo(DemoConfig(out=Path(out), timeout_s=timeout_s))

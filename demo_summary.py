@@ -1,0 +1,153 @@
+"""What the demo did, read back from its MCAP recording: the episode's outcome and a summary figure.
+
+The figure has four panels: the Wall episode (executed path over the goal frame, each plan's
+commanded path), the planner's cost per CEM iteration for each plan, the reconstruction (camera
+path and points, top view) and the last segmented frame with its mask and instance prompt.
+Topics follow ``graphs/demo.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerun.runtime.messages import Message
+from edgerun.runtime.recording import read_recording
+
+ENV, PLANNER = "env", "planner"
+RECONSTRUCTION = "reconstructor/reconstruction"
+SEGMENTATION = "segmenter/segmentation"
+
+
+def load_topics(path: Path) -> dict[str, list[Message]]:
+    messages: dict[str, list[Message]] = defaultdict(list)
+    for _, msg in read_recording(path):
+        messages[msg.topic].append(msg)
+    return messages
+
+
+def episode_summary(path: Path) -> str:
+    """A few lines: each episode's outcome and time to goal, the planner's plans."""
+    topics = load_topics(path)
+    lines = []
+    for msg in topics.get(f"{ENV}/episode", []):
+        reached = msg["steps_to_goal"] >= 0
+        lines.append(
+            f"[demo] episode {msg['episode']} (seed {msg['seed']}): {'GOAL REACHED' if msg['success'] else 'goal not reached'}"
+            f" after {msg['steps']} steps, {msg['duration_s']:.1f} s"
+            + (f"; first at the goal after {msg['steps_to_goal']} steps, {msg['time_to_goal_s']:.1f} s" if reached else "")
+        )
+    if not lines:
+        lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
+    plans = topics.get(f"{PLANNER}/plan", [])
+    if plans:
+        times = [m["plan_time_s"] for m in plans]
+        lines.append(f"[demo] planner: {len(plans)} plans, {np.mean(times):.2f} s per plan (mean), final cost {plans[-1]['cost']:.4g}")
+    return "\n".join(lines)
+
+
+def _wall_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    from edgerun.envs.wall import MAX_SPEED
+
+    observations = topics.get(f"{ENV}/observation", [])
+    goals = topics.get(f"{ENV}/goal", [])
+    if not observations or not goals:
+        ax.set_title("Wall: no observations recorded")
+        return
+    episode = observations[0]["episode"]
+    observations = [m for m in observations if m["episode"] == episode]
+    goal = next(m for m in goals if m["episode"] == episode)
+    size = goal["pixels"].shape[0]
+    ax.imshow(np.maximum(goal["pixels"], observations[0]["pixels"]), extent=(0, 1, 1, 0))
+    executed = np.array([m["proprio"][:2] for m in observations])
+    for i, plan in enumerate(topics.get(f"{PLANNER}/plan", [])):
+        start = _position_at(observations, plan.capture_ns)
+        if start is None:
+            continue
+        steps = np.clip(plan["actions"], -1.0, 1.0)
+        steps = steps / np.maximum(1.0, np.linalg.norm(steps, axis=1, keepdims=True))
+        path = start + np.cumsum(steps * MAX_SPEED, axis=0)
+        ax.plot(*np.vstack([start, path]).T, "--", color="tab:cyan", lw=1, label="planned (commanded)" if i == 0 else None)
+    ax.plot(*executed.T, "-o", color="tab:orange", ms=2, lw=1.5, label="executed")
+    ax.plot(*goal["proprio"][:2], "*", color="lime", ms=12, label="goal")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    ax.set_title(f"DINO-WM MPC on Wall ({size}x{size} frames)")
+    ax.legend(loc="lower left", fontsize=7)
+
+
+def _position_at(observations: list[Message], capture_ns: int) -> np.ndarray | None:
+    """The position of the observation a plan answered: the last one captured before it."""
+    earlier = [m for m in observations if m.capture_ns <= capture_ns]
+    return np.asarray(earlier[-1]["proprio"][:2]) if earlier else None
+
+
+def _cost_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    plans = topics.get(f"{PLANNER}/plan", [])
+    for i, plan in enumerate(plans):
+        ax.plot(np.arange(1, len(plan["best_costs"]) + 1), plan["best_costs"], marker=".", label=f"plan {i + 1}")
+    ax.set_xlabel("CEM iteration")
+    ax.set_ylabel("best sampled cost")
+    ax.set_yscale("log")
+    ax.set_title("planning cost (latent MSE to the goal)")
+    if plans:
+        ax.legend(fontsize=7)
+
+
+def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    windows = topics.get(RECONSTRUCTION, [])
+    if not windows:
+        ax.set_title("reconstruction: no windows recorded")
+        return
+    last = windows[-1]
+    world_from_cam = np.linalg.inv(np.asarray(last["cam_from_world"], dtype=np.float64))
+    centres = world_from_cam[:, :3, 3]
+    points = np.asarray(last["points"]).reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points):
+        near = np.linalg.norm(points - np.median(points, axis=0), axis=1)
+        points = points[near <= np.percentile(near, 95)]
+        ax.scatter(points[:, 0], points[:, 2], s=2, c="tab:gray", label="points")
+    ax.plot(centres[:, 0], centres[:, 2], "-o", ms=2, color="tab:red", label="camera path")
+    ax.set_xlabel("x")
+    ax.set_ylabel("z")
+    ax.axis("equal")
+    ax.set_title(f"TracksTo4D: {len(windows)} windows, top view of the last")
+    ax.legend(fontsize=7)
+
+
+def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    results = [m for m in topics.get(SEGMENTATION, []) if "image" in m.arrays and "mask" in m.arrays]
+    if not results:
+        ax.set_title("segmentation: no masks recorded")
+        return
+    last = results[-1]
+    image, mask = np.asarray(last["image"]), np.asarray(last["mask"], dtype=bool)
+    overlay = image.astype(np.float32)
+    overlay[mask] = 0.5 * overlay[mask] + 0.5 * np.array([255, 0, 255], np.float32)
+    ax.imshow(overlay.astype(np.uint8))
+    ax.set_title(f"INT: '{last.get('task_prompt', '?')}' → '{last.get('instance_prompt', '?')}'", fontsize=9)
+    ax.axis("off")
+
+
+def summary_figure(recording: Path, out: Path) -> Path:
+    """The four-panel PNG of the module docstring."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    topics = load_topics(recording)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 10))
+    _wall_panel(axes[0, 0], topics)
+    _cost_panel(axes[0, 1], topics)
+    _reconstruction_panel(axes[1, 0], topics)
+    _segmentation_panel(axes[1, 1], topics)
+    fig.suptitle("edgerun demo: plan (DINO-WM), reconstruct (TracksTo4D), perceive (INT)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
