@@ -177,19 +177,33 @@ def _pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _draw(surface: Surface, cam_from_surface: np.ndarray, K, rays, image, depth, surface_id, index: int) -> None:
-    """Z-buffered warp of one surface into the frame's image, depth and id buffers (in place)."""
+    """Z-buffered warp of one surface into the frame's image, depth and id buffers (in place),
+    within the surface's bounding box on the image when it lies wholly in front of the camera."""
+    height, width = image.shape[:2]
+    corners = np.array([[sx * surface.half_width, sy * surface.half_height, 0, 1] for sx in (-1, 1) for sy in (-1, 1)])
+    cam = corners @ cam_from_surface[:3].T
+    if (cam[:, 2] <= 0.05).any():
+        left, top, right, bottom = 0, 0, width, height
+    else:
+        pixels = cam[:, :2] / cam[:, 2:] * np.diag(K)[:2] + K[:2, 2]
+        left, top = np.clip(np.floor(pixels.min(0)).astype(int) - 1, 0, [width, height])
+        right, bottom = np.clip(np.ceil(pixels.max(0)).astype(int) + 2, 0, [width, height])
+        if right <= left or bottom <= top:
+            return
     normal, origin = cam_from_surface[:3, 2], cam_from_surface[:3, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (normal @ origin) / (rays @ normal)
-    homography = K @ cam_from_surface[:3][:, [0, 1, 3]] @ surface.texture_to_local()
-    height, width = image.shape[:2]
-    warped = cv2.warpPerspective(surface.texture, homography, (width, height), flags=cv2.INTER_LINEAR)
+        z = (normal @ origin) / (rays[top:bottom, left:right] @ normal)
+    shift = np.array([[1, 0, -left], [0, 1, -top], [0, 0, 1.0]])
+    homography = shift @ K @ cam_from_surface[:3][:, [0, 1, 3]] @ surface.texture_to_local()
+    size = (right - left, bottom - top)
+    warped = cv2.warpPerspective(surface.texture, homography, size, flags=cv2.INTER_LINEAR)
     rows, cols = surface.texture.shape[:2]
-    inside = cv2.warpPerspective(np.ones((rows, cols), np.uint8), homography, (width, height), flags=cv2.INTER_NEAREST)
-    front = (inside > 0) & np.isfinite(z) & (z > 0.05) & (z < depth)
-    image[front] = warped[front]
-    depth[front] = z[front]
-    surface_id[front] = index
+    inside = cv2.warpPerspective(np.ones((rows, cols), np.uint8), homography, size, flags=cv2.INTER_NEAREST)
+    region = (slice(top, bottom), slice(left, right))
+    front = (inside > 0) & np.isfinite(z) & (z > 0.05) & (z < depth[region])
+    image[region][front] = warped[front]
+    depth[region][front] = z[front]
+    surface_id[region][front] = index
 
 
 def track_ground_truth(sequence: RenderedSequence, tracks: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
