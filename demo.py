@@ -29,6 +29,7 @@ log = logging.getLogger("edgerun.demo")
 # registry model -> the shipped checkpoint it is exported from (relative to the package)
 ENGINES: dict[str, str] = {
     "dino-wm-wall-cpu": "checkpoints/dino_wm_wall/model.pt",
+    "tracks-to-4d-small": "checkpoints/tracks_to_4d/model.pt",
 }
 
 

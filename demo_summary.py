@@ -19,7 +19,7 @@ from edgerun.runtime.recording import read_recording
 
 ENV, PLANNER = "env", "planner"
 RECONSTRUCTION = "reconstructor/reconstruction"
-SEGMENTATION = "segmenter/segmentation"
+SEGMENTATION, SEGMENTED_FRAMES = "segmenter/mask", "field/frames"
 
 
 def load_topics(path: Path) -> dict[str, list[Message]]:
@@ -98,38 +98,42 @@ def _cost_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
 
 
 def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
-    windows = topics.get(RECONSTRUCTION, [])
+    windows = [m for m in topics.get(RECONSTRUCTION, []) if not m["skipped"]]
+    skipped = len(topics.get(RECONSTRUCTION, [])) - len(windows)
     if not windows:
-        ax.set_title("reconstruction: no windows recorded")
+        ax.set_title(f"reconstruction: no windows ({skipped} skipped)")
         return
     last = windows[-1]
     world_from_cam = np.linalg.inv(np.asarray(last["cam_from_world"], dtype=np.float64))
     centres = world_from_cam[:, :3, 3]
-    points = np.asarray(last["points"]).reshape(-1, 3)
+    points = np.asarray(last["points_world"])[-1].reshape(-1, 3)
     points = points[np.isfinite(points).all(axis=1)]
     if len(points):
-        near = np.linalg.norm(points - np.median(points, axis=0), axis=1)
-        points = points[near <= np.percentile(near, 95)]
-        ax.scatter(points[:, 0], points[:, 2], s=2, c="tab:gray", label="points")
-    ax.plot(centres[:, 0], centres[:, 2], "-o", ms=2, color="tab:red", label="camera path")
+        spread = np.linalg.norm(points - np.median(points, axis=0), axis=1)
+        points = points[spread <= np.percentile(spread, 95)]
+        ax.scatter(points[:, 0], points[:, 2], s=3, c=points[:, 1], cmap="viridis", label="points (last frame)")
+    ax.plot(centres[:, 0], centres[:, 2], "-o", ms=2, color="tab:red", label="cameras")
     ax.set_xlabel("x")
-    ax.set_ylabel("z")
-    ax.axis("equal")
-    ax.set_title(f"TracksTo4D: {len(windows)} windows, top view of the last")
+    ax.set_ylabel("z (depth)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"TracksTo4D: last of {len(windows)} windows, top view ({skipped} skipped)")
     ax.legend(fontsize=7)
 
 
 def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
-    results = [m for m in topics.get(SEGMENTATION, []) if "image" in m.arrays and "mask" in m.arrays]
+    frames = {m.capture_ns: m for m in topics.get(SEGMENTED_FRAMES, [])}
+    results = [m for m in topics.get(SEGMENTATION, []) if m.capture_ns in frames]
     if not results:
         ax.set_title("segmentation: no masks recorded")
         return
     last = results[-1]
-    image, mask = np.asarray(last["image"]), np.asarray(last["mask"], dtype=bool)
+    image, mask = np.asarray(frames[last.capture_ns]["image"]), np.asarray(last["mask"], dtype=bool)
     overlay = image.astype(np.float32)
-    overlay[mask] = 0.5 * overlay[mask] + 0.5 * np.array([255, 0, 255], np.float32)
+    overlay[mask] = 0.45 * overlay[mask] + 0.55 * np.array([255, 0, 255], np.float32)
     ax.imshow(overlay.astype(np.uint8))
-    ax.set_title(f"INT: '{last.get('task_prompt', '?')}' → '{last.get('instance_prompt', '?')}'", fontsize=9)
+    if "target_mask" in frames[last.capture_ns].arrays:
+        ax.contour(np.asarray(frames[last.capture_ns]["target_mask"], dtype=float), levels=[0.5], colors="lime", linewidths=1)
+    ax.set_title(f"INT: '{last['task_prompt']}' → '{last['prompt']}' (magenta; ground truth in green)", fontsize=9)
     ax.axis("off")
 
 

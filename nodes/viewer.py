@@ -8,8 +8,9 @@ Fields map to Rerun archetypes by name first, then by shape:
 ``image`` / ``pixels``: (H, W, 3|4) uint8  ``Image``
 ``mask``: (H, W) bool or uint8             ``SegmentationImage`` (and over the frames)
 ``tracks``: (N, 3, T) x, y, visibility     ``Points2D`` (last frame) + ``LineStrips2D`` (paths)
-``cam_from_world``: (T, 4, 4)              ``LineStrips3D`` camera path + ``Transform3D`` camera
-``points``: (N, 3) or (T, N, 3)            ``Points3D`` (the last frame)
+``cam_from_world``, ``trajectory``:        ``LineStrips3D`` camera path + ``Transform3D`` camera
+(T, 4, 4) camera-from-world
+``points…``: (N, 3) or (T, N, 3)           ``Points3D`` (the last frame)
 ``*trajectory*`` / ``plan*``: (K, 2|3)      ``LineStrips2D`` / ``LineStrips3D``
 other 1-D numeric arrays of ≤ 64 values    ``BarChart``
 numbers and booleans                       ``Scalars`` at ``topic/field``
@@ -79,9 +80,9 @@ class RerunLog:
             stream.log(path, rr.SegmentationImage(array.astype(np.uint8)))
         elif lowered == "tracks" and array.ndim == 3 and array.shape[1] == 3:
             self._log_tracks(path, array)
-        elif lowered == "cam_from_world" and array.ndim == 3 and array.shape[1:] == (4, 4):
+        elif lowered in ("cam_from_world", "trajectory") and array.ndim == 3 and array.shape[1:] == (4, 4):
             self._log_cameras(path, array)
-        elif lowered == "points" and array.ndim in (2, 3) and array.shape[-1] == 3:
+        elif lowered.startswith("points") and array.ndim in (2, 3) and array.shape[-1] == 3:
             points = array[-1] if array.ndim == 3 else array
             stream.log(path, rr.Points3D(points[np.isfinite(points).all(axis=1)]))
         elif ("trajectory" in lowered or lowered.startswith("plan")) and array.ndim == 2 and array.shape[1] in (2, 3):
@@ -122,7 +123,7 @@ class RerunViewer(Node):
     """Logs whatever it is wired to; each slot takes any topic (the slot names only read well
     in a graph file: ``frames: camera/frames``, ``mask: segmenter/mask`` …)."""
 
-    inputs = {slot: Latest() for slot in ("frames", "observation", "goal", "action", "plan", "tracks", "reconstruction", "segmentation", "episode")}
+    inputs = {slot: Latest() for slot in ("frames", "scene", "observation", "goal", "action", "plan", "tracks", "reconstruction", "segmentation", "episode")}
     params = RerunViewerParams
 
     def setup(self) -> None:
@@ -134,7 +135,7 @@ class RerunViewer(Node):
     def log_message(self, msg: Message) -> None:
         self.rerun.log(msg)
 
-    on_frames = on_observation = on_goal = on_action = on_plan = log_message
+    on_frames = on_scene = on_observation = on_goal = on_action = on_plan = log_message
     on_tracks = on_reconstruction = on_segmentation = on_episode = log_message
 
     def status_fields(self) -> dict[str, Any]:

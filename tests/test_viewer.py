@@ -118,10 +118,10 @@ def test_viewer_node_records_its_inputs(tmp_path, launch):
     out = tmp_path / "graph.rrd"
     graph = launch(f"""
     name: viewnode
-    stop_with: [camera]
     nodes:
-      - {{id: camera, class: edgerun.nodes.camera:Camera, params: {{uri: "synthetic://pattern?width=16&height=16", fps: 30, frames: 30}}}}
+      - {{id: camera, class: edgerun.nodes.camera:Camera, params: {{uri: "synthetic://pattern?width=16&height=16", fps: 30}}}}
       - {{id: viewer, class: edgerun.nodes.viewer:RerunViewer, params: {{save: "{out}"}}, inputs: {{frames: camera/frames}}}}
-    """)
-    assert graph.proc.wait(timeout=60) == 0
+    """).wait_running()
+    graph.status("viewer", where=lambda s: s["details"].get("logged", 0) >= 10, timeout_s=30)
+    assert graph.stop() == 0
     assert len(columns(out)["/camera/frames/image"]["Image:buffer"]) >= 10
