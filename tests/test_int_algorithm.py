@@ -108,6 +108,7 @@ def test_next_image_blends_the_masked_region_back_in():
 def test_patches_cover_the_image_at_each_scale_and_partial_boxes_merge():
     windows = patch_windows(480, 640, (1, 2, 4))
     assert len(windows) == 1 + 4 + 16 and windows[0] == (0, 0, 640, 480) and windows[-1] == (480, 360, 640, 480)
+    assert len(patch_windows(128, 128, (1, 2, 4), min_side=48)) == 1 + 4  # 32-pixel quarters are left out
     whole, part, other = np.array([0, 0, 40, 40.0]), np.array([20, 20, 40, 40.0]), np.array([60, 60, 80, 80.0])
     merged = merge_boxes([part, whole, other], [0.9, 0.8, 0.5])
     assert [score for _, score in merged] == [0.9, 0.5]

@@ -47,6 +47,7 @@ class INTConfig:
     iterations: int = 5  # I (the paper: 5)
     blend_weight: float = 0.3  # w in X' = w·(X ⊙ M) + (1 − w)·X (the paper: 0.3)
     scales: tuple[int, ...] = (1, 2, 4)  # patches per side: the image, halves, quarters
+    min_patch_side: int = 48  # patches with a shorter side (pixels) are skipped: upsampled, they show nothing new
     candidate_threshold: float = 0.3  # detector score for a candidate name in (a)
     grounding_threshold: float = 0.3  # detector score for the prompt's boxes in (d)
     max_candidates: int = 6  # the most confident names kept for mining
@@ -117,10 +118,13 @@ class INTResult:
 
 
 # --- (a) candidates ----------------------------------------------------------------------
-def patch_windows(height: int, width: int, scales: Sequence[int]) -> list[tuple[int, int, int, int]]:
-    """xyxy windows tiling the image ``n × n`` for each ``n`` in ``scales`` (1: the image itself)."""
+def patch_windows(height: int, width: int, scales: Sequence[int], min_side: int = 0) -> list[tuple[int, int, int, int]]:
+    """xyxy windows tiling the image ``n × n`` for each ``n`` in ``scales`` (1: the image itself),
+    leaving out scales whose patches would be shorter than ``min_side`` (never the image itself)."""
     windows = []
     for n in scales:
+        if n > 1 and min(height, width) / n < min_side:
+            continue
         xs = np.linspace(0, width, n + 1).round().astype(int)
         ys = np.linspace(0, height, n + 1).round().astype(int)
         windows += [(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(n) for i in range(n)]
@@ -157,7 +161,7 @@ def find_candidates(image: np.ndarray, vocabulary: Sequence[str], vocabulary_emb
                     config: INTConfig) -> list[Candidate]:
     """(a): detected names over the image and its patches, the most confident first."""
     found: dict[str, tuple[list[np.ndarray], list[float]]] = defaultdict(lambda: ([], []))
-    for x0, y0, x1, y1 in patch_windows(*image.shape[:2], config.scales):
+    for x0, y0, x1, y1 in patch_windows(*image.shape[:2], config.scales, config.min_patch_side):
         patch = np.ascontiguousarray(image[y0:y1, x0:x1])
         for detection in detector.detect(patch, vocabulary_embeddings, threshold=config.candidate_threshold):
             boxes, scores = found[vocabulary[int(detection.query)]]
