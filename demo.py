@@ -31,6 +31,7 @@ ENGINES: dict[str, str] = {
     "dino-wm-wall-cpu": "checkpoints/dino_wm_wall/model.pt",
     "tracks-to-4d-small": "checkpoints/tracks_to_4d/model.pt",
 }
+INT_COMPONENTS = "checkpoints/int_seg/components.yaml"
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,23 @@ class DemoConfig:
 
 
 def prepare_engines(model_dir: Path | None) -> dict[str, Path]:
-    """Export (or find cached) every engine the graph uses; a progress bar over the models."""
+    """Export (or find cached) every engine the graph uses, with a progress bar over the models;
+    the INT components (text encoder, scorer, detector, segmenter) export themselves on first load."""
     from edgerun.export.cache import cached, exported
+    from edgerun.models.int_seg.components import load_components
 
     paths = {}
     todo = [name for name, checkpoint in ENGINES.items() if cached(name, str(PACKAGE / checkpoint), model_dir) is None]
     if todo:
-        print(f"[demo] first run: exporting {len(todo)} engines to ONNX (reused on later runs)", file=sys.stderr)
-    with tqdm(ENGINES.items(), desc="[demo] engines", unit="model", file=sys.stderr, disable=not todo) as bar:
+        print(f"[demo] exporting {', '.join(todo)} to ONNX (once: later runs reuse them)", file=sys.stderr)
+    steps = [*ENGINES.items(), ("INT components", INT_COMPONENTS)]
+    with tqdm(steps, desc="[demo] engines", unit="model", file=sys.stderr) as bar:
         for name, checkpoint in bar:
             bar.set_postfix_str(name)
-            paths[name] = exported(name, str(PACKAGE / checkpoint), model_dir)
+            if name == "INT components":
+                load_components(PACKAGE / checkpoint)
+            else:
+                paths[name] = exported(name, str(PACKAGE / checkpoint), model_dir)
     return paths
 
 

@@ -10,6 +10,7 @@ import torch
 
 import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from conftest import RunningGraph
+from test_planner_node import loop_graph
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
 from edgerun.models.dino_wm.config import SMALL_WALL
 from edgerun.models.dino_wm.world_model import DinoWorldModel
@@ -45,20 +46,8 @@ def test_a_repeated_goal_keeps_the_plan_and_a_new_one_replaces_it(tmp_path):
 
 
 def test_each_new_plan_goes_out_whole(tmp_path):
-    graph = f"""
-    name: plans
-    nodes:
-      - id: env
-        class: edgerun.nodes.env:EnvNode
-        params: {{env_id: edgerun/Wall-v0, seed: 1}}
-        inputs: {{action: planner/action}}
-      - id: planner
-        class: edgerun.nodes.planner:Planner
-        params: {{checkpoint: "{small_checkpoint(tmp_path)}", samples: 16, iterations: 3, execute_blocks: 2}}
-        inputs: {{observation: env/observation, goal: env/goal}}
-    """
-    with RunningGraph(tmp_path, graph) as running:
+    with RunningGraph(tmp_path, loop_graph(small_checkpoint(tmp_path))) as running:
         plans = running.collect("planner/plan", 2, timeout_s=30)
     for plan in plans:
         assert plan["actions"].shape == (25, 2) and plan["actions"].dtype == np.float32  # horizon 5 blocks x 5 steps
-        assert plan["best_costs"].shape == (3,) and np.isfinite(plan["cost"]) and plan["plan_time_s"] > 0
+        assert plan["best_costs"].shape == (2,) and np.isfinite(plan["cost"]) and plan["plan_time_s"] > 0  # 2 iterations
