@@ -316,7 +316,8 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
         started = clock.add("mining", started)
         if candidates:
             best = candidates[int(np.argmax(selection))]
-            grounding = ground(current, 1 + vocabulary.index(best.name), token_embeddings, components, config, best.boxes)
+            # s(m_k) among the names alone (as in streaming), so the task prompt does not compete with its instance
+            grounding = ground(current, vocabulary.index(best.name), token_embeddings[1:], components, config, best.boxes)
             prompt = best.name
         else:  # nothing detected: the task prompt itself is the best prompt there is
             grounding = ground(current, 0, token_embeddings, components, config)
