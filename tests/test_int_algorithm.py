@@ -181,3 +181,13 @@ def test_onnx_inpainter_names_the_file_and_the_contract(tmp_path):
     export_mean_fill(path, inputs=("pixels", "holes"))
     with pytest.raises(InpainterError, match=r"wrong\.onnx: inputs \['holes', 'pixels'\] .* break the contract"):
         OnnxInpainter(path, backend="onnxruntime-cpu")
+
+
+def test_evaluation_reads_fewer_iterations_off_one_run(scene):
+    from edgerun.models.int_seg.evaluate import first_iterations
+
+    components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
+    longer = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, iterations=3))
+    for count in (1, 2):
+        shorter = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, iterations=count))
+        np.testing.assert_array_equal(first_iterations(longer, count), shorter.mask)
