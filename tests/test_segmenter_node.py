@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 from conftest import RunningGraph, wait_for
+from edgerun.models.int_seg.algorithm import INTConfig
 from edgerun.models.int_seg.synthetic import CATEGORIES
+from edgerun.nodes.segmenter import Segmenter, SegmenterParams
 from int_onnx_standins import write_components
+from int_standins import make_scene, stand_in_components
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +95,22 @@ def test_bad_configs_prompts_and_frames_are_reported_and_the_node_stays_up(tmp_p
     assert "empty task prompt: set parameter 'prompt' or send one on input 'prompt'" in errors["empty"]
     assert "input 'frames': expected field 'image' RGB uint8 (H, W, 3), got uint8 (120, 160)" in errors["shape"]
     assert "no_such_scorer.onnx" in caplog.text and "breaks the scorer contract" in caplog.text
+
+
+def test_streaming_mines_again_when_the_prompts_confidence_drops():
+    """The node's logic alone (no sockets), with ground-truth stand-in components."""
+    node = Segmenter.__new__(Segmenter)
+    node.params = SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.5, iterations=2)
+    node.log = logging.getLogger("test-segmenter")
+    components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
+    node.load = lambda: (components, INTConfig(iterations=2, vocabulary=("frog", "car", "leaf")))
+    node.setup()
+    published = []
+    node.publish = lambda output, **data: published.append(data)
+    with_frog = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)}).image
+    frog_gone = make_scene({"car": (100, 70, 20)}).image
+    for image in (with_frog, with_frog, with_frog, frog_gone, with_frog):
+        node.on_frames({"image": image})
+    assert [m["mined"] for m in published] == [True, False, False, True, False]
+    assert [m["prompt"] for m in published] == ["frog", "frog", "frog", "car", "car"]
+    assert published[1]["confidence"] >= 0.5 and node.status_fields()["mined"] == 2
