@@ -4,7 +4,9 @@
 ``v4l2:///dev/video0``                 a V4L2 capture device (USB / CSI camera)
 ``file://clip.mp4``, ``file:///abs/x``  a video file (relative paths from the working dir)
 ``rtsp://user:pw@host:554/stream``     a network stream (FFmpeg backend, open time-out)
-``synthetic://NAME``                   a generated scene: ``pattern`` (moving colour bands)
+``synthetic://NAME``                   a generated scene: ``pattern`` (moving colour bands),
+                                       ``scene`` (a rendered 3-D scene, moving camera),
+                                       ``camouflage`` (INT's camouflage scenes)
 ``gym://ENV_ID``                       a gymnasium env's ``rgb_array`` render, random actions
 =====================================  =================================================
 
@@ -17,6 +19,7 @@ names the URI (credentials hidden) and the cause.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +210,42 @@ def _pattern(uri: str, options: SourceOptions) -> FrameSource:
     return GeneratedSource(uri, lambda index: moving_pattern(*grid, index), options.fps or 30.0)
 
 
-# synthetic://NAME → a factory; model packages add their rendered scenes here.
-SYNTHETIC_SCENES: dict[str, Callable[[str, SourceOptions], FrameSource]] = {"pattern": _pattern}
+def _rendered_scene(uri: str, options: SourceOptions) -> FrameSource:
+    """TracksTo4D's rendered 3-D scene (textured planes, a moving panel, a moving camera), played
+    forwards then backwards so that a loop never tears a track."""
+    from edgerun.models.tracks_to_4d.render import RenderConfig, build_scene, render_frame
+
+    scene = build_scene(options.seed, RenderConfig(width=options.width or 640, height=options.height or 480))
+    count = len(scene.cam_from_world)
+    period = max(2 * count - 2, 1)
+
+    def frame(index: int) -> np.ndarray:
+        phase = index % period
+        return render_frame(scene, phase if phase < count else period - phase)[0]
+
+    return GeneratedSource(uri, frame, options.fps or 15.0)
+
+
+def _camouflage(uri: str, options: SourceOptions) -> FrameSource:
+    """INT's camouflage scenes (held-out seed by default), a new scene every 50 frames."""
+    from edgerun.models.int_seg.synthetic import SyntheticConfig, generate_sample
+
+    config = SyntheticConfig(height=options.height or 480, width=options.width or 640)
+    seed = options.seed or 2
+
+    @functools.lru_cache(maxsize=1)
+    def scene(number: int) -> np.ndarray:
+        return generate_sample(np.random.default_rng([seed, number]), config).image
+
+    return GeneratedSource(uri, lambda index: scene(index // 50), options.fps or 10.0)
+
+
+# synthetic://NAME → a factory
+SYNTHETIC_SCENES: dict[str, Callable[[str, SourceOptions], FrameSource]] = {
+    "pattern": _pattern,
+    "scene": _rendered_scene,
+    "camouflage": _camouflage,
+}
 
 
 def _open_synthetic(uri: str, location: str, options: SourceOptions) -> FrameSource:

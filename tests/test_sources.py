@@ -47,6 +47,14 @@ def test_synthetic_pattern_has_the_asked_size_and_moves():
     assert not np.array_equal(first, second)
 
 
+@pytest.mark.parametrize("name", ["scene", "camouflage"])
+def test_model_scenes_are_sources_too(name):
+    source = open_source(f"synthetic://{name}?width=160&height=120")
+    frames = [source.read() for _ in range(2)]
+    assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
+    assert frames[0].std() > 5  # textured, not blank
+
+
 def test_gym_source_renders_the_env():
     source = open_source("gym://edgerun/Wall-v0?seed=3")
     frames = [source.read() for _ in range(3)]
@@ -60,7 +68,7 @@ def test_gym_source_renders_the_env():
         ("ftp://host/x", "unknown scheme 'ftp'"),
         ("file:///no/such/clip.mp4", "no such file /no/such/clip.mp4"),
         ("v4l2:///dev/video97", "no such device /dev/video97"),
-        ("synthetic://nope", "unknown synthetic scene 'nope' (scenes: pattern"),
+        ("synthetic://nope", "unknown synthetic scene 'nope' (scenes: camouflage, pattern, scene)"),
         ("gym://NoSuchEnv-v9", "gymnasium cannot make 'NoSuchEnv-v9'"),
         ("synthetic://pattern?colour=red", "unknown option 'colour'"),
         ("synthetic://pattern?width=wide", "option width='wide' is not a valid int"),
