@@ -22,6 +22,7 @@ from edgerun.models.tracks_to_4d.evaluate import absolute_trajectory_error, umey
 from edgerun.models.tracks_to_4d.intrinsics import guess_intrinsics, normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D, points_world, project
+from edgerun.models.tracks_to_4d.supervision import canonical_ground_truth
 from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene, generate_split, project_points
 from edgerun.models.tracks_to_4d.train import TrainConfig, train, train_main
 
@@ -147,6 +148,17 @@ def test_synthetic_ground_truth_reprojects_to_the_tracks():
     assert np.all((pixels[visible] >= 0) & (pixels[visible] < [width, height]))
     static = scene.points_world[:, ~scene.dynamic]
     assert np.allclose(static, static[:1]) and not np.allclose(scene.points_world[:, scene.dynamic], scene.points_world[:1, scene.dynamic])
+
+
+def test_supervision_targets_are_the_same_scene_in_the_warmup_gauge():
+    scene = generate_scene(np.random.default_rng(12), SceneConfig())
+    rotations, translations, points = canonical_ground_truth(scene)
+    np.testing.assert_allclose(rotations[0], np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(translations[0], [0.0, 0.0, 15.0], atol=1e-9)
+    cam = np.einsum("tij,tnj->tni", rotations, points) + translations[:, None]
+    assert np.isclose(np.median(cam[0, :, 2]), 15.0)
+    pixels = cam[..., :2] / cam[..., 2:] * [scene.K[0, 0], scene.K[1, 1]] + [scene.K[0, 2], scene.K[1, 2]]
+    np.testing.assert_allclose(pixels, scene.clean_tracks.transpose(2, 0, 1), atol=1e-3)
 
 
 def test_synthetic_splits_are_reproducible_and_disjoint():
@@ -303,7 +315,7 @@ def test_resumed_training_matches_uninterrupted_training(tmp_path):
     assert resumed.loss_curve.stat().st_size > 0
     history = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=True)["history"]
     assert [r["step"] for r in history] == [0, 1, 2, 3] and history[0]["phase"] == "camera_warmup"
-    assert history[-1]["phase"] == "reconstruction"
+    assert history[-1]["phase"] == "reconstruction" and "supervised" in history[-1]
 
 
 def test_train_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):

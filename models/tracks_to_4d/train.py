@@ -1,5 +1,6 @@
-"""Train TracksTo4D on synthetic scenes, unsupervised, as the paper: the losses of :mod:`.losses` only
-(ground truth is used for held-out metrics, never for gradients).
+"""Train TracksTo4D on synthetic scenes: the paper's unsupervised losses (:mod:`.losses`) plus, unless
+``supervision_weight`` is 0, an auxiliary ground-truth term (:mod:`.supervision`) that makes the small
+model learn cameras within a CPU budget.
 
 Each step draws a fresh batch (scene i of step s from ``default_rng([seed, s, i])``), so training is
 reproducible and resumable from ``train_state.pt`` (model, optimizer, step, history) and never sees
@@ -29,6 +30,7 @@ from .evaluate import evaluate_scenes
 from .intrinsics import normalize_tracks
 from .losses import camera_warmup_loss, reconstruction_losses
 from .network import TracksTo4D
+from .supervision import Targets, batch_targets, supervised_loss
 from .synthetic import SceneConfig, generate_scene, generate_split
 
 HELD_OUT_SEED = 1_000_003
@@ -49,6 +51,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     camera_warmup_steps: int = 300
     clamp_after: int = 200  # reconstruction steps before losses above 100 are clamped (skipped), as released
+    supervision_weight: float = 1.0  # the auxiliary ground-truth term (supervision.py); 0 = the paper's unsupervised training
+    supervised_from: int = 0  # the step from which that term is added
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 250
@@ -69,10 +73,10 @@ class TrainResult:
     manifest_data: dict
 
 
-def training_batch(seed: int, step: int, batch: int, scene: SceneConfig) -> torch.Tensor:
-    """(batch, N, 3, T) normalised tracks of step ``step`` (true K applied)."""
+def training_batch(seed: int, step: int, batch: int, scene: SceneConfig) -> tuple[torch.Tensor, Targets]:
+    """(batch, N, 3, T) normalised tracks of step ``step`` (true K applied) and their ground truth."""
     scenes = [generate_scene(np.random.default_rng([seed, step, i]), scene) for i in range(batch)]
-    return torch.from_numpy(np.stack([normalize_tracks(s.tracks, s.K)[0] for s in scenes]))
+    return torch.from_numpy(np.stack([normalize_tracks(s.tracks, s.K)[0] for s in scenes])), batch_targets(scenes)
 
 
 def _lr(config: TrainConfig, step: int) -> float:
@@ -116,8 +120,9 @@ def _load_state(path: Path, config: TrainConfig) -> dict:
     return state
 
 
-def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor) -> dict[str, float]:
-    """One optimiser step on ``tracks``; the camera warm-up until it is done, then the reconstruction loss."""
+def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor, targets: Targets | None = None) -> dict[str, float]:
+    """One optimiser step on ``tracks``; the camera warm-up until it is done, then the reconstruction
+    loss, plus ``supervision_weight`` x the ground-truth term from step ``supervised_from`` on."""
     model, optimizer = state["model"], state["optimizer"]
     model.train()
     for group in optimizer.param_groups:
@@ -127,6 +132,9 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor) -> dict[s
         terms = reconstruction_losses(out, tracks, config.model)
         reconstruction_steps = sum(1 for r in state["history"] if r["phase"] == "reconstruction")
         loss = terms["total"].clamp(max=LOSS_CLAMP) if reconstruction_steps >= config.clamp_after else terms["total"]
+        if targets is not None and config.supervision_weight and state["step"] >= config.supervised_from:
+            terms["supervised"] = supervised_loss(out, targets)
+            loss = loss + config.supervision_weight * terms["supervised"]
         phase = "reconstruction"
     else:
         loss = camera_warmup_loss(out)
@@ -157,7 +165,7 @@ def train(config: TrainConfig, progress: bool = True, resume: bool = False) -> T
     bar = tqdm(total=config.steps, initial=min(state["step"], config.steps), disable=not progress, desc="tracks-to-4d", unit="step")
     started = time.perf_counter() - state["elapsed_s"]
     while state["step"] < config.steps:
-        record = train_step(state, config, training_batch(config.seed, state["step"], config.batch, config.scene))
+        record = train_step(state, config, *training_batch(config.seed, state["step"], config.batch, config.scene))
         bar.update(1)
         bar.set_postfix(phase=record["phase"][:6], loss=f"{record['total']:.3f}", rep=f"{record.get('reprojection', float('nan')):.4f}")
         state["elapsed_s"] = time.perf_counter() - started
@@ -191,7 +199,9 @@ def _finish(config: TrainConfig, state: dict) -> TrainResult:
             "held_out_scene_config": held_out_config.to_dict(),
         },
         "steps": state["step"],
-        "final_train_losses_mean_last_100": {key: float(np.mean([r[key] for r in last])) for key in last[0] if key not in ("step", "phase")} if last else {},
+        "final_train_losses_mean_last_100": {
+            key: float(np.mean([r[key] for r in last if key in r])) for key in last[-1] if key not in ("step", "phase")
+        } if last else {},
         "metrics": {
             "held_out": metrics,
             "units": "reprojection_px: pixels against the noisy observed tracks (visible points); ate: RMSE of camera centres "
@@ -229,11 +239,12 @@ def plot_loss_curve(history: list[dict], evals: list[dict], path: Path) -> Path:
     warm = [r for r in history if r["phase"] == "camera_warmup"]
     if warm:
         left.plot([r["step"] for r in warm], [r["total"] for r in warm], color="0.6", lw=0.8, label="camera warm-up")
-    for key, colour in (("total", "C0"), ("static", "C1"), ("reprojection", "C2")):
-        if recon:
-            values = np.array([r[key] for r in recon])
+    for key, colour in (("total", "C0"), ("static", "C1"), ("reprojection", "C2"), ("supervised", "C4")):
+        rows = [r for r in recon if key in r]
+        if rows:
+            values = np.array([r[key] for r in rows])
             kernel = np.ones(min(25, len(values))) / min(25, len(values))
-            left.plot([r["step"] for r in recon][len(kernel) - 1 :], np.convolve(values, kernel, mode="valid"), color=colour, label=key)
+            left.plot([r["step"] for r in rows][len(kernel) - 1 :], np.convolve(values, kernel, mode="valid"), color=colour, label=key)
     left.set_yscale("symlog", linthresh=1e-3)
     left.set_xlabel("step")
     left.set_title("training losses (25-step mean)")
