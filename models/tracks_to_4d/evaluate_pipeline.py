@@ -156,6 +156,7 @@ def summarise(results: dict[str, list[dict[str, float]]], prefix: str = "") -> d
 def run_evaluation(config: PipelineEvalConfig) -> dict:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    cv2.setRNGSeed(0)  # RANSAC (classical baseline, BA's rigidity check): the same figures every run
     model, _, meta = load_checkpoint(config.checkpoint)
     model.eval()
     summary: dict = {"config": asdict(config), "checkpoint_steps": meta.get("steps") if isinstance(meta, dict) else None}

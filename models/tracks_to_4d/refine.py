@@ -15,6 +15,7 @@ The paper closes most of the gap to optimisation methods this way (ATE 32.06 →
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,19 +31,22 @@ from .network import TracksTo4D, TracksTo4DOutput
 
 @dataclass(frozen=True)
 class BundleAdjustConfig:
-    max_evaluations: int = 30  # least_squares max_nfev, per stage
-    loss: str = "huber"  # scipy robust loss
+    max_evaluations: int = 50  # least_squares max_nfev, per stage
+    loss: str = "soft_l1"  # scipy robust loss
     robust_px: float = 2.0  # residual scale of the robust loss, pixels
-    gamma_ratio: float = 2.0  # points with gamma above this × the median gamma are left out (dynamic)
+    gamma_ratio: float = 1.25  # points with gamma above this × the median gamma are left out (dynamic)
     min_views: int = 2
+    rounds: int = 2  # adjust, drop the points that do not fit (moving, mistracked), adjust again
+    outlier_px: float = 3.0  # a point is dropped only if its RMS error exceeds this (and 3x the median)
+    rigid_check: bool = True  # keep only tracks consistent with a rigid scene between frame pairs (RANSAC)
 
 
 @dataclass(frozen=True)
 class BundleAdjustResult:
     cam_from_world: np.ndarray  # (T, 4, 4)
     points: np.ndarray  # (N, 3) refined static points; the initial point where not adjusted
-    adjusted: np.ndarray  # (N,) bool: the point took part
-    rms_before: float  # reprojection RMS of the adjusted observations, normalised units
+    adjusted: np.ndarray  # (N,) bool: the point took part in the last round
+    rms_before: float  # reprojection RMS of the last round's observations at the start, normalised units
     rms_after: float
 
 
@@ -67,6 +71,30 @@ def reprojection_residuals(cam_from_world: np.ndarray, points: np.ndarray, frame
     return cam[:, :2] / depth - observed
 
 
+def rigid_inliers(tracks_norm: np.ndarray, threshold: float, min_common: int = 12) -> np.ndarray:
+    """(N,) bool: tracks that move with the camera as a rigid scene would, i.e. inliers of the
+    essential matrix (5-point RANSAC) between every pair of five keyframes spread over the window
+    wherever they are seen in both frames of the pair (a moving point may fit one epipolar line,
+    rarely all ten). A track no pair can test counts as rigid. The network's gamma
+    should say the same, but a small network's gamma separates moving points poorly (see the docs)."""
+    import cv2
+
+    frames = tracks_norm.shape[2]
+    visible = tracks_norm[:, 2] > 0.5
+    rigid = np.ones(len(tracks_norm), bool)
+    keyframes = np.unique(np.linspace(0, frames - 1, 5).round().astype(int))
+    for a, b in itertools.combinations(keyframes, 2):
+        common = np.flatnonzero(visible[:, a] & visible[:, b])
+        if len(common) < min_common:
+            continue
+        first, second = tracks_norm[common, :2, a].astype(np.float64), tracks_norm[common, :2, b].astype(np.float64)
+        essential, mask = cv2.findEssentialMat(first, second, np.eye(3), method=cv2.RANSAC, prob=0.999, threshold=threshold)
+        if essential is None or essential.shape != (3, 3):
+            continue
+        rigid[common[mask.ravel() == 0]] = False
+    return rigid
+
+
 def bundle_adjust(
     tracks_norm: np.ndarray,
     cam_from_world: np.ndarray,
@@ -76,47 +104,65 @@ def bundle_adjust(
     config: BundleAdjustConfig = BundleAdjustConfig(),
 ) -> BundleAdjustResult:
     """Refine the cameras (T, 4, 4) and static points (N, 3) of one window of normalised tracks
-    (N, 3, T). ``gamma`` (N,) selects the static points (all when None); ``focal_px`` converts the
-    robust scale from pixels to normalised units."""
-    frames = tracks_norm.shape[2]
+    (N, 3, T). ``gamma`` (N,) preselects the static points (all when None); ``focal_px`` converts
+    the pixel scales of ``config`` to normalised units.
+
+    Rounds: adjust the selected points (a wide robust scale first — from a coarse start every
+    residual would sit in the loss's linear part and the solver would crawl —, then the scale of a
+    good track), drop the points whose RMS reprojection error stays above ``outlier_px`` and above
+    3x the median point's (points that move, mistracked points), and adjust again."""
     visible = tracks_norm[:, 2] > 0.5
     keep = (visible.sum(1) >= config.min_views) & np.isfinite(points).all(1)
     if gamma is not None:
         keep &= gamma <= config.gamma_ratio * np.median(gamma)
+    if config.rigid_check:
+        keep &= rigid_inliers(tracks_norm, config.outlier_px / focal_px)
+    poses, adjusted = np.asarray(cam_from_world, np.float64), np.array(points, dtype=np.float64, copy=True)
+    initial_poses = poses
+    for round_ in range(config.rounds):
+        chosen = np.flatnonzero(keep)
+        point_of, frame_of = np.nonzero(visible[chosen])
+        if len(chosen) < 6 or len(point_of) < 12:
+            raise ValueError(f"bundle_adjust: {len(chosen)} static points / {len(point_of)} observations: too few to adjust")
+        observed = tracks_norm[chosen[point_of], :2, frame_of].astype(np.float64)
+        poses, adjusted[chosen], residual = _adjust(poses, adjusted[chosen], frame_of, point_of, observed, focal_px, config)
+        if round_ + 1 < config.rounds:
+            per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1)) / np.bincount(point_of))
+            keep[chosen[per_point > max(config.outlier_px / focal_px, 3.0 * float(np.median(per_point)))]] = False
     chosen = np.flatnonzero(keep)
     point_of, frame_of = np.nonzero(visible[chosen])
     observed = tracks_norm[chosen[point_of], :2, frame_of].astype(np.float64)
-    if len(chosen) < 6 or len(observed) < 12:
-        raise ValueError(f"bundle_adjust: {len(chosen)} static points / {len(observed)} observations: too few to adjust")
+    rms = lambda r: float(np.sqrt((r**2).mean()))  # noqa: E731
+    before = reprojection_residuals(initial_poses, np.asarray(points, np.float64)[chosen], frame_of, point_of, observed)
+    after = reprojection_residuals(poses, adjusted[chosen], frame_of, point_of, observed)
+    refined = np.array(points, dtype=np.float64, copy=True)
+    refined[chosen] = adjusted[chosen]
+    return BundleAdjustResult(poses, refined, keep, rms(before), rms(after))
+
+
+def _adjust(cam_from_world, points, frame_of, point_of, observed, focal_px: float, config: BundleAdjustConfig):
+    """One least-squares run (two robust scales) over the cameras but the first and ``points`` (M, 3)
+    → (cameras, points, final residuals (obs, 2))."""
+    frames, count = len(cam_from_world), len(points)
     first = _pose_vector(cam_from_world[:1])
-    count = len(chosen)
 
     def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         poses = np.concatenate([first, x[: 6 * (frames - 1)].reshape(frames - 1, 6)])
         return _pose_matrix(poses), x[6 * (frames - 1) :].reshape(count, 3)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        poses, adjusted = unpack(x)
-        return reprojection_residuals(poses, adjusted, frame_of, point_of, observed).ravel()
+        return reprojection_residuals(*unpack(x), frame_of, point_of, observed).ravel()
 
-    x0 = np.concatenate([_pose_vector(cam_from_world[1:]).ravel(), points[chosen].ravel()])
-    before = residuals(x0)
+    x = np.concatenate([_pose_vector(cam_from_world[1:]).ravel(), points.ravel()])
     sparsity = _sparsity(frame_of, point_of, frames, count)
-    solution = None
-    # a wide robust scale first (from a coarse start every residual would sit in the loss's flat
-    # linear part and the solver stalls), then the scale of a good track
-    for scale in (max(config.robust_px / focal_px, 3.0 * float(np.median(np.abs(before)))), config.robust_px / focal_px):
-        solution = least_squares(
-            residuals, x0 if solution is None else solution.x, jac_sparsity=sparsity, method="trf", x_scale="jac",
-            loss=config.loss, f_scale=scale, max_nfev=config.max_evaluations,
-        )
-    poses, adjusted = unpack(solution.x)
-    refined = np.array(points, dtype=np.float64, copy=True)
-    refined[chosen] = adjusted
-    mask = np.zeros(len(points), bool)
-    mask[chosen] = True
-    rms = lambda r: float(np.sqrt((r**2).mean()))  # noqa: E731
-    return BundleAdjustResult(poses, refined, mask, rms(before), rms(solution.fun))
+    narrow = config.robust_px / focal_px
+    for scale in (max(narrow, 3.0 * float(np.median(np.abs(residuals(x))))), narrow):
+        x = least_squares(
+            residuals, x, jac_sparsity=sparsity, method="trf", x_scale="jac", loss=config.loss, f_scale=scale,
+            max_nfev=config.max_evaluations,
+        ).x
+    poses, adjusted = unpack(x)
+    return poses, adjusted, residuals(x).reshape(-1, 2)
 
 
 def _sparsity(frame_of: np.ndarray, point_of: np.ndarray, frames: int, count: int) -> lil_matrix:
