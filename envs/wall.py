@@ -2,9 +2,10 @@
 
 A dot moves in the unit square. A vertical wall splits it into two rooms; a door (a gap in the wall)
 joins them. Each episode starts the dot in one room and puts the goal in the other, so every
-episode needs a crossing through the door. As in DINO-WM's Wall data the layout varies per episode:
-the door's centre ``door_y`` is drawn on every reset (and the wall's x too, when ``wall_x_range`` is
-not a single value), which is what its generalisation evaluation varies.
+episode needs a crossing through the door. As in DINO-WM's ``wall_single`` setting the layout is
+fixed (wall at the centre, door at the official row); ``door_y_range`` / ``wall_x_range`` draw it per
+reset instead, which is the paper's layout-generalisation setting (``WallRandom``, registered as
+``edgerun/WallRandom-v0`` with the door anywhere in ``RANDOM_DOOR_Y_RANGE``).
 
 Frames of reference: positions are ``(x, y)`` in arena units, ``[0, 1] x [0, 1]``; ``x`` grows to the
 right (image column), ``y`` grows downwards (image row), so a position maps to pixel
@@ -17,14 +18,27 @@ Constants (arena units; pixels at the default 64 x 64 in brackets):
 wall thickness      0.05     [3.2 px] PLDM's DotWall: 3 px at 64 px
 door height         0.15     [9.6 px] PLDM: ``door_y +- 4`` px, 9 px; leaves the dot's
                              centre a 0.10 gap (0.15 - 2 x radius): crossing needs aim
-door centre y       U(0.2, 0.8) per reset, the whole door always inside the arena
+door centre y       30/64    [30 px] the official env's ``fix_door_location`` 30 (wall at
+                             its ``fix_wall_location`` 32, our x = 0.5)
 agent radius        0.025    [1.6 px] PLDM's Gaussian dot, std 1.3 px; collisions use it
-max speed           0.04/step [2.6 px] PLDM's ``max_step_norm`` 2.45 px; corner to far
-                             corner through the door is ~50 steps
-success radius      0.05     [3.2 px] two dot radii: the goal image shows the dot at the
-                             goal; closer than that is hard to tell apart at 64 px
-max episode steps   100      (registration) about twice the scripted worst case (41)
+max speed           0.056/step [3.6 px] the official DINO-WM env moves ``2 * action`` px per
+                             step and its data's step norms are at most 1.8 (3.6 px)
+starts and goals    x, y in [7.4/64, 1 - 7.4/64], at least 6.4/64 from the wall's centre
+                             line: the official ``generate_random_state`` margins
+success radius      0.07     [4.5 px] the official ``eval_state``: ``< 4.5`` px
+max episode steps   100      (registration) four horizon-5 plans of 25 steps; the
+                             scripted expert needs at most 19 (1000 seeded episodes)
 ==================  =======  ===========================================================
+
+Changed from the first version of this env (which followed PLDM's DotWall, a door drawn in
+U(0.2, 0.8) per reset, max speed 0.04, starts anywhere 0.045 from the wall and the border, success
+radius 0.05), after reading the official DINO-WM env (``env/wall/envs/wall.py``, ``wall_env_wrapper.py``
+of the DINO-WM code): the step size (``_generate_transition``: ``location + 2 * action``), the fixed
+layout of its default config, the start/goal margins of ``generate_random_state`` and the success
+radius of ``eval_state``. Measured with the env's own dynamics as the model (a perfect model) and the
+paper's CEM/MPC (``docs/dino_wm.md``), the first version capped the success rate at 0.66 on 50
+episodes: up to 41 steps between start and goal, a horizon of 25. Not followed: the official actions
+are unbounded (no clip); here they stay in ``[-1, 1]`` and are clipped to norm 1.
 
 Dynamics: ``position += max_speed * a`` with ``a`` the action clipped to ``[-1, 1]`` per axis and
 then to norm 1 (so speed does not depend on direction). The motion is swept against the wall and
@@ -46,13 +60,23 @@ from gymnasium import spaces
 
 WALL_THICKNESS = 0.05
 DOOR_HEIGHT = 0.15
-DOOR_Y_RANGE = (0.2, 0.8)
+DOOR_Y = 30 / 64
+"""The official env's door row (``fix_door_location`` 30 of its 65-px frame), as a fraction of the frame."""
+DOOR_Y_RANGE = (DOOR_Y, DOOR_Y)
+RANDOM_DOOR_Y_RANGE = (0.2, 0.8)
+"""Door centres of the ``WallRandom`` variant (the paper's layout-generalisation setting)."""
 WALL_X = 0.5
 AGENT_RADIUS = 0.025
-MAX_SPEED = 0.04
-SUCCESS_RADIUS = 0.05
+MAX_SPEED = 0.056
+SUCCESS_RADIUS = 0.07
 SPAWN_CLEARANCE = 0.02
-"""Starts and goals keep this much space (beyond the radius) from the wall and the border."""
+"""The scripted expert's waypoints keep this much space (beyond the radius) from the wall."""
+SPAWN_BORDER = 7.4 / 64
+"""Starts and goals keep this far from the frame's edges: the official env's ``border_wall_loc - 1 +
+2 * dot_std`` = 4 + 3.4 px of its 64-px arena (``generate_random_state``)."""
+SPAWN_WALL_GAP = 6.4 / 64
+"""Starts and goals keep this far from the wall's centre line: the official ``wall_width // 2 + 2 *
+dot_std`` = 3 + 3.4 px."""
 
 BACKGROUND_RGB = (0, 0, 0)
 WALL_RGB = (200, 200, 200)
@@ -81,7 +105,7 @@ class WallLayout:
         half = self.door_height / 2
         if not half <= self.door_y <= 1 - half:
             raise ValueError(f"door_y {self.door_y} puts the door outside the arena: expected [{half}, {1 - half}]")
-        reach = self.wall_thickness / 2 + 2 * self.agent_radius + 2 * SPAWN_CLEARANCE
+        reach = SPAWN_BORDER + SPAWN_WALL_GAP + SPAWN_CLEARANCE
         if not reach <= self.wall_x <= 1 - reach:
             raise ValueError(f"wall_x {self.wall_x} leaves a room too small: expected [{reach:.3f}, {1 - reach:.3f}]")
 
@@ -107,11 +131,12 @@ class WallLayout:
         )
 
     def room_box(self, side: int) -> tuple[float, float, float, float]:
-        """Where starts and goals are drawn in the room left (``side=-1``) or right (``+1``) of the wall."""
-        inner = self.agent_radius + SPAWN_CLEARANCE
+        """Where starts and goals are drawn in the room left (``side=-1``) or right (``+1``) of the wall:
+        :data:`SPAWN_BORDER` from the frame's edges, :data:`SPAWN_WALL_GAP` from the wall's centre line."""
+        lo, hi = SPAWN_BORDER, 1 - SPAWN_BORDER
         if side < 0:
-            return (inner, inner, self.wall_x - self.wall_thickness / 2 - inner, 1 - inner)
-        return (self.wall_x + self.wall_thickness / 2 + inner, inner, 1 - inner, 1 - inner)
+            return (lo, lo, self.wall_x - SPAWN_WALL_GAP, hi)
+        return (self.wall_x + SPAWN_WALL_GAP, lo, hi, hi)
 
     def blocked(self, position: np.ndarray) -> bool:
         """Whether a centre position is strictly inside the inflated wall or beyond the border."""

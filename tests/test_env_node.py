@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import RunningGraph, wait_for
+from edgerun.envs.wall import MAX_SPEED
 from edgerun.runtime.services import call
 
 
@@ -32,7 +33,7 @@ def test_env_node_steps_on_actions_and_publishes_observations_and_goal(tmp_path)
     assert [m["step"] for m in observations] == [0, 1, 2]
     np.testing.assert_allclose(observations[0]["proprio"], [0.2, 0.3])
     positions = np.array([m["proprio"] for m in observations])
-    np.testing.assert_allclose(np.diff(positions, axis=0), 0.02, atol=1e-5)  # (+0.5, +0.5) x max speed 0.04 per step
+    np.testing.assert_allclose(np.diff(positions, axis=0), 0.5 * MAX_SPEED, atol=1e-5)  # (+0.5, +0.5) x max speed per step
     assert observations[0]["pixels"].dtype == np.uint8
     assert not np.array_equal(observations[0]["pixels"], observations[2]["pixels"])
 

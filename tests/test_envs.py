@@ -18,7 +18,20 @@ from edgerun.envs.collect import (
     collect_main,
     load_dataset,
 )
-from edgerun.envs.wall import AGENT_RADIUS, SUCCESS_RADIUS, WALL_THICKNESS, WallEnv, WallLayout, move, success
+from edgerun.envs import WALL_RANDOM_ID
+from edgerun.envs.wall import (
+    AGENT_RADIUS,
+    DOOR_Y,
+    RANDOM_DOOR_Y_RANGE,
+    SPAWN_BORDER,
+    SPAWN_WALL_GAP,
+    SUCCESS_RADIUS,
+    WALL_THICKNESS,
+    WallEnv,
+    WallLayout,
+    move,
+    success,
+)
 from gymnasium.utils.env_checker import check_env
 
 WALL_ID = "edgerun/Wall-v0"
@@ -136,7 +149,7 @@ def test_success_is_within_the_radius_of_the_goal(env: gymnasium.Env) -> None:
     goal = np.array([0.7, 0.5])
     assert success(goal + np.array([SUCCESS_RADIUS * 0.99, 0.0]), goal)
     assert not success(goal + np.array([SUCCESS_RADIUS * 1.01, 0.0]), goal)
-    batch = np.array([[0.7, 0.5], [0.7, 0.56], [0.2, 0.5]])
+    batch = np.array([[0.7, 0.5], [0.7, 0.5 + 1.1 * SUCCESS_RADIUS], [0.2, 0.5]])
     np.testing.assert_array_equal(success(batch, goal), [True, False, False])
 
     env.reset(seed=0, options={"start": (0.8, 0.5 + 0.04), "goal": (0.8, 0.5), "door_y": 0.5})
@@ -148,7 +161,7 @@ def test_success_is_within_the_radius_of_the_goal(env: gymnasium.Env) -> None:
     assert ending.step(np.zeros(2, dtype=np.float32))[2]
 
 
-def test_reset_with_the_same_seed_reproduces_and_the_door_moves_between_episodes(env: gymnasium.Env) -> None:
+def test_reset_with_the_same_seed_reproduces_and_only_wall_random_moves_the_door(env: gymnasium.Env) -> None:
     first, info1 = env.reset(seed=123)
     actions = [env.action_space.sample() for _ in range(5)]
     trace1 = [env.step(a)[0]["proprio"] for a in actions]
@@ -160,10 +173,26 @@ def test_reset_with_the_same_seed_reproduces_and_the_door_moves_between_episodes
     np.testing.assert_array_equal(np.stack(trace1), np.stack(trace2))
 
     doors = {round(env.reset(seed=seed)[1]["door_y"], 6) for seed in range(10)}
-    assert len(doors) == 10
+    assert doors == {round(DOOR_Y, 6)}  # the official fixed layout
+    random_layout = gymnasium.make(WALL_RANDOM_ID)
+    doors = [random_layout.reset(seed=seed)[1]["door_y"] for seed in range(10)]
+    assert len(set(doors)) == 10 and all(RANDOM_DOOR_Y_RANGE[0] <= d <= RANDOM_DOOR_Y_RANGE[1] for d in doors)
     for seed in range(10):
         obs, info = env.reset(seed=seed)
         assert env.unwrapped.room_of(obs["proprio"]) != env.unwrapped.room_of(info["goal_proprio"])
+
+
+def test_starts_and_goals_keep_the_official_margins(env: gymnasium.Env) -> None:
+    points = []
+    for seed in range(200):
+        obs, info = env.reset(seed=seed)
+        points += [obs["proprio"], info["goal_proprio"]]
+    points = np.array(points, dtype=np.float64)
+    eps = 1e-6  # float32 observations
+    assert (points >= SPAWN_BORDER - eps).all() and (points <= 1 - SPAWN_BORDER + eps).all()
+    assert (np.abs(points[:, 0] - 0.5) >= SPAWN_WALL_GAP - eps).all()
+    # and they fill those boxes: near each margin somewhere
+    assert points.min() < SPAWN_BORDER + 0.02 and np.abs(points[:, 0] - 0.5).min() < SPAWN_WALL_GAP + 0.02
 
 
 def test_reset_rejects_starts_inside_the_wall_and_unknown_options(env: gymnasium.Env) -> None:
