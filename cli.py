@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
     e.add_argument("--scenes", type=int, default=20, help="held-out generated scenes")
     e.add_argument("--rendered", type=int, default=2, help="rendered image sequences for the end-to-end check (0: skip)")
-    e.add_argument("--fine-tune-steps", type=int, default=20, help="Adam steps of test-time fine-tuning per window")
+    e.add_argument("--fine-tune-steps", type=int, default=50, help="Adam steps (lr 1e-3) of test-time fine-tuning per window")
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=cmd_eval_tracks_to_4d)
 

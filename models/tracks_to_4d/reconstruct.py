@@ -66,7 +66,12 @@ def with_bundle_adjustment(
     static = initial.points_world.mean(0)  # a static point's X_t is B_0 in every frame
     result = bundle_adjust(tracks_norm, initial.cam_from_world, static, initial.gamma, float(K[0, 0]), config)
     refined = result.cam_from_world
-    moving_camera = initial.points_camera()
+    # the points left out keep their camera-frame position, brought to the adjusted scale (the
+    # gauge of BA leaves the scale free): the ratio of the adjusted points' median depths
+    adjusted = initial.points_camera()[:, result.adjusted, 2]
+    refined_depth = np.einsum("tj,nj->tn", refined[:, 2, :3], result.points[result.adjusted]) + refined[:, None, 2, 3]
+    scale = float(np.median(refined_depth) / np.median(adjusted)) if adjusted.size and np.median(adjusted) > 0 else 1.0
+    moving_camera = initial.points_camera() * scale
     moving_world = np.einsum("tji,tnj->tni", refined[:, :3, :3], moving_camera - refined[:, None, :3, 3])
     points = np.where(result.adjusted[None, :, None], result.points[None], moving_world)
     return WindowReconstruction(refined, points, initial.gamma, initial.focal)
