@@ -18,7 +18,7 @@ from edgerun.models.language.text_encoder import EMBED_DIM
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    scorer_size: int = 96
+    scorer_size: int = 128
     detector_size: int = 128
     segmenter_size: int = 128
     width: int = 24  # channels of the first stage; later stages are multiples
@@ -35,22 +35,38 @@ def conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequenti
 
 
 class Scorer(nn.Module):
-    """images (B, 3, S, S) → embeddings (B, 384): unit vectors in MiniLM's text space (the CLIP role)."""
+    """images (B, 3, S, S) → embeddings (B, 384): unit vectors in MiniLM's text space (the CLIP role).
+
+    The detector's dense trunk (same layers and names, so it starts from the detector's weights, as
+    OWL-ViT starts from CLIP's) with attention pooling: per-location embeddings averaged with softmax
+    weights over the locations. A globally pooled CNN trained from scratch did not see camouflaged
+    animals at all (removing one left its embedding unchanged); the detector's trunk, trained with
+    dense supervision, does, and the pooling keeps one small object able to move the image's embedding.
+    """
 
     def __init__(self, config: NetworkConfig = NetworkConfig()) -> None:
         super().__init__()
         w = config.width
-        self.features = nn.Sequential(
-            conv(3, w, 2), conv(w, w), conv(w, 2 * w, 2), conv(2 * w, 2 * w),
-            conv(2 * w, 3 * w, 2), conv(3 * w, 3 * w), conv(3 * w, 4 * w, 2), conv(4 * w, 4 * w),
-        )
-        self.project = nn.Linear(8 * w, EMBED_DIM)  # average and max pooled features
+        self.stem = nn.Sequential(conv(3, w, 2), conv(w, 2 * w, 2), conv(2 * w, 2 * w), conv(2 * w, 4 * w, 2), conv(4 * w, 4 * w))
+        self.context = nn.Sequential(conv(4 * w, 5 * w, 2), conv(5 * w, 5 * w, dilation=2))
+        self.fuse = nn.Sequential(nn.Conv2d(9 * w, 4 * w, 1), conv(4 * w, 4 * w))
+        self.embed = nn.Conv2d(4 * w, EMBED_DIM, 1)
+        self.attend = nn.Conv2d(4 * w, 1, 1)
         self.logit_scale = nn.Parameter(torch.tensor(2.3))  # log of the softmax temperature's inverse (trained)
 
+    def start_from_detector(self, detector: "Detector") -> None:
+        """Copy the detector's trunk (and its objectness as the attention logits)."""
+        state = {k: v for k, v in detector.state_dict().items() if k.split(".")[0] in ("stem", "context", "fuse", "embed")}
+        state.update({f"attend.{k}": v for k, v in detector.shift.state_dict().items()})
+        self.load_state_dict(state, strict=False)
+
     def forward(self, images: Tensor) -> Tensor:
-        features = self.features(images)
-        pooled = torch.cat([features.mean((2, 3)), features.amax((2, 3))], 1)
-        return F.normalize(self.project(pooled), dim=-1)
+        fine = self.stem(images)
+        coarse = F.interpolate(self.context(fine), size=fine.shape[-2:], mode="nearest")
+        features = self.fuse(torch.cat([fine, coarse], 1))
+        embeddings = F.normalize(self.embed(features).flatten(2), dim=1)  # (B, 384, P)
+        weights = torch.softmax(self.attend(features).flatten(2), dim=-1)  # (B, 1, P)
+        return F.normalize((embeddings * weights).sum(-1), dim=-1)
 
 
 class Detector(nn.Module):
@@ -69,7 +85,13 @@ class Detector(nn.Module):
         self.embed = nn.Conv2d(4 * w, EMBED_DIM, 1)
         self.shift = nn.Conv2d(4 * w, 1, 1)
         self.box = nn.Conv2d(4 * w, 4, 1)
-        self.log_scale = nn.Parameter(torch.tensor(2.3))
+        # MiniLM's "a frog" and "a bird" share most of their direction; a residual map (starting at the
+        # identity) lets the detector spread the queries apart before the cosine.
+        self.text_projection = nn.Linear(EMBED_DIM, EMBED_DIM)
+        nn.init.zeros_(self.text_projection.weight)
+        nn.init.zeros_(self.text_projection.bias)
+        nn.init.constant_(self.shift.bias, -4.6)  # focal loss prior: 1 % of locations × queries are positive
+        self.log_scale = nn.Parameter(torch.tensor(3.0))
         self.grid = config.detector_size // 8
 
     def forward(self, images: Tensor, text_embeddings: Tensor) -> tuple[Tensor, Tensor]:
@@ -77,7 +99,7 @@ class Detector(nn.Module):
         coarse = F.interpolate(self.context(fine), size=fine.shape[-2:], mode="nearest")
         features = self.fuse(torch.cat([fine, coarse], 1))
         embeddings = F.normalize(self.embed(features).flatten(2).transpose(1, 2), dim=-1)  # (B, P, 384)
-        text = F.normalize(text_embeddings, dim=-1)
+        text = F.normalize(text_embeddings + self.text_projection(text_embeddings), dim=-1)
         logits = self.log_scale.exp() * embeddings @ text.T + self.shift(features).flatten(2).transpose(1, 2)
         raw = self.box(features).flatten(2).transpose(1, 2)  # (B, P, 4)
         g = self.grid

@@ -2,10 +2,12 @@
 
 One loop trains three things side by side, each step on fresh views of a fixed generated set:
 
-- the **scorer** (images ↔ frozen MiniLM text embeddings, multi-positive contrastive: soft
+- the **scorer**, from ``scorer_starts_at`` of the run on, starting from the detector's trunk
+  (images ↔ frozen MiniLM text embeddings, multi-positive contrastive: soft
   cross-entropy of softmax(scale · image·textᵀ) against the classes present, see ``vocabulary``);
   views are whole images, whole images with one instance inpainted away (OpenCV Telea, as INT's
-  negative mining does at run time), crops around instances and INT's half/quarter patches;
+  negative mining does at run time), crops around instances and INT's half/quarter patches, plus
+  in every batch pairs of an image with and without its camouflaged instance;
 - the **detector** (per-location embeddings vs the same text embeddings, sigmoid focal loss;
   box regression with L1 + GIoU on the locations assigned to an instance: the cells whose
   centre falls in the central half of its box, the smallest box winning);
@@ -55,6 +57,8 @@ class TrainConfig:
     train_images: int = 1500
     val_images: int = 100
     scorer_batch: int = 16
+    scorer_pairs: int = 6  # whole image / camouflaged instance inpainted away, on top of scorer_batch
+    scorer_starts_at: float = 0.65  # fraction of the steps after which the scorer starts from the detector's trunk
     detector_batch: int = 8
     segmenter_batch: int = 8
     lr: float = 2e-3
@@ -130,10 +134,16 @@ def scorer_view(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpai
         side_w, side_h = [(width // 2, height), (width, height // 2), (width // 2, height // 2)][int(rng.integers(3))]
         x0, y0 = int(rng.integers(0, width - side_w + 1)), int(rng.integers(0, height - side_h + 1))
         window = (x0, y0, x0 + side_w, y0 + side_h)
+    return np.ascontiguousarray(image[window[1]:window[3], window[0]:window[2]]), view_target(instances, window, {removed})
+
+
+def view_target(instances: list[tuple[str, np.ndarray, np.ndarray, bool]], window: tuple[int, int, int, int],
+                removed: set[int]) -> np.ndarray:
+    """The scorer's target distribution for the instances mostly inside ``window`` and not ``removed``."""
     x0, y0, x1, y1 = window
     target = np.zeros(len(vocab.CLASSES), np.float32)
     for index, (category, mask, _, camouflaged) in enumerate(instances):
-        if index == removed:
+        if index in removed:
             continue
         inside = mask[y0:y1, x0:x1].sum() / max(1, mask.sum())
         if inside >= 0.6:
@@ -142,7 +152,18 @@ def scorer_view(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpai
                 target[vocab.GENERIC_INDEX] = vocab.GENERIC_WEIGHT
     if not target.any():
         target[vocab.BACKGROUND_INDEX] = 1.0
-    return np.ascontiguousarray(image[y0:y1, x0:x1]), target / target.sum()
+    return target / target.sum()
+
+
+def removal_pair(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpainter) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The whole image and the same image with its camouflaged instance(s) inpainted away: the contrast
+    INT's negative mining reads, which the camouflaged target alone barely changes in pixels."""
+    image, instances = _oriented(sample, rng.random() < 0.5)
+    height, width = image.shape[:2]
+    window = (0, 0, width, height)
+    targets = {i for i, instance in enumerate(instances) if instance[3]}
+    removed = inpainter.inpaint(np.ascontiguousarray(image), np.logical_or.reduce([instances[i][1] for i in targets]))
+    return [(np.ascontiguousarray(image), view_target(instances, window, set())), (removed, view_target(instances, window, targets))]
 
 
 def detector_targets(instances: list[tuple[str, np.ndarray, np.ndarray, bool]], size: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,7 +225,9 @@ def dice_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 def scorer_loss(net, samples: list[Sample], texts: Tensor, rng: np.random.Generator, config: TrainConfig,
                 inpainter: OpenCVInpainter) -> Tensor:
-    views, targets = zip(*(scorer_view(samples[int(rng.integers(len(samples)))], rng, inpainter) for _ in range(config.scorer_batch)))
+    pairs = [view for _ in range(config.scorer_pairs) for view in removal_pair(samples[int(rng.integers(len(samples)))], rng, inpainter)]
+    singles = [scorer_view(samples[int(rng.integers(len(samples)))], rng, inpainter) for _ in range(config.scorer_batch)]
+    views, targets = zip(*(pairs + singles))
     batch = torch.from_numpy(np.stack([letterbox(v, config.network.scorer_size)[0] for v in views]))
     logits = net.logit_scale.exp() * net(batch) @ F.normalize(texts, dim=-1).T
     return -(torch.from_numpy(np.stack(targets)) * F.log_softmax(logits, 1)).sum(1).mean()
@@ -314,17 +337,21 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         torch.save(payload, out / "state.tmp")
         (out / "state.tmp").replace(state_path)
 
+    scorer_start = int(config.scorer_starts_at * config.steps)
     bar = tqdm(total=config.steps, initial=step, desc="int-seg components", unit="step", disable=not progress)
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config.steps, config.lr, config.warmup)
         texts = draw_texts(table, rng)
+        if step == scorer_start:
+            networks["scorer"].start_from_detector(networks["detector"])
         losses = {
-            "scorer": scorer_loss(networks["scorer"], samples, texts, rng, config, inpainter),
             "detector": detector_loss(networks["detector"], samples, texts, rng, config),
             "segmenter": segmenter_loss(networks["sam_encoder"], networks["sam_decoder"], samples, rng, config),
         }
+        if step >= scorer_start:
+            losses["scorer"] = scorer_loss(networks["scorer"], samples, texts, rng, config, inpainter)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(parameters, 5.0)
@@ -336,7 +363,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
             history[name].append(float(value.detach()))
         step += 1
         bar.update(1)
-        bar.set_postfix({k: f"{np.mean(v[-50:]):.3f}" for k, v in history.items()})
+        bar.set_postfix({k: f"{np.mean(v[-50:]):.3f}" for k, v in history.items() if v})
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_state()
             plot_losses(out / "loss_curve.png", history)
@@ -379,7 +406,8 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         "data": {"generator": "edgerun.models.int_seg.synthetic.generate_split", "train_seed": config.seed * 1000 + TRAIN_SEED,
                  "train_images": config.train_images, "val_seed": config.seed * 1000 + VAL_SEED,
                  "val_images": config.val_images, "config": asdict(config.data)},
-        "steps": len(history["scorer"]),
+        "steps": len(history["detector"]),
+        "scorer_steps": len(history["scorer"]),
         "train_seconds_this_session": round(seconds, 1),
         "final_losses": {k: float(np.mean(v[-50:])) for k, v in history.items()},
         "metrics_val_onnxruntime": metrics,
@@ -420,11 +448,13 @@ def plot_losses(path: Path, history: dict[str, list[float]]) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(history), figsize=(4 * len(history), 3.2))
+    steps = max(len(v) for v in history.values())
     for ax, (name, values) in zip(axes, history.items()):
         v = np.asarray(values)
-        ax.plot(v, color="0.8", lw=0.5)
+        start = steps - len(v)  # the scorer trains only in the last part of the run
+        ax.plot(np.arange(start, steps), v, color="0.8", lw=0.5)
         if len(v) >= 25:
-            ax.plot(np.arange(24, len(v)), np.convolve(v, np.ones(25) / 25, mode="valid"), color="C0", label="25-step mean")
+            ax.plot(np.arange(start + 24, steps), np.convolve(v, np.ones(25) / 25, mode="valid"), color="C0", label="25-step mean")
             ax.legend()
         ax.set_title(name)
         ax.set_xlabel("step")
