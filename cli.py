@@ -280,7 +280,7 @@ def cmd_train_int_seg(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
-    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json)
+    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine)
 
 
 def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -299,7 +299,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from edgerun.envs.collect import collect_main
 
     out = args.out or f"{args.env.replace('/', '_')}-{args.episodes}x{args.steps}-seed{args.seed}.npz"
-    return collect_main(args.env, args.episodes, args.steps, args.seed, out)
+    return collect_main(args.env, args.episodes, args.steps, args.seed, out, policy=args.policy)
 
 
 def cmd_calibrate_camera(args: argparse.Namespace) -> int:
@@ -432,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", help="write the result here")
+    e.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="what scores the CEM samples: the torch model, or the exported planning cost on ONNX Runtime")
+    e.add_argument("--cost-engine", help="with --backend onnxruntime: an exported planning cost .onnx (default: export the checkpoint's)")
     e.set_defaults(func=cmd_eval)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
@@ -453,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="steps per episode")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output .npz (default: ENV-EPISODESxSTEPS-seedS.npz)")
+    p.add_argument("--policy", default="mixed", choices=("random", "scripted", "mixed", "wander"), help="data policy (default mixed)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("calibrate", help="calibration")

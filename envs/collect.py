@@ -30,8 +30,10 @@ key                dtype, shape                    meaning
 Policies: ``random`` (uniform in the action box, i.i.d.: a random walk that rarely leaves its
 room), ``scripted`` (the env's ``expert_action``: door, then goal), ``mixed`` (per step: with
 probability 0.3 a uniform random action, otherwise the expert's action plus Gaussian noise of
-std 0.3, clipped). ``mixed`` is the default: the data must hold door crossings for a world
-model to learn them, and random actions for it to learn what off-expert actions do.
+std 0.3, clipped), ``wander`` (:class:`Wander`: full-speed runs toward random waypoints that ignore
+the wall, so the dot pushes against it and slides along it). ``mixed`` is the default: the data
+must hold door crossings for a world model to learn them, and random actions for it to learn what
+off-expert actions do; DINO-WM training adds ``wander`` (see ``models/dino_wm/train.py``).
 
 Memory: the whole dataset is built in RAM before saving, 12 KiB per 64 x 64 frame (1000 episodes
 of 100 steps: about 1.2 GiB).
@@ -55,7 +57,8 @@ import numpy as np
 from tqdm import tqdm
 
 LAYOUT_VERSION = 1
-POLICIES = ("random", "scripted", "mixed")
+POLICIES = ("random", "scripted", "mixed", "wander")
+EXPERT_POLICIES = ("scripted", "mixed")
 MIXED_RANDOM_PROB = 0.3
 MIXED_NOISE_STD = 0.3
 
@@ -121,6 +124,36 @@ def _check_env_id(env_id: str) -> None:
         raise UnknownEnvError(f"unknown env id {env_id!r}: registered edgerun envs are {ours}")
 
 
+class Wander:
+    """The ``wander`` policy: straight runs toward random waypoints anywhere in the arena, ignoring the wall.
+
+    A new waypoint on arrival (within 0.03) or every 10-30 steps; speed U(0.5, 1) of the maximum,
+    Gaussian noise of std 0.2 per axis, clipped to the action box. It pushes against the wall and
+    slides along it for whole action blocks, at full speed: what a planner like CEM proposes all
+    the time and what neither the expert nor i.i.d. random actions show (4 of 8000 five-step blocks
+    of a ``mixed`` set have three or more blocked steps), so a world model trained without it
+    predicts the dot walking through the wall. Needs an env whose ``proprio`` starts with a
+    position in the unit square (Wall's dot).
+    """
+
+    def __init__(self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray) -> None:
+        self.rng, self.low, self.high = rng, low, high
+        self.target, self.until, self.t = np.zeros(2), 0, 0
+
+    def reset(self) -> None:
+        """A new episode: a first waypoint and when to give up on it."""
+        self.target, self.until, self.t = self.rng.uniform(0.0, 1.0, 2), int(self.rng.integers(10, 31)), 0
+
+    def __call__(self, proprio: np.ndarray) -> np.ndarray:
+        position = np.asarray(proprio[:2], dtype=np.float64)
+        if self.t >= self.until or np.linalg.norm(self.target - position) < 0.03:
+            self.target, self.until = self.rng.uniform(0.0, 1.0, 2), self.t + int(self.rng.integers(10, 31))
+        self.t += 1
+        heading = (self.target - position) / max(np.linalg.norm(self.target - position), 1e-9)
+        action = heading * self.rng.uniform(0.5, 1.0) + self.rng.normal(0.0, 0.2, 2)
+        return np.clip(action, self.low, self.high).astype(np.float32)
+
+
 def _policy_action(policy: str, env: gymnasium.Env, rng: np.random.Generator) -> np.ndarray:
     space = env.action_space
     if policy == "random":
@@ -159,7 +192,7 @@ def collect(
 
     env = gymnasium.make(env_id, max_episode_steps=steps)
     try:
-        if policy != "random" and not callable(getattr(env.unwrapped, "expert_action", None)):
+        if policy in EXPERT_POLICIES and not callable(getattr(env.unwrapped, "expert_action", None)):
             raise ValueError(f"policy {policy!r} needs an expert: {env_id} has no expert_action()")
         pixels_space = env.observation_space["pixels"]
         proprio_space = env.observation_space["proprio"]
@@ -172,7 +205,9 @@ def collect(
             key: [] for key in ("is_success", "goal_pixels", "goal_proprio", "door_y", "wall_x")
         }
         episode_seeds = np.random.SeedSequence(seed).generate_state(episodes, dtype=np.uint32).astype(np.int64)
-        rng = np.random.default_rng([seed, 1])  # the policy's noise, separate from the env's stream
+        # the policy's noise, separate from the env's stream ([seed, 3] for wander: its stream since v1)
+        rng = np.random.default_rng([seed, 3] if policy == "wander" else [seed, 1])
+        wander = Wander(rng, env.action_space.low, env.action_space.high) if policy == "wander" else None
 
         started = time.perf_counter()
         bar = tqdm(range(episodes), desc=f"collect {env_id}", unit="ep", disable=not progress)
@@ -181,8 +216,10 @@ def collect(
             obs, info = env.reset(seed=int(episode_seeds[i]))
             frames[i, 0], proprio[i, 0] = obs["pixels"], obs["proprio"]
             success_row = [bool(info.get("is_success", False))]
+            if wander is not None:
+                wander.reset()
             for t in range(steps):
-                action = _policy_action(policy, env, rng)
+                action = wander(obs["proprio"]) if wander is not None else _policy_action(policy, env, rng)
                 actions[i, t] = action
                 obs, _, terminated, truncated, info = env.step(action)
                 frames[i, t + 1], proprio[i, t + 1] = obs["pixels"], obs["proprio"]

@@ -215,3 +215,33 @@ def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_pa
     model, _, _ = load_checkpoint(result.checkpoint)
     for key, value in weights.items():
         torch.testing.assert_close(model.encoder.state_dict()[key], value)
+
+
+def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Path) -> None:
+    from edgerun.models.dino_wm.checkpoint import save_checkpoint
+    from edgerun.models.dino_wm.evaluate import encoder_for, exported_cost_engine
+    from edgerun.models.dino_wm.policy import engine_cost, rollout_cost
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "wall_cpu.pt", DinoWorldModel(train_module.WALL_CPU).eval(), include_encoder=True)
+    engine = exported_cost_engine(checkpoint, tmp_path / "export")  # dino-wm-wall-cpu, checked against torch on export
+    model, _, _ = load_checkpoint(checkpoint)
+    env = gymnasium.make(WALL_ID)
+    obs, info = env.reset(seed=0)
+    encode = encoder_for(model.eval())
+    start, goal = encode(obs["pixels"], obs["proprio"]), encode(info["goal_pixels"], info["goal_proprio"])
+    actions = torch.randn(300, 5, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = rollout_cost(model, start, goal)(actions).numpy()
+    np.testing.assert_allclose(engine_cost(engine, start, goal)(actions.numpy()), expected, rtol=1e-4, atol=1e-5)
+
+    with pytest.raises(ValueError, match="exported planning cost: pass cost_engine"):
+        evaluate(checkpoint, WALL_ID, episodes=1, seed=0, backend="onnxruntime", progress=False)
+    small = CEMConfig(horizon=5, samples=16, topk=4, iterations=2)
+    runs = [
+        evaluate(checkpoint, WALL_ID, episodes=1, seed=0, backend=backend, cost_engine=cost_engine, progress=False,
+                 planner_config=small, max_steps=10, random_baseline=False)
+        for backend, cost_engine in (("torch", None), ("onnxruntime", engine))
+    ]  # fmt: skip
+    assert runs[1]["backend"] == "onnxruntime" and runs[1]["plans"] == runs[0]["plans"] == 1
+    assert runs[1]["episode_records"][0]["final_distance"] == pytest.approx(runs[0]["episode_records"][0]["final_distance"], abs=1e-3)

@@ -10,6 +10,7 @@ import edgerun.envs  # registers edgerun/Wall-v0
 import gymnasium
 import numpy as np
 import pytest
+from edgerun.envs import WALL_RANDOM_ID
 from edgerun.envs.collect import (
     LAYOUT_VERSION,
     DatasetError,
@@ -18,10 +19,10 @@ from edgerun.envs.collect import (
     collect_main,
     load_dataset,
 )
-from edgerun.envs import WALL_RANDOM_ID
 from edgerun.envs.wall import (
     AGENT_RADIUS,
     DOOR_Y,
+    MAX_SPEED,
     RANDOM_DOOR_Y_RANGE,
     SPAWN_BORDER,
     SPAWN_WALL_GAP,
@@ -30,6 +31,7 @@ from edgerun.envs.wall import (
     WallEnv,
     WallLayout,
     move,
+    move_batch,
     success,
 )
 from gymnasium.utils.env_checker import check_env
@@ -134,6 +136,19 @@ def test_random_moves_never_end_inside_the_wall_or_outside_the_arena() -> None:
         assert not layout.blocked(end), (layout, start, step, end)
         assert (end >= AGENT_RADIUS).all() and (end <= 1 - AGENT_RADIUS).all()
         assert np.linalg.norm(end - start) <= np.linalg.norm(step) + 1e-12
+
+
+def test_move_batch_matches_move_for_every_row() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(10):
+        layout = WallLayout(wall_x=rng.uniform(0.3, 0.7), door_y=rng.uniform(0.2, 0.8))
+        starts = rng.uniform(0.0, 1.0, (400, 2))
+        starts = starts[[not layout.blocked(p) for p in starts]]
+        steps = rng.normal(0.0, 0.1, starts.shape)
+        steps[::5, 0] = 0.0  # axis-parallel motions too
+        steps[::7, 1] = 0.0
+        expected = np.array([move(p, d, layout) for p, d in zip(starts, steps)])
+        np.testing.assert_allclose(move_batch(starts, steps, layout), expected, atol=1e-12)
 
 
 def test_agent_passes_through_the_door(env: gymnasium.Env) -> None:
@@ -244,6 +259,18 @@ def test_scripted_policy_reaches_goals_from_starts_pressed_against_the_wall() ->
             *_, info = env.step(env.expert_action())
         assert info["is_success"], options
         episodes += 1
+
+
+def test_wander_collects_runs_that_push_against_the_wall(tmp_path: Path) -> None:
+    result = collect(WALL_ID, episodes=6, steps=60, seed=0, out_path=tmp_path / "wander", policy="wander", progress=False)
+    data = load_dataset(result.path)
+    assert data.metadata["policy"] == "wander"
+    actions = data.actions[:, :-1].astype(np.float64)
+    assert (np.abs(actions) <= 1.0).all()
+    commanded = np.minimum(np.linalg.norm(actions, axis=-1), 1.0) * MAX_SPEED
+    moved = np.linalg.norm(np.diff(data.proprio.astype(np.float64), axis=1), axis=-1)
+    assert (commanded > 0.5 * MAX_SPEED).mean() > 0.75  # fast runs (speed U(0.5, 1) plus noise)
+    assert (moved < 0.5 * commanded).sum() >= 5  # stopped by the wall or the border, not just random-walking
 
 
 def test_collect_writes_a_dataset_that_load_dataset_reads_back(tmp_path: Path) -> None:

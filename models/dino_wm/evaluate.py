@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -50,11 +51,11 @@ from .plan import (
     MPCConfig,
     block_to_env_actions,
 )
-from .policy import images_to_model, rollout_cost
+from .policy import engine_cost, images_to_model, rollout_cost
 from .world_model import DinoWorldModel, Latent
 
 PLANNERS = ("cem", "gd")
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnxruntime")
 
 RESULT_KEYS = ("env", "episodes", "seed", "success_rate", "random_success_rate", "plan_time_s_mean")
 """Keys every :func:`evaluate` result has (among others)."""
@@ -115,14 +116,17 @@ def evaluate(
     mpc_config: MPCConfig = MPC_PAPER,
     random_baseline: bool = True,
     make_env: Callable[[str], gymnasium.Env] | None = None,
+    cost_engine: Any = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` closed-loop MPC episodes and the same episodes with uniform random actions.
 
     ``planner``: ``"cem"`` (default settings: :func:`default_planner`) or ``"gd"``; ``planner_config``
     overrides them. ``mpc_config``: how many blocks of each plan run before replanning (default the
     paper's: the whole horizon-5 plan, 25 env steps, then a new plan). ``backend``: ``"torch"`` (the
-    only one here; exported engines plan through ``policy.WorldModelPolicy``). ``make_env`` builds the
-    env (default ``gymnasium.make``).
+    checkpoint's model scores the CEM samples) or ``"onnxruntime"``: ``cost_engine``, an ``edgerun.engines``
+    Engine of the exported planning cost (``edgerun export dino-wm-wall-cpu --checkpoint …``;
+    :func:`eval_main` exports it), scores them; observations and goals are still encoded by the
+    checkpoint's encoder. CEM only. ``make_env`` builds the env (default ``gymnasium.make``).
 
     Returns a JSON-able dict with at least :data:`RESULT_KEYS`: ``success_rate`` (success at the end of
     the fixed budget, see the module docstring), ``random_success_rate`` (the same for random actions),
@@ -133,9 +137,11 @@ def evaluate(
     if planner not in PLANNERS:
         raise ValueError(f"planner: expected one of {PLANNERS}, got {planner!r}")
     if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend != "torch" and (cost_engine is None or planner != "cem"):
         raise ValueError(
-            f"backend: expected one of {BACKENDS}, got {backend!r}; ONNX Runtime / TensorRT engines of the planning "
-            "cost (`edgerun export dino-wm-wall`) plan through edgerun.models.dino_wm.policy.WorldModelPolicy"
+            f"backend {backend!r} plans with CEM through an Engine of the exported planning cost: pass cost_engine "
+            "(edgerun export dino-wm-wall-cpu --checkpoint CHECKPOINT, then edgerun.engines.load)"
         )
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
@@ -159,14 +165,18 @@ def evaluate(
         plan_times: list[float] = []
         bar = tqdm(seeds, desc=f"eval {planner} {env_id}", unit="ep", disable=not progress)
         for episode_seed in bar:
-            mpc = MPC(p.action_input_dim, planner_config, mpc_config, generator=generator)
+            mpc = MPC(p.action_input_dim, planner_config, mpc_config, generator=generator, as_numpy=cost_engine is not None)
             obs, info = env.reset(seed=episode_seed)
             goal = encode(info["goal_pixels"], info["goal_proprio"])
             goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
             positions = [np.asarray(obs["proprio"], dtype=np.float64)]
             steps, done = 0, False
             for _ in range(blocks):
-                cost_fn = rollout_cost(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd") if mpc.needs_plan else None
+                cost_fn = None
+                if mpc.needs_plan and cost_engine is not None:
+                    cost_fn = engine_cost(cost_engine, encode(obs["pixels"], obs["proprio"]), goal)
+                elif mpc.needs_plan:
+                    cost_fn = rollout_cost(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd")
                 planned = mpc.needs_plan
                 block = mpc.act(cost_fn)
                 if planned:
@@ -264,15 +274,50 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
-def eval_main(checkpoint: str, env: str, episodes: int, seed: int, json_path: str | None) -> int:
-    """``edgerun eval dino-wm CHECKPOINT --env ENV [--episodes N] [--seed S] [--json PATH]``.
+def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: str = "onnxruntime") -> Any:
+    """Export ``checkpoint``'s planning cost through the export registry (the ``dino-wm-wall*`` entry of
+    its size: ``dino-wm-wall-cpu`` for the shipped model) into ``out_dir`` and load it as an
+    ``edgerun.engines`` Engine (``onnxruntime`` -> the ``onnxruntime-cpu`` backend). The export checks
+    ONNX Runtime against torch on random inputs and refuses on a mismatch."""
+    from edgerun.engines import load
+    from edgerun.export.onnx_export import export_model
+    from edgerun.export.registry import REGISTRY
 
+    _, config, _ = load_checkpoint(checkpoint)
+    p = config.predictor
+    wanted = {"actions": p.action_input_dim, "visual": (p.num_patches, p.visual_dim), "proprio_emb": p.emb_dim}
+    for name, entry in REGISTRY.items():
+        shapes = {spec.name: spec.shape for spec in entry.inputs}
+        if name.startswith("dino-wm-wall") and set(shapes) >= set(wanted) and (
+            shapes["actions"][-1], tuple(shapes["visual"][-2:]), shapes["proprio_emb"][-1]
+        ) == (wanted["actions"], wanted["visual"], wanted["proprio_emb"]):
+            onnx_path, _ = export_model(name, Path(out_dir), checkpoint=str(checkpoint))
+            return load(onnx_path, "onnxruntime-cpu" if backend == "onnxruntime" else backend)
+    raise ValueError(f"no dino-wm-wall* entry of the export registry has the size of {checkpoint} ({wanted})")
+
+
+def eval_main(
+    checkpoint: str, env: str, episodes: int, seed: int, json_path: str | None, backend: str = "torch",
+    cost_engine: str | None = None,
+) -> int:
+    """``edgerun eval dino-wm [--checkpoint C] [--env ENV] [--episodes N] [--seed S] [--json PATH]
+    [--backend torch|onnxruntime [--cost-engine ONNX]]``.
+
+    With ``--backend onnxruntime`` the CEM samples are scored by the exported planning cost through
+    ``edgerun.engines``: ``--cost-engine`` (an ``.onnx`` from ``edgerun export``), or the checkpoint
+    exported here into a temporary directory (:func:`exported_cost_engine`).
     Prints a summary; writes the whole result as JSON to ``json_path`` when given. Returns 0, or 2
     after printing ``edgerun eval dino-wm: <error>`` for a missing or unusable checkpoint or bad arguments.
     """
+    from edgerun.engines import EngineError, load
+
     try:
-        result = evaluate(checkpoint, env, episodes, seed, progress=True)
-    except (CheckpointError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
+        with tempfile.TemporaryDirectory(prefix="edgerun-eval-dino-wm-") as tmp:
+            engine = None
+            if backend != "torch":
+                engine = load(cost_engine, "onnxruntime-cpu") if cost_engine else exported_cost_engine(checkpoint, tmp, backend)
+            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True)
+    except (CheckpointError, EngineError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
         print(f"edgerun eval dino-wm: {error}", file=sys.stderr)
         return 2
     print(summary(result))

@@ -97,16 +97,21 @@ class WorldModelPolicy:
         return np.asarray(denormalise(env_block, self.action_mean, self.action_std), dtype=np.float32)
 
     def _cost_fn(self, observation: Latent) -> Any:
-        goal = self.goal
         if self.cost_engine is not None:
-            context = {
-                "visual": observation.visual.numpy(),
-                "proprio_emb": observation.proprio.numpy(),
-                "goal_visual": goal.visual[:, -1].numpy(),
-                "goal_proprio_emb": goal.proprio[:, -1].numpy(),
-            }
-            return lambda actions: self.cost_engine(actions=actions, **context)["cost"]
-        return rollout_cost(self.model, observation, goal, differentiable=isinstance(self.mpc.planner, GDConfig))
+            return engine_cost(self.cost_engine, observation, self.goal)
+        return rollout_cost(self.model, observation, self.goal, differentiable=isinstance(self.mpc.planner, GDConfig))
+
+
+def engine_cost(engine: Any, observation: Latent, goal: Latent) -> Any:
+    """``cost(actions (S, horizon, block_dim) numpy) -> (S,) numpy`` through an Engine of the exported
+    planning cost (``edgerun export dino-wm-wall…``): the observation and goal latents are its context."""
+    context = {
+        "visual": observation.visual.numpy(),
+        "proprio_emb": observation.proprio.numpy(),
+        "goal_visual": goal.visual[:, -1].numpy(),
+        "goal_proprio_emb": goal.proprio[:, -1].numpy(),
+    }
+    return lambda actions: engine(actions=np.ascontiguousarray(actions, dtype=np.float32), **context)["cost"]
 
 
 def rollout_cost(model: DinoWorldModel, observation: Latent, goal: Latent, differentiable: bool = False) -> Any:

@@ -72,7 +72,6 @@ from .world_model import DinoWorldModel, make_tokens, predict_tokens
 STATE_FORMAT = "edgerun.dino_wm.train_state"
 STATE_VERSION = 1
 MANIFEST_FORMAT = "edgerun.dino_wm.manifest"
-WANDER_POLICY = "wander"
 
 WALL_CPU_ENCODER = EncoderConfig(
     patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=4.0, img_size=64, input_size=64, layerscale_init=0.1
@@ -103,7 +102,7 @@ class TrainConfig:
     Data: ``dataset`` (one ``.npz`` in the ``envs.collect`` layout, or a list of them) or, when None,
     ``collect_episodes`` x ``collect_steps`` episodes of ``env`` per policy of ``collect_policies``,
     collected into ``out/dataset-POLICY.npz`` (seeded ``seed``, ``seed + 1``, ...): ``envs.collect``'s
-    policies, or ``wander`` (:func:`collect_wander`). The default is ``mixed`` (door crossings: the
+    policies (``wander``: :class:`edgerun.envs.collect.Wander`). The default is ``mixed`` (door crossings: the
     expert with noise and random steps) plus ``wander`` (full-speed runs into and along the wall).
     The expert almost never pushes against the wall (4 of 8000 five-step blocks of a ``mixed`` set
     have three or more blocked steps; i.i.d. ``random`` actions barely move the dot), so a model
@@ -133,7 +132,7 @@ class TrainConfig:
     dataset: str | list[str] | None = None
     collect_episodes: int = 400
     collect_steps: int = 100
-    collect_policies: tuple[str, ...] = ("mixed", WANDER_POLICY)
+    collect_policies: tuple[str, ...] = ("mixed", "wander")
     model: WorldModelConfig = WALL_CPU
     encoder_state_dict: str | None = None
     encoder_steps: int = 2500
@@ -237,70 +236,6 @@ class _Data:
     info: dict
 
 
-def collect_wander(env_id: str, episodes: int, steps: int, seed: int, out_path: str | Path, progress: bool = True) -> Path:
-    """Collect ``episodes`` x ``steps`` of the ``wander`` policy into ``out_path``, in the ``envs.collect``
-    layout (v1, read back by ``load_dataset``).
-
-    ``wander``: straight runs toward random waypoints anywhere in the arena, ignoring the wall (a new
-    waypoint on arrival or every 10-30 steps; speed U(0.5, 1) of the maximum, Gaussian noise of std
-    0.2 per axis, clipped to the action box). It pushes against the wall and slides along it for whole
-    action blocks, at full speed: what CEM proposes all the time and what neither the expert nor
-    i.i.d. random actions show. Needs an env whose ``proprio`` starts with a position in the unit
-    square (Wall's dot). Episode seeds: ``SeedSequence(seed)``, as ``collect``.
-    """
-    import edgerun
-    import gymnasium
-    from edgerun.envs.collect import LAYOUT_VERSION
-
-    env = gymnasium.make(env_id, max_episode_steps=steps)
-    try:
-        size = int(env.observation_space["pixels"].shape[0])
-        length = steps + 1
-        frames = np.zeros((episodes, length, size, size, 3), dtype=np.uint8)
-        proprio = np.zeros((episodes, length, *env.observation_space["proprio"].shape), dtype=np.float32)
-        actions = np.zeros((episodes, length, *env.action_space.shape), dtype=np.float32)
-        success = np.zeros((episodes, length), dtype=bool)
-        goal_frames, goal_proprio, door_y, wall_x = [], [], [], []
-        seeds = np.random.SeedSequence(seed).generate_state(episodes, dtype=np.uint32).astype(np.int64)
-        rng = np.random.default_rng([seed, 3])
-        low, high = env.action_space.low, env.action_space.high
-        for i in tqdm(range(episodes), desc=f"collect {env_id} ({WANDER_POLICY})", unit="ep", disable=not progress):
-            obs, info = env.reset(seed=int(seeds[i]))
-            frames[i, 0], proprio[i, 0], success[i, 0] = obs["pixels"], obs["proprio"], info.get("is_success", False)
-            target, until = rng.uniform(0.0, 1.0, 2), int(rng.integers(10, 31))
-            for t in range(steps):
-                position = obs["proprio"][:2].astype(np.float64)
-                if t >= until or np.linalg.norm(target - position) < 0.03:
-                    target, until = rng.uniform(0.0, 1.0, 2), t + int(rng.integers(10, 31))
-                heading = (target - position) / max(np.linalg.norm(target - position), 1e-9)
-                action = heading * rng.uniform(0.5, 1.0) + rng.normal(0.0, 0.2, 2)
-                actions[i, t] = np.clip(action, low, high)
-                obs, _, _, _, info = env.step(actions[i, t])
-                frames[i, t + 1], proprio[i, t + 1] = obs["pixels"], obs["proprio"]
-                success[i, t + 1] = info.get("is_success", False)
-            goal_frames.append(info["goal_pixels"])
-            goal_proprio.append(info["goal_proprio"])
-            door_y.append(info.get("door_y", np.nan))
-            wall_x.append(info.get("wall_x", np.nan))
-    finally:
-        env.close()
-    metadata = {
-        "layout_version": LAYOUT_VERSION, "env_id": env_id, "seed": int(seed), "episodes": int(episodes),
-        "steps": int(steps), "size": size, "policy": WANDER_POLICY,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "edgerun_version": edgerun.__version__, "gymnasium_version": gymnasium.__version__,
-    }  # fmt: skip
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path, frames=frames, proprio=proprio, actions=actions, metadata=np.array(json.dumps(metadata)),
-        is_success=success, goal_frames=np.stack(goal_frames).astype(np.uint8),
-        goal_proprio=np.stack(goal_proprio).astype(np.float32), door_y=np.asarray(door_y, dtype=np.float32),
-        wall_x=np.asarray(wall_x, dtype=np.float32), episode_seeds=seeds,
-    )  # fmt: skip
-    return path
-
-
 def _dataset_paths(config: TrainConfig, out: Path, progress: bool) -> list[tuple[Path, bool]]:
     """The dataset files, collecting the missing ones: (path, collected by this call)."""
     from edgerun.envs.collect import collect
@@ -312,9 +247,7 @@ def _dataset_paths(config: TrainConfig, out: Path, progress: bool) -> list[tuple
     for i, policy in enumerate(config.collect_policies):
         path = out / f"dataset-{policy}.npz"
         collected = not path.is_file()
-        if collected and policy == WANDER_POLICY:
-            collect_wander(config.env, config.collect_episodes, config.collect_steps, config.seed + i, path, progress)
-        elif collected:  # seeds seed, seed + 1, ...: independent episode streams per policy
+        if collected:  # seeds seed, seed + 1, ...: independent episode streams per policy
             collect(config.env, config.collect_episodes, config.collect_steps, config.seed + i, path,
                     policy=policy, progress=progress)  # fmt: skip
         paths.append((path, collected))
