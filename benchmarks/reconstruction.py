@@ -17,7 +17,8 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -79,7 +80,7 @@ def bench_network(name: str, checkpoint: str | None, repeats: int, tmp: Path) ->
     rows, baseline = [], None
     for backend in ("torch", "onnxruntime-cpu"):
         engine = load(onnx_path, backend, **({"threads": 1} if backend.startswith("onnxruntime") else {}))  # torch: set_num_threads(1)
-        seconds = median_time(lambda: engine(tracks=tracks), repeats)
+        seconds = median_time(lambda engine=engine: engine(tracks=tracks), repeats)
         engine.close()
         baseline = seconds if backend == "torch" else baseline
         rows.append({"model": name, "backend": backend, "points": 225, "frames": 20,

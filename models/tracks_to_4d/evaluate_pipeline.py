@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -180,7 +180,7 @@ def print_table(summary: dict) -> None:
             if f"{prefix}ate_{method}" not in summary:
                 print(f"{method:<12}  (every window failed)")
                 continue
-            get = lambda key: summary[f"{prefix}{key}_{method}"]  # noqa: E731
+            get = lambda key, method=method, prefix=prefix: summary[f"{prefix}{key}_{method}"]
             print(f"{method:<12}{get('ate'):9.4f}{get('ate_median'):9.4f}{get('rpe_t'):9.4f}{get('rpe_r'):9.3f}"
                   f"{get('absrel'):9.4f}{get('delta125'):9.3f}{1e3 * get('time_s'):9.1f}{get('failures'):8d}")
     if "e2e_klt_fps" in summary:

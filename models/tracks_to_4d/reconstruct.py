@@ -9,7 +9,7 @@ exported network's outputs from ONNX Runtime / TensorRT in the order of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

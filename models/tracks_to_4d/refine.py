@@ -18,6 +18,7 @@ import copy
 import itertools
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from scipy.optimize import least_squares
@@ -77,8 +78,6 @@ def rigid_inliers(tracks_norm: np.ndarray, threshold: float, min_common: int = 1
     wherever they are seen in both frames of the pair (a moving point may fit one epipolar line,
     rarely all ten). A track no pair can test counts as rigid. The network's gamma
     should say the same, but a small network's gamma separates moving points poorly (see the docs)."""
-    import cv2
-
     frames = tracks_norm.shape[2]
     visible = tracks_norm[:, 2] > 0.5
     rigid = np.ones(len(tracks_norm), bool)
@@ -132,7 +131,7 @@ def bundle_adjust(
     chosen = np.flatnonzero(keep)
     point_of, frame_of = np.nonzero(visible[chosen])
     observed = tracks_norm[chosen[point_of], :2, frame_of].astype(np.float64)
-    rms = lambda r: float(np.sqrt((r**2).mean()))  # noqa: E731
+    rms = lambda r: float(np.sqrt((r**2).mean()))
     before = reprojection_residuals(initial_poses, np.asarray(points, np.float64)[chosen], frame_of, point_of, observed)
     after = reprojection_residuals(poses, adjusted[chosen], frame_of, point_of, observed)
     refined = np.array(points, dtype=np.float64, copy=True)

@@ -108,7 +108,7 @@ def camera_trajectory(rng: np.random.Generator, config: RenderConfig) -> np.ndar
 
 def build_surfaces(rng: np.random.Generator, config: RenderConfig) -> tuple[Surface, ...]:
     frames, size = config.frames, config.texture_size
-    still = lambda rotation, centre: np.repeat(pose(rotation, centre)[None], frames, axis=0)  # noqa: E731
+    still = lambda rotation, centre: np.repeat(pose(rotation, centre)[None], frames, axis=0)
     ground = Rotation.from_euler("x", -90, degrees=True).as_matrix()  # local y → world z, normal up (−y)
     surfaces = [
         Surface(random_texture(rng, 2 * size), 14.0, 10.0, still(np.eye(3), np.array([0.0, 0.0, 11.0])), False),
