@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
@@ -17,14 +20,14 @@ from edgerun.models.tracks_to_4d.checkpoint import (
     load_official,
     save_checkpoint,
 )
-from edgerun.models.tracks_to_4d.config import PAPER, TracksTo4DConfig
-from edgerun.models.tracks_to_4d.evaluate import absolute_trajectory_error, umeyama_sim3
+from edgerun.models.tracks_to_4d.config import PAPER, SMALL, TracksTo4DConfig
+from edgerun.models.tracks_to_4d.evaluate import absolute_trajectory_error, evaluate_scenes, umeyama_sim3
 from edgerun.models.tracks_to_4d.intrinsics import guess_intrinsics, normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D, points_world, project
 from edgerun.models.tracks_to_4d.supervision import canonical_ground_truth
 from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene, generate_split, project_points
-from edgerun.models.tracks_to_4d.train import TrainConfig, train, train_main
+from edgerun.models.tracks_to_4d.train import HELD_OUT_SEED, TrainConfig, train, train_main
 
 TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
 TINY_SCENE = SceneConfig(frames=8, points=24)
@@ -323,3 +326,26 @@ def test_train_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):
     assert train_main(str(tmp_path), 2, False, 0) == 2
     assert "--resume" in capsys.readouterr().err
     assert train_main(str(tmp_path), 0, False, 0) == 2
+
+
+# ------------------------------------------------------------------------- shipped model, export
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "tracks_to_4d"
+
+
+def test_shipped_model_matches_its_manifest_and_beats_trivial_baselines():
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    assert hashlib.sha256((SHIPPED / "model.pt").read_bytes()).hexdigest() == manifest["checkpoint"]["sha256"]
+    model, config, _ = load_checkpoint(SHIPPED / "model.pt")
+    assert config == SMALL
+    metrics = evaluate_scenes(model, generate_split(HELD_OUT_SEED, 6, SceneConfig()))
+    assert metrics["ate"] < metrics["ate_identity"]
+    assert metrics["depth_abs_rel"] < metrics["depth_abs_rel_constant"]
+    assert metrics["reprojection_px"] < 40.0
+
+
+def test_small_model_exports_to_onnx_with_parity(tmp_path):
+    onnx_path, manifest = export_model("tracks-to-4d-small", tmp_path, checkpoint=str(SHIPPED / "model.pt"))
+    assert onnx_path.exists() and manifest.dims == {"points": [1, 225, 1024]}
+    assert manifest.parity["random"]["max_abs"] < 1e-3
+    assert [spec.name for spec in manifest.outputs] == ["rotations", "translations", "focal", "coeffs", "basis", "gamma"]
