@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.checkpoint import (
     CheckpointError,
@@ -21,13 +20,27 @@ from edgerun.models.tracks_to_4d.checkpoint import (
     save_checkpoint,
 )
 from edgerun.models.tracks_to_4d.config import PAPER, SMALL, TracksTo4DConfig
-from edgerun.models.tracks_to_4d.evaluate import absolute_trajectory_error, evaluate_scenes, umeyama_sim3
+from edgerun.models.tracks_to_4d.evaluate import (
+    absolute_trajectory_error,
+    evaluate_scenes,
+    umeyama_sim3,
+)
 from edgerun.models.tracks_to_4d.intrinsics import guess_intrinsics, normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D, points_world, project
 from edgerun.models.tracks_to_4d.supervision import canonical_ground_truth
-from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene, generate_split, project_points
-from edgerun.models.tracks_to_4d.train import HELD_OUT_SEED, TrainConfig, train, train_main
+from edgerun.models.tracks_to_4d.synthetic import (
+    SceneConfig,
+    generate_scene,
+    generate_split,
+    project_points,
+)
+from edgerun.models.tracks_to_4d.train import (
+    HELD_OUT_SEED,
+    TrainConfig,
+    train,
+    train_main,
+)
 
 TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
 TINY_SCENE = SceneConfig(frames=8, points=24)
@@ -78,7 +91,7 @@ def test_points_world_and_projection_follow_the_definitions():
     assert torch.allclose(points_world(out), expected, atol=1e-5)
     x = points_world(out)
     cam = torch.einsum("btij,btnj->btni", out.rotations, x) + out.translations[:, :, None]
-    uv, depth = project(x, out.rotations, out.translations, out.focal)
+    uv, _ = project(x, out.rotations, out.translations, out.focal)
     front = cam[..., 2] > 0.01
     assert torch.allclose(uv[front], (cam[..., :2] / cam[..., 2:])[front], atol=1e-4)
 

@@ -159,7 +159,7 @@ def infer_official_config(state: dict[str, Tensor], focal_correction: bool = Fal
         octaves=(features - 4) // 6,
         d_model=d_model,
         heads=max(inner // OFFICIAL_HEAD_DIM, 1),
-        head_dim=OFFICIAL_HEAD_DIM if inner >= OFFICIAL_HEAD_DIM else inner,
+        head_dim=min(OFFICIAL_HEAD_DIM, inner),
         mlp=mlp,
         blocks=blocks,
         basis=(point - 1) // 3,

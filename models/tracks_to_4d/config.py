@@ -69,7 +69,7 @@ class TracksTo4DConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TracksTo4DConfig":
+    def from_dict(cls, data: dict) -> TracksTo4DConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -176,7 +176,7 @@ class TracksTo4D(nn.Module):
         """``tracks`` (B, N, 3, T) float32: x, y in normalised image coordinates, visibility in {0, 1}."""
         if tracks.ndim != 4 or tracks.shape[2] != 3:
             raise ValueError(f"TracksTo4D: expected tracks (B, N, 3, T) (x, y, visibility), got {tuple(tracks.shape)}")
-        b, n, _, t = tracks.shape
+        _, n, _, t = tracks.shape
         pad = self.config.conv_kernel // 2
         if n < 1 or t < max(pad, 1):
             raise ValueError(f"TracksTo4D: need N >= 1 points and T >= {max(pad, 1)} frames (conv kernel {self.config.conv_kernel}), got N={n}, T={t}")

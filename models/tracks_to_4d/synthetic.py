@@ -172,7 +172,7 @@ def _draw_scene(rng: np.random.Generator, config: SceneConfig) -> Scene | None:
     cam_from_world = _camera_path(rng, config, frames, depth)
 
     objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
-    n_dynamic = int(round(rng.uniform(*config.dynamic_fraction) * count)) if objects else 0
+    n_dynamic = round(rng.uniform(*config.dynamic_fraction) * count) if objects else 0
     n_static = count - n_dynamic
     static = _background(rng, n_static, cam_from_world[0], K, config.image_size, depth)
     points = [np.broadcast_to(static, (frames, n_static, 3))]
@@ -219,7 +219,10 @@ def _unit2(rng: np.random.Generator) -> np.ndarray:
     return np.array([np.cos(angle), np.sin(angle)])
 
 
-def _occluded_by_objects(pixels, depth, dynamic, centers, radii, cam_from_world, K) -> np.ndarray:
+def _occluded_by_objects(
+    pixels: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, centers: list[np.ndarray], radii: list[float],
+    cam_from_world: np.ndarray, K: np.ndarray,
+) -> np.ndarray:
     """(T, N) bool: a background point behind an object's projected disc."""
     occluded = np.zeros(depth.shape, dtype=bool)
     for center, radius in zip(centers, radii):
