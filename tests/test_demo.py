@@ -1,0 +1,78 @@
+"""The demo's plumbing: its graph resolves and validates, and its summary reads a recording back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from edgerun.demo import ENGINES, PACKAGE, resolve_graph
+from edgerun.demo_summary import episode_summary, load_topics, summary_figure
+from edgerun.runtime import messages
+from edgerun.runtime.graph import load_graph
+from edgerun.runtime.recording import McapRecorder
+
+
+def test_demo_graph_resolves_and_validates(tmp_path):
+    engines = {name: tmp_path / f"{name}.onnx" for name in ENGINES}
+    graph = load_graph(resolve_graph(PACKAGE / "graphs" / "demo.yaml", tmp_path, engines))
+    assert graph.nodes["planner"].spec.params["cost_engine"] == str(engines["dino-wm-wall-cpu"])
+    assert graph.nodes["viewer"].spec.params["save"] == str(tmp_path.resolve() / "demo.rrd")
+    assert {"env", "planner", "tracker", "reconstructor", "segmenter", "viewer"} <= set(graph.nodes)
+    assert all((PACKAGE / checkpoint).is_file() for checkpoint in ENGINES.values())  # shipped, not downloaded
+
+
+def test_an_unknown_placeholder_is_named(tmp_path):
+    template = tmp_path / "graph.yaml"
+    template.write_text("name: x\nnodes:\n  - {id: a, class: 'm:C', params: {p: ${engine:nope}}}\n")
+    with pytest.raises(ValueError, match=r"unknown placeholder \$\{engine:nope\} \(known: out, package\)"):
+        resolve_graph(template, tmp_path, {})
+
+
+def write_recording(path: Path) -> None:
+    recorder = McapRecorder(path)
+
+    def add(topic: str, capture_ns: int, **data) -> None:
+        frames = messages.encode(topic, data, seq=0, capture_ns=capture_ns, sender=topic.split("/")[0])
+        recorder.write(messages.decode([bytes(f) for f in frames]), log_time_ns=capture_ns)
+
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    add("env/goal", 1, pixels=pixels, proprio=np.array([0.8, 0.5], np.float32), episode=0)
+    for i, x in enumerate((0.2, 0.4, 0.6, 0.8)):
+        add("env/observation", 10 + 10 * i, pixels=pixels, proprio=np.array([x, 0.5], np.float32), episode=0, step=5 * i)
+    add("planner/plan", 11, actions=np.tile([[1.0, 0.0]], (25, 1)).astype(np.float32),
+        best_costs=np.array([0.3, 0.1], np.float32), cost=0.1, plan_time_s=2.0)
+    cam_from_world = np.tile(np.eye(4, dtype=np.float32), (20, 1, 1))
+    cam_from_world[:, 0, 3] = -np.linspace(0, 1, 20)
+    add("reconstructor/reconstruction", 50, skipped=False, cam_from_world=cam_from_world,
+        points_world=np.random.default_rng(0).normal(size=(20, 30, 3)).astype(np.float32))
+    image = np.full((48, 64, 3), 90, np.uint8)
+    mask = np.zeros((48, 64), bool)
+    mask[10:20, 10:30] = True
+    add("field/frames", 60, image=image, target_mask=mask, frame_index=0)
+    add("segmenter/mask", 60, mask=mask, prompt="frog", task_prompt="the camouflaged animal")
+    add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5)
+    recorder.close()
+
+
+def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
+    recording = tmp_path / "demo.mcap"
+    write_recording(recording)
+    text = episode_summary(recording)
+    assert "episode 0 (seed 1000): GOAL REACHED after 100 steps, 30.0 s; first at the goal after 42 steps, 12.5 s" in text
+    assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
+    figure = summary_figure(recording, tmp_path / "summary.png")
+    pixels = matplotlib.image.imread(figure)
+    assert pixels.shape[0] > 500 and pixels.shape[1] > 500
+    assert set(load_topics(recording)) == {
+        "env/goal", "env/observation", "planner/plan", "reconstructor/reconstruction", "field/frames", "segmenter/mask", "env/episode",
+    }
+
+
+def test_summary_says_when_no_episode_ended(tmp_path):
+    recording = tmp_path / "empty.mcap"
+    McapRecorder(recording).close()
+    assert "no episode ended" in episode_summary(recording)
+    assert summary_figure(recording, tmp_path / "s.png").is_file()
