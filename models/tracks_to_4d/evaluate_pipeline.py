@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
 from .classical import classical_reconstruction
-from .metrics import ate, depth_metrics, depths, rpe
+from .metrics import align_trajectory, ate, camera_centres, depth_metrics, depths, rpe
 from .network import TracksTo4D
 from .reconstruct import WindowReconstruction, feed_forward, with_bundle_adjustment, with_fine_tuning
 from .render import RenderConfig, render_sequence, track_ground_truth
@@ -47,6 +47,7 @@ class PipelineEvalConfig:
     fine_tune_lr: float = 1e-3  # the training lr (1e-4) moves the small model too little in 50 steps
     rendered: int = 2  # rendered image sequences (0: skip the end-to-end part)
     rendered_frames: int = 40
+    plot: str = ""  # PNG of the first rendered sequence's trajectories ("" for none)
 
 
 def classical_window(tracks_px: np.ndarray, K: np.ndarray) -> WindowReconstruction:
@@ -101,11 +102,13 @@ def evaluate_scenes(model: TracksTo4D, config: PipelineEvalConfig) -> dict[str, 
     return results
 
 
-def evaluate_rendered(model: TracksTo4D, config: PipelineEvalConfig) -> tuple[dict[str, list[dict[str, float]]], float]:
+def evaluate_rendered(model: TracksTo4D, config: PipelineEvalConfig) -> tuple[dict[str, list[dict[str, float]]], float, dict[str, np.ndarray]]:
     """End to end: rendered frames → KLT → windows → each method → chained trajectory.
-    → (per-method, per-sequence metrics; KLT frames per second)."""
+    → (per-method, per-sequence metrics; KLT frames per second; the first sequence's true and
+    chained (Sim(3)-aligned) camera-from-world trajectories by method, for the plot)."""
     runners = method_runners(model, config)
     results: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
+    first: dict[str, np.ndarray] = {}
     tracked_frames, tracking_s = 0, 0.0
     for index in tqdm(range(config.rendered), desc="rendered sequences", unit="seq"):
         sequence = render_sequence(RENDER_SEED + index, RenderConfig(frames=config.rendered_frames))
@@ -133,11 +136,32 @@ def evaluate_rendered(model: TracksTo4D, config: PipelineEvalConfig) -> tuple[di
             frames = np.arange(windows[0].start, windows[0].start + len(chained))
             reference = sequence.cam_from_world[frames]
             rpe_t, rpe_r = rpe(chained, reference)
+            if index == 0:
+                first["reference"], first[method] = reference, align_trajectory(chained, reference)[0]
             results[method].append({
                 "ate": ate(chained, reference), "rpe_t": rpe_t, "rpe_r": rpe_r,
                 "absrel": float(np.mean(relative)), "delta125": float(np.mean(inliers)), "time_s": elapsed / len(windows),
             })
-    return results, tracked_frames / max(tracking_s, 1e-9)
+    return results, tracked_frames / max(tracking_s, 1e-9), first
+
+
+def plot_trajectories(trajectories: dict[str, np.ndarray], path: Path) -> None:
+    """Top view (x, z) of the camera centres: the truth and each method, Sim(3)-aligned to it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 5))
+    for name, poses in trajectories.items():
+        centres = camera_centres(poses)
+        axes.plot(centres[:, 0], centres[:, 2], "k-" if name == "reference" else "-", lw=2.5 if name == "reference" else 1.2,
+                  label="ground truth" if name == "reference" else name)
+    axes.set(xlabel="x (m)", ylabel="z (m)", title="rendered sequence 0: KLT → windows → chained cameras", aspect="equal")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def summarise(results: dict[str, list[dict[str, float]]], prefix: str = "") -> dict[str, float]:
@@ -162,9 +186,11 @@ def run_evaluation(config: PipelineEvalConfig) -> dict:
     summary: dict = {"config": asdict(config), "checkpoint_steps": meta.get("steps") if isinstance(meta, dict) else None}
     summary.update(summarise(evaluate_scenes(model, config)))
     if config.rendered:
-        rendered, fps = evaluate_rendered(model, config)
+        rendered, fps, trajectories = evaluate_rendered(model, config)
         summary.update(summarise(rendered, "e2e_"))
         summary["e2e_klt_fps"] = fps
+        if config.plot:
+            plot_trajectories(trajectories, Path(config.plot))
     summary["ba_below_classical"] = summary.get("ate_ba", np.inf) < summary.get("ate_classical", -np.inf)
     summary["ba_below_half_feedforward"] = summary.get("ate_ba", np.inf) < 0.5 * summary.get("ate_feedforward", -np.inf)
     return summary
@@ -192,9 +218,10 @@ def eval_main(checkpoint: str, scenes: int, json_path: str | None, rendered: int
     if not Path(checkpoint).is_file():
         print(f"no checkpoint at {checkpoint}: train one with `edgerun train tracks-to-4d` or pass --checkpoint")
         return 2
-    summary = run_evaluation(PipelineEvalConfig(checkpoint=checkpoint, scenes=scenes, rendered=rendered, fine_tune_steps=fine_tune_steps))
+    plot = str(Path(json_path).with_suffix(".png")) if json_path and rendered else ""
+    summary = run_evaluation(PipelineEvalConfig(checkpoint=checkpoint, scenes=scenes, rendered=rendered, fine_tune_steps=fine_tune_steps, plot=plot))
     print_table(summary)
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, default=float))
-        print(f"wrote {json_path}")
+        print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
     return 0
