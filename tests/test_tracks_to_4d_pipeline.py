@@ -268,3 +268,24 @@ def test_window_problem_names_what_is_wrong(change, message):
     tracks, K = change(scene.tracks, scene.K)
     assert window_problem(tracks, scene.image_size, K, min_frames=2) is not None
     assert re.search(message, window_problem(tracks, scene.image_size, K, min_frames=2))
+
+
+def test_evaluation_reports_every_method_under_the_required_keys(tmp_path):
+    from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
+    from edgerun.models.tracks_to_4d.evaluate_pipeline import PipelineEvalConfig, run_evaluation
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "tiny.pt", TracksTo4D(TINY), TINY, {})
+    summary = run_evaluation(PipelineEvalConfig(checkpoint=str(tmp_path / "tiny.pt"), scenes=1, rendered=0, fine_tune_steps=1))
+    for key in ("ate_feedforward", "ate_ba", "ate_ft", "ate_classical", "absrel_feedforward", "delta125_ba", "rpe_r_classical", "time_s_ft"):
+        assert np.isfinite(summary[key]), key
+    assert summary["failures_classical"] == 0 and isinstance(summary["ba_below_classical"], bool)
+
+
+def test_eval_command_without_a_checkpoint_says_how_to_get_one(tmp_path, capsys):
+    from edgerun.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "tracks-to-4d", "--checkpoint", str(tmp_path / "missing.pt")])
+    assert exited.value.code == 2
+    assert "train one with `edgerun train tracks-to-4d`" in capsys.readouterr().out
