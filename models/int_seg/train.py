@@ -389,7 +389,7 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
     for kind, name in EXPORT_NAMES.items():
         _, manifest = export_model(name, out / "onnx", checkpoint=str(checkpoint))
         parity[name] = {k: manifest.parity["random"][k] for k in ("max_abs", "max_rel")}
-    logit_scale = float(networks["scorer"].logit_scale.exp())
+    logit_scale = float(networks["scorer"].logit_scale.detach().exp())
     components_yaml = write_components_yaml(out / "components.yaml", logit_scale, config.network, onnx_dir="onnx")
     held_out = generate_split(config.seed * 1000 + VAL_SEED, config.val_images, config.data)
     components = load_components(components_yaml, backend="onnxruntime-cpu")
