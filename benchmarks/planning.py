@@ -1,6 +1,7 @@
 """``edgerun bench planning``: time per CEM plan, torch eager against ONNX Runtime, in one run.
 
-For the paper-size DINO-WM predictor (Wall layout, 196 patches x 404) and the shipped small one,
+For the paper-size DINO-WM predictor (Wall layout, 196 patches x 404) and the shipped small one
+(``WALL_CPU``, export entry ``dino-wm-wall-cpu``),
 at the paper's budgets — 300 samples x 30 iterations and the 100 x 10 of its timing table (53 s
 on an A6000) — one CEM plan (horizon 5, every sample of an iteration in one batched cost call)
 is timed with the cost on torch eager (the baseline) and on ONNX Runtime (the exported planning
@@ -27,7 +28,8 @@ from edgerun.export.onnx_export import export_model
 from edgerun.export.registry import REGISTRY
 from edgerun.models.dino_wm.plan import CEMConfig, cem_plan
 
-MODELS = {"small": "dino-wm-wall-small", "paper": "dino-wm-wall"}
+MODELS = {"small": "dino-wm-wall-cpu", "paper": "dino-wm-wall"}
+"""``small``: the size of the shipped ``checkpoints/dino_wm_wall`` model (``WALL_CPU``)."""
 BUDGETS = ((100, 10), (300, 30))
 
 
