@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run directory's state.pt")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train_int_seg)
-    t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes, unsupervised (resumable)")
+    t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     t.add_argument("--out", default="runs/tracks_to_4d", help="run directory (training state, model.pt, loss curve, manifest)")
     t.add_argument("--steps", type=int, help="training steps (default: the config's)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's training state")
