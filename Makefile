@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/edgerun launch graphs/camera.yaml --duration 10
+	$(VENV)/bin/edgerun demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -142,7 +142,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         return 2
     chosen = {t: available[t] for t in (args.topics or available)}
     serve = args.serve or not (args.save or args.spawn)
-    viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn))
+    viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn, args.jpeg_quality))
     where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]
     print(f"viewing {len(chosen)} topics of '{state.name}' in {', '.join(w for w in where if w)} (Ctrl-C to stop)", file=sys.stderr)
     stop = _stop_flag()
@@ -358,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, default=9090)
     p.add_argument("--grpc-port", type=int, default=9876)
     p.add_argument("--spawn", action="store_true", help="start the native Rerun viewer (needs a display)")
+    p.add_argument("--jpeg-quality", type=int, default=85, help="colour frames as JPEG at this quality (0: raw)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_view)
 

@@ -6,7 +6,8 @@
 2. **The graph** (``graphs/demo.yaml``, its ``${…}`` placeholders filled and written to
    ``OUT/graph.yaml``) runs until the env has finished its episode: the DINO-WM planner drives the
    Wall env to its goal while the tracker → reconstructor and the INT segmenter run on their cameras.
-   Every topic is recorded to ``OUT/demo.mcap``; the viewer node writes ``OUT/demo.rrd``.
+   Every topic but the rendered scene's raw frames (5 per second; the viewer keeps them, as JPEG) is
+   recorded to ``OUT/demo.mcap``; the viewer node writes ``OUT/demo.rrd``.
 3. **The summary**: the launcher's per-node table (rate, p50/p99 latency from capture time, drops),
    the episode's success and time to goal, and ``OUT/summary.png`` drawn from the recording.
 """
@@ -39,6 +40,7 @@ class DemoConfig:
     out: Path = Path("out/demo")
     graph: Path = PACKAGE / "graphs" / "demo.yaml"
     timeout_s: float = 420.0  # the graph normally ends with its episode well before this
+    unrecorded: tuple[str, ...] = ("scene/frames",)  # raw streams left out of the MCAP (its size)
     model_dir: Path | None = None  # the engine cache (default: $XDG_CACHE_HOME/edgerun/models)
 
 
@@ -94,9 +96,8 @@ def run_demo(config: DemoConfig) -> int:
     launcher = Launcher(graph, duration_s=config.timeout_s, live_every_s=5.0)
     mcap_path = out / "demo.mcap"
     done = threading.Event()
-    recorder = threading.Thread(
-        target=record, args=(topics(launcher.state), mcap_path, None, done.is_set), name="recorder", daemon=True
-    )
+    recorded = {topic: endpoint for topic, endpoint in topics(launcher.state).items() if topic not in config.unrecorded}
+    recorder = threading.Thread(target=record, args=(recorded, mcap_path, None, done.is_set), name="recorder", daemon=True)
     recorder.start()
     started = time.monotonic()
     result = launcher.run()

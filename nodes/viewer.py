@@ -5,7 +5,7 @@ capture time that travels with it), so frames, masks, tracks and plans of one in
 Fields map to Rerun archetypes by name first, then by shape:
 
 =========================================  ===============================================
-``image`` / ``pixels``: (H, W, 3|4) uint8  ``Image``
+``image`` / ``pixels``: (H, W, 3|4) uint8  ``Image`` (JPEG-compressed unless ``jpeg_quality=0``)
 ``mask``: (H, W) bool or uint8             ``SegmentationImage`` (and over the frames)
 ``tracks``: (N, 3, T) x, y, visibility     ``Points2D`` (last frame) + ``LineStrips2D`` (paths)
 ``cam_from_world``, ``trajectory``:        ``LineStrips3D`` camera path + ``Transform3D`` camera
@@ -38,6 +38,7 @@ class SinkOptions:
     web_port: int = 9090
     grpc_port: int = 9876
     spawn: bool = False  # start the native Rerun viewer (needs a display)
+    jpeg_quality: int = 85  # colour frames are stored as JPEG at this quality; 0 keeps them raw
 
 
 class RerunLog:
@@ -47,6 +48,7 @@ class RerunLog:
         import rerun as rr
 
         self.rr = rr
+        self.jpeg_quality = options.jpeg_quality
         self.stream = rr.RecordingStream(application)
         self.url = ""
         if options.save:
@@ -75,7 +77,8 @@ class RerunLog:
         rr, stream = self.rr, self.stream
         lowered = name.lower()
         if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (3, 4):
-            stream.log(path, rr.Image(array))
+            image = rr.Image(array)
+            stream.log(path, image.compress(jpeg_quality=self.jpeg_quality) if self.jpeg_quality and array.shape[2] == 3 else image)
         elif lowered.startswith("mask") and array.ndim == 2:
             stream.log(path, rr.SegmentationImage(array.astype(np.uint8)))
         elif lowered == "tracks" and array.ndim == 3 and array.shape[1] == 3:
@@ -117,6 +120,7 @@ class RerunViewerParams:
     web_port: int = 9090
     grpc_port: int = 9876
     spawn: bool = False
+    jpeg_quality: int = 85  # colour frames as JPEG (0: raw; a raw 640x480 frame is 0.9 MB)
 
 
 class RerunViewer(Node):
@@ -128,7 +132,7 @@ class RerunViewer(Node):
 
     def setup(self) -> None:
         p = self.params
-        self.rerun = RerunLog(f"edgerun/{self.name}", SinkOptions(p.save, p.serve, p.web_port, p.grpc_port, p.spawn))
+        self.rerun = RerunLog(f"edgerun/{self.name}", SinkOptions(p.save, p.serve, p.web_port, p.grpc_port, p.spawn, p.jpeg_quality))
         if self.rerun.url:
             self.log.info("Rerun web viewer: %s", self.rerun.url)
 

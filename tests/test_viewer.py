@@ -42,7 +42,7 @@ def test_fields_map_to_archetypes_by_name_and_shape(tmp_path):
     tracks[3, 2, -1] = 0.0  # not visible in the last frame
     cam_from_world = np.tile(np.eye(4, dtype=np.float32), (3, 1, 1))
     cam_from_world[:, 0, 3] = [0.0, -1.0, -2.0]  # the camera moves along +x
-    rerun = RerunLog("test", SinkOptions(save=str(tmp_path / "view.rrd")))
+    rerun = RerunLog("test", SinkOptions(save=str(tmp_path / "view.rrd"), jpeg_quality=0))
     rerun.log(message("camera/frames", {"image": image, "frame_index": 7}))
     rerun.log(message("seg/mask", {"mask": np.eye(12, 16, dtype=bool), "instance_prompt": "frog"}))
     rerun.log(message("tracker/windows", {"tracks": tracks}))
@@ -60,6 +60,19 @@ def test_fields_map_to_archetypes_by_name_and_shape(tmp_path):
     assert "TextLog:text" in found["/seg/mask"]
 
 
+def test_frames_are_stored_as_jpeg_by_default(tmp_path):
+    import cv2
+
+    y, x = np.mgrid[0:48, 0:64]
+    image = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)  # smooth: JPEG keeps it close
+    rerun = RerunLog("jpeg", SinkOptions(save=str(tmp_path / "jpeg.rrd")))
+    rerun.log(message("camera/frames", {"image": image}))
+    rerun.close()
+    blob = bytes(columns(tmp_path / "jpeg.rrd")["/camera/frames/image"]["EncodedImage:blob"][0][0])
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert len(blob) < image.nbytes and np.abs(decoded.astype(int) - image).mean() < 3
+
+
 def test_view_command_writes_a_running_graph_to_rrd(tmp_path, launch):
     graph = launch("""
     name: viewme
@@ -73,9 +86,9 @@ def test_view_command_writes_a_running_graph_to_rrd(tmp_path, launch):
     )
     graph.stop()
     assert result.returncode == 0, result.stderr
-    images = columns(out)["/camera/frames/image"]["Image:buffer"]
+    images = columns(out)["/camera/frames/image"]["EncodedImage:blob"]
     assert len(images) >= 5
-    assert all(len(bytes(b[0])) == 32 * 24 * 3 for b in images)
+    assert all(0 < len(bytes(b[0])) < 32 * 24 * 3 for b in images)  # JPEG by default
 
 
 def test_view_command_names_a_missing_topic(launch):
@@ -124,4 +137,4 @@ def test_viewer_node_records_its_inputs(tmp_path, launch):
     """).wait_running()
     graph.status("viewer", where=lambda s: s["details"].get("logged", 0) >= 10, timeout_s=30)
     assert graph.stop() == 0
-    assert len(columns(out)["/camera/frames/image"]["Image:buffer"]) >= 10
+    assert len(columns(out)["/camera/frames/image"]["EncodedImage:blob"]) >= 10
