@@ -40,6 +40,7 @@ class BundleAdjustConfig:
     rounds: int = 2  # adjust, drop the points that do not fit (moving, mistracked), adjust again
     outlier_px: float = 3.0  # a point is dropped only if its RMS error exceeds this (and 3x the median)
     rigid_check: bool = True  # keep only tracks consistent with a rigid scene between frame pairs (RANSAC)
+    rigid_px: float = 3.0  # RANSAC threshold of the rigidity check (1.5 suits clean KLT tracks better, 3 noisy ones)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def bundle_adjust(
     if gamma is not None:
         keep &= gamma <= config.gamma_ratio * np.median(gamma)
     if config.rigid_check:
-        keep &= rigid_inliers(tracks_norm, config.outlier_px / focal_px)
+        keep &= rigid_inliers(tracks_norm, config.rigid_px / focal_px)
     poses, adjusted = np.asarray(cam_from_world, np.float64), np.array(points, dtype=np.float64, copy=True)
     initial_poses = poses
     for round_ in range(config.rounds):
