@@ -522,7 +522,8 @@ def render_chessboard_views(
     else:
         pixels = np.stack([grid_x, grid_y], axis=-1).reshape(-1, 1, 2)
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-10)
-        normalised = cv2.undistortPoints(pixels, K, dist, criteria=criteria).reshape(grid_x.shape + (2,))
+        # undistortPointsIter: the iteration-controlled form in every OpenCV 4.x and 5.x
+        normalised = cv2.undistortPointsIter(pixels, K, dist, None, None, criteria).reshape(grid_x.shape + (2,))
         nx, ny = normalised[..., 0], normalised[..., 1]
     del grid_x, grid_y
 
