@@ -14,7 +14,9 @@ Each of ``config.iterations`` iterations on the current image X:
     the next iterations' selections;
 (d) semantic mask: the detector's boxes for the prompt, the segmenter's mask per box, weighted
     by the scorer's probability of the prompt on the mask's region: M = Σ s(m_k)·m_k; the next
-    image is X' = w·(X ⊙ M) + (1 − w)·X.
+    image is X' = w·(X ⊙ M) + (1 − w)·X with X the input image (not the previous iteration's
+    X': compounding the dimming drifts the images away from what the components were trained
+    on; on the validation split it cost Sα .550 → .521 at I = 5).
 
 The result is the iteration mask closest to the mean of all iteration masks, with its prompt.
 Mining runs on a copy of X downscaled to ``mining_size`` (the scorer sees a small square
@@ -324,7 +326,7 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
             prompt = task_prompt
         records.append(IterationRecord(prompt, names, [c.score for c in candidates], contrasts, selection,
                                        grounding.mask, grounding.confidence))
-        current = blend(current, grounding.soft_mask, config.blend_weight)
+        current = blend(image, grounding.soft_mask, config.blend_weight)
         started = clock.add("mask", started)
     chosen = closest_to_mean([r.mask for r in records])
     clock.seconds["total"] = time.perf_counter() - first
