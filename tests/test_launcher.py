@@ -71,8 +71,9 @@ def test_slow_consumer_on_latest_input_gets_newest_message_with_bounded_memory(l
     status = graph.status("slow")
     assert rss_late - rss_early < 32 * 1024 * 1024, (rss_early, rss_late)
     assert status["inputs"]["ticks"]["drops"]["conflated"] > 200
-    # the age of each message when its handling began: newest available, not a stale backlog
-    assert status["inputs"]["ticks"]["latency_p99_ms"] < 100, status["inputs"]["ticks"]
+    # the age of each message when its handling began: the newest available, not a backlog, which
+    # would age by seconds here (100 Hz in, 3.3 Hz out); the bound is loose for a loaded machine
+    assert status["inputs"]["ticks"]["latency_p99_ms"] < 500, status["inputs"]["ticks"]
     assert status["inputs"]["ticks"]["rate_hz"] < 4  # ~3.3 Hz, the handler's pace
 
 
