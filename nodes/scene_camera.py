@@ -1,9 +1,10 @@
-"""Frame sources for the reconstruction graph: a rendered 3-D scene (with ground truth) and a video file.
+"""A camera over a rendered 3-D scene, with ground truth, for the reconstruction graph.
 
 :class:`RenderedSceneCamera` plays a sequence of :mod:`edgerun.models.tracks_to_4d.render`
 forwards then backwards (a loop that jumped back to the first frame would tear every track), and
 sends with each frame the camera's true pose and K, so a viewer can draw the ground truth beside
-the reconstruction. :class:`VideoFileCamera` plays a video file through OpenCV.
+the reconstruction. (Without the ground truth the same frames come from
+``Camera`` with ``uri: synthetic://scene``; a video file is ``uri: file://clip.mp4``.)
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
 
 from edgerun.models.tracks_to_4d.render import RenderConfig, build_scene, render_frame
 from edgerun.runtime import Node
@@ -51,40 +50,3 @@ class RenderedSceneCamera(Node):
         self.sent += 1
         if self.params.stop_after and self.sent >= self.params.stop_after:
             self.stop()
-
-
-@dataclass(frozen=True)
-class VideoFileParams:
-    path: str
-    fps: float = 0.0  # 0: the file's own frame rate
-    loop: bool = False
-
-
-class VideoFileCamera(Node):
-    outputs = ("frames",)
-    params = VideoFileParams
-
-    def setup(self) -> None:
-        self.capture_device = cv2.VideoCapture(self.params.path)
-        if not self.capture_device.isOpened():
-            raise ValueError(f"video file '{self.params.path}': OpenCV cannot open it")
-        fps = self.params.fps or self.capture_device.get(cv2.CAP_PROP_FPS) or 30.0
-        self.index = 0
-        self.every(1.0 / fps, self.capture)
-
-    def capture(self) -> None:
-        ok, frame = self.capture_device.read()
-        if not ok and self.params.loop and self.index:
-            self.capture_device.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.capture_device.read()
-        if not ok:
-            self.log.info("video file '%s' ended after %d frames", self.params.path, self.index)
-            self.stop()
-            return
-        image = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        self.publish("frames", image=image, frame_index=self.index, capture_ns=time.time_ns())
-        self.index += 1
-
-    def teardown(self) -> None:
-        if hasattr(self, "capture_device"):
-            self.capture_device.release()
