@@ -308,6 +308,14 @@ def cmd_calibrate_camera(args: argparse.Namespace) -> int:
     return calibrate_camera(args.images, args.board, args.square, args.output, skip_unusable=args.skip_unusable)
 
 
+def _training_arguments(parser: argparse.ArgumentParser, out: str, holds: str, steps: str = "training steps") -> None:
+    """What every ``edgerun train MODEL`` takes: a run directory, steps, resume, seed."""
+    parser.add_argument("--out", default=out, help=f"run directory {holds}")
+    parser.add_argument("--steps", type=int, help=f"{steps} (default: the config's)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's latest state")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgerun", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -407,22 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = p.add_subparsers(dest="train_command", required=True)
     t = train.add_parser("dino-wm", help="DINO-WM: offline encoder, then the predictor (resumable)")
     t.add_argument("--env", default="edgerun/Wall-v0")
-    t.add_argument("--out", default="runs/dino_wm_wall", help="run directory (checkpoints, loss curve, manifest)")
-    t.add_argument("--steps", type=int, help="predictor training steps (default: the config's)")
-    t.add_argument("--resume", action="store_true", help="continue from the run directory's latest state")
-    t.add_argument("--seed", type=int, default=0)
+    _training_arguments(t, "runs/dino_wm_wall", "(checkpoints, loss curve, manifest)", "predictor training steps")
     t.set_defaults(func=cmd_train)
     t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
-    t.add_argument("--out", default="runs/int_seg", help="run directory (state, checkpoint, ONNX, loss curve, manifest)")
-    t.add_argument("--steps", type=int, help="training steps (default: the config's)")
-    t.add_argument("--resume", action="store_true", help="continue from the run directory's state.pt")
-    t.add_argument("--seed", type=int, default=0)
+    _training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
     t.set_defaults(func=cmd_train_int_seg)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
-    t.add_argument("--out", default="runs/tracks_to_4d", help="run directory (training state, model.pt, loss curve, manifest)")
-    t.add_argument("--steps", type=int, help="training steps (default: the config's)")
-    t.add_argument("--resume", action="store_true", help="continue from the run directory's training state")
-    t.add_argument("--seed", type=int, default=0)
+    _training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
     t.set_defaults(func=cmd_train_tracks_to_4d)
 
     p = sub.add_parser("eval", help="evaluate a trained model in closed loop")
