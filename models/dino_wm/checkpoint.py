@@ -68,7 +68,8 @@ from .config import (
     PredictorConfig,
     WorldModelConfig,
 )
-from .encoder import StateDictError, load_official_state_dict, mismatch_report
+from ..state_dicts import mismatch_report
+from .encoder import StateDictError, load_official_state_dict
 from .world_model import DinoWorldModel
 
 FORMAT = "edgerun.dino_wm"

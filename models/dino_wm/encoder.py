@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..state_dicts import mismatch_report
 from .config import VITS14, EncoderConfig
 
 
@@ -213,27 +214,6 @@ def normalise(images: Tensor, size: int = VITS14.input_size, antialias: bool = T
 
 class StateDictError(ValueError):
     """A state dict that does not match the encoder: names every missing, unexpected or misshapen key."""
-
-
-def mismatch_report(expected: dict[str, Tensor], got: dict[str, Tensor], what: str) -> str | None:
-    """None if ``got`` has exactly the keys and shapes of ``expected``, else a readable list of differences."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    misshapen = [
-        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(got[key].shape)}"
-        for key in expected
-        if key in got and tuple(got[key].shape) != tuple(expected[key].shape)
-    ]
-    if not (missing or unexpected or misshapen):
-        return None
-    lines = [f"weights do not fit {what}:"]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if misshapen:
-        lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
-    return "\n".join(lines)
 
 
 def load_official_state_dict(model: DinoV2Encoder, state_dict: dict[str, Tensor]) -> DinoV2Encoder:

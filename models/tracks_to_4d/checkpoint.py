@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..state_dicts import mismatch_report
 from .config import TracksTo4DConfig
 from .network import TracksTo4D
 
@@ -76,27 +77,6 @@ def official_key(ours: str) -> str:
 def official_state_dict(model: TracksTo4D) -> dict[str, Tensor]:
     """``model``'s weights under the official names (what a released ``model_state_dict`` holds)."""
     return {official_key(key): value for key, value in model.state_dict().items()}
-
-
-def mismatch_report(expected: dict[str, Tensor], got: dict[str, Any], what: str) -> str | None:
-    """None when ``got`` has exactly ``expected``'s keys and shapes, else the differences, readable."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    misshapen = [
-        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(getattr(got[key], 'shape', ()))}"
-        for key in expected
-        if key in got and tuple(getattr(got[key], "shape", ())) != tuple(expected[key].shape)
-    ]
-    if not (missing or unexpected or misshapen):
-        return None
-    lines = [f"weights do not fit {what}:"]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if misshapen:
-        lines.append(f"  shape mismatches ({len(misshapen)}): " + "; ".join(misshapen))
-    return "\n".join(lines)
 
 
 def _load(path: str | Path) -> Any:
