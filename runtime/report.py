@@ -9,8 +9,9 @@ def _ms(value: float | None) -> str:
     return "     -" if value is None else f"{value:6.1f}"
 
 
-def status_rows(statuses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ...]]:
-    """One row per input (or per output for source nodes): stream, rate, p50, p99, drops, restarts."""
+def status_rows(statuses: Mapping[str, Mapping[str, Any]], rate: str = "rate_hz") -> list[tuple[str, ...]]:
+    """One row per input (or per output for source nodes): stream, rate, p50, p99, drops, restarts.
+    ``rate`` is ``rate_hz`` (the last seconds: live lines) or ``mean_rate_hz`` (the whole run: summaries)."""
     rows = []
     for node, status in statuses.items():
         streams = [(f"{node}.{name}", s, sum(s.get("drops", {}).values())) for name, s in status["inputs"].items()]
@@ -20,7 +21,7 @@ def status_rows(statuses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ..
             rows.append(
                 (
                     stream,
-                    f"{s['rate_hz']:7.1f}",
+                    f"{s.get(rate, s['rate_hz']):7.1f}",
                     _ms(s["latency_p50_ms"]),
                     _ms(s["latency_p99_ms"]),
                     str(drops),
@@ -31,8 +32,8 @@ def status_rows(statuses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ..
 
 
 def format_table(statuses: Mapping[str, Mapping[str, Any]]) -> str:
-    header = ("stream", "rate Hz", "p50 ms", "p99 ms", "drops", "restarts")
-    rows = [header, *status_rows(statuses)]
+    header = ("stream", "mean Hz", "p50 ms", "p99 ms", "drops", "restarts")
+    rows = [header, *status_rows(statuses, rate="mean_rate_hz")]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     return "\n".join(lines)

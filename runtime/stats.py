@@ -24,6 +24,7 @@ class StreamStats:
         self._latency_ns = [0] * window
         self._window = window
         self._count = 0
+        self._first_ns = self._last_ns = 0
         self._rate_window_ns = int(rate_window_s * 1e9)
         self._lock = threading.Lock()
 
@@ -33,6 +34,9 @@ class StreamStats:
             i = self._count % self._window
             self._arrival_ns[i] = now_ns
             self._latency_ns[i] = now_ns - capture_ns
+            if not self._count:
+                self._first_ns = now_ns
+            self._last_ns = now_ns
             self._count += 1
 
     @property
@@ -46,6 +50,7 @@ class StreamStats:
             arrivals = np.array(self._arrival_ns[:n], dtype=np.int64)
             latencies = np.array(self._latency_ns[:n], dtype=np.int64)
             count = self._count
+            span_all_ns = self._last_ns - self._first_ns
         recent = now_ns - arrivals <= self._rate_window_ns
         rate_hz = 0.0
         if recent.sum() >= 2:
@@ -53,7 +58,14 @@ class StreamStats:
             rate_hz = float((recent.sum() - 1) / max(span_ns, 1) * 1e9)
         lat = latencies[recent] if recent.any() else latencies
         p50, p99 = (np.percentile(lat, [50, 99]) / 1e6).tolist() if len(lat) else (None, None)
-        return {"count": count, "rate_hz": round(rate_hz, 2), "latency_p50_ms": p50, "latency_p99_ms": p99}
+        mean_rate_hz = (count - 1) / span_all_ns * 1e9 if count >= 2 and span_all_ns > 0 else 0.0
+        return {
+            "count": count,
+            "rate_hz": round(rate_hz, 2),  # over the last rate_window_s
+            "mean_rate_hz": round(mean_rate_hz, 2),  # from the first message to the last
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+        }
 
 
 class ErrorCounter:

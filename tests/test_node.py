@@ -107,3 +107,17 @@ def test_call_to_a_silent_service_times_out(tmp_path):
             call(endpoint, "add", timeout_s=0.2, a=1)
     finally:
         silent.close(linger=0)
+
+
+def test_stream_stats_keep_the_whole_run_rate_after_the_stream_stops():
+    from edgerun.runtime.stats import StreamStats
+
+    stats = StreamStats(rate_window_s=2.0)
+    start = 1_000_000_000_000
+    for i in range(11):  # 10 Hz for one second, each message 5 ms old
+        stats.record(capture_ns=start + i * 100_000_000 - 5_000_000, now_ns=start + i * 100_000_000)
+    live = stats.snapshot(now_ns=start + 1_000_000_000)
+    later = stats.snapshot(now_ns=start + 60_000_000_000)  # a summary, long after the stream ended
+    assert live["rate_hz"] == later["mean_rate_hz"] == 10.0
+    assert later["rate_hz"] == 0.0 and later["count"] == 11
+    assert later["latency_p50_ms"] == 5.0
