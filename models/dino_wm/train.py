@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..training import torch_threads
 from .checkpoint import save_checkpoint
 from .config import EncoderConfig, PredictorConfig, WorldModelConfig
 from .encoder import DinoV2Encoder, load_official_state_dict
@@ -700,13 +701,8 @@ def plot_losses(path: Path, encoder_losses: list[float], history: dict[str, list
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) all stages; write ``model.pt``, ``loss_curve.png`` and ``manifest.json`` in ``config.out``."""
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _train(config, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(config: TrainConfig, progress: bool) -> TrainResult:

@@ -38,6 +38,7 @@ import yaml
 from torch import Tensor
 from tqdm import tqdm
 
+from ..training import torch_threads
 from . import vocabulary as vocab
 from .checkpoint import FORMAT, KINDS
 from .components import letterbox
@@ -298,12 +299,8 @@ def sha256_file(path: Path) -> str:
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume from ``out/state.pt``) and write the outputs listed in the module docstring."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _train(config, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(config: TrainConfig, progress: bool) -> TrainResult:

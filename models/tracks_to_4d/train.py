@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..training import torch_threads
 from .checkpoint import save_checkpoint
 from .config import SMALL, TracksTo4DConfig
 from .evaluate import evaluate_scenes
@@ -156,7 +157,11 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor, targets: 
 def train(config: TrainConfig, progress: bool = True, resume: bool = False) -> TrainResult:
     """Train (or resume) to ``config.steps``, then evaluate on held-out scenes and write
     ``model.pt``, ``manifest.json`` and ``loss_curve.png`` under ``config.out``."""
-    torch.set_num_threads(config.threads)
+    with torch_threads(config.threads):
+        return _train(config, progress, resume)
+
+
+def _train(config: TrainConfig, progress: bool, resume: bool) -> TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
