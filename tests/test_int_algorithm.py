@@ -11,13 +11,15 @@ from edgerun.models.int_seg.algorithm import (
     INTConfig,
     blend,
     closest_to_mean,
+    find_candidates,
     ground_prompt,
-    merge_boxes,
+    group_boxes,
     patch_windows,
     run_generic,
     run_int,
     update_mining_weights,
 )
+from edgerun.models.int_seg.components import Detection
 from edgerun.models.int_seg.inpaint import InpainterError, OnnxInpainter, OpenCVInpainter, boxes_mask, dilate_mask
 from int_standins import TASK_PROMPT, make_scene, stand_in_components
 
@@ -110,8 +112,8 @@ def test_patches_cover_the_image_at_each_scale_and_partial_boxes_merge():
     assert len(windows) == 1 + 4 + 16 and windows[0] == (0, 0, 640, 480) and windows[-1] == (480, 360, 640, 480)
     assert len(patch_windows(128, 128, (1, 2, 4), min_side=48)) == 1 + 4  # 32-pixel quarters are left out
     whole, part, other = np.array([0, 0, 40, 40.0]), np.array([20, 20, 40, 40.0]), np.array([60, 60, 80, 80.0])
-    merged = merge_boxes([part, whole, other], [0.9, 0.8, 0.5])
-    assert [score for _, score in merged] == [0.9, 0.5]
+    merged = group_boxes([part, whole, other], [0.9, 0.8, 0.5])
+    assert [members for _, members in merged] == [[0, 1], [2]]  # best first
     np.testing.assert_array_equal(merged[0][0], whole)  # the part grows to the whole object's box
     np.testing.assert_array_equal(merged[1][0], other)
 
@@ -191,3 +193,19 @@ def test_evaluation_reads_fewer_iterations_off_one_run(scene):
     for count in (1, 2):
         shorter = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, iterations=count))
         np.testing.assert_array_equal(first_iterations(longer, count), shorter.mask)
+
+
+def test_names_fired_on_one_object_become_one_candidate_named_by_its_best_box():
+    class TwoNamesOnOneAnimal:
+        """'frog' and 'leaf' both box the animal (frog surer); 'car' boxes another object."""
+
+        def detect(self, image, text_embeddings, threshold=0.3):
+            if image.shape[:2] != (64, 64):  # the whole image only
+                return []
+            return [Detection(np.array([10, 10, 30, 30], np.float32), 0.6, 0), Detection(np.array([12, 11, 30, 29], np.float32), 0.5, 2),
+                    Detection(np.array([40, 40, 60, 60], np.float32), 0.9, 1)]
+
+    candidates = find_candidates(np.zeros((64, 64, 3), np.uint8), ["frog", "car", "leaf"], np.zeros((3, 384), np.float32),
+                                 TwoNamesOnOneAnimal(), CONFIG)
+    assert [c.name for c in candidates] == ["car", "frog"] and [c.score for c in candidates] == [0.9, 0.6]
+    np.testing.assert_array_equal(candidates[1].boxes[0], [10, 10, 30, 30])  # the union of the animal's boxes
