@@ -21,3 +21,10 @@ mkdir -p /tmp/edgerun-pkg && ln -sfn "$PWD" /tmp/edgerun-pkg/edgerun
 export PYTHONPATH="/tmp/edgerun-pkg:${PYTHONPATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
 python3 -m edgerun.benchmarks.gpu_check --json "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log"
+# The per-model benchmarks (torch vs ONNX Runtime, which takes CUDA / TensorRT EP when present):
+# the DINO-WM plan at the paper's budgets (goal: one 300x30 plan of the paper model < 1 s), INT
+# streaming (goal >= 15 frames/s) and TracksTo4D per window. One failing does not stop the others.
+for bench in planning segmentation reconstruction; do
+  python3 -m edgerun.cli bench "$bench" --quick --json "$out/bench-$bench.json" 2>&1 | tee "$out/bench-$bench.log" \
+    || echo "bench $bench failed (see $out/bench-$bench.log)"
+done
