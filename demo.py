@@ -115,5 +115,10 @@ def run_demo(config: DemoConfig) -> int:
 
 
 def demo_main(out: str, timeout_s: float) -> int:
+    """``edgerun demo``: 0 when the graph ran and wrote its files; 2 with one line when it could not start."""
     logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
-    return run_demo(DemoConfig(out=Path(out), timeout_s=timeout_s))
+    try:
+        return run_demo(DemoConfig(out=Path(out), timeout_s=timeout_s))
+    except (ValueError, OSError, RuntimeError) as exc:  # graph, launch, export, engine and component errors
+        print(f"edgerun demo: {exc}", file=sys.stderr)
+        return 2

@@ -76,3 +76,10 @@ def test_summary_says_when_no_episode_ended(tmp_path):
     McapRecorder(recording).close()
     assert "no episode ended" in episode_summary(recording)
     assert summary_figure(recording, tmp_path / "s.png").is_file()
+
+
+def test_a_demo_that_cannot_start_says_why_in_one_line(capsys):
+    from edgerun.demo import demo_main
+
+    assert demo_main("/proc/no-such-dir/demo", 10.0) == 2
+    assert capsys.readouterr().err.strip() == "edgerun demo: [Errno 2] No such file or directory: '/proc/no-such-dir'"
