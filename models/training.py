@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -21,3 +23,13 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its files, and what it measured."""
+
+    checkpoint: Path
+    manifest: Path
+    loss_curve: Path
+    manifest_data: dict = field(default_factory=dict)

@@ -54,7 +54,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..training import torch_threads
+from edgerun.engines.plan_cache import sha256_file
+
+from ..training import TrainResult, torch_threads
 from .checkpoint import save_checkpoint
 from .config import EncoderConfig, PredictorConfig, WorldModelConfig
 from .encoder import DinoV2Encoder, load_official_state_dict
@@ -156,25 +158,7 @@ class TrainConfig:
         return asdict(self)
 
 
-@dataclass
-class TrainResult:
-    """Where a finished run left its files, and what it measured."""
-
-    checkpoint: Path
-    manifest: Path
-    loss_curve: Path
-    manifest_data: dict = field(default_factory=dict)
-
-
 # --------------------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _arrays_sha256(*arrays: np.ndarray) -> str:

@@ -23,7 +23,6 @@ exports whose tensor names differ map them with ``names`` (contract name → mod
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import yaml
 from edgerun.engines import Engine, EngineError, TensorSpec
 from edgerun.engines import load as load_engine
 from edgerun.engines.manifest import ExportManifest, default_model_dir, manifest_for
+from edgerun.engines.plan_cache import sha256_file
 from edgerun.models.language.text_encoder import EMBED_DIM, TextEncoder
 from edgerun.models.language.text_encoder import INPUTS as TEXT_INPUTS
 from edgerun.models.language.text_encoder import OUTPUTS as TEXT_OUTPUTS
@@ -429,14 +429,6 @@ class Components:
             engine.close()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_model(model: ModelFile, component: str, contract: Contract, source: Path | None) -> Path:
     """The ONNX file to load: absolute, next to the config, or in the model cache — exported there
     first (with log lines) when the config names a registry model and the file is missing or was
@@ -478,7 +470,7 @@ def _stale(path: Path, checkpoint: Path | None) -> bool:
         recorded = ExportManifest.load(manifest_for(path)).source.get("checkpoint_sha256")
     except EngineError:
         return True
-    return recorded != _sha256(checkpoint)
+    return recorded != sha256_file(checkpoint)
 
 
 def load_components(config_path: str | Path = SHIPPED_CONFIG, backend: str | None = None) -> Components:

@@ -23,7 +23,6 @@ with a ``components.yaml`` that loads them, measured component metrics through O
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import sys
@@ -37,6 +36,8 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor
 from tqdm import tqdm
+
+from edgerun.engines.plan_cache import sha256_file
 
 from ..training import torch_threads
 from . import vocabulary as vocab
@@ -287,14 +288,6 @@ def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return peak * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:

@@ -13,7 +13,6 @@ steps a batch whose loss is above 100 is clamped (no gradient: skipped), as rele
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sys
 import time
@@ -24,7 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..training import torch_threads
+from edgerun.engines.plan_cache import sha256_file
+
+from ..training import TrainResult, torch_threads
 from .checkpoint import save_checkpoint
 from .config import SMALL, TracksTo4DConfig
 from .evaluate import evaluate_scenes
@@ -64,14 +65,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    manifest: Path
-    loss_curve: Path
-    manifest_data: dict
 
 
 def training_batch(seed: int, step: int, batch: int, scene: SceneConfig) -> tuple[torch.Tensor, Targets]:
@@ -216,7 +209,7 @@ def _finish(config: TrainConfig, state: dict) -> TrainResult:
         "evals_during_training": state["evals"],
         "checkpoint": {
             "path": "model.pt",
-            "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "sha256": sha256_file(checkpoint),
             "bytes": checkpoint.stat().st_size,
             "parameters": sum(p.numel() for p in model.parameters()),
         },
