@@ -262,7 +262,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.train import train_main
 
-    return train_main(args.env, args.out, args.steps, args.resume, args.seed)
+    return train_main(args.env, args.out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
 
 
 def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -280,7 +280,7 @@ def cmd_train_int_seg(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
-    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine)
+    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers)
 
 
 def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -416,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = train.add_parser("dino-wm", help="DINO-WM: offline encoder, then the predictor (resumable)")
     t.add_argument("--env", default="edgerun/Wall-v0")
     _training_arguments(t, "runs/dino_wm_wall", "(checkpoints, loss curve, manifest)", "predictor training steps")
+    t.add_argument("--rollout-blocks", type=int, default=1, metavar="K",
+                   help="1: the paper's teacher-forced loss; K > 1: open-loop rollouts of K action blocks")
+    t.add_argument("--init-from", metavar="STATE", help="a predictor state (ckpt-latest.pt) of the same model to fine-tune")
     t.set_defaults(func=cmd_train)
     t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
     _training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
@@ -435,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
                    help="what scores the CEM samples: the torch model, or the exported planning cost on ONNX Runtime")
     e.add_argument("--cost-engine", help="with --backend onnxruntime: an exported planning cost .onnx (default: export the checkpoint's)")
+    e.add_argument("--workers", type=int, default=1, help="torch backend: episodes in N processes of one thread (same result)")
     e.set_defaults(func=cmd_eval)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default="checkpoints/int_seg/components.yaml")

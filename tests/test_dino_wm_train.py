@@ -28,7 +28,7 @@ from edgerun.models.dino_wm.train import (
     train,
     train_main,
 )
-from edgerun.models.dino_wm.world_model import DinoWorldModel
+from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
 
 WALL_ID = "edgerun/Wall-v0"
 TINY_ENCODER = EncoderConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, img_size=64, input_size=64, layerscale_init=0.1)
@@ -123,6 +123,30 @@ def test_latent_loss_is_the_models_teacher_forced_training_loss() -> None:
         torch.testing.assert_close(got[key], expected[key])
 
 
+def test_rollout_loss_scores_the_planners_open_loop_rollout() -> None:
+    """rollout_blocks K > 1: the loss is the MSE of exactly what planning predicts (world_model.rollout)."""
+    torch.manual_seed(0)
+    model = DinoWorldModel(TINY).eval()
+    K = 3
+    visual, proprio, blocks = torch.randn(2, 1 + K, 16, 32), torch.randn(2, 1 + K, 2), torch.randn(2, 1 + K, 10)
+    got = latent_losses(model, visual, proprio, blocks)
+    with torch.no_grad():
+        predicted = model.rollout(Latent(visual[:, :1], model.proprio_encoder(proprio[:, :1])), blocks[:, :K])
+    torch.testing.assert_close(got["visual"], torch.nn.functional.mse_loss(predicted.visual, visual[:, 1:]))
+    D, E = 32, 4  # the loss is the MSE over every visual and proprio dim of every predicted patch token
+    torch.testing.assert_close(got["loss"], (D * got["visual"] + E * got["proprio"]) / (D + E))
+
+
+def test_rollout_training_resumes_only_with_the_same_rollout_blocks(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", rollout_blocks=2, predictor_steps=3)
+    result = train(config, progress=False)
+    assert result.manifest_data["train_config"]["rollout_blocks"] == 2
+    with pytest.raises(ValueError, match="rollout_blocks=2"):
+        train(replace(config, rollout_blocks=1, predictor_steps=4), progress=False)
+    with pytest.raises(ValueError, match="rollout_blocks: expected >= 1"):
+        train(replace(config, out=str(tmp_path / "other"), rollout_blocks=0), progress=False)
+
+
 def test_folded_proprio_normalisation_takes_raw_proprio() -> None:
     torch.manual_seed(0)
     model = DinoWorldModel(TINY)
@@ -201,6 +225,23 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
     assert watch.early_reads == 0, "is_success was read while an episode was running"
     assert watch.final_reads == 4  # each episode scored once, after it ended
     json.dumps(result)  # JSON-able
+
+
+def test_evaluate_in_worker_processes_gives_the_sequential_result(trained: train_module.TrainResult) -> None:
+    settings = dict(
+        episodes=3, seed=5, progress=False, max_steps=10, random_baseline=False,
+        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=2), mpc_config=MPCConfig(execute_blocks=1),
+    )  # fmt: skip
+    sequential = evaluate(trained.checkpoint, WALL_ID, **settings)
+    parallel = evaluate(trained.checkpoint, WALL_ID, workers=2, **settings)
+
+    def outcome(result: dict) -> list[tuple]:
+        return [(r["seed"], r["steps"], r["success"], r["final_distance"]) for r in result["episode_records"]]
+
+    assert outcome(parallel) == outcome(sequential)
+    assert len({r["final_distance"] for r in sequential["episode_records"]}) == 3  # three different episodes
+    with pytest.raises(ValueError, match="workers: expected >= 1"):
+        evaluate(trained.checkpoint, WALL_ID, workers=0, **settings)
 
 
 def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ import math
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,7 @@ def evaluate(
     random_baseline: bool = True,
     make_env: Callable[[str], gymnasium.Env] | None = None,
     cost_engine: Any = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run ``episodes`` closed-loop MPC episodes and the same episodes with uniform random actions.
 
@@ -127,6 +128,8 @@ def evaluate(
     Engine of the exported planning cost (``edgerun export dino-wm-wall-cpu --checkpoint …``;
     :func:`eval_main` exports it), scores them; observations and goals are still encoded by the
     checkpoint's encoder. CEM only. ``make_env`` builds the env (default ``gymnasium.make``).
+    ``workers`` > 1 runs the episodes in that many processes (torch backend, one thread each); every
+    episode draws its CEM samples from its own generator, so the result does not depend on ``workers``.
 
     Returns a JSON-able dict with at least :data:`RESULT_KEYS`: ``success_rate`` (success at the end of
     the fixed budget, see the module docstring), ``random_success_rate`` (the same for random actions),
@@ -145,59 +148,34 @@ def evaluate(
         )
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
-    model, config, extra = load_checkpoint(checkpoint)
-    model.eval()
-    p = config.predictor
-    action_mean = np.asarray(extra.get("action_mean", np.zeros(p.action_dim)), dtype=np.float32)
-    action_std = np.asarray(extra.get("action_std", np.ones(p.action_dim)), dtype=np.float32)
+    if workers < 1:
+        raise ValueError(f"workers: expected >= 1, got {workers}")
+    if workers > 1 and (cost_engine is not None or make_env is not None):
+        raise ValueError("workers > 1 runs torch episodes in worker processes: it takes neither cost_engine nor make_env")
     planner_config = planner_config or default_planner(env_id, planner)
-    encode = encoder_for(model)
     seeds = episode_seeds(seed, episodes)
-    make_env = make_env or gymnasium.make
-    env = make_env(env_id)
+    job = _EpisodeJob(str(checkpoint), env_id, seed, planner, planner_config, mpc_config, max_steps)
+    if workers > 1:
+        load_checkpoint(checkpoint)  # a bad checkpoint fails here, with its message, not in a worker
+        records = _parallel_episodes(job, seeds, workers, progress)
+        env = gymnasium.make(env_id)
+    else:
+        runner = _EpisodeRunner(job, make_env=make_env, cost_engine=cost_engine)
+        env = runner.env
+        try:
+            bar = tqdm(list(enumerate(seeds)), desc=f"eval {planner} {env_id}", unit="ep", disable=not progress)
+            records = []
+            for index, episode_seed in bar:
+                records.append(runner.run(index, episode_seed))
+                bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
+            bar.close()
+        except BaseException:
+            env.close()
+            raise
+    plan_times = [t for record in records for t in record.pop("plan_times_s")]
     try:
         budget = _budget(env, max_steps)
-        blocks = math.ceil(budget / p.frameskip)
-        low, high = env.action_space.low, env.action_space.high
         radius = getattr(env.unwrapped, "success_radius", None)
-        generator = torch.Generator().manual_seed(seed)
-        records: list[dict[str, Any]] = []
-        plan_times: list[float] = []
-        bar = tqdm(seeds, desc=f"eval {planner} {env_id}", unit="ep", disable=not progress)
-        for episode_seed in bar:
-            mpc = MPC(p.action_input_dim, planner_config, mpc_config, generator=generator, as_numpy=cost_engine is not None)
-            obs, info = env.reset(seed=episode_seed)
-            goal = encode(info["goal_pixels"], info["goal_proprio"])
-            goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
-            positions = [np.asarray(obs["proprio"], dtype=np.float64)]
-            steps, done = 0, False
-            for _ in range(blocks):
-                cost_fn = None
-                if mpc.needs_plan and cost_engine is not None:
-                    cost_fn = engine_cost(cost_engine, encode(obs["pixels"], obs["proprio"]), goal)
-                elif mpc.needs_plan:
-                    cost_fn = rollout_cost(model, encode(obs["pixels"], obs["proprio"]), goal, planner == "gd")
-                planned = mpc.needs_plan
-                block = mpc.act(cost_fn)
-                if planned:
-                    plan_times.append(mpc.last_plan.time_s)
-                for action in block_to_env_actions(block, action_mean, action_std, p.frameskip):
-                    obs, _, terminated, truncated, info = env.step(np.clip(action, low, high).astype(np.float32))
-                    positions.append(np.asarray(obs["proprio"], dtype=np.float64))
-                    steps += 1
-                    if terminated or truncated or steps >= budget:
-                        done = True
-                        break
-                if done:
-                    break
-            # The episode is over: only now is the env's success test read, once, to score it.
-            records.append({
-                "seed": episode_seed, "steps": steps, "success": bool(info["is_success"]),
-                "final_distance": float(info["distance"]) if "distance" in info else None,
-                "reached": _reached(positions, goal_position, radius), "plans": mpc.plans,
-            })  # fmt: skip
-            bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
-        bar.close()
         baseline = _random_episodes(env, seeds, budget, seed, radius, progress) if random_baseline else []
     finally:
         env.close()
@@ -230,6 +208,99 @@ def evaluate(
         "episode_records": records,
         "random_episode_records": baseline,
     }
+
+
+@dataclass(frozen=True)
+class _EpisodeJob:
+    """What every episode of one evaluation shares (picklable: worker processes rebuild the rest)."""
+
+    checkpoint: str
+    env_id: str
+    seed: int
+    planner: str
+    planner_config: CEMConfig | GDConfig
+    mpc_config: MPCConfig
+    max_steps: int | None
+
+
+class _EpisodeRunner:
+    """Runs closed-loop MPC episodes of one :class:`_EpisodeJob` in this process."""
+
+    def __init__(self, job: _EpisodeJob, make_env: Callable[[str], gymnasium.Env] | None = None, cost_engine: Any = None) -> None:
+        self.job, self.cost_engine = job, cost_engine
+        self.model, config, extra = load_checkpoint(job.checkpoint)
+        self.p = config.predictor
+        self.action_mean = np.asarray(extra.get("action_mean", np.zeros(self.p.action_dim)), dtype=np.float32)
+        self.action_std = np.asarray(extra.get("action_std", np.ones(self.p.action_dim)), dtype=np.float32)
+        self.encode = encoder_for(self.model)
+        self.env = (make_env or gymnasium.make)(job.env_id)
+        self.budget = _budget(self.env, job.max_steps)
+        self.radius = getattr(self.env.unwrapped, "success_radius", None)
+
+    def run(self, index: int, episode_seed: int) -> dict[str, Any]:
+        """Episode ``index``: its own CEM generator (``SeedSequence([seed, 4, index])``), so an episode's
+        outcome does not depend on which episodes ran before it or in which process."""
+        job, p, env = self.job, self.p, self.env
+        state = np.random.SeedSequence([job.seed, 4, index]).generate_state(2, dtype=np.uint32)
+        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        mpc = MPC(p.action_input_dim, job.planner_config, job.mpc_config, generator=generator, as_numpy=self.cost_engine is not None)
+        low, high = env.action_space.low, env.action_space.high
+        obs, info = env.reset(seed=episode_seed)
+        goal = self.encode(info["goal_pixels"], info["goal_proprio"])
+        goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
+        positions = [np.asarray(obs["proprio"], dtype=np.float64)]
+        plan_times: list[float] = []
+        steps, done = 0, False
+        for _ in range(math.ceil(self.budget / p.frameskip)):
+            cost_fn = None
+            if mpc.needs_plan and self.cost_engine is not None:
+                cost_fn = engine_cost(self.cost_engine, self.encode(obs["pixels"], obs["proprio"]), goal)
+            elif mpc.needs_plan:
+                cost_fn = rollout_cost(self.model, self.encode(obs["pixels"], obs["proprio"]), goal, job.planner == "gd")
+            planned = mpc.needs_plan
+            block = mpc.act(cost_fn)
+            if planned:
+                plan_times.append(mpc.last_plan.time_s)
+            for action in block_to_env_actions(block, self.action_mean, self.action_std, p.frameskip):
+                obs, _, terminated, truncated, info = env.step(np.clip(action, low, high).astype(np.float32))
+                positions.append(np.asarray(obs["proprio"], dtype=np.float64))
+                steps += 1
+                if terminated or truncated or steps >= self.budget:
+                    done = True
+                    break
+            if done:
+                break
+        # The episode is over: only now is the env's success test read, once, to score it.
+        return {
+            "seed": episode_seed, "steps": steps, "success": bool(info["is_success"]),
+            "final_distance": float(info["distance"]) if "distance" in info else None,
+            "reached": _reached(positions, goal_position, self.radius), "plans": mpc.plans, "plan_times_s": plan_times,
+        }  # fmt: skip
+
+
+_worker_runner: _EpisodeRunner | None = None
+
+
+def _worker_init(job: _EpisodeJob) -> None:
+    global _worker_runner
+    torch.set_num_threads(1)
+    _worker_runner = _EpisodeRunner(job)
+
+
+def _worker_episode(task: tuple[int, int]) -> dict[str, Any]:
+    assert _worker_runner is not None, "worker used before _worker_init"
+    return _worker_runner.run(*task)
+
+
+def _parallel_episodes(job: _EpisodeJob, seeds: list[int], workers: int, progress: bool) -> list[dict[str, Any]]:
+    """The episodes in ``workers`` processes (spawned, one torch thread each), results in episode order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(job,)) as pool:
+        results = pool.map(_worker_episode, list(enumerate(seeds)))
+        return list(tqdm(results, total=len(seeds), desc=f"eval {job.planner} {job.env_id} x{workers}", unit="ep", disable=not progress))
 
 
 def _random_episodes(env: gymnasium.Env, seeds: list[int], budget: int, seed: int, radius: float | None, progress: bool) -> list[dict]:
@@ -298,10 +369,10 @@ def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: s
 
 def eval_main(
     checkpoint: str, env: str, episodes: int, seed: int, json_path: str | None, backend: str = "torch",
-    cost_engine: str | None = None,
+    cost_engine: str | None = None, workers: int = 1,
 ) -> int:
     """``edgerun eval dino-wm [--checkpoint C] [--env ENV] [--episodes N] [--seed S] [--json PATH]
-    [--backend torch|onnxruntime [--cost-engine ONNX]]``.
+    [--backend torch|onnxruntime [--cost-engine ONNX]] [--workers N]``.
 
     With ``--backend onnxruntime`` the CEM samples are scored by the exported planning cost through
     ``edgerun.engines``: ``--cost-engine`` (an ``.onnx`` from ``edgerun export``), or the checkpoint
@@ -316,7 +387,7 @@ def eval_main(
             engine = None
             if backend != "torch":
                 engine = load(cost_engine, "onnxruntime-cpu") if cost_engine else exported_cost_engine(checkpoint, tmp, backend)
-            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True)
+            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True, workers=workers)
     except (CheckpointError, EngineError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
         print(f"edgerun eval dino-wm: {error}", file=sys.stderr)
         return 2
