@@ -8,6 +8,17 @@ on ``episode`` with the env's own success test (``success`` at the end, and ``st
 ``time_to_goal_s`` when the test first held, -1 if never): that topic is for evaluation and logs;
 a planner must not subscribe to it (DINO-WM's planner sees only model costs).
 
+With ``camera: robot`` (Wall envs) the node also publishes the robot's body camera
+(:mod:`edgerun.envs.robot_camera`): a perspective view of a 3-D version of the episode's world,
+rendered from the unwrapped env's state after reset and ``robot_camera.substeps`` times per env step
+(the robot moved along the line between the two states, so consecutive frames are a few pixels apart,
+as KLT needs). Frames go out on ``camera`` at ``camera_fps`` frames per second — the env steps at the
+camera's pace, as a real robot moves in real time — with ``image``, the true ``cam_from_world`` (4, 4) and ``K`` (3, 3),
+the camouflaged animals' ``target_mask`` and ``target`` category, ``frame_index`` (counted over the
+node's life), ``episode`` and ``step``; ``camera_pose`` carries the same without the pixels (small enough to record).
+The frame after a block's last step carries the observation's capture time. The observations
+themselves are untouched: the planner sees exactly what it sees without the camera.
+
 An ``action`` message carries ``action``: one env action ``(action_dim,)`` or a block of
 them ``(k, action_dim)``, stepped in order. A wrong shape or dtype is refused with a clear
 error in the node's log and status; the node stays up.
@@ -22,7 +33,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
 from edgerun.runtime import Message, Node, Queue
+
+CAMERAS = ("", "robot")
 
 
 @dataclass(frozen=True)
@@ -33,11 +47,14 @@ class EnvParams:
     auto_reset: bool = True  # start the next episode when one ends
     republish_s: float = 0.5  # no action for this long: send the current observation again
     episodes: int = 0  # stop the node after this many episodes; 0 runs until stopped
+    camera: str = ""  # "robot": publish the robot's body camera on 'camera' (Wall envs); "": none
+    camera_fps: float = 15.0  # camera frames per second: the env steps at this pace (substeps frames per step)
+    robot_camera: RobotCameraConfig = field(default_factory=RobotCameraConfig)  # size, optics, mount, substeps, floor
 
 
 class EnvNode(Node):
     inputs = {"action": Queue(8)}
-    outputs = ("observation", "goal", "episode")
+    outputs = ("observation", "goal", "episode", "camera", "camera_pose")
     services = ("reset",)
     params = EnvParams
 
@@ -50,10 +67,27 @@ class EnvNode(Node):
             raise TypeError(f"env '{self.params.env_id}': only Box action spaces are supported, got {space}")
         self.action_shape = space.shape
         self.action_dtype = space.dtype
+        self.camera = self.make_camera()
+        self.frame_index = 0
+        self.next_frame_at = time.monotonic()
         self.episode = -1
         self.reset_env()
         self.every(1.0, self.publish_goal)
         self.every(self.params.republish_s, self.republish_if_idle)
+
+    def make_camera(self) -> RobotCamera | None:
+        p = self.params
+        if p.camera not in CAMERAS:
+            raise ValueError(f"camera: expected one of {CAMERAS} ('robot': the Wall robot's body camera), got {p.camera!r}")
+        if not p.camera:
+            return None
+        if not p.camera_fps > 0:
+            raise ValueError(f"camera_fps: expected a positive rate, got {p.camera_fps}")
+        unwrapped = self.env.unwrapped
+        if not all(hasattr(unwrapped, name) for name in ("layout", "position", "goal")):
+            raise ValueError(f"camera 'robot' rides a Wall robot (edgerun/Wall-v0, edgerun/WallRandom-v0); "
+                             f"env '{p.env_id}' has no layout, position and goal")
+        return RobotCamera(p.robot_camera)
 
     def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.episode += 1
@@ -65,13 +99,35 @@ class EnvNode(Node):
         observation, self.info = self.env.reset(seed=seed, options=options)
         self.episode_seed = seed
         self.publish_goal()
-        self.publish_observation(observation)
+        capture_ns = None
+        if self.camera is not None:
+            unwrapped = self.env.unwrapped
+            capture_ns = self.publish_frames([self.camera.reset(seed, unwrapped.layout, unwrapped.position, unwrapped.goal)])
+        self.publish_observation(observation, capture_ns)
 
     def publish_observation(self, observation: Any, capture_ns: int | None = None) -> None:
         data = dict(observation) if isinstance(observation, dict) else {"observation": np.asarray(observation)}
         self.last_observation = (observation, capture_ns or time.time_ns())
         self.last_published = time.monotonic()
         self.publish("observation", capture_ns=self.last_observation[1], episode=self.episode, step=self.step, **data)
+
+    def publish_frames(self, views: list[CameraView]) -> int:
+        """Send camera frames at ``camera_fps``, each when its turn comes → the last one's capture time."""
+        period = 1.0 / self.params.camera_fps
+        capture_ns = time.time_ns()
+        for view in views:
+            delay = self.next_frame_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.next_frame_at = max(self.next_frame_at, time.monotonic() - period) + period
+            capture_ns = time.time_ns()
+            pose = dict(K=self.camera.K, cam_from_world=view.cam_from_world, frame_index=self.frame_index,
+                        episode=self.episode, step=self.step)
+            self.publish("camera", capture_ns=capture_ns, image=view.image, target_mask=view.target_mask,
+                         target=self.camera.world.target, **pose)
+            self.publish("camera_pose", capture_ns=capture_ns, **pose)
+            self.frame_index += 1
+        return capture_ns
 
     def republish_if_idle(self) -> None:
         """In a lockstep loop a lost observation (a late subscriber, a restarted planner) would stall
@@ -95,16 +151,19 @@ class EnvNode(Node):
             )
         if not np.issubdtype(actions.dtype, np.floating):
             raise ValueError(f"input 'action' from '{msg.sender}': expected floating-point actions, got {actions.dtype}")
+        capture_ns = None  # the observation's: that of the camera frame showing the same state, if any
         for action in actions.astype(self.action_dtype):
             observation, reward, terminated, truncated, self.info = self.env.step(action)
             self.step += 1
+            if self.camera is not None:
+                capture_ns = self.publish_frames(self.camera.advance(self.env.unwrapped.position))
             self.episode_return += float(reward)
             if self.reached is None and self.info.get("is_success"):
                 self.reached = (self.step, time.monotonic() - self.started)
             if terminated or truncated:
                 self.end_episode(terminated)
                 return
-        self.publish_observation(observation)
+        self.publish_observation(observation, capture_ns)
 
     def end_episode(self, terminated: bool) -> None:
         self.publish(

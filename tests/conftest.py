@@ -197,7 +197,9 @@ class RunningGraph:
         got = []
         try:
             while len(got) < count and socket.poll(int(timeout_s * 1000)):
-                got.append(messages.decode(socket.recv_multipart()))
+                msg = messages.decode(socket.recv_multipart())
+                if msg.topic == topic:  # not a longer topic that shares the prefix (env/camera_pose for env/camera)
+                    got.append(msg)
         finally:
             socket.close(linger=0)
         assert len(got) == count, f"got {len(got)} of {count} messages on {topic}"
