@@ -5,9 +5,10 @@
    after (:mod:`edgerun.export.cache`).
 2. **The graph** (``graphs/demo.yaml``, its ``${…}`` placeholders filled and written to
    ``OUT/graph.yaml``) runs until the env has finished its episode: the DINO-WM planner drives the
-   Wall env to its goal while the tracker → reconstructor and the INT segmenter run on their cameras.
-   Every topic but the rendered scene's raw frames (5 per second; the viewer keeps them, as JPEG) is
-   recorded to ``OUT/demo.mcap``; the viewer node writes ``OUT/demo.rrd``.
+   Wall env to its goal while the tracker → reconstructor and the INT segmenter run on the robot's
+   camera. Every topic is recorded to ``OUT/demo.mcap``, but of the camera's raw frames only those
+   the segmenter's kept masks were computed on (:class:`FramesOfResults`); the viewer node writes
+   every frame (as JPEG) to ``OUT/demo.rrd``.
 3. **The summary**: the launcher's per-node table (rate, p50/p99 latency from capture time, drops),
    the episode's success and time to goal, and ``OUT/summary.png`` drawn from the recording.
 """
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from edgerun.runtime.messages import Message
 
 PACKAGE = Path(__file__).resolve().parent
 log = logging.getLogger("edgerun.demo")
@@ -40,8 +43,36 @@ class DemoConfig:
     out: Path = Path("out/demo")
     graph: Path = PACKAGE / "graphs" / "demo.yaml"
     timeout_s: float = 420.0  # the graph normally ends with its episode well before this
-    unrecorded: tuple[str, ...] = ("scene/frames",)  # raw streams left out of the MCAP (its size)
+    camera: str = "env/camera"  # the robot camera's raw frames: 15 per second, 0.5 MB each
+    results_on_camera: str = "segmenter/mask"  # … of which the MCAP keeps those a mask was computed on
+    frame_every_s: float = 1.0  # … at most one a second (the Rerun recording has every frame, as JPEG)
     model_dir: Path | None = None  # the engine cache (default: $XDG_CACHE_HOME/edgerun/models)
+
+
+class FramesOfResults:
+    """A recording selector: the camera's raw frames are held back (the last ``keep``), and one is
+    written only when a result on ``results`` refers to it by capture time, at most one per
+    ``every_s`` of capture time; every other message is written as it comes. So the MCAP shows each
+    kept mask on the very frame it was computed from, at a few percent of the raw stream's size."""
+
+    def __init__(self, camera: str, results: str, every_s: float, keep: int = 64):
+        self.camera, self.results, self.every_ns, self.keep = camera, results, int(every_s * 1e9), keep
+        self.held: dict[int, Message] = {}
+        self.last_written_ns: int | None = None
+
+    def __call__(self, msg: Message) -> list[Message]:
+        if msg.topic == self.camera:
+            self.held[msg.capture_ns] = msg
+            if len(self.held) > self.keep:
+                del self.held[next(iter(self.held))]
+            return []
+        if msg.topic == self.results:
+            frame = self.held.get(msg.capture_ns)
+            due = self.last_written_ns is None or msg.capture_ns - self.last_written_ns >= self.every_ns
+            if frame is not None and due:
+                self.last_written_ns = msg.capture_ns
+                return [frame, msg]
+        return [msg]
 
 
 def prepare_engines(model_dir: Path | None) -> dict[str, Path]:
@@ -96,8 +127,9 @@ def run_demo(config: DemoConfig) -> int:
     launcher = Launcher(graph, duration_s=config.timeout_s, live_every_s=5.0)
     mcap_path = out / "demo.mcap"
     done = threading.Event()
-    recorded = {topic: endpoint for topic, endpoint in topics(launcher.state).items() if topic not in config.unrecorded}
-    recorder = threading.Thread(target=record, args=(recorded, mcap_path, None, done.is_set), name="recorder", daemon=True)
+    select = FramesOfResults(config.camera, config.results_on_camera, config.frame_every_s)
+    recorder = threading.Thread(target=record, args=(topics(launcher.state), mcap_path, None, done.is_set),
+                                kwargs={"select": select}, name="recorder", daemon=True)
     recorder.start()
     started = time.monotonic()
     result = launcher.run()

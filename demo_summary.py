@@ -19,7 +19,7 @@ from edgerun.runtime.recording import read_recording
 
 ENV, PLANNER = "env", "planner"
 RECONSTRUCTION = "reconstructor/reconstruction"
-SEGMENTATION, SEGMENTED_FRAMES = "segmenter/mask", "field/frames"
+SEGMENTATION, SEGMENTED_FRAMES = "segmenter/mask", "env/camera"
 
 
 def load_topics(path: Path) -> dict[str, list[Message]]:

@@ -86,11 +86,16 @@ def receive(socket: zmq.Socket, topic: str, timeout_s: float | None) -> Iterator
             yield msg
 
 
+DRAIN_S = 2.0
+
+
 def listen(
     topics: dict[str, str], duration_s: float | None, should_stop: Callable[[], bool] = lambda: False, hwm: int = 1000
 ) -> Iterator[Message]:
     """Every valid message on ``topics`` (``{topic: endpoint}``) until ``duration_s`` passes or
-    ``should_stop()``; malformed ones are skipped."""
+    ``should_stop()``; malformed ones are skipped. After ``should_stop()`` the queued messages sent
+    before it are still delivered (for at most ``DRAIN_S``), so a recorder that lags a busy graph
+    keeps the last messages, such as the episode's outcome, that the graph sent before it stopped."""
     context = zmq.Context.instance()
     socket = context.socket(zmq.SUB)
     socket.linger = 0
@@ -99,14 +104,23 @@ def listen(
         socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         socket.connect(endpoint)
     deadline = None if duration_s is None else time.monotonic() + duration_s
+    drain_until = stopped_ns = None
     try:
-        while not should_stop() and (deadline is None or time.monotonic() < deadline):
-            if not socket.poll(100, zmq.POLLIN):
+        while deadline is None or time.monotonic() < deadline:
+            if drain_until is None and should_stop():
+                drain_until, stopped_ns = time.monotonic() + DRAIN_S, time.time_ns()
+            if not socket.poll(100 if drain_until is None else 0, zmq.POLLIN):
+                if drain_until is not None:
+                    break  # nothing more queued
                 continue
+            if drain_until is not None and time.monotonic() > drain_until:
+                break
             try:
                 msg = messages.decode(socket.recv_multipart(copy=False))
             except messages.Rejected:
                 continue
+            if stopped_ns is not None and msg.send_ns > stopped_ns:
+                break  # sent after the stop: the queue is drained
             if msg.topic in topics:
                 yield msg
     finally:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import cbor2
 import numpy as np
@@ -111,12 +111,17 @@ def record(
     duration_s: float | None,
     should_stop: Callable[[], bool] = lambda: False,
     on_message: Callable[[Message], None] | None = None,
+    select: Callable[[Message], Iterable[Message]] | None = None,
 ) -> int:
-    """Subscribe to ``topics`` (``{topic: endpoint}``) and write them to ``path``; the message count."""
+    """Subscribe to ``topics`` (``{topic: endpoint}``) and write them to ``path``; the message count.
+
+    ``select`` (optional) maps each received message to the messages to write: itself, nothing, or
+    some it held back (e.g. only the camera frames that a result refers to)."""
     recorder = McapRecorder(path)
     try:
         for msg in listen(topics, duration_s, should_stop):
-            recorder.write(msg)
+            for kept in select(msg) if select else (msg,):
+                recorder.write(kept)
             if on_message:
                 on_message(msg)
     finally:

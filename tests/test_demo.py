@@ -51,7 +51,7 @@ def write_recording(path: Path) -> None:
     image = np.full((48, 64, 3), 90, np.uint8)
     mask = np.zeros((48, 64), bool)
     mask[10:20, 10:30] = True
-    add("field/frames", 60, image=image, target_mask=mask, frame_index=0)
+    add("env/camera", 60, image=image, target_mask=mask, frame_index=0)
     add("segmenter/mask", 60, mask=mask, prompt="frog", task_prompt="the camouflaged animal")
     add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5)
     recorder.close()
@@ -67,7 +67,7 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     pixels = matplotlib.image.imread(figure)
     assert pixels.shape[0] > 500 and pixels.shape[1] > 500
     assert set(load_topics(recording)) == {
-        "env/goal", "env/observation", "planner/plan", "reconstructor/reconstruction", "field/frames", "segmenter/mask", "env/episode",
+        "env/goal", "env/observation", "planner/plan", "reconstructor/reconstruction", "env/camera", "segmenter/mask", "env/episode",
     }
 
 
@@ -83,3 +83,25 @@ def test_a_demo_that_cannot_start_says_why_in_one_line(capsys):
 
     assert demo_main("/proc/no-such-dir/demo", 10.0) == 2
     assert capsys.readouterr().err.strip() == "edgerun demo: [Errno 2] No such file or directory: '/proc/no-such-dir'"
+
+
+def test_the_recording_keeps_only_the_camera_frames_a_kept_mask_was_computed_on():
+    from edgerun.demo import FramesOfResults
+
+    def message(topic: str, capture_ns: int) -> messages.Message:
+        frames = messages.encode(topic, {"image": np.zeros((4, 4, 3), np.uint8)} if topic == "env/camera" else {"n": 1},
+                                 seq=0, capture_ns=capture_ns, sender=topic.split("/")[0])
+        return messages.decode(frames)
+
+    select = FramesOfResults("env/camera", "segmenter/mask", every_s=1.0, keep=3)
+    second = 1_000_000_000
+    assert select(message("env/camera", 1 * second)) == []  # held back
+    for t in (2, 3, 4):
+        select(message("env/camera", t * second))
+    assert [m.topic for m in select(message("segmenter/mask", 1 * second))] == ["segmenter/mask"]  # frame 1 aged out
+    kept = select(message("segmenter/mask", 3 * second))
+    assert [(m.topic, m.capture_ns) for m in kept] == [("env/camera", 3 * second), ("segmenter/mask", 3 * second)]
+    kept = select(message("segmenter/mask", 3 * second + second // 2))  # half a second later: mask only
+    assert [m.topic for m in kept] == ["segmenter/mask"]
+    assert [(m.topic, m.capture_ns) for m in select(message("segmenter/mask", 4 * second))][0] == ("env/camera", 4 * second)
+    assert [m.topic for m in select(message("env/observation", 5))] == ["env/observation"]  # anything else as it comes
