@@ -1,8 +1,8 @@
 """What the demo did, read back from its MCAP recording: the episode's outcome and a summary figure.
 
 The figure has four panels: the Wall episode (executed path over the goal frame, each plan's
-commanded path), the planner's cost per CEM iteration for each plan, the reconstruction (camera
-path and points, top view) and the last segmented frame with its mask and instance prompt.
+commanded path), the planner's cost per CEM iteration for each plan, the reconstruction (the last
+window's camera path, Sim(3)-aligned onto the robot camera's true path, and its points, top view) and the last segmented frame with its mask and instance prompt.
 Topics follow ``graphs/demo.yaml``.
 """
 
@@ -18,7 +18,8 @@ from edgerun.runtime.messages import Message
 from edgerun.runtime.recording import read_recording
 
 ENV, PLANNER = "env", "planner"
-RECONSTRUCTION = "reconstructor/reconstruction"
+RECONSTRUCTION, TRUE_POSES = "reconstructor/reconstruction", "env/camera_pose"
+MOVED_M = 0.05  # RMS spread of a window's true camera centres below which the camera stood still
 SEGMENTATION, SEGMENTED_FRAMES = "segmenter/mask", "env/camera"
 
 
@@ -42,6 +43,10 @@ def episode_summary(path: Path) -> str:
         )
     if not lines:
         lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
+    errors, still = reconstruction_errors(topics)
+    if errors:
+        lines.append(f"[demo] reconstruction: {len(errors)} windows with motion against the true camera path, ATE median "
+                     f"{np.median(errors):.3f} m (a camera that never moved: {np.median(still):.3f} m)")
     plans = topics.get(f"{PLANNER}/plan", [])
     if plans:
         times = [m["plan_time_s"] for m in plans]
@@ -97,26 +102,68 @@ def _cost_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
         ax.legend(fontsize=7)
 
 
+def true_windows(topics: dict[str, list[Message]]) -> list[tuple[Message, np.ndarray]]:
+    """Each reconstructed window with the camera's true (T, 4, 4) poses at its frames (from the env's
+    ``camera_pose``, matched by capture time), for the windows whose every frame has one."""
+    truth = {m.capture_ns: np.asarray(m["cam_from_world"], np.float64) for m in topics.get(TRUE_POSES, [])}
+    windows = [m for m in topics.get(RECONSTRUCTION, []) if not m["skipped"]]
+    return [(m, np.stack([truth[int(t)] for t in m["stamps_ns"]])) for m in windows
+            if all(int(t) in truth for t in m["stamps_ns"])]
+
+
+def reconstruction_errors(topics: dict[str, list[Message]]) -> tuple[list[float], list[float]]:
+    """Per window in which the camera moved (``MOVED_M``): ATE (m, Sim(3)-aligned) of TracksTo4D's
+    cameras, and of a camera that never moved (the best such guess, every frame at the true path's
+    mean: its RMS spread). The robot stands still while it plans; those windows say nothing."""
+    from edgerun.models.tracks_to_4d.metrics import ate, camera_centres
+
+    estimated, still = [], []
+    for window, true in true_windows(topics):
+        centres = camera_centres(true)
+        spread = float(np.sqrt(((centres - centres.mean(0)) ** 2).sum(1).mean()))
+        if spread >= MOVED_M:
+            estimated.append(ate(np.asarray(window["cam_from_world"], np.float64), true))
+            still.append(spread)
+    return estimated, still
+
+
 def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    from edgerun.models.tracks_to_4d.metrics import align_trajectory, camera_centres
+
     windows = [m for m in topics.get(RECONSTRUCTION, []) if not m["skipped"]]
     skipped = len(topics.get(RECONSTRUCTION, [])) - len(windows)
     if not windows:
         ax.set_title(f"reconstruction: no windows ({skipped} skipped)")
         return
-    last = windows[-1]
-    world_from_cam = np.linalg.inv(np.asarray(last["cam_from_world"], dtype=np.float64))
-    centres = world_from_cam[:, :3, 3]
-    points = np.asarray(last["points_world"])[-1].reshape(-1, 3)
+    with_truth = true_windows(topics)
+    if not with_truth:  # no ground truth recorded: the estimate in its own frame
+        last = windows[-1]
+        centres = camera_centres(np.asarray(last["cam_from_world"], np.float64))
+        ax.plot(centres[:, 0], centres[:, 2], "-o", ms=2, color="tab:red", label="cameras")
+        ax.set_xlabel("x")
+        ax.set_ylabel("z (depth)")
+        ax.set_title(f"TracksTo4D: last of {len(windows)} windows, top view ({skipped} skipped)")
+        ax.legend(fontsize=7)
+        return
+    last, true = with_truth[-1]
+    aligned, transform = align_trajectory(np.asarray(last["cam_from_world"], np.float64), true)
+    points = np.asarray(last["points_world"], np.float64)[-1].reshape(-1, 3)
     points = points[np.isfinite(points).all(axis=1)]
-    if len(points):
+    if len(points):  # into the true world frame (metres; Z down, so X-Y is the top view)
+        points = transform.scale * points @ transform.rotation.T + transform.translation
         spread = np.linalg.norm(points - np.median(points, axis=0), axis=1)
         points = points[spread <= np.percentile(spread, 95)]
-        ax.scatter(points[:, 0], points[:, 2], s=3, c=points[:, 1], cmap="viridis", label="points (last frame)")
-    ax.plot(centres[:, 0], centres[:, 2], "-o", ms=2, color="tab:red", label="cameras")
-    ax.set_xlabel("x")
-    ax.set_ylabel("z (depth)")
+        ax.scatter(points[:, 0], points[:, 1], s=3, c=-points[:, 2], cmap="viridis", label="points (last frame; colour: height)")
+    true_centres, estimated_centres = camera_centres(true), camera_centres(aligned)
+    ax.plot(true_centres[:, 0], true_centres[:, 1], "-", lw=2, color="0.3", label="true camera path")
+    ax.plot(estimated_centres[:, 0], estimated_centres[:, 1], "-o", ms=2, color="tab:red", label="TracksTo4D (Sim(3)-aligned)")
+    errors, _ = reconstruction_errors(topics)
+    median = f"ATE median {np.median(errors):.3f} m" if errors else "camera still"
+    ax.set_xlabel("world x (m)")
+    ax.set_ylabel("world y (m)")
+    ax.invert_yaxis()  # Wall's image axes: y down
     ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"TracksTo4D: last of {len(windows)} windows, top view ({skipped} skipped)")
+    ax.set_title(f"TracksTo4D: last of {len(windows)} windows ({skipped} skipped), {median}", fontsize=9)
     ax.legend(fontsize=7)
 
 

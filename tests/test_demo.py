@@ -46,8 +46,13 @@ def write_recording(path: Path) -> None:
         best_costs=np.array([0.3, 0.1], np.float32), cost=0.1, plan_time_s=2.0)
     cam_from_world = np.tile(np.eye(4, dtype=np.float32), (20, 1, 1))
     cam_from_world[:, 0, 3] = -np.linspace(0, 1, 20)
-    add("reconstructor/reconstruction", 50, skipped=False, cam_from_world=cam_from_world,
+    stamps = np.arange(100, 120, dtype=np.int64)
+    add("reconstructor/reconstruction", 50, skipped=False, cam_from_world=cam_from_world, stamps_ns=stamps,
         points_world=np.random.default_rng(0).normal(size=(20, 30, 3)).astype(np.float32))
+    for stamp, pose in zip(stamps, cam_from_world):  # the true path: the estimate at twice the scale
+        true = pose.astype(np.float64)
+        true[:3, 3] *= 2.0
+        add("env/camera_pose", int(stamp), cam_from_world=true, K=np.eye(3), frame_index=int(stamp) - 100)
     image = np.full((48, 64, 3), 90, np.uint8)
     mask = np.zeros((48, 64), bool)
     mask[10:20, 10:30] = True
@@ -63,11 +68,16 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     text = episode_summary(recording)
     assert "episode 0 (seed 1000): GOAL REACHED after 100 steps, 30.0 s; first at the goal after 42 steps, 12.5 s" in text
     assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
+    # the estimate is the true path up to scale: ATE 0 after the Sim(3) alignment; standing still: the path's RMS spread
+    spread = np.sqrt(((2.0 * np.linspace(0, 1, 20) - 1.0) ** 2).mean())
+    assert f"reconstruction: 1 windows with motion against the true camera path, ATE median 0.000 m " \
+           f"(a camera that never moved: {spread:.3f} m)" in text
     figure = summary_figure(recording, tmp_path / "summary.png")
     pixels = matplotlib.image.imread(figure)
     assert pixels.shape[0] > 500 and pixels.shape[1] > 500
     assert set(load_topics(recording)) == {
-        "env/goal", "env/observation", "planner/plan", "reconstructor/reconstruction", "env/camera", "segmenter/mask", "env/episode",
+        "env/goal", "env/observation", "planner/plan", "reconstructor/reconstruction", "env/camera_pose", "env/camera",
+        "segmenter/mask", "env/episode",
     }
 
 
