@@ -274,7 +274,7 @@ def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
 def cmd_train_int_seg(args: argparse.Namespace) -> int:
     from edgerun.models.int_seg.train import train_main
 
-    return train_main(args.out, args.steps, args.resume, args.seed)
+    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -422,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
     t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
     _training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
+    t.add_argument("--init-from", metavar="INT_SEG_PT", help="fine-tune these components (e.g. checkpoints/int_seg/int_seg.pt)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: the config's; lower it to fine-tune)")
     t.set_defaults(func=cmd_train_int_seg)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     _training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")

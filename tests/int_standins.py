@@ -123,7 +123,7 @@ class StandInSegmenter:
     def set_image(self, image: np.ndarray) -> None:
         self.image = image
 
-    def segment(self, box: np.ndarray) -> tuple[np.ndarray, float]:
+    def segment(self, box: np.ndarray, previous: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         x0, y0, x1, y1 = np.round(box).astype(int)
         inside = np.zeros(self.image.shape[:2], dtype=bool)
         inside[y0:y1, x0:x1] = True

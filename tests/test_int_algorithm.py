@@ -36,13 +36,17 @@ def scene():
     return make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)})
 
 
-def test_negative_mining_picks_the_instance_whose_removal_changes_the_scores_most(scene):
+@pytest.mark.parametrize("tokens", ["task", "all"])
+def test_negative_mining_picks_the_instance_whose_removal_changes_the_scores_most(scene, tokens):
     components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
-    result = run_int(scene.image, TASK_PROMPT, components, CONFIG)
+    result = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, contrast_tokens=tokens))
     first = result.iterations[0]
     assert first.candidates == ["car", "frog"]  # the detector's order: the car first
     contrasts = dict(zip(first.candidates, first.contrasts))
-    assert contrasts["frog"] > contrasts["car"] > 0
+    if tokens == "task":  # the task prompt's probability: removing the car only raises it (the softmax renormalises)
+        assert contrasts["frog"] > 0 >= contrasts["car"]
+    else:  # the car's own token drops when the car is removed
+        assert contrasts["frog"] > contrasts["car"] > 0
     assert result.prompt == "frog" and all(r.prompt == "frog" for r in result.iterations)
     assert iou(result.mask, scene.masks["frog"]) > 0.95
     assert result.scores["frog"] > result.scores["car"]

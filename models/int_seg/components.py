@@ -170,6 +170,23 @@ def letterbox(image: np.ndarray, size: int, normalize: Normalize = Normalize()) 
     return canvas.transpose(2, 0, 1), scale
 
 
+MASK_LOGIT = 10.0  # a previous mask enters the decoder's mask_input as ±MASK_LOGIT (a confident SAM logit map)
+
+
+def mask_prompt(mask: np.ndarray, size: int, low_res: tuple[int, int] | None = None) -> np.ndarray:
+    """A bool (H, W) image mask as SAM's ``mask_input`` (low_res, default size×size) float32 logits:
+    letterboxed like the image (resize the long side to ``size``, pad bottom/right), +MASK_LOGIT inside,
+    −MASK_LOGIT outside and in the padding."""
+    height, width = mask.shape[:2]
+    scale = size / max(height, width)
+    new_w, new_h = int(width * scale + 0.5), int(height * scale + 0.5)
+    canvas = np.zeros((size, size), np.float32)
+    canvas[:new_h, :new_w] = cv2.resize(mask.astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_AREA)
+    if low_res is not None and tuple(low_res) != (size, size):
+        canvas = cv2.resize(canvas, (low_res[1], low_res[0]), interpolation=cv2.INTER_AREA)
+    return ((2.0 * canvas - 1.0) * MASK_LOGIT).astype(np.float32)
+
+
 def _fixed_size(engine: Engine, input_name: str, configured: int, component: str, path: Path) -> int:
     spec = next(s for s in engine.inputs if s.name == input_name)
     fixed = spec.shape[-1]
@@ -284,20 +301,26 @@ class Segmenter:
         if not all(isinstance(d, int) for d in self._mask_hw):  # a dynamic mask_input: 4x the embedding grid
             self._mask_hw = (4 * self._embeddings.shape[2], 4 * self._embeddings.shape[3])
 
-    def segment(self, box: Sequence[float]) -> tuple[np.ndarray, float]:
-        """The bool (H, W) mask for an xyxy pixel box on the last ``set_image``, and its predicted IoU."""
+    def segment(self, box: Sequence[float], previous: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The bool (H, W) mask for an xyxy pixel box on the last ``set_image``, and its predicted IoU.
+
+        ``previous``: a bool (H, W) mask of an earlier prediction, fed back as SAM's ``mask_input``
+        (see ``mask_prompt``) with ``has_mask_input`` = 1, as in SAM's iterative refinement."""
         if self._embeddings is None:
             raise RuntimeError("segmenter: call set_image(image) before segment(box)")
         box = np.asarray(box, np.float32)
         if box.shape != (4,) or not np.all(np.isfinite(box)):
             raise ValueError(f"segmenter: expected an xyxy box of 4 finite numbers, got {box!r}")
         n = self._names
+        if previous is not None and np.shape(previous) != tuple(self._image_hw):
+            raise ValueError(f"segmenter: previous mask shape {np.shape(previous)} is not the image's {self._image_hw}")
         out = self.decoder(**{
             n["image_embeddings"]: self._embeddings,
             n["point_coords"]: (box.reshape(1, 2, 2) * self._scale).astype(np.float32),
             n["point_labels"]: np.array([[2, 3]], np.float32),
-            n["mask_input"]: np.zeros((1, 1, *self._mask_hw), np.float32),
-            n["has_mask_input"]: np.zeros(1, np.float32),
+            n["mask_input"]: (np.zeros(self._mask_hw, np.float32) if previous is None
+                              else mask_prompt(np.asarray(previous, bool), self.input_size, self._mask_hw))[None, None],
+            n["has_mask_input"]: np.full(1, previous is not None, np.float32),
             n["orig_im_size"]: np.array(self._image_hw, np.float32),
         })
         masks, ious = out[n["masks"]][0], out[n["iou_predictions"]][0]

@@ -12,7 +12,15 @@ One loop trains three things side by side, each step on fresh views of a fixed g
   box regression with L1 + GIoU on the locations assigned to an instance: the cells whose
   centre falls in the central half of its box, the smallest box winning);
 - the **promptable decoder** over its image encoder (jittered ground-truth boxes, sometimes an
-  extra positive point → the instance mask; BCE + Dice; the IoU head regresses the IoU reached).
+  extra positive point → the instance mask; BCE + Dice; the IoU head regresses the IoU reached);
+  as SAM is trained, part of each batch is fed a previous mask (``mask_input``, ``has_mask_input`` =
+  1): the decoder's own first prediction, or another instance's mask (an INT iteration that went
+  wrong), so the loop's later iterations can refine a mask and do not follow a wrong one.
+
+The scorer and the detector also see *loop views*: X' = w·(X ⊙ M) + (1 − w)·X with M an
+instance's mask, the image INT's iterations 2…I mine on. Trained on plain images only, the scorer
+lost the camouflaged target on X' (its contrast D fell from ~0.4 to ~0.05 once the first iteration
+had highlighted it) and later iterations drifted to a salient distractor.
 
 Resumable: ``out/state.pt`` (networks, optimizer, step, loss history) every ``checkpoint_every``
 steps. At the end: ``out/int_seg.pt`` (float16 weights), the four ONNX exports under ``out/onnx``
@@ -30,6 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,7 +51,8 @@ from edgerun.engines.plan_cache import sha256_file
 from ..training import torch_threads
 from . import vocabulary as vocab
 from .checkpoint import FORMAT, KINDS
-from .components import letterbox
+from .algorithm import INTConfig, blend
+from .components import MASK_LOGIT, letterbox, mask_prompt
 from .inpaint import OpenCVInpainter
 from .networks import NetworkConfig, build
 from .synthetic import CATEGORIES, TRAIN_SEED, VAL_SEED, Sample, SyntheticConfig, generate_split
@@ -63,11 +73,15 @@ class TrainConfig:
     scorer_starts_at: float = 0.65  # fraction of the steps after which the scorer starts from the detector's trunk
     detector_batch: int = 8
     segmenter_batch: int = 8
+    loop_view_prob: float = 0.4  # scorer/detector views blended as INT's iterations 2…I see the image (X')
+    mask_input_prob: float = 0.5  # decoder samples fed a previous mask (SAM's iterative training)
+    wrong_mask_prob: float = 0.25  # … of which the previous mask is another instance's
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 100
     checkpoint_every: int = 100
     threads: int = 1
+    init_from: str = ""  # an INT components checkpoint (int_seg.pt) to fine-tune: every component, the scorer from step 0
     network: NetworkConfig = NetworkConfig()
     data: SyntheticConfig = SyntheticConfig()
     command: str = ""
@@ -116,9 +130,35 @@ def _oriented(sample: Sample, flip: bool) -> tuple[np.ndarray, list[tuple[str, n
     return sample.image, [(i.category, i.mask, i.box, i.camouflaged) for i in sample.instances]
 
 
-def scorer_view(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpainter) -> tuple[np.ndarray, np.ndarray]:
-    """An image view (whole, one instance removed, an instance crop, a half/quarter patch) and its target distribution."""
+def loop_view(image: np.ndarray, instances: list[tuple[str, np.ndarray, np.ndarray, bool]], rng: np.random.Generator) -> np.ndarray:
+    """``image`` as INT's next iteration sees it: X' = w·(X ⊙ M) + (1 − w)·X with M a soft mask as (d)
+    gives it: the camouflaged target's (60 %) or any instance's (an iteration that went wrong), its edge
+    grown or shrunk by up to two pixels, scaled by a weight s in [0.2, 1] (M = Σ s(m_k)·m_k)."""
+    camouflaged = [k for k, instance in enumerate(instances) if instance[3]]
+    if camouflaged and rng.random() < 0.6:
+        pick = camouflaged[int(rng.integers(len(camouflaged)))]
+    else:
+        pick = int(rng.integers(len(instances)))
+    mask = instances[pick][1].astype(np.uint8)
+    radius = int(rng.integers(0, 3))
+    if radius:
+        morph = cv2.dilate if rng.random() < 0.5 else cv2.erode
+        mask = morph(mask, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+    return blend(np.ascontiguousarray(image), mask.astype(np.float32) * rng.uniform(0.2, 1.0), INTConfig().blend_weight)
+
+
+def _maybe_loop_view(sample: Sample, rng: np.random.Generator, probability: float) -> tuple[np.ndarray, list]:
     image, instances = _oriented(sample, rng.random() < 0.5)
+    if rng.random() < probability:
+        image = loop_view(image, instances, rng)
+    return image, instances
+
+
+def scorer_view(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpainter,
+                loop_view_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """An image view (whole, one instance removed, an instance crop, a half/quarter patch; of X or of
+    a loop view X') and its target distribution."""
+    image, instances = _maybe_loop_view(sample, rng, loop_view_prob)
     height, width = image.shape[:2]
     removed = -1
     window = (0, 0, width, height)
@@ -157,10 +197,12 @@ def view_target(instances: list[tuple[str, np.ndarray, np.ndarray, bool]], windo
     return target / target.sum()
 
 
-def removal_pair(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpainter) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The whole image and the same image with its camouflaged instance(s) inpainted away: the contrast
-    INT's negative mining reads, which the camouflaged target alone barely changes in pixels."""
-    image, instances = _oriented(sample, rng.random() < 0.5)
+def removal_pair(sample: Sample, rng: np.random.Generator, inpainter: OpenCVInpainter,
+                 loop_view_prob: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The whole image (X or a loop view X') and the same image with its camouflaged instance(s)
+    inpainted away: the contrast INT's negative mining reads, which the camouflaged target alone
+    barely changes in pixels."""
+    image, instances = _maybe_loop_view(sample, rng, loop_view_prob)
     height, width = image.shape[:2]
     window = (0, 0, width, height)
     targets = {i for i, instance in enumerate(instances) if instance[3]}
@@ -227,8 +269,10 @@ def dice_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 def scorer_loss(net, samples: list[Sample], texts: Tensor, rng: np.random.Generator, config: TrainConfig,
                 inpainter: OpenCVInpainter) -> Tensor:
-    pairs = [view for _ in range(config.scorer_pairs) for view in removal_pair(samples[int(rng.integers(len(samples)))], rng, inpainter)]
-    singles = [scorer_view(samples[int(rng.integers(len(samples)))], rng, inpainter) for _ in range(config.scorer_batch)]
+    pairs = [view for _ in range(config.scorer_pairs)
+             for view in removal_pair(samples[int(rng.integers(len(samples)))], rng, inpainter, config.loop_view_prob)]
+    singles = [scorer_view(samples[int(rng.integers(len(samples)))], rng, inpainter, config.loop_view_prob)
+               for _ in range(config.scorer_batch)]
     views, targets = zip(*(pairs + singles))
     batch = torch.from_numpy(np.stack([letterbox(v, config.network.scorer_size)[0] for v in views]))
     logits = net.logit_scale.exp() * net(batch) @ F.normalize(texts, dim=-1).T
@@ -239,7 +283,7 @@ def detector_loss(net, samples: list[Sample], texts: Tensor, rng: np.random.Gene
     size, grid = config.network.detector_size, config.network.detector_size // 8
     images, classes, boxes, assigned = [], [], [], []
     for _ in range(config.detector_batch):
-        image, instances = _oriented(samples[int(rng.integers(len(samples)))], rng.random() < 0.5)
+        image, instances = _maybe_loop_view(samples[int(rng.integers(len(samples)))], rng, config.loop_view_prob)
         c, b, a = detector_targets(instances, size, grid)
         images.append(np.ascontiguousarray(image)), classes.append(c), boxes.append(b), assigned.append(a)
     logits, pred = net(_to_tensor(images), texts)
@@ -252,10 +296,14 @@ def detector_loss(net, samples: list[Sample], texts: Tensor, rng: np.random.Gene
 
 
 def segmenter_loss(encoder, decoder, samples: list[Sample], rng: np.random.Generator, config: TrainConfig) -> Tensor:
-    images, targets, prompts = [], [], []
+    size = config.network.segmenter_size
+    images, targets, prompts, wrong = [], [], [], []
     for _ in range(config.segmenter_batch):
         image, instances = _oriented(samples[int(rng.integers(len(samples)))], rng.random() < 0.5)
-        _, mask, (x0, y0, x1, y1), _ = instances[int(rng.integers(len(instances)))]
+        pick = int(rng.integers(len(instances)))
+        _, mask, (x0, y0, x1, y1), _ = instances[pick]
+        others = [instance[1] for k, instance in enumerate(instances) if k != pick]
+        wrong.append(mask_prompt(others[int(rng.integers(len(others)))], size) if others and rng.random() < config.wrong_mask_prob else None)
         w, h = x1 - x0, y1 - y0
         jitter = rng.uniform(-0.1, 0.1, 4) * [w, h, w, h] + rng.normal(0, 1.0, 4)
         points = [[x0 + jitter[0], y0 + jitter[1]], [x1 + jitter[2], y1 + jitter[3]]]
@@ -271,8 +319,16 @@ def segmenter_loss(encoder, decoder, samples: list[Sample], rng: np.random.Gener
     embeddings = encoder(_to_tensor(images))
     h, w = embeddings.shape[-2:]
     maps = torch.cat([decoder.prompt_maps(c, l, h, w) for c, l in prompts])
-    size = config.network.segmenter_size
-    low_res, iou = decoder.low_res(embeddings, maps, torch.zeros(len(images), 1, size, size), torch.zeros(len(images)))
+    mask_input, has_mask_input = torch.zeros(len(images), 1, size, size), torch.zeros(len(images))
+    fed = rng.random(len(images)) < config.mask_input_prob
+    if fed.any():  # SAM's iterative training: the previous prediction (or a wrong instance's mask) as mask_input
+        with torch.no_grad():
+            first, _ = decoder.low_res(embeddings, maps, mask_input, has_mask_input)
+        previous = [torch.from_numpy(w) if w is not None else torch.where(f > 0, 1.0, -1.0) * MASK_LOGIT
+                    for w, f in zip(wrong, first[:, 0])]
+        mask_input = torch.stack(previous)[:, None] * torch.from_numpy(fed).float()[:, None, None, None]
+        has_mask_input = torch.from_numpy(fed).float()
+    low_res, iou = decoder.low_res(embeddings, maps, mask_input, has_mask_input)
     target = torch.from_numpy(np.stack(targets)).float()[:, None]
     with torch.no_grad():
         hit = low_res > 0
@@ -315,6 +371,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
             networks[kind].load_state_dict(state[kind])
         optimizer.load_state_dict(state["optimizer"])
         history, step = state["history"], state["step"]
+    elif config.init_from:
+        initialise_from(networks, Path(config.init_from), config.network)
     samples = generate_split(config.seed * 1000 + TRAIN_SEED, config.train_images, config.data)
     table = phrasing_embeddings()
     inpainter = OpenCVInpainter()
@@ -327,14 +385,14 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         torch.save(payload, out / "state.tmp")
         (out / "state.tmp").replace(state_path)
 
-    scorer_start = int(config.scorer_starts_at * config.steps)
+    scorer_start = 0 if config.init_from else int(config.scorer_starts_at * config.steps)
     bar = tqdm(total=config.steps, initial=step, desc="int-seg components", unit="step", disable=not progress)
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config.steps, config.lr, config.warmup)
         texts = draw_texts(table, rng)
-        if step == scorer_start:
+        if step == scorer_start and not config.init_from:
             networks["scorer"].start_from_detector(networks["detector"])
         losses = {
             "detector": detector_loss(networks["detector"], samples, texts, rng, config),
@@ -359,6 +417,17 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
             plot_losses(out / "loss_curve.png", history)
     bar.close()
     return finish(config, networks, history, out, time.perf_counter() - started)
+
+
+def initialise_from(networks: dict, checkpoint: Path, network: NetworkConfig) -> None:
+    """Load every component from an INT components checkpoint of the same network size (float16 → float32)."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{checkpoint}: not an INT components checkpoint (format {payload.get('format')!r})")
+    if payload["network"] != network.to_dict():
+        raise ValueError(f"{checkpoint}: network {payload['network']} does not match the training config's {network.to_dict()}")
+    for kind in KINDS:
+        networks[kind].load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload[kind].items()})
 
 
 def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]], out: Path, seconds: float) -> TrainResult:
@@ -396,6 +465,7 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         "data": {"generator": "edgerun.models.int_seg.synthetic.generate_split", "train_seed": config.seed * 1000 + TRAIN_SEED,
                  "train_images": config.train_images, "val_seed": config.seed * 1000 + VAL_SEED,
                  "val_images": config.val_images, "config": asdict(config.data)},
+        "init_from": ({"path": config.init_from, "sha256": sha256_file(Path(config.init_from))} if config.init_from else None),
         "steps": len(history["detector"]),
         "scorer_steps": len(history["scorer"]),
         "train_seconds_this_session": round(seconds, 1),
@@ -455,9 +525,15 @@ def plot_losses(path: Path, history: dict[str, list[float]]) -> Path:
     return path
 
 
-def train_main(out: str, steps: int | None, resume: bool, seed: int) -> int:
-    """``edgerun train int-seg [--out DIR] [--steps N] [--resume] [--seed S]``; 0, or 2 after an error line."""
-    config = TrainConfig(out=out, seed=seed, command=" ".join(["edgerun", *sys.argv[1:]]))
+def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: str | None = None, lr: float | None = None) -> int:
+    """``edgerun train int-seg [--out DIR] [--steps N] [--resume] [--seed S] [--init-from PT] [--lr LR]``;
+    0, or 2 after an error line."""
+    config = TrainConfig(out=out, seed=seed, init_from=init_from or "", command=" ".join(["edgerun", *sys.argv[1:]]))
+    if lr is not None:
+        config = replace(config, lr=lr)
+    if init_from and not Path(init_from).is_file():
+        print(f"edgerun train int-seg: --init-from {init_from}: no such file", file=sys.stderr)
+        return 2
     if steps is not None:
         if steps < 1:
             print(f"edgerun train int-seg: --steps must be >= 1, got {steps}", file=sys.stderr)

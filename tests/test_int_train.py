@@ -1,0 +1,74 @@
+"""INT training pieces: SAM's mask_input from a previous mask, the loop views the scorer and detector
+learn from, and fine-tuning from shipped components (--init-from)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgerun.models.int_seg.algorithm import INTConfig, blend
+from edgerun.models.int_seg.checkpoint import KINDS
+from edgerun.models.int_seg.components import MASK_LOGIT, SHIPPED_CONFIG, load_components, mask_prompt
+from edgerun.models.int_seg.networks import NetworkConfig, build
+from edgerun.models.int_seg.synthetic import SyntheticConfig, generate_sample
+from edgerun.models.int_seg.train import initialise_from, loop_view, train_main
+
+SHIPPED_WEIGHTS = SHIPPED_CONFIG.parent / "int_seg.pt"
+
+
+def test_a_previous_mask_becomes_letterboxed_sam_logits():
+    mask = np.zeros((60, 120), bool)  # wide: letterboxed into the top half of a 32x32 canvas
+    mask[:, 60:] = True
+    logits = mask_prompt(mask, 32)
+    assert logits.shape == (32, 32) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits[:15, 17:], MASK_LOGIT, rtol=1e-5)
+    np.testing.assert_allclose(logits[:15, :15], -MASK_LOGIT, rtol=1e-5)
+    np.testing.assert_allclose(logits[17:], -MASK_LOGIT, rtol=1e-5)  # padding: outside
+    assert mask_prompt(mask, 32, low_res=(8, 8)).shape == (8, 8)
+
+
+def test_the_shipped_decoder_refines_camouflaged_masks_from_a_previous_mask():
+    components = load_components(SHIPPED_CONFIG)
+    try:
+        plain_ious, refined_ious = [], []
+        for seed in range(5):
+            sample = generate_sample(np.random.default_rng(seed), SyntheticConfig())
+            components.segmenter.set_image(sample.image)
+            for instance in (i for i in sample.instances if i.camouflaged):
+                plain, _ = components.segmenter.segment(instance.box)
+                refined, _ = components.segmenter.segment(instance.box, previous=instance.mask)
+                assert refined.shape == plain.shape == instance.mask.shape
+                for ious, mask in ((plain_ious, plain), (refined_ious, refined)):
+                    ious.append((mask & instance.mask).sum() / max((mask | instance.mask).sum(), 1))
+        # fed the true mask as SAM's mask_input, the decoder trained with it gets closer to it
+        assert np.mean(refined_ious) > np.mean(plain_ious) + 0.02
+        instance = sample.instances[0]
+        with pytest.raises(ValueError, match=r"previous mask shape \(10, 10\) is not the image's"):
+            components.segmenter.segment(instance.box, previous=np.zeros((10, 10), bool))
+    finally:
+        components.close()
+
+
+def test_a_loop_view_is_the_image_as_a_later_int_iteration_sees_it():
+    sample = generate_sample(np.random.default_rng(3), SyntheticConfig())
+    instances = [(i.category, i.mask, i.box, i.camouflaged) for i in sample.instances]
+    view = loop_view(sample.image, instances, np.random.default_rng(0))
+    assert view.shape == sample.image.shape and view.dtype == np.uint8
+    dimmed = blend(sample.image, np.zeros(sample.image.shape[:2], np.float32), INTConfig().blend_weight)
+    outside = ~np.any([i.mask for i in sample.instances], axis=0)
+    np.testing.assert_array_equal(view[outside], dimmed[outside])  # away from every instance: X dimmed by (1 - w)
+    assert (view.astype(int) - dimmed.astype(int)).sum() > 0  # the chosen instance kept brighter
+
+
+def test_fine_tuning_starts_from_the_shipped_weights_and_refuses_another_network(tmp_path):
+    networks = {kind: build(kind, NetworkConfig()) for kind in KINDS}
+    initialise_from(networks, SHIPPED_WEIGHTS, NetworkConfig())
+    shipped = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
+    for kind in KINDS:
+        for name, value in networks[kind].state_dict().items():
+            torch.testing.assert_close(value, shipped[kind][name].to(value.dtype))
+    with pytest.raises(ValueError, match="does not match the training config"):
+        initialise_from(networks, SHIPPED_WEIGHTS, NetworkConfig(width=16))
+    assert train_main(str(tmp_path / "run"), 1, False, 0, init_from=str(tmp_path / "missing.pt")) == 2
+    assert not (tmp_path / "run").exists()  # nothing started
