@@ -2,7 +2,9 @@
 
 The figure has four panels: the Wall episode (executed path over the goal frame, each plan's
 commanded path), the planner's cost per CEM iteration for each plan, the reconstruction (the last
-window's camera path, Sim(3)-aligned onto the robot camera's true path, and its points, top view) and the last segmented frame with its mask and instance prompt.
+window's camera path, Sim(3)-aligned onto the robot camera's true path, and its points, top view)
+and the last segmented frame that shows a camouflaged animal (else the last one) with its mask,
+the animals' true outline and the instance prompt.
 Topics follow ``graphs/demo.yaml``.
 """
 
@@ -20,6 +22,7 @@ from edgerun.runtime.recording import read_recording
 ENV, PLANNER = "env", "planner"
 RECONSTRUCTION, TRUE_POSES = "reconstructor/reconstruction", "env/camera_pose"
 MOVED_M = 0.05  # RMS spread of a window's true camera centres below which the camera stood still
+TARGET_VISIBLE = 0.005  # share of a frame the camouflaged animals must cover to be scored
 SEGMENTATION, SEGMENTED_FRAMES = "segmenter/mask", "env/camera"
 
 
@@ -43,6 +46,10 @@ def episode_summary(path: Path) -> str:
         )
     if not lines:
         lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
+    ious, named = segmentation_scores(topics)
+    if ious:
+        lines.append(f"[demo] segmentation: {len(ious)} recorded frames show a camouflaged animal; mask IoU with it "
+                     f"{np.mean(ious):.2f} (mean), instance prompt = its category on {sum(named)}")
     errors, still = reconstruction_errors(topics)
     if errors:
         lines.append(f"[demo] reconstruction: {len(errors)} windows with motion against the true camera path, ATE median "
@@ -167,13 +174,36 @@ def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
     ax.legend(fontsize=7)
 
 
-def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+def segmented_frames(topics: dict[str, list[Message]]) -> list[tuple[Message, Message]]:
+    """(frame, mask message) pairs: every recorded mask with the frame it was computed on."""
     frames = {m.capture_ns: m for m in topics.get(SEGMENTED_FRAMES, [])}
-    results = [m for m in topics.get(SEGMENTATION, []) if m.capture_ns in frames]
-    if not results:
+    return [(frames[m.capture_ns], m) for m in topics.get(SEGMENTATION, []) if m.capture_ns in frames]
+
+
+def _shows_target(frame: Message) -> bool:
+    return "target_mask" in frame.arrays and np.asarray(frame["target_mask"]).mean() >= TARGET_VISIBLE
+
+
+def segmentation_scores(topics: dict[str, list[Message]]) -> tuple[list[float], list[bool]]:
+    """On the recorded frames that show a camouflaged animal (``TARGET_VISIBLE``): the mask's IoU with
+    the animals' true mask, and whether the instance prompt named their category."""
+    ious, named = [], []
+    for frame, result in segmented_frames(topics):
+        if _shows_target(frame):
+            mask, truth = np.asarray(result["mask"], bool), np.asarray(frame["target_mask"], bool)
+            ious.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
+            named.append("target" in frame.fields and result["prompt"] == frame["target"])
+    return ious, named
+
+
+def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
+    pairs = segmented_frames(topics)
+    if not pairs:
         ax.set_title("segmentation: no masks recorded")
         return
-    last = results[-1]
+    showing = [pair for pair in pairs if _shows_target(pair[0])]
+    frame, last = (showing or pairs)[-1]  # the last frame with a camouflaged animal in view, if any
+    frames = {last.capture_ns: frame}
     image, mask = np.asarray(frames[last.capture_ns]["image"]), np.asarray(last["mask"], dtype=bool)
     overlay = image.astype(np.float32)
     overlay[mask] = 0.45 * overlay[mask] + 0.55 * np.array([255, 0, 255], np.float32)

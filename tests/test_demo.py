@@ -56,7 +56,7 @@ def write_recording(path: Path) -> None:
     image = np.full((48, 64, 3), 90, np.uint8)
     mask = np.zeros((48, 64), bool)
     mask[10:20, 10:30] = True
-    add("env/camera", 60, image=image, target_mask=mask, frame_index=0)
+    add("env/camera", 60, image=image, target_mask=mask, target="frog", frame_index=0)
     add("segmenter/mask", 60, mask=mask, prompt="frog", task_prompt="the camouflaged animal")
     add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5)
     recorder.close()
@@ -68,6 +68,8 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     text = episode_summary(recording)
     assert "episode 0 (seed 1000): GOAL REACHED after 100 steps, 30.0 s; first at the goal after 42 steps, 12.5 s" in text
     assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
+    assert "segmentation: 1 recorded frames show a camouflaged animal; mask IoU with it 1.00 (mean), " \
+           "instance prompt = its category on 1" in text
     # the estimate is the true path up to scale: ATE 0 after the Sim(3) alignment; standing still: the path's RMS spread
     spread = np.sqrt(((2.0 * np.linspace(0, 1, 20) - 1.0) ** 2).mean())
     assert f"reconstruction: 1 windows with motion against the true camera path, ATE median 0.000 m " \
