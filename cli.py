@@ -274,7 +274,7 @@ def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
 def cmd_train_int_seg(args: argparse.Namespace) -> int:
     from edgerun.models.int_seg.train import train_main
 
-    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr)
+    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr, args.robot_camera_images)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -292,7 +292,7 @@ def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
 def cmd_eval_int_seg(args: argparse.Namespace) -> int:
     from edgerun.models.int_seg.evaluate import eval_main
 
-    return eval_main(args.components, args.images, args.seed, args.json)
+    return eval_main(args.components, args.images, args.seed, args.json, args.robot_camera)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -424,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     _training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
     t.add_argument("--init-from", metavar="INT_SEG_PT", help="fine-tune these components (e.g. checkpoints/int_seg/int_seg.pt)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: the config's; lower it to fine-tune)")
+    t.add_argument("--robot-camera-images", type=int, default=0, metavar="N",
+                   help="also train on N views of the Wall robot's camera (the demo's perception input)")
     t.set_defaults(func=cmd_train_int_seg)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     _training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
@@ -447,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--images", "--episodes", type=int, default=100, help="held-out generated images")
     e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
     e.add_argument("--json", help="write the result here")
+    e.add_argument("--robot-camera", action="store_true",
+                   help="on 480x360 views of the Wall robot's camera (the demo's perception input) instead")
     e.set_defaults(func=cmd_eval_int_seg)
     e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
     e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")

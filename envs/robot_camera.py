@@ -58,8 +58,8 @@ WALL_PX_PER_M = 160.0
 WALL_SHADE = (0.72, 0.58, 1.0)
 """Brightness of the slab faces whose normal is along world X, Y, Z (the top): the edges stay visible."""
 
-TARGET, DISTRACTOR = 1, 2
-"""Floor labels: a camouflaged animal (INT's target), a salient distractor; 0 is bare floor."""
+MAX_INSTANCES = 255
+"""Floor labels are instance ids 1…255 (0 is bare floor); :attr:`RobotWorld.categories` names them."""
 
 
 @dataclass(frozen=True)
@@ -161,13 +161,19 @@ class RobotWorld:
     """One episode's 3-D world: the painted floor, its labels and the wall slabs."""
 
     floor: np.ndarray  # (F, F, 3) uint8 RGB, texel (i, j) centred at origin + ((j, i) + 0.5) / floor_px_per_m
-    labels: np.ndarray  # (F, F) uint8: 0 floor, TARGET, DISTRACTOR
+    labels: np.ndarray  # (F, F) uint8: 0 floor, else the instance id k (1-based) of categories[k - 1]
     origin_m: float  # world X = Y of the floor texture's outer corner (−FLOOR_MARGIN_M)
     px_per_m: float
     walls: tuple[tuple[np.ndarray, np.ndarray], ...]  # slab boxes (low corner, high corner), world metres
     wall_texture: np.ndarray  # (S, S, 3) uint8, wrapped over every face
     target: str  # the camouflaged animals' category
     animal_centres_m: np.ndarray  # (A, 2) world X, Y of the camouflaged animals
+    categories: tuple[str, ...] = ()  # instance k's category is categories[k - 1]
+    camouflaged: tuple[bool, ...] = ()  # … and whether it is a camouflaged animal (INT's target)
+
+    @property
+    def target_ids(self) -> np.ndarray:
+        return np.array([k + 1 for k, c in enumerate(self.camouflaged) if c], np.uint8)
 
 
 def route(layout: WallLayout, start: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -209,7 +215,12 @@ def build_world(seed: int, layout: WallLayout, start: np.ndarray, goal: np.ndarr
     def to_paint_px(world_xy: np.ndarray) -> np.ndarray:
         return (np.asarray(world_xy) + FLOOR_MARGIN_M) * config.paint_px_per_m
 
+    categories: list[str] = []
+    flags: list[bool] = []
+
     def paint(category: str, centre_m: np.ndarray, camouflaged: bool) -> bool:
+        if len(categories) >= MAX_INSTANCES:
+            return False
         canvas = int(rng.uniform(*config.animal_size_m) * config.paint_px_per_m)
         shape = silhouette(category, canvas, rng, max_rotation_deg=180.0)
         col, row = (to_paint_px(centre_m) - canvas / 2).astype(int)
@@ -227,7 +238,9 @@ def build_world(seed: int, layout: WallLayout, start: np.ndarray, goal: np.ndarr
             skin = colour * (1.0 + 0.12 * _noise(rng, canvas, canvas, 4.0)[..., None]) + rng.normal(0, 4, (canvas, canvas, 1))
         free = shape & (labels[window] == 0)
         image[window][free] = skin[free]
-        labels[window][free] = TARGET if camouflaged else DISTRACTOR
+        categories.append(category)
+        flags.append(camouflaged)
+        labels[window][free] = len(categories)
         return True
 
     waypoints = route(layout, start, goal) * ARENA_M
@@ -260,6 +273,7 @@ def build_world(seed: int, layout: WallLayout, start: np.ndarray, goal: np.ndarr
         floor=np.clip(floor, 0, 255).astype(np.uint8), labels=labels, origin_m=-FLOOR_MARGIN_M,
         px_per_m=config.floor_px_per_m, walls=tuple(walls), wall_texture=random_texture(rng, 512),
         target=target, animal_centres_m=np.array(centres, np.float64).reshape(-1, 2),
+        categories=tuple(categories), camouflaged=tuple(flags),
     )
 
 
@@ -271,6 +285,7 @@ class CameraView:
     depth: np.ndarray  # (H, W) float32 metres along the optical axis
     target_mask: np.ndarray  # (H, W) bool: pixels showing a camouflaged animal
     cam_from_world: np.ndarray  # (4, 4)
+    instance_ids: np.ndarray | None = None  # (H, W) uint8: the floor instance each pixel shows (0: none)
 
 
 class Renderer:
@@ -327,7 +342,7 @@ class Renderer:
             wall = cv2.remap(world.wall_texture, wall_u, wall_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
             image[on_wall] = (wall[on_wall] * wall_shade[on_wall, None]).astype(np.uint8)
             labels[on_wall] = 0
-        return CameraView(image, depth, labels == TARGET, cam_from_world)
+        return CameraView(image, depth, np.isin(labels, world.target_ids), cam_from_world, labels)
 
     def _image_box(self, low: np.ndarray, high: np.ndarray, cam_from_world: np.ndarray) -> tuple[int, int, int, int] | None:
         """The pixel rectangle (x0, y0, x1, y1) that holds a box's image; the whole image when part of the
@@ -394,3 +409,64 @@ class RobotCamera:
 
     def view(self) -> CameraView:
         return self.renderer.render(self.world, self.pose())
+
+
+def robot_camera_samples(seed: int, count: int, width: int = 128, height: int = 96, pad: bool = True) -> list:
+    """``count`` INT training samples (:class:`edgerun.models.int_seg.synthetic.Sample`) seen by the robot
+    camera, so INT's small components also learn this view: perspective, the floor texture enlarged
+    with its grain, wall slabs. Each comes from its own Wall episode (``edgerun/Wall-v0`` reset with
+    seed (seed, i)): 70 % of the time the camera stands 1.3–2.6 m from one of the camouflaged animals
+    and looks toward it (±15°), else at a random point of the route looking along it. Instances are
+    the floor objects covering at least 0.25 % of the frame; a view without a camouflaged one
+    is drawn again (at most 8 times, then the camera faces an animal). With ``pad``, images are padded
+    with black at the bottom/right to a square of side max(width, height), as the components letterbox
+    the camera's 4:3 frames: at the default 128×96 a sample is a 480×360 frame as the 128-pixel
+    components see it (training batches need square images); without, the frame as rendered."""
+    import gymnasium
+
+    import edgerun.envs  # noqa: F401  (registers the Wall envs)
+    from edgerun.models.int_seg.synthetic import Instance, Sample, box_of
+
+    config = RobotCameraConfig(width=width, height=height)
+    renderer = Renderer(config)
+    env = gymnasium.make("edgerun/Wall-v0")
+    min_pixels = 0.0025 * width * height
+    samples = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index, 11])
+        env.reset(seed=int(rng.integers(2**31)))
+        wall = env.unwrapped
+        world = build_world(int(rng.integers(2**31)), wall.layout, wall.position, wall.goal, config)
+        waypoints = route(wall.layout, wall.position, wall.goal) * ARENA_M
+        for attempt in range(9):
+            if (rng.random() < 0.7 or attempt == 8) and len(world.animal_centres_m):
+                animal = world.animal_centres_m[int(rng.integers(len(world.animal_centres_m)))]
+                bearing = rng.uniform(-np.pi, np.pi)
+                position = animal - rng.uniform(1.3, 2.6) * np.array([math.cos(bearing), math.sin(bearing)])
+                heading = bearing + math.radians(rng.uniform(-15.0, 15.0))
+            else:
+                here, ahead = _along(waypoints, np.array([u := rng.uniform(0.0, 0.9), min(u + 0.1, 1.0)]))
+                position = here + rng.normal(0.0, 0.2, 2)
+                heading = math.atan2(*(ahead - here)[::-1]) + math.radians(rng.uniform(-20.0, 20.0))
+            view = renderer.render(world, cam_from_world(position, heading, config))
+            instances = []
+            for k in np.unique(view.instance_ids):
+                mask = view.instance_ids == k
+                if k and mask.sum() >= min_pixels:
+                    instances.append(Instance(world.categories[k - 1], mask, box_of(mask), world.camouflaged[k - 1]))
+            if any(i.camouflaged for i in instances):
+                break
+        else:
+            continue  # no camouflaged animal in view even facing one (hidden by a wall): skip this episode
+        side = max(width, height)
+
+        def square(array: np.ndarray) -> np.ndarray:
+            if not pad:
+                return array
+            out = np.zeros((side, side, *array.shape[2:]), array.dtype)
+            out[:height, :width] = array
+            return out
+
+        instances = [i._replace(mask=square(i.mask)) for i in instances]
+        samples.append(Sample(square(view.image), square(np.isin(view.instance_ids, world.target_ids)), instances))
+    return samples

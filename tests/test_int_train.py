@@ -72,3 +72,16 @@ def test_fine_tuning_starts_from_the_shipped_weights_and_refuses_another_network
         initialise_from(networks, SHIPPED_WEIGHTS, NetworkConfig(width=16))
     assert train_main(str(tmp_path / "run"), 1, False, 0, init_from=str(tmp_path / "missing.pt")) == 2
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):
+    import json
+
+    from edgerun.models.int_seg.evaluate import RESULT_KEYS, eval_main
+
+    out = tmp_path / "rc.json"
+    assert eval_main(str(SHIPPED_CONFIG), 2, 2, str(out), robot_camera=True) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 2 and result["data"].startswith("robot camera 480x360")
+    assert all(0.0 <= result[key] <= 1.0 for key in RESULT_KEYS)
+    assert "bar (INT beats both ablations" in capsys.readouterr().out

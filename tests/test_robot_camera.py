@@ -175,3 +175,22 @@ def test_bad_camera_parameters_are_refused_with_the_reason():
     node.params, node.env = EnvParams(env_id="Pendulum-v1", camera="robot"), gymnasium.make("Pendulum-v1")
     with pytest.raises(ValueError, match="camera 'robot' rides a Wall robot .* env 'Pendulum-v1' has no layout"):
         node.make_camera()
+
+
+def test_robot_camera_samples_are_int_training_views_with_consistent_ground_truth():
+    from edgerun.envs.robot_camera import robot_camera_samples
+
+    samples = robot_camera_samples(5, 3)
+    assert len(samples) == 3
+    for sample in samples:
+        assert sample.image.shape == (128, 128, 3) and sample.image.dtype == np.uint8
+        assert not sample.image[96:].any() and not sample.target_mask[96:].any()  # letterbox padding, as the components pad
+        camouflaged = [i for i in sample.instances if i.camouflaged]
+        assert camouflaged and sample.target_category == camouflaged[0].category
+        for instance in sample.instances:
+            assert instance.mask.sum() >= 0.0025 * 128 * 96
+            assert np.all(sample.target_mask[instance.mask]) == instance.camouflaged  # inside iff camouflaged
+            ys, xs = np.nonzero(instance.mask)
+            np.testing.assert_array_equal(instance.box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    frame = robot_camera_samples(5, 1, width=160, height=120, pad=False)[0]
+    assert frame.image.shape == (120, 160, 3)

@@ -73,14 +73,16 @@ def first_iterations(result: INTResult, count: int) -> np.ndarray:
 
 
 def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_SEED, progress: bool = True,
-             figure: str | Path | None = None) -> dict[str, Any]:
-    """The metrics of every method (see the module docstring); with ``figure``, a PNG of the first images."""
+             figure: str | Path | None = None, samples: list | None = None) -> dict[str, Any]:
+    """The metrics of every method (see the module docstring); with ``figure``, a PNG of the first images.
+    ``samples`` replaces the generated split (e.g. robot-camera views)."""
     methods = [f"int_i{k}" for k in range(1, config.iterations + 1)] + ["no_mining", "generic"]
     metrics = {name: MaskMetrics() for name in methods}
     stage_s: dict[str, dict[str, float]] = {"int": {}, "no_mining": {}, "generic": {}}
     prompt_hits = 0
     shown: list[tuple[Any, dict[str, INTResult]]] = []
-    samples = generate_split(seed, images)
+    samples = generate_split(seed, images) if samples is None else samples
+    images = len(samples)
     for sample in tqdm(samples, desc="int-seg eval", disable=not progress):
         runs = {
             "int": run_int(sample.image, sample.task_prompt, components, config),
@@ -155,7 +157,11 @@ def print_table(result: dict[str, Any]) -> None:
           f"bar (INT beats both ablations on Sα and MAE): {'met' if result['bar_int_beats_ablations'] else 'NOT met'}")
 
 
-def eval_main(components_path: str, images: int, seed: int, json_path: str | None) -> int:
+ROBOT_CAMERA_SEED_OFFSET = 1000
+"""``--robot-camera`` views come from episode seeds (seed + this, i): none of training's."""
+
+
+def eval_main(components_path: str, images: int, seed: int, json_path: str | None, robot_camera: bool = False) -> int:
     from .components import ComponentError, load_components
 
     try:
@@ -165,8 +171,14 @@ def eval_main(components_path: str, images: int, seed: int, json_path: str | Non
         return 2
     config = synthetic_task_config()
     figure = Path(json_path).with_suffix(".png") if json_path else None
-    result = evaluate(components, images, config, seed, figure=figure)
+    samples = None
+    if robot_camera:  # the demo's perception input: 480x360 frames of the Wall robot's camera
+        from edgerun.envs.robot_camera import robot_camera_samples
+
+        samples = robot_camera_samples(seed + ROBOT_CAMERA_SEED_OFFSET, images, width=480, height=360, pad=False)
+    result = evaluate(components, images, config, seed, figure=figure, samples=samples)
     result["components"] = str(components_path)
+    result["data"] = "robot camera 480x360 (edgerun.envs.robot_camera)" if robot_camera else "generated camouflage set 128x128"
     print_table(result)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))

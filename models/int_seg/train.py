@@ -81,6 +81,7 @@ class TrainConfig:
     warmup: int = 100
     checkpoint_every: int = 100
     threads: int = 1
+    robot_camera_images: int = 0  # training views from the Wall robot's camera (edgerun.envs.robot_camera) beside train_images
     init_from: str = ""  # an INT components checkpoint (int_seg.pt) to fine-tune: every component, the scorer from step 0
     network: NetworkConfig = NetworkConfig()
     data: SyntheticConfig = SyntheticConfig()
@@ -374,6 +375,10 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     elif config.init_from:
         initialise_from(networks, Path(config.init_from), config.network)
     samples = generate_split(config.seed * 1000 + TRAIN_SEED, config.train_images, config.data)
+    if config.robot_camera_images:
+        from edgerun.envs.robot_camera import robot_camera_samples
+
+        samples += robot_camera_samples(config.seed * 1000 + TRAIN_SEED, config.robot_camera_images)
     table = phrasing_embeddings()
     inpainter = OpenCVInpainter()
     for net in networks.values():
@@ -464,7 +469,8 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         "seed": config.seed,
         "data": {"generator": "edgerun.models.int_seg.synthetic.generate_split", "train_seed": config.seed * 1000 + TRAIN_SEED,
                  "train_images": config.train_images, "val_seed": config.seed * 1000 + VAL_SEED,
-                 "val_images": config.val_images, "config": asdict(config.data)},
+                 "val_images": config.val_images, "config": asdict(config.data),
+                 "robot_camera_images": config.robot_camera_images},
         "init_from": ({"path": config.init_from, "sha256": sha256_file(Path(config.init_from))} if config.init_from else None),
         "steps": len(history["detector"]),
         "scorer_steps": len(history["scorer"]),
@@ -525,10 +531,12 @@ def plot_losses(path: Path, history: dict[str, list[float]]) -> Path:
     return path
 
 
-def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: str | None = None, lr: float | None = None) -> int:
-    """``edgerun train int-seg [--out DIR] [--steps N] [--resume] [--seed S] [--init-from PT] [--lr LR]``;
-    0, or 2 after an error line."""
-    config = TrainConfig(out=out, seed=seed, init_from=init_from or "", command=" ".join(["edgerun", *sys.argv[1:]]))
+def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: str | None = None, lr: float | None = None,
+               robot_camera_images: int = 0) -> int:
+    """``edgerun train int-seg [--out DIR] [--steps N] [--resume] [--seed S] [--init-from PT] [--lr LR]
+    [--robot-camera-images N]``; 0, or 2 after an error line."""
+    config = TrainConfig(out=out, seed=seed, init_from=init_from or "", robot_camera_images=robot_camera_images,
+                         command=" ".join(["edgerun", *sys.argv[1:]]))
     if lr is not None:
         config = replace(config, lr=lr)
     if init_from and not Path(init_from).is_file():
