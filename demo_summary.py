@@ -203,13 +203,12 @@ def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
         return
     showing = [pair for pair in pairs if _shows_target(pair[0])]
     frame, last = (showing or pairs)[-1]  # the last frame with a camouflaged animal in view, if any
-    frames = {last.capture_ns: frame}
-    image, mask = np.asarray(frames[last.capture_ns]["image"]), np.asarray(last["mask"], dtype=bool)
+    image, mask = np.asarray(frame["image"]), np.asarray(last["mask"], dtype=bool)
     overlay = image.astype(np.float32)
     overlay[mask] = 0.45 * overlay[mask] + 0.55 * np.array([255, 0, 255], np.float32)
     ax.imshow(overlay.astype(np.uint8))
-    if "target_mask" in frames[last.capture_ns].arrays:
-        ax.contour(np.asarray(frames[last.capture_ns]["target_mask"], dtype=float), levels=[0.5], colors="lime", linewidths=1)
+    if "target_mask" in frame.arrays:
+        ax.contour(np.asarray(frame["target_mask"], dtype=float), levels=[0.5], colors="lime", linewidths=1)
     ax.set_title(f"INT: '{last['task_prompt']}' → '{last['prompt']}' (magenta; ground truth in green)", fontsize=9)
     ax.axis("off")
 

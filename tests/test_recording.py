@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -365,3 +366,38 @@ def test_from_cbor_refuses_a_dtype_off_the_allow_list():
                         "arrays": {"evil": {"dtype": "|O", "shape": [1], "data": b"\0" * 8}}})
     with pytest.raises(ValueError, match="evil"):
         recording.from_cbor(TOPIC, data)
+
+
+def test_listen_still_delivers_what_was_sent_before_the_stop_and_nothing_after(tmp_path):
+    """A lagging listener (0.1 s per message, as a recorder under load) must not lose the graph's last
+    messages when told to stop, nor take in what comes after."""
+    endpoint = f"ipc://{tmp_path}/pub"
+    publisher = zmq.Context.instance().socket(zmq.PUB)
+    publisher.bind(endpoint)
+    stop, live, got = threading.Event(), threading.Event(), []
+
+    def consume() -> None:
+        for msg in introspect.listen({"env/episode": endpoint}, duration_s=10.0, should_stop=stop.is_set):
+            live.set()
+            got.append(msg["n"])
+            time.sleep(0.1)
+
+    def send(n: int) -> None:
+        publisher.send_multipart(messages.encode("env/episode", {"n": n}, seq=0, capture_ns=1, sender="env"))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        while not live.wait(0.02):  # until the subscription is live (ZeroMQ's slow joiner)
+            send(-1)
+        time.sleep(0.15)
+        for n in range(5):
+            send(n)
+        stop.set()  # all five are still queued behind the slow consumer
+        time.sleep(0.3)  # the consumer has seen the stop by now
+        send(99)
+        consumer.join(timeout=10)
+    finally:
+        publisher.close(linger=0)
+    assert not consumer.is_alive()
+    assert [n for n in got if n >= 0] == [0, 1, 2, 3, 4]  # all five, and not the one sent after the stop

@@ -15,9 +15,10 @@ Each of ``config.iterations`` iterations on the current image X:
     the next iterations' selections;
 (d) semantic mask: on the input image, the detector's boxes for the prompt inside the mined
     objects plus the mined boxes, the segmenter's mask per box, weighted by the scorer's
-    probability of the prompt on the mask's region: M = Σ s(m_k)·m_k (from the second iteration
-    on, the previous iteration's mask is fed back to the segmenter as SAM's ``mask_input``, so
-    the masks are refined, not redrawn); the next image is X' = w·(X ⊙ M) + (1 − w)·X with X the input image (not the previous iteration's
+    probability of the prompt on the mask's region: M = Σ s(m_k)·m_k (with ``refine_masks``, from
+    the second iteration on the previous iteration's mask goes to the segmenter as SAM's
+    ``mask_input``; off by default: it did not help on the validation split); the next image is
+    X' = w·(X ⊙ M) + (1 − w)·X with X the input image (not the previous iteration's
     X': compounding the dimming drifts the images away from what the components were trained
     on; on the validation split it cost Sα .550 → .521 at I = 5).
 

@@ -22,14 +22,20 @@ def save_components(path: Path, networks: dict[str, nn.Module], config: NetworkC
     tmp.replace(path)
 
 
+def read_components(checkpoint: str | Path) -> dict:
+    """The payload of an INT components checkpoint (tensors and primitives only), its format checked."""
+    payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{checkpoint}: not an INT components checkpoint (format {payload.get('format')!r})")
+    return payload
+
+
 def load_network(kind: str, checkpoint: str | Path | None = None) -> nn.Module:
     """Component ``kind`` in eval mode: from an INT checkpoint, or a fixed-seed initialisation without one."""
     if checkpoint is None:
         torch.manual_seed(INIT_SEED)
         return build(kind).eval()
-    payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{checkpoint}: not an INT components checkpoint (format {payload.get('format')!r})")
+    payload = read_components(checkpoint)
     network = build(kind, NetworkConfig(**payload["network"]))
     network.load_state_dict(payload[kind])
     return network.eval()

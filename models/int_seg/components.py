@@ -159,11 +159,16 @@ def check_image(image: np.ndarray, who: str) -> None:
         raise ValueError(f"{who}: expected an RGB uint8 image (H, W, 3), got {got}")
 
 
+def letterbox_geometry(height: int, width: int, size: int) -> tuple[float, int, int]:
+    """SAM's resize + pad: the scale from image to input pixels and the resized (width, height),
+    placed at the top left of a size×size canvas."""
+    scale = size / max(height, width)
+    return scale, int(width * scale + 0.5), int(height * scale + 0.5)
+
+
 def letterbox(image: np.ndarray, size: int, normalize: Normalize = Normalize()) -> tuple[np.ndarray, float]:
     """(3, size, size) float32 model input and the scale from image pixels to input pixels (SAM's resize + pad)."""
-    height, width = image.shape[:2]
-    scale = size / max(height, width)
-    new_w, new_h = int(width * scale + 0.5), int(height * scale + 0.5)
+    scale, new_w, new_h = letterbox_geometry(*image.shape[:2], size)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     canvas = np.zeros((size, size, 3), np.float32)
     canvas[:new_h, :new_w] = (resized.astype(np.float32) / 255.0 - normalize.mean) / normalize.std
@@ -177,9 +182,7 @@ def mask_prompt(mask: np.ndarray, size: int, low_res: tuple[int, int] | None = N
     """A bool (H, W) image mask as SAM's ``mask_input`` (low_res, default size×size) float32 logits:
     letterboxed like the image (resize the long side to ``size``, pad bottom/right), +MASK_LOGIT inside,
     −MASK_LOGIT outside and in the padding."""
-    height, width = mask.shape[:2]
-    scale = size / max(height, width)
-    new_w, new_h = int(width * scale + 0.5), int(height * scale + 0.5)
+    _, new_w, new_h = letterbox_geometry(*mask.shape[:2], size)
     canvas = np.zeros((size, size), np.float32)
     canvas[:new_h, :new_w] = cv2.resize(mask.astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_AREA)
     if low_res is not None and tuple(low_res) != (size, size):

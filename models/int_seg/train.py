@@ -50,7 +50,7 @@ from edgerun.engines.plan_cache import sha256_file
 
 from ..training import torch_threads
 from . import vocabulary as vocab
-from .checkpoint import FORMAT, KINDS
+from .checkpoint import FORMAT, KINDS, read_components
 from .algorithm import INTConfig, blend
 from .components import MASK_LOGIT, letterbox, mask_prompt
 from .inpaint import OpenCVInpainter
@@ -426,9 +426,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
 
 def initialise_from(networks: dict, checkpoint: Path, network: NetworkConfig) -> None:
     """Load every component from an INT components checkpoint of the same network size (float16 → float32)."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{checkpoint}: not an INT components checkpoint (format {payload.get('format')!r})")
+    payload = read_components(checkpoint)
     if payload["network"] != network.to_dict():
         raise ValueError(f"{checkpoint}: network {payload['network']} does not match the training config's {network.to_dict()}")
     for kind in KINDS:
