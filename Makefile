@@ -1,25 +1,45 @@
 # `make demo` and `make test` each set up everything on a fresh machine:
-# a virtual environment, the CPU build of torch, and edgerun installed editable.
+# the system libraries MuJoCo needs to render offscreen (Mesa's EGL), a virtual environment,
+# the CPU build of torch, and edgerun installed editable.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgerun-installed
 
-.PHONY: setup demo test bench clean
+# MuJoCo (PointMaze) renders headless through EGL; without a GPU driver that is Mesa's software EGL.
+GL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
 
-setup: $(STAMP)
+.PHONY: setup gl-libs demo test bench clean
+
+setup: gl-libs $(STAMP)
+
+gl-libs:
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+	  for p in $(GL_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing (offscreen rendering for MuJoCo)"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	else \
+	  echo "gl-libs: no dpkg here; install an EGL (or OSMesa) OpenGL library yourself for MuJoCo's offscreen rendering"; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps gym-pusht==0.1.8  # pins opencv-python; its real deps are in pyproject.toml
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: gl-libs $(STAMP)
 	$(VENV)/bin/edgerun demo
 
-test: $(STAMP)
+test: gl-libs $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

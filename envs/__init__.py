@@ -10,6 +10,9 @@ WALL_ID = "edgerun/Wall-v0"
 WALL_RANDOM_ID = "edgerun/WallRandom-v0"
 WALL_MAX_EPISODE_STEPS = 100
 """Four horizon-5 plans of 25 steps; the scripted expert needs at most 19 (1000 seeded episodes)."""
+POINT_MAZE_ID = "edgerun/PointMaze-v0"
+POINT_MAZE_MAX_EPISODE_STEPS = 100
+"""Four horizon-5 plans of 25 steps (5 s of simulated time at 0.05 s per step)."""
 
 if WALL_ID not in gymnasium.registry:
     gymnasium.register(
@@ -24,5 +27,19 @@ if WALL_RANDOM_ID not in gymnasium.registry:  # the paper's layout generalisatio
         max_episode_steps=WALL_MAX_EPISODE_STEPS,
         kwargs={"door_y_range": RANDOM_DOOR_Y_RANGE},
     )
+if POINT_MAZE_ID not in gymnasium.registry:  # gymnasium-robotics' PointMaze UMaze as DINO-WM uses it
+    gymnasium.register(
+        id=POINT_MAZE_ID,
+        entry_point="edgerun.envs.point_maze:PointMazeEnv",
+        max_episode_steps=POINT_MAZE_MAX_EPISODE_STEPS,
+    )
+PUSH_T_ID = "edgerun/PushT-v0"
+PUSH_T_MAX_EPISODE_STEPS = 100
+if PUSH_T_ID not in gymnasium.registry:  # gym-pusht's simulation with DINO-WM's actions, goals and success
+    gymnasium.register(
+        id=PUSH_T_ID,
+        entry_point="edgerun.envs.push_t:PushTEnv",
+        max_episode_steps=PUSH_T_MAX_EPISODE_STEPS,
+    )
 
-__all__ = ["WALL_ID", "WALL_MAX_EPISODE_STEPS", "WALL_RANDOM_ID"]
+__all__ = ["POINT_MAZE_ID", "POINT_MAZE_MAX_EPISODE_STEPS", "PUSH_T_ID", "PUSH_T_MAX_EPISODE_STEPS", "WALL_ID", "WALL_MAX_EPISODE_STEPS", "WALL_RANDOM_ID"]

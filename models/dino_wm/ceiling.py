@@ -1,8 +1,9 @@
-"""The planning protocol's ceiling on Wall: :func:`~.evaluate.evaluate`'s CEM/MPC with a perfect model.
+"""The planning protocol's ceiling: :func:`~.evaluate.evaluate`'s CEM/MPC with a perfect model.
 
-The "model" here is the env's own dynamics (:func:`edgerun.envs.wall.move_batch`) and the cost the
-proprio term of DINO-WM's objective without model error: the squared distance between the
-position a candidate plan ends at and the goal's. Everything else is the evaluation's: the same
+The "model" here is the env's own dynamics (Wall: :func:`edgerun.envs.wall.move_batch`; PointMaze:
+:meth:`edgerun.envs.point_maze.PointMazeEnv.simulate`, the same MuJoCo model batched) and the cost
+the objective's without model error: the squared distance between the position a candidate plan
+ends at and the goal's (Wall: the proprio term; PointMaze, alpha 0: what its visual latent encodes). Everything else is the evaluation's: the same
 episodes (:func:`~.evaluate.episode_seeds`), CEM settings, MPC (whole 5-block plan, then a new plan
 warm-started), a fixed budget of env steps and success read once, at the end. What a learned model
 scores can be compared with this number: the gap between the two is the model's, the gap between
@@ -21,6 +22,7 @@ import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 import gymnasium
 import numpy as np
 import torch
+from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv, move_batch
 
 from .evaluate import default_planner, episode_seeds
@@ -34,8 +36,9 @@ from .plan import (
     denormalise,
 )
 
-ACTION_STD = (0.58, 0.56)
-"""The action normalisation of the shipped checkpoint's data (``extra["action_std"]``, rounded)."""
+ACTION_STD = {"Wall": (0.58, 0.56), "PointMaze": (0.577, 0.577)}
+"""Action normalisation per env: Wall's shipped checkpoint's data (``extra["action_std"]``, rounded);
+PointMaze's data are uniform random actions in [-1, 1] (std 1 / sqrt(3))."""
 
 
 def _env_actions(actions: np.ndarray) -> np.ndarray:
@@ -53,22 +56,24 @@ def perfect_model_ceiling(
     planner_config: CEMConfig | None = None,
     mpc_config: MPCConfig = MPC_PAPER,
     action_mean: Any = (0.0, 0.0),
-    action_std: Any = ACTION_STD,
+    action_std: Any = None,
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Success rate of the evaluation protocol when the model is perfect (see the module docstring)."""
     planner_config = planner_config or default_planner(env_id, "cem")
     env = gymnasium.make(env_id)
-    wall = env.unwrapped
-    if not isinstance(wall, WallEnv):
-        raise TypeError(f"{env_id}: the perfect model is the Wall env's dynamics, got {type(wall).__name__}")
+    world = env.unwrapped
+    if not isinstance(world, (WallEnv, PointMazeEnv)):
+        raise TypeError(f"{env_id}: a perfect model exists for the Wall and PointMaze envs, got {type(world).__name__}")
+    kind = "Wall" if isinstance(world, WallEnv) else "PointMaze"
     budget = max_steps or env.spec.max_episode_steps or 100
-    mean, std = np.asarray(action_mean, dtype=np.float64), np.asarray(action_std, dtype=np.float64)
+    mean = np.asarray(action_mean, dtype=np.float64)
+    std = np.asarray(ACTION_STD[kind] if action_std is None else action_std, dtype=np.float64)
     generator = torch.Generator().manual_seed(seed)
     records = []
     for episode_seed in episode_seeds(seed, episodes):
         obs, info = env.reset(seed=episode_seed)
-        goal = np.asarray(info["goal_proprio"], dtype=np.float64)
+        goal = np.asarray(info["goal_proprio"], dtype=np.float64)[:2]
         start = np.asarray(obs["proprio"], dtype=np.float64)
         mpc = MPC(2 * FRAMESKIP, planner_config, mpc_config, generator=generator)
         steps = 0
@@ -77,9 +82,12 @@ def perfect_model_ceiling(
 
             def cost(plans: torch.Tensor, origin: np.ndarray = origin, goal: np.ndarray = goal) -> torch.Tensor:
                 actions = denormalise(plans.numpy().astype(np.float64), mean, std).reshape(len(plans), -1, 2)
-                positions = np.repeat(origin[None], len(plans), axis=0)
-                for t in range(actions.shape[1]):
-                    positions = move_batch(positions, _env_actions(actions[:, t]) * wall.max_speed, wall.layout)
+                if kind == "PointMaze":
+                    positions = world.simulate(np.repeat(origin[None], len(plans), axis=0), actions)[:, :2]
+                else:
+                    positions = np.repeat(origin[None], len(plans), axis=0)
+                    for t in range(actions.shape[1]):
+                        positions = move_batch(positions, _env_actions(actions[:, t]) * world.max_speed, world.layout)
                 return torch.from_numpy(((positions - goal) ** 2).sum(axis=1))
 
             for action in block_to_env_actions(mpc.act(cost), mean, std, FRAMESKIP):

@@ -98,6 +98,37 @@ H = 1 frame of 64 tokens, frameskip 5, 2-d action and proprio, ``alpha`` 1 (the 
 Sized so one CEM iteration (300 samples x 5 blocks, one batched rollout) takes about 0.3 s on 2 CPU cores."""
 
 
+POINT_MAZE_CPU = WorldModelConfig(
+    encoder=WALL_CPU_ENCODER,
+    predictor=replace(WALL_CPU.predictor, proprio_dim=4),
+    alpha=0.0,
+)
+"""The PointMaze model at CPU size: :data:`WALL_CPU`'s encoder and predictor on the 64 x 64 top-down
+frames (the 5 m maze, the ball 5 px across), proprio ``(x, y, vx, vy)``, ``alpha`` 0 (the paper's
+PointMaze objective: the visual latent only). H = 1 where the paper has 3: the proprio holds the
+velocity, so one frame is the whole (Markov) state, and three frames would triple the tokens of every
+CEM rollout."""
+
+
+@dataclass(frozen=True)
+class EnvRecipe:
+    """What ``edgerun train dino-wm --env ENV`` trains by default for a registered env."""
+
+    model: WorldModelConfig
+    collect_policies: tuple[str, ...]
+    collect_episodes: int
+    frame_extent: float
+    """Proprio position units across one frame (Wall: 1, the unit arena; PointMaze: 5.2 m): turns
+    the encoder probe's error into pixels."""
+
+
+RECIPES: dict[str, EnvRecipe] = {
+    "edgerun/Wall-v0": EnvRecipe(WALL_CPU, ("mixed", "wander"), 400, 1.0),
+    "edgerun/PointMaze-v0": EnvRecipe(POINT_MAZE_CPU, ("random",), 1000, 5.2),
+}
+"""PointMaze's data are uniform random actions, as the paper's (2000 episodes of 100 steps there)."""
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (stored in the manifest and the resumable state).
@@ -166,6 +197,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def for_env(cls, env: str, **overrides: Any) -> TrainConfig:
+        """The defaults of :data:`RECIPES` for ``env`` (model, data policies, episodes), then ``overrides``."""
+        recipe = RECIPES.get(env)
+        if recipe is None:
+            raise ValueError(f"no DINO-WM training recipe for {env!r}; known: {sorted(RECIPES)}")
+        return cls(env=env, model=recipe.model, collect_policies=recipe.collect_policies,
+                   collect_episodes=recipe.collect_episodes, **overrides)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -458,10 +498,11 @@ def encode_frames(encoder: DinoV2Encoder, frames: np.ndarray, batch: int = 512, 
 
 
 def probe_position(latents: Tensor, proprio: np.ndarray, train: np.ndarray, val: np.ndarray, max_frames: int = 6000) -> dict:
-    """Ridge regression from a frame's flattened latent to its proprio, fitted on training episodes,
-    scored on held-out ones: how well the frozen latent still tells where the dot is.
+    """Ridge regression from a frame's flattened latent to ``proprio`` (the position: its x, y), fitted on
+    training episodes, scored on held-out ones: how well the frozen latent still tells where the agent is.
 
-    Returns ``rmse`` in proprio units (arena units for Wall) and ``r2``; None when there are no held-out episodes.
+    Returns ``rmse`` in proprio units (arena units for Wall, metres for PointMaze) and ``r2``; None when
+    there are no held-out episodes.
     """
     if len(val) == 0:
         return {"rmse": None, "r2": None}
@@ -746,7 +787,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     started = time.perf_counter()
     latents = encode_frames(encoder, data.frames, progress=progress)
     timings["latents_s"] = time.perf_counter() - started
-    probe = probe_position(latents, data.proprio, data.train_episodes, data.val_episodes)
+    extent = RECIPES[config.env].frame_extent if config.env in RECIPES else 1.0
+    probe = probe_position(latents, data.proprio[..., :2], data.train_episodes, data.val_episodes)
 
     model, log = train_predictor(config, data, encoder, latents, out, progress)
     timings["predictor_s"] = log["seconds"]
@@ -772,7 +814,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     timings["this_call_s"] = time.perf_counter() - run_started  # all stages run by this call (not resumed parts)
     metrics: dict[str, Any] = {
         "encoder_probe_rmse": probe["rmse"],
-        "encoder_probe_rmse_px": None if probe["rmse"] is None else probe["rmse"] * data.frames.shape[2],
+        "encoder_probe_rmse_px": None if probe["rmse"] is None else probe["rmse"] * data.frames.shape[2] / extent,
         "encoder_probe_r2": probe["r2"],
     }
     manifest = {
@@ -823,8 +865,12 @@ def train_main(env: str, out: str, steps: int | None, resume: bool, seed: int, r
     ``out`` that already holds resumable state is refused (nothing is overwritten). Returns 0, or 2
     after printing ``edgerun train dino-wm: <error>``.
     """
-    config = TrainConfig(env=env, out=out, seed=seed, rollout_blocks=rollout_blocks, init_from=init_from,
-                         command=" ".join(["edgerun", *sys.argv[1:]]))  # fmt: skip
+    try:
+        config = TrainConfig.for_env(env, out=out, seed=seed, rollout_blocks=rollout_blocks, init_from=init_from,
+                                     command=" ".join(["edgerun", *sys.argv[1:]]))  # fmt: skip
+    except ValueError as error:
+        print(f"edgerun train dino-wm: {error}", file=sys.stderr)
+        return 2
     if steps is not None:
         if steps < 1:
             print(f"edgerun train dino-wm: --steps must be >= 1, got {steps}", file=sys.stderr)
@@ -843,6 +889,6 @@ def train_main(env: str, out: str, steps: int | None, resume: bool, seed: int, r
     m = result.manifest_data
     print(f"wrote {result.checkpoint} ({m['checkpoint']['bytes'] / 2**20:.1f} MiB), {result.loss_curve}, {result.manifest}")
     print(f"  steps: encoder {m['steps']['encoder']}, predictor {m['steps']['predictor']}; final train loss "
-          f"{m['final_losses']['train']['loss']:.5f}; dot position from the frozen latent: "
+          f"{m['final_losses']['train']['loss']:.5f}; position from the frozen latent: "
           f"{m['metrics']['encoder_probe_rmse_px'] or float('nan'):.2f} px RMSE")  # fmt: skip
     return 0
