@@ -259,10 +259,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return convert_main(args.path, args.out)
 
 
+def _dino_wm_name(env: str) -> str:
+    """``edgerun/PointMaze-v0`` -> ``pointmaze``: the run and checkpoint directories' suffix."""
+    return env.split("/")[-1].split("-")[0].lower()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.train import train_main
 
-    return train_main(args.env, args.out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
+    out = args.out or f"runs/dino_wm_{_dino_wm_name(args.env)}"
+    return train_main(args.env, out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
 
 
 def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -280,7 +286,8 @@ def cmd_train_int_seg(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import eval_main
 
-    return eval_main(args.checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers)
+    checkpoint = args.checkpoint or f"checkpoints/dino_wm_{_dino_wm_name(args.env)}/model.pt"
+    return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers)
 
 
 def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -308,7 +315,7 @@ def cmd_calibrate_camera(args: argparse.Namespace) -> int:
     return calibrate_camera(args.images, args.board, args.square, args.output, skip_unusable=args.skip_unusable)
 
 
-def _training_arguments(parser: argparse.ArgumentParser, out: str, holds: str, steps: str = "training steps") -> None:
+def _training_arguments(parser: argparse.ArgumentParser, out: str | None, holds: str, steps: str = "training steps") -> None:
     """What every ``edgerun train MODEL`` takes: a run directory, steps, resume, seed."""
     parser.add_argument("--out", default=out, help=f"run directory {holds}")
     parser.add_argument("--steps", type=int, help=f"{steps} (default: the config's)")
@@ -414,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on data this project generates")
     train = p.add_subparsers(dest="train_command", required=True)
     t = train.add_parser("dino-wm", help="DINO-WM: offline encoder, then the predictor (resumable)")
-    t.add_argument("--env", default="edgerun/Wall-v0")
-    _training_arguments(t, "runs/dino_wm_wall", "(checkpoints, loss curve, manifest)", "predictor training steps")
+    t.add_argument("--env", default="edgerun/Wall-v0", help="edgerun/Wall-v0 or edgerun/PointMaze-v0")
+    _training_arguments(t, None, "(default runs/dino_wm_<env>: checkpoints, loss curve, manifest)", "predictor training steps")
     t.add_argument("--rollout-blocks", type=int, default=1, metavar="K",
                    help="1: the paper's teacher-forced loss; K > 1: open-loop rollouts of K action blocks")
     t.add_argument("--init-from", metavar="STATE", help="a predictor state (ckpt-latest.pt) of the same model to fine-tune")
@@ -434,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained model in closed loop")
     evaluate = p.add_subparsers(dest="eval_command", required=True)
     e = evaluate.add_parser("dino-wm", help="MPC success rate, plan time, random-action baseline")
-    e.add_argument("--checkpoint", default="checkpoints/dino_wm_wall/model.pt")
-    e.add_argument("--env", default="edgerun/Wall-v0")
+    e.add_argument("--checkpoint", help="default: checkpoints/dino_wm_<env>/model.pt, the shipped model")
+    e.add_argument("--env", default="edgerun/Wall-v0", help="edgerun/Wall-v0 or edgerun/PointMaze-v0")
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", help="write the result here")

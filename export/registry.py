@@ -20,7 +20,7 @@ from edgerun.engines import TensorSpec
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import PAPER_WALL, SMALL_WALL, VIT_TINY, VITS14, EncoderConfig, WorldModelConfig
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
-from edgerun.models.dino_wm.train import WALL_CPU
+from edgerun.models.dino_wm.train import POINT_MAZE_CPU, WALL_CPU
 from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModule
 from edgerun.models.int_seg.checkpoint import load_network as int_network
 from edgerun.models.int_seg.networks import NetworkConfig as IntNetworkConfig
@@ -198,6 +198,12 @@ REGISTRY: dict[str, Exportable] = {
             "dino-wm-wall-cpu",
             "the same at the size of the shipped checkpoints/dino_wm_wall model (WALL_CPU: 8x8 patches x 64)",
             WALL_CPU,
+        ),
+        _planning_entry(
+            "dino-wm-pointmaze-cpu",
+            "the same at the size of the shipped checkpoints/dino_wm_pointmaze model (POINT_MAZE_CPU: alpha 0, "
+            "4-d proprio)",
+            POINT_MAZE_CPU,
         ),
         Exportable(
             name=minilm.MODEL_NAME,

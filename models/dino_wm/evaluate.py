@@ -95,10 +95,12 @@ def _budget(env: gymnasium.Env, max_steps: int | None) -> int:
 
 
 def _reached(positions: list[np.ndarray], goal: np.ndarray, radius: float | None) -> bool | None:
-    """Whether any recorded position came within ``radius`` of the goal (after the fact; None if unknown)."""
+    """Whether any recorded position (the proprio's x, y) came within ``radius`` of the goal's (after the
+    fact; None if unknown)."""
     if radius is None:
         return None
-    distances = np.linalg.norm(np.asarray(positions, dtype=np.float64) - np.asarray(goal, dtype=np.float64), axis=-1)
+    xy, goal_xy = np.asarray(positions, dtype=np.float64)[:, :2], np.asarray(goal, dtype=np.float64)[:2]
+    distances = np.linalg.norm(xy - goal_xy, axis=-1)
     return bool((distances <= radius).any())
 
 
@@ -346,25 +348,29 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: str = "onnxruntime") -> Any:
-    """Export ``checkpoint``'s planning cost through the export registry (the ``dino-wm-wall*`` entry of
-    its size: ``dino-wm-wall-cpu`` for the shipped model) into ``out_dir`` and load it as an
-    ``edgerun.engines`` Engine (``onnxruntime`` -> the ``onnxruntime-cpu`` backend). The export checks
-    ONNX Runtime against torch on random inputs and refuses on a mismatch."""
+    """Export ``checkpoint``'s planning cost through the export registry (the ``dino-wm-*`` planning
+    entry of its size, the one named after its env first: ``dino-wm-wall-cpu`` for the shipped Wall
+    model, ``dino-wm-pointmaze-cpu`` for PointMaze's) into ``out_dir`` and load it as an ``edgerun.engines``
+    Engine (``onnxruntime`` -> the ``onnxruntime-cpu`` backend). The exported module is built from the
+    checkpoint itself (its weights and ``alpha``); the export checks ONNX Runtime against torch on
+    random inputs and refuses on a mismatch."""
     from edgerun.engines import load
     from edgerun.export.onnx_export import export_model
     from edgerun.export.registry import REGISTRY
 
-    _, config, _ = load_checkpoint(checkpoint)
+    _, config, extra = load_checkpoint(checkpoint)
     p = config.predictor
     wanted = {"actions": p.action_input_dim, "visual": (p.num_patches, p.visual_dim), "proprio_emb": p.emb_dim}
-    for name, entry in REGISTRY.items():
-        shapes = {spec.name: spec.shape for spec in entry.inputs}
-        if name.startswith("dino-wm-wall") and set(shapes) >= set(wanted) and (
+    env_name = str(extra.get("env", "")).split("/")[-1].split("-")[0].lower()
+    names = sorted((n for n in REGISTRY if n.startswith("dino-wm-")), key=lambda n: (env_name not in n, n))
+    for name in names:
+        shapes = {spec.name: spec.shape for spec in REGISTRY[name].inputs}
+        if set(shapes) >= set(wanted) and (
             shapes["actions"][-1], tuple(shapes["visual"][-2:]), shapes["proprio_emb"][-1]
         ) == (wanted["actions"], wanted["visual"], wanted["proprio_emb"]):
             onnx_path, _ = export_model(name, Path(out_dir), checkpoint=str(checkpoint))
             return load(onnx_path, "onnxruntime-cpu" if backend == "onnxruntime" else backend)
-    raise ValueError(f"no dino-wm-wall* entry of the export registry has the size of {checkpoint} ({wanted})")
+    raise ValueError(f"no dino-wm-* planning entry of the export registry has the size of {checkpoint} ({wanted})")
 
 
 def eval_main(
