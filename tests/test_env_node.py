@@ -9,13 +9,13 @@ from edgerun.envs.wall import MAX_SPEED
 from edgerun.runtime.services import call
 
 
-def graph(action_shape: str) -> str:
+def graph(action_shape: str, env_id: str = "edgerun/Wall-v0") -> str:
     return f"""
     name: envnode
     nodes:
       - id: env
         class: edgerun.nodes.env:EnvNode
-        params: {{env_id: edgerun/Wall-v0, seed: 3}}
+        params: {{env_id: {env_id}, seed: 3}}
         inputs: {{action: policy/action}}
       - {{id: policy, class: "fixture_nodes:ActionSender", params: {{shape: {action_shape}}}}}
     """
@@ -45,3 +45,13 @@ def test_wrong_action_shape_is_refused_clearly_and_env_stays_up(tmp_path, caplog
     assert status["inputs"]["action"]["received"] >= 3
     assert reply["episode"] == 1  # still serving
     assert "input 'action' from 'policy': expected float32 (2,) or a block (k, 2), got float32 (3,)" in caplog.text
+
+
+def test_env_node_runs_point_maze_rendered_offscreen_by_mujoco_in_its_process(tmp_path):
+    with RunningGraph(tmp_path, graph("[2]", "edgerun/PointMaze-v0")) as running:
+        goal = running.collect("env/goal", 1)[0]
+        observations = running.collect("env/observation", 3)
+    assert goal["pixels"].shape == (64, 64, 3) and goal["proprio"].shape == (4,)  # x, y, vx, vy
+    assert all(m["proprio"].shape == (4,) and m["pixels"].dtype == np.uint8 for m in observations)
+    assert observations[0]["pixels"].std() > 10  # a rendered maze, not a blank buffer
+    assert not np.array_equal(observations[0]["proprio"], observations[-1]["proprio"])  # the policy's actions move it
