@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium
+
+# MuJoCo (PointMaze) picks its OpenGL back end from MUJOCO_GL when it is first imported: render
+# offscreen through EGL unless the user chose otherwise (osmesa, glfw). Set here, before any env
+# module can import mujoco.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 from .wall import RANDOM_DOOR_Y_RANGE
 

@@ -25,8 +25,8 @@ in the frame x runs along columns and y up the rows. Corridor centre lines: the 
 ``y = 1``, the bottom one ``y = -1`` (both ``x`` in [-1, 1] plus the cell), joined by the right-hand
 column ``x = 1``.
 
-Rendering is offscreen with MuJoCo's OpenGL renderer. ``MUJOCO_GL`` (MuJoCo's own switch) defaults
-to ``egl`` here, which on a machine without a GPU is Mesa's software EGL (Debian: ``libegl1``,
+Rendering is offscreen with MuJoCo's OpenGL renderer. ``MUJOCO_GL`` (MuJoCo's own switch, read when
+``mujoco`` is first imported) defaults to ``egl`` once ``edgerun.envs`` is imported, which on a machine without a GPU is Mesa's software EGL (Debian: ``libegl1``,
 ``libegl-mesa0``, ``libgl1-mesa-dri``; ``make setup`` installs them); set ``MUJOCO_GL=osmesa`` or
 ``glfw`` before importing edgerun to choose another. The camera looks straight down from far away
 with a narrow field of view, so the walls' sides hardly show: the frame is close to a map.
@@ -37,15 +37,13 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import gymnasium  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-from mujoco import rollout  # noqa: E402
-from gymnasium_robotics.envs.maze.maps import U_MAZE  # noqa: E402
-from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as _RoboticsPointMaze  # noqa: E402
+import gymnasium
+import mujoco  # edgerun.envs (this package's __init__, run first) has set MUJOCO_GL's default
+import numpy as np
+from gymnasium import spaces
+from gymnasium_robotics.envs.maze.maps import U_MAZE
+from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as _RoboticsPointMaze
+from mujoco import rollout
 
 FRAME_SKIP = 5
 SUCCESS_RADIUS = 0.5

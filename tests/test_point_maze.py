@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -136,3 +139,13 @@ def test_collect_writes_point_maze_episodes_with_random_actions(tmp_path: Path) 
     assert (moved > 0.05).all()  # random forces move the ball
     with pytest.raises(ValueError, match="needs an expert"):
         collect(POINT_MAZE_ID, episodes=1, steps=2, seed=0, out_path=tmp_path / "x", policy="mixed", progress=False)
+
+
+def test_a_missing_opengl_back_end_is_one_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["MUJOCO_GL"] = "glfw"  # an on-screen back end, with no display to open
+    code = "import gymnasium, edgerun.envs; gymnasium.make('edgerun/PointMaze-v0').reset(seed=0)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "PointMaze: MuJoCo could not render offscreen with MUJOCO_GL='glfw'" in result.stderr
+    assert "libegl1 libegl-mesa0 libgl1-mesa-dri" in result.stderr
