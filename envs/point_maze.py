@@ -41,6 +41,8 @@ import gymnasium
 import mujoco  # edgerun.envs (this package's __init__, run first) has set MUJOCO_GL's default
 import numpy as np
 from gymnasium import spaces
+
+from .arguments import check_render_arguments, reset_options
 from gymnasium_robotics.envs.maze.maps import U_MAZE
 from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as _RoboticsPointMaze
 from mujoco import rollout
@@ -92,10 +94,7 @@ class PointMazeEnv(gymnasium.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, render_mode: str | None = None, size: int = 64) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode: expected one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        if int(size) < 16:
-            raise ValueError(f"size: expected at least 16 pixels, got {size}")
+        size = check_render_arguments(render_mode, self.metadata["render_modes"], size, 16)
         self.render_mode = render_mode
         self.size = int(size)
         self.success_radius = SUCCESS_RADIUS
@@ -127,10 +126,7 @@ class PointMazeEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"reset options: unknown {unknown}, expected any of {list(RESET_OPTIONS)}")
+        options = reset_options(options, RESET_OPTIONS)
         self._maze.reset(seed=None if seed is None else int(seed))
         start, goal = self._sample_position(), self._sample_position()
         start_velocity = self.np_random.uniform(-SPAWN_SPEED, SPAWN_SPEED, 2)

@@ -40,6 +40,8 @@ import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
+from .arguments import check_render_arguments, reset_options  # noqa: E402
+
 try:
     from gym_pusht.envs.pusht import PushTEnv as _GymPushT  # noqa: E402
 except ImportError as error:  # pragma: no cover - depends on the install
@@ -85,10 +87,7 @@ class PushTEnv(gymnasium.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, render_mode: str | None = None, size: int = 64) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode: expected one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        if int(size) < 16:
-            raise ValueError(f"size: expected at least 16 pixels, got {size}")
+        size = check_render_arguments(render_mode, self.metadata["render_modes"], size, 16)
         self.render_mode = render_mode
         self.size = int(size)
         self._sim = _GymPushT(obs_type="pixels_agent_pos", render_mode="rgb_array",
@@ -106,10 +105,7 @@ class PushTEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"reset options: unknown {unknown}, expected any of {list(RESET_OPTIONS)}")
+        options = reset_options(options, RESET_OPTIONS)
         self._sim.reset(seed=int(self.np_random.integers(2**31)))
         if options.get("start") is not None:
             self._set(self._checked_state("start", options["start"]))

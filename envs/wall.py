@@ -58,6 +58,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from .arguments import check_render_arguments, reset_options
+
 WALL_THICKNESS = 0.05
 DOOR_HEIGHT = 0.15
 DOOR_Y = 30 / 64
@@ -363,11 +365,7 @@ class WallEnv(gymnasium.Env):
         wall_x_range: tuple[float, float] = (WALL_X, WALL_X),
         terminate_on_success: bool = False,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            modes = self.metadata["render_modes"]
-            raise ValueError(f"render_mode: expected one of {modes} or None, got {render_mode!r}")
-        if int(size) < 8:
-            raise ValueError(f"size: expected at least 8 pixels, got {size}")
+        size = check_render_arguments(render_mode, self.metadata["render_modes"], size, 8)
         for name, (lo, hi) in (("door_y_range", door_y_range), ("wall_x_range", wall_x_range)):
             if not lo <= hi:
                 raise ValueError(f"{name}: expected (low, high) with low <= high, got {(lo, hi)}")
@@ -399,10 +397,7 @@ class WallEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"reset options: unknown {unknown}, expected any of {list(RESET_OPTIONS)}")
+        options = reset_options(options, RESET_OPTIONS)
         rng = self.np_random
         door_y = rng.uniform(*self.door_y_range)
         wall_x = rng.uniform(*self.wall_x_range)
