@@ -148,6 +148,9 @@ class PointMazeEnv(gymnasium.Env):
             raise ValueError(f"action: expected 2 finite floats (fx, fy), got {a.dtype} {a.shape}: {a}")
         for _ in range(FRAME_SKIP):
             self._point.step(a)  # clips the action to [-1, 1] and the velocity to +-5 m/s
+        # mj_step leaves the bodies' world poses at the state before its last integration: bring them up
+        # to date so the frame shows the ball where the proprio says (else it lags 0.01 s behind)
+        mujoco.mj_forward(self._model, self._data)
         info = self._info()
         return self._observation(), float(info["is_success"]), False, False, info
 
@@ -184,6 +187,18 @@ class PointMazeEnv(gymnasium.Env):
                 full[:, 3:5] = np.clip(full[:, 3:5], -5.0, 5.0)  # PointEnv._clip_velocity
                 full = rollout.rollout(self._model, self._rollout_data, full, actions[:, t : t + 1], nstep=1)[0][:, -1]
         return full[:, 1:5].copy()
+
+    def render_states(self, states: np.ndarray) -> np.ndarray:
+        """Frames ``(N, S, S, 3)`` of ``(N, 4)`` states (only x, y show), the env's own state kept."""
+        saved = self._state()
+        try:
+            frames = []
+            for state in np.asarray(states, dtype=np.float64):
+                self._set_state(state[:2], state[2:])
+                frames.append(self.render())
+        finally:
+            self._set_state(saved[:2], saved[2:])
+        return np.stack(frames)
 
     def close(self) -> None:
         if self._renderer is not None:

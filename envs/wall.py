@@ -440,6 +440,10 @@ class WallEnv(gymnasium.Env):
 
     # -- helpers for planners and data collection ------------------------------------------------
 
+    def render_states(self, positions: np.ndarray) -> np.ndarray:
+        """Frames ``(N, S, S, 3)`` of the dot at ``(N, 2)`` positions in this episode's layout."""
+        return np.stack([render_agent(self._scene, p, self.layout.agent_radius) for p in np.asarray(positions)])
+
     def expert_action(self) -> np.ndarray:
         """The scripted policy's action from the current state (it knows the door and the goal)."""
         return scripted_action(self.position, self.goal, self.layout, self.max_speed)

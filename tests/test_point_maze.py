@@ -149,3 +149,23 @@ def test_a_missing_opengl_back_end_is_one_clear_error() -> None:
     assert result.returncode != 0
     assert "PointMaze: MuJoCo could not render offscreen with MUJOCO_GL='glfw'" in result.stderr
     assert "libegl1 libegl-mesa0 libgl1-mesa-dri" in result.stderr
+
+
+def test_render_states_draws_what_the_env_shows_and_keeps_its_state(env: PointMazeEnv) -> None:
+    obs, _ = env.reset(seed=4)
+    later = [env.step(np.array([0.3, -0.2]))[0] for _ in range(3)]
+    frames = env.render_states(np.stack([obs["proprio"], later[-1]["proprio"]]))
+    np.testing.assert_array_equal(frames[0], obs["pixels"])
+    np.testing.assert_array_equal(frames[1], later[-1]["pixels"])
+    np.testing.assert_array_equal(env.render(), later[-1]["pixels"])  # the env is where it was
+
+
+def test_perfect_model_ceiling_runs_the_protocol_and_names_its_cost() -> None:
+    from edgerun.models.dino_wm.ceiling import perfect_model_ceiling
+    from edgerun.models.dino_wm.plan import CEMConfig
+
+    quick = CEMConfig(horizon=5, samples=20, topk=4, iterations=2)
+    result = perfect_model_ceiling(POINT_MAZE_ID, episodes=2, seed=0, planner_config=quick, max_steps=10)
+    assert result["episodes"] == 2 and result["steps_per_episode"] == 10 and result["cost"] == "euclidean"
+    assert 0.0 <= result["success_rate"] <= 1.0
+    assert len(result["failures"]) == round((1 - result["success_rate"]) * 2)

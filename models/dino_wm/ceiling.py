@@ -3,13 +3,17 @@
 The "model" here is the env's own dynamics (Wall: :func:`edgerun.envs.wall.move_batch`; PointMaze:
 :meth:`edgerun.envs.point_maze.PointMazeEnv.simulate`, the same MuJoCo model batched) and the cost
 the objective's without model error: the squared distance between the position a candidate plan
-ends at and the goal's (Wall: the proprio term; PointMaze, alpha 0: what its visual latent encodes). Everything else is the evaluation's: the same
+ends at and the goal's (Wall: the proprio term; PointMaze, alpha 0: what its visual latent encodes).
+With ``latent_checkpoint`` the cost is instead the objective itself, DINO-WM's planning cost, on that
+checkpoint's frozen encoder: the true final states are rendered and encoded, so what remains is the
+objective's own limit (a latent distance that says little when the agent is far from the goal),
+without the predictor's errors. Everything else is the evaluation's: the same
 episodes (:func:`~.evaluate.episode_seeds`), CEM settings, MPC (whole 5-block plan, then a new plan
 warm-started), a fixed budget of env steps and success read once, at the end. What a learned model
 scores can be compared with this number: the gap between the two is the model's, the gap between
 this and 1.0 the protocol's (a last-state cost and a 25-step look-ahead searched by CEM).
 
-``python -m edgerun.models.dino_wm.ceiling [--episodes 50] [--seed 0] [--env edgerun/Wall-v0]``
+``python -m edgerun.models.dino_wm.ceiling [--episodes 50] [--seed 0] [--env edgerun/Wall-v0] [--latent CHECKPOINT]``
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import torch
 from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv, move_batch
 
-from .evaluate import default_planner, episode_seeds
+from .checkpoint import load_checkpoint
+from .evaluate import default_planner, encoder_for, episode_seeds
+from .policy import images_to_model
+from .world_model import planning_cost
 from .plan import (
     FRAMESKIP,
     MPC,
@@ -48,6 +55,13 @@ def _env_actions(actions: np.ndarray) -> np.ndarray:
     return np.where(norm > 1.0, actions / np.maximum(norm, 1e-12), actions)
 
 
+@torch.no_grad()
+def _latent_cost(model: Any, alpha: float, frames: np.ndarray, states: np.ndarray, goal: Any) -> torch.Tensor:
+    """DINO-WM's planning cost of true final states: their frames and proprio encoded by ``model``."""
+    proprio = torch.from_numpy(np.asarray(states, dtype=np.float32))[:, None]
+    return planning_cost(model.encode(images_to_model(frames), proprio), goal, alpha)
+
+
 def perfect_model_ceiling(
     env_id: str = "edgerun/Wall-v0",
     episodes: int = 50,
@@ -58,6 +72,7 @@ def perfect_model_ceiling(
     action_mean: Any = (0.0, 0.0),
     action_std: Any = None,
     max_steps: int | None = None,
+    latent_checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Success rate of the evaluation protocol when the model is perfect (see the module docstring)."""
     planner_config = planner_config or default_planner(env_id, "cem")
@@ -70,10 +85,14 @@ def perfect_model_ceiling(
     mean = np.asarray(action_mean, dtype=np.float64)
     std = np.asarray(ACTION_STD[kind] if action_std is None else action_std, dtype=np.float64)
     generator = torch.Generator().manual_seed(seed)
+    latent = None if latent_checkpoint is None else load_checkpoint(latent_checkpoint)
+    if latent is not None and action_std is None:  # sample actions as the evaluation does with this checkpoint
+        mean, std = (np.asarray(latent[2][key], dtype=np.float64) for key in ("action_mean", "action_std"))
     records = []
     for episode_seed in episode_seeds(seed, episodes):
         obs, info = env.reset(seed=episode_seed)
         goal = np.asarray(info["goal_proprio"], dtype=np.float64)[:2]
+        goal_latent = None if latent is None else encoder_for(latent[0])(info["goal_pixels"], info["goal_proprio"])
         start = np.asarray(obs["proprio"], dtype=np.float64)
         mpc = MPC(2 * FRAMESKIP, planner_config, mpc_config, generator=generator)
         steps = 0
@@ -83,12 +102,14 @@ def perfect_model_ceiling(
             def cost(plans: torch.Tensor, origin: np.ndarray = origin, goal: np.ndarray = goal) -> torch.Tensor:
                 actions = denormalise(plans.numpy().astype(np.float64), mean, std).reshape(len(plans), -1, 2)
                 if kind == "PointMaze":
-                    positions = world.simulate(np.repeat(origin[None], len(plans), axis=0), actions)[:, :2]
+                    finals = world.simulate(np.repeat(origin[None], len(plans), axis=0), actions)
                 else:
-                    positions = np.repeat(origin[None], len(plans), axis=0)
+                    finals = np.repeat(origin[None], len(plans), axis=0)
                     for t in range(actions.shape[1]):
-                        positions = move_batch(positions, _env_actions(actions[:, t]) * world.max_speed, world.layout)
-                return torch.from_numpy(((positions - goal) ** 2).sum(axis=1))
+                        finals = move_batch(finals, _env_actions(actions[:, t]) * world.max_speed, world.layout)
+                if latent is not None:
+                    return _latent_cost(latent[0], latent[1].alpha, world.render_states(finals), finals, goal_latent)
+                return torch.from_numpy(((finals[:, :2] - goal) ** 2).sum(axis=1))
 
             for action in block_to_env_actions(mpc.act(cost), mean, std, FRAMESKIP):
                 obs, _, terminated, truncated, info = env.step(action.astype(np.float32))
@@ -104,6 +125,7 @@ def perfect_model_ceiling(
     env.close()
     return {
         "env": env_id, "episodes": episodes, "seed": seed, "steps_per_episode": budget,
+        "cost": "euclidean" if latent is None else f"latent objective of {latent_checkpoint}",
         "success_rate": float(np.mean([r["success"] for r in records])),
         "failures": [r for r in records if not r["success"]],
     }  # fmt: skip
@@ -114,9 +136,10 @@ def main() -> None:
     parser.add_argument("--env", default="edgerun/Wall-v0")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latent", metavar="CHECKPOINT", help="score the true final states with this checkpoint's objective")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    result = perfect_model_ceiling(args.env, args.episodes, args.seed)
+    result = perfect_model_ceiling(args.env, args.episodes, args.seed, latent_checkpoint=args.latent)
     print(json.dumps(result, indent=2))
 
 
