@@ -34,6 +34,8 @@ with a narrow field of view, so the walls' sides hardly show: the frame is close
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from typing import Any, ClassVar
 
@@ -41,11 +43,15 @@ import gymnasium
 import mujoco  # edgerun.envs (this package's __init__, run first) has set MUJOCO_GL's default
 import numpy as np
 from gymnasium import spaces
+from mujoco import rollout
 
 from .arguments import check_render_arguments, reset_options
-from gymnasium_robotics.envs.maze.maps import U_MAZE
-from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as _RoboticsPointMaze
-from mujoco import rollout
+
+# gymnasium-robotics prints a notice about its Adroit hand envs (unrelated to the maze) to stderr on
+# import; keep it out of the logs of everything that uses PointMaze
+with contextlib.redirect_stderr(io.StringIO()):
+    from gymnasium_robotics.envs.maze.maps import U_MAZE
+    from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as _RoboticsPointMaze
 
 FRAME_SKIP = 5
 SUCCESS_RADIUS = 0.5
