@@ -33,6 +33,9 @@ from .stats import DropCounter, ErrorCounter, StreamStats
 from .wiring import Link, NodeWiring
 
 PUB_HWM = 16
+PUB_LINGER_MS = 2000
+"""How long a stopping node keeps sending what it published last (an env's final ``episode`` message,
+queued behind its last camera frames); closed with linger 0 those were silently discarded."""
 POLL_CAP_MS = 100  # the longest any loop waits before it looks at the stop flag
 RECONNECT_AFTER_NS = 500_000_000  # after a failed tcp:// handshake, which libzmq never retries itself
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -214,7 +217,8 @@ class NodeRunner:
     def _close_sockets(self) -> None:
         os.close(self._wake_rx)
         os.close(self._wake_tx)
-        sockets = [self.pub, self.ctl, self.srv, *self._clients.values()]
+        self.pub.close(linger=PUB_LINGER_MS)  # bounded: a subscriber that stopped reading cannot hold the exit
+        sockets = [self.ctl, self.srv, *self._clients.values()]
         sockets += [s.socket for s in self.inputs.values()] + [s.monitor for s in self.inputs.values()]
         for socket in sockets:
             if socket is not None:

@@ -212,3 +212,28 @@ class ActionSender(Node):
     def send(self) -> None:
         action = np.full(self.params.shape, 0.5, dtype=self.params.dtype)
         self.publish("action", action=action, capture_ns=time.time_ns())
+
+
+@dataclass(frozen=True)
+class BurstParams:
+    frames: int = 10  # within the publisher's high-water mark (16): nothing is dropped for being late
+    frame_bytes: int = 4_000_000
+    delay_s: float = 1.0
+
+
+class BurstThenStop(Node):
+    """After ``delay_s`` (subscribers connect), publishes ``frames`` large frames, then one ``end``
+    message, and stops at once: what an env node does at the end of its last episode."""
+
+    outputs = ("frames", "end")
+    params = BurstParams
+
+    def setup(self) -> None:
+        self.every(self.params.delay_s, self.burst)
+
+    def burst(self) -> None:
+        payload = np.zeros(self.params.frame_bytes, dtype=np.uint8)
+        for i in range(self.params.frames):
+            self.publish("frames", index=i, payload=payload)
+        self.publish("end", frames=self.params.frames)
+        self.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import zmq
@@ -121,3 +123,20 @@ def test_stream_stats_keep_the_whole_run_rate_after_the_stream_stops():
     assert live["rate_hz"] == later["mean_rate_hz"] == 10.0
     assert later["rate_hz"] == 0.0 and later["count"] == 11
     assert later["latency_p50_ms"] == 5.0
+
+
+def test_the_last_messages_a_node_publishes_before_it_stops_are_delivered(tmp_path):
+    """A node that ends (an env after its last episode) must not take its final messages with it."""
+    graph = """
+    name: burst
+    nodes:
+      - {id: burst, class: "fixture_nodes:BurstThenStop"}
+    """
+    with RunningGraph(tmp_path, graph) as running:
+        socket = running.subscribe("burst/")  # both topics: the frames queue up ahead of the end message
+        received, deadline = [], time.monotonic() + 20
+        while time.monotonic() < deadline and not any(topic == b"burst/end" for topic in received):
+            if socket.poll(200):
+                received.append(socket.recv_multipart()[0])
+    assert received.count(b"burst/frames") == 10
+    assert b"burst/end" in received
