@@ -45,6 +45,7 @@ class Planner(Node):
         self.policy = None
         self.error = ""
         self.goal_key: tuple | None = None
+        self.answered: tuple[Any, Any, int] | None = None  # (episode, step, publish time ns) of the last answer
         try:
             self.policy = self.make_policy()
         except (ValueError, KeyError, OSError, RuntimeError) as exc:  # CheckpointError is a ValueError
@@ -97,13 +98,27 @@ class Planner(Node):
             raise RuntimeError(self.error)
         if self.policy.goal is None:
             raise RuntimeError("observation before any goal: connect input 'goal' (e.g. env/goal)")
+        if self.is_stale_copy(msg):
+            return
         replanning = self.policy.needs_plan
         started = time.perf_counter()
         actions = self.policy.act(msg["pixels"], msg["proprio"])
         plan_time_s = time.perf_counter() - started
         self.publish("action", action=actions, replanned=replanning, plan_time_s=plan_time_s)
+        self.answered = (msg.get("episode"), msg.get("step"), time.time_ns())
         if replanning:
             self.publish_plan(plan_time_s)
+
+    def is_stale_copy(self, msg: Message) -> bool:
+        """An env re-sends its observation while it waits for actions (so a lost message cannot stall
+        the loop); copies sent while this node was still planning its answer are not lost messages.
+        Answering one would send the env a block it never asked for, and at the end of a plan would
+        replan from a state the env has already left. A copy sent after the answer went out means
+        the answer was lost: that one is answered again."""
+        if self.answered is None or msg.get("step") is None:
+            return False
+        episode, step, answered_ns = self.answered
+        return (msg.get("episode"), msg.get("step")) == (episode, step) and msg.send_ns < answered_ns
 
     def publish_plan(self, plan_time_s: float) -> None:
         """The whole new plan in env actions, its cost and the planner's cost per iteration."""

@@ -60,3 +60,24 @@ def test_observation_of_wrong_dtype_is_refused_clearly(small_checkpoint):
 
     with pytest.raises(ValueError, match=r"expected uint8 RGB images \(H, W, 3\) or \(B, H, W, 3\), got float32 \(64, 64\)"):
         images_to_model(np.zeros((64, 64), np.float32))
+
+
+def test_copies_of_an_observation_sent_while_planning_are_not_answered_again() -> None:
+    """The env re-sends its observation while it waits; copies sent before the answer went out are
+    stale (answering them would send a block nobody asked for, or replan from a state already left),
+    a copy sent after the answer means the answer was lost and is answered."""
+    from edgerun.nodes.planner import Planner
+    from edgerun.runtime import messages
+
+    def observation(step: int, send_ns: int) -> messages.Message:
+        frames = messages.encode("env/observation", {"episode": 0, "step": step}, seq=0, capture_ns=1, sender="env",
+                                 send_ns=send_ns)  # fmt: skip
+        return messages.decode([bytes(f) for f in frames])
+
+    planner = Planner.__new__(Planner)  # only the bookkeeping: no runner, no model
+    planner.answered = None
+    assert not planner.is_stale_copy(observation(5, send_ns=100))
+    planner.answered = (0, 5, 1_000)  # answered step 5 at t = 1000 ns
+    assert planner.is_stale_copy(observation(5, send_ns=900))  # re-sent while the plan was being made
+    assert not planner.is_stale_copy(observation(5, send_ns=1_100))  # re-sent after: the answer was lost
+    assert not planner.is_stale_copy(observation(10, send_ns=900))  # a new step is always answered
