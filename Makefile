@@ -22,7 +22,8 @@ gl-libs:
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing (offscreen rendering for MuJoCo)"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	      || echo "gl-libs: could not install$$missing (apt-get failed, see above): MuJoCo (PointMaze) will not render offscreen"; \
 	  fi; \
 	else \
 	  echo "gl-libs: no dpkg here; install an EGL (or OSMesa) OpenGL library yourself for MuJoCo's offscreen rendering"; \
