@@ -259,15 +259,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return convert_main(args.path, args.out)
 
 
-def _dino_wm_name(env: str) -> str:
-    """``edgerun/PointMaze-v0`` -> ``pointmaze``: the run and checkpoint directories' suffix."""
-    return env.split("/")[-1].split("-")[0].lower()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from edgerun.models.dino_wm.evaluate import env_name
     from edgerun.models.dino_wm.train import train_main
 
-    out = args.out or f"runs/dino_wm_{_dino_wm_name(args.env)}"
+    out = args.out or f"runs/dino_wm_{env_name(args.env)}"
     return train_main(args.env, out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
 
 
@@ -284,9 +280,9 @@ def cmd_train_int_seg(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgerun.models.dino_wm.evaluate import eval_main
+    from edgerun.models.dino_wm.evaluate import env_name, eval_main
 
-    checkpoint = args.checkpoint or f"checkpoints/dino_wm_{_dino_wm_name(args.env)}/model.pt"
+    checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
     return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers)
 
 

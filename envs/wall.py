@@ -256,6 +256,13 @@ def success(state: np.ndarray, goal: np.ndarray, radius: float = SUCCESS_RADIUS)
     return bool(close) if close.ndim == 0 else close
 
 
+def unit_actions(actions: np.ndarray) -> np.ndarray:
+    """Actions ``(..., 2)`` as the env applies them: clipped to ``[-1, 1]`` per axis, then to norm 1."""
+    actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+    norm = np.linalg.norm(actions, axis=-1, keepdims=True)
+    return np.where(norm > 1.0, actions / np.maximum(norm, 1e-12), actions)
+
+
 def scripted_action(
     position: np.ndarray,
     goal: np.ndarray,
@@ -425,11 +432,7 @@ class WallEnv(gymnasium.Env):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,) or not np.isfinite(a).all():
             raise ValueError(f"action: expected 2 finite floats (vx, vy), got {a.dtype} {a.shape}: {a}")
-        a = np.clip(a, -1.0, 1.0)
-        norm = float(np.linalg.norm(a))
-        if norm > 1.0:
-            a /= norm
-        self.position = move(self.position, a * self.max_speed, self.layout)
+        self.position = move(self.position, unit_actions(a) * self.max_speed, self.layout)
         reached = success(self.position, self.goal, self.success_radius)
         terminated = bool(reached and self.terminate_on_success)
         return self._observation(), float(reached), terminated, False, self._info()
@@ -439,6 +442,14 @@ class WallEnv(gymnasium.Env):
         return render_agent(self._scene, self.position, self.layout.agent_radius)
 
     # -- helpers for planners and data collection ------------------------------------------------
+
+    def simulate(self, positions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The env's dynamics, batched: ``(N, 2)`` positions and ``(N, T, 2)`` actions -> the ``(N, 2)``
+        positions after ``T`` steps in this episode's layout (:func:`move_batch`); the env is not touched."""
+        positions, actions = np.asarray(positions, dtype=np.float64), unit_actions(actions)
+        for t in range(actions.shape[1]):
+            positions = move_batch(positions, actions[:, t] * self.max_speed, self.layout)
+        return positions
 
     def render_states(self, positions: np.ndarray) -> np.ndarray:
         """Frames ``(N, S, S, 3)`` of the dot at ``(N, 2)`` positions in this episode's layout."""

@@ -9,6 +9,7 @@ import pytest
 
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
+from edgerun.models.dino_wm.evaluate import env_name
 from edgerun.models.dino_wm.plan import CEM_PRESETS
 from edgerun.runtime.graph import load_graph
 
@@ -24,7 +25,7 @@ def test_graph_planner_checkpoint_is_shipped_and_fits_the_env(name: str) -> None
     assert checkpoint.is_file(), f"{checkpoint} is not shipped"
     _, config, extra = load_checkpoint(checkpoint)
     assert extra["env"] == env_id
-    assert params["preset"] in CEM_PRESETS and params["preset"] == env_id.split("/")[1].split("-")[0].lower()
+    assert params["preset"] in CEM_PRESETS and params["preset"] == env_name(env_id)
     env = gymnasium.make(env_id)
     try:
         assert env.observation_space["proprio"].shape == (config.predictor.proprio_dim,)

@@ -328,3 +328,16 @@ def test_unknown_env_id_is_a_clear_error_and_exit_code_2(tmp_path: Path, capsys:
     assert not (tmp_path / "x.npz").exists()
     assert collect_main(WALL_ID, 2, 5, 0, tmp_path / "ok.npz") == 0
     assert "wrote" in capsys.readouterr().out
+
+
+def test_simulate_is_exactly_what_step_reaches_from_the_same_start(env: gymnasium.Env) -> None:
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1.5, 1.5, (6, 20, 2))  # out-of-box and over-norm actions, as step clips them
+    obs, _ = env.reset(seed=5)
+    wall = env.unwrapped
+    predicted = wall.simulate(np.repeat(obs["proprio"][None].astype(np.float64), 6, axis=0), actions)
+    for i in range(6):
+        env.reset(seed=5)
+        for action in actions[i]:
+            obs, *_ = env.step(action)
+        np.testing.assert_allclose(obs["proprio"], predicted[i], rtol=0, atol=1e-6)

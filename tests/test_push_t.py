@@ -39,7 +39,15 @@ def test_actions_are_relative_pd_targets(env: PushTEnv) -> None:
     for _ in range(20):
         obs, *_ = env.step(np.zeros(2))
     np.testing.assert_allclose(obs["proprio"][:2], START[:2], atol=1.0)  # a = 0 holds the pusher still
-    assert ACTION_SCALE == 100.0
+    assert ACTION_SCALE == 100.0  # DINO-WM's action_scale
+    # the reference: gym-pusht's own step given the absolute target agent + 100 a reaches the same place
+    a = np.array([0.3, -0.2])
+    env.reset(seed=0, options={"start": START, "goal": START})
+    wrapped, *_ = env.step(a)
+    env.reset(seed=0, options={"start": START, "goal": START})
+    env._sim.step(START[:2] + ACTION_SCALE * a)
+    np.testing.assert_allclose(wrapped["proprio"][:2], np.asarray(env._sim.agent.position), atol=1e-4)
+    assert wrapped["proprio"][0] > START[0] + 3 and wrapped["proprio"][1] < START[1] - 2
 
 
 def test_goal_is_an_image_of_a_pushed_state_and_success_is_dino_wm_s(env: PushTEnv) -> None:

@@ -1,7 +1,7 @@
 """The planning protocol's ceiling: :func:`~.evaluate.evaluate`'s CEM/MPC with a perfect model.
 
-The "model" here is the env's own dynamics (Wall: :func:`edgerun.envs.wall.move_batch`; PointMaze:
-:meth:`edgerun.envs.point_maze.PointMazeEnv.simulate`, the same MuJoCo model batched) and the cost
+The "model" here is the env's own dynamics, batched (``simulate``: Wall's swept motion, PointMaze's
+MuJoCo model through ``mujoco.rollout``) and the cost
 the objective's without model error: the squared distance between the position a candidate plan
 ends at and the goal's (Wall: the proprio term; PointMaze, alpha 0: what its visual latent encodes).
 With ``latent_checkpoint`` the cost is instead the objective itself, DINO-WM's planning cost, on that
@@ -27,7 +27,7 @@ import gymnasium
 import numpy as np
 import torch
 from edgerun.envs.point_maze import PointMazeEnv
-from edgerun.envs.wall import WallEnv, move_batch
+from edgerun.envs.wall import WallEnv
 
 from .checkpoint import load_checkpoint
 from .evaluate import default_planner, encoder_for, episode_seeds
@@ -46,13 +46,6 @@ from .plan import (
 ACTION_STD = {"Wall": (0.58, 0.56), "PointMaze": (0.577, 0.577)}
 """Action normalisation per env: Wall's shipped checkpoint's data (``extra["action_std"]``, rounded);
 PointMaze's data are uniform random actions in [-1, 1] (std 1 / sqrt(3))."""
-
-
-def _env_actions(actions: np.ndarray) -> np.ndarray:
-    """As ``WallEnv.step`` applies them: clipped to the box, then to norm 1."""
-    actions = np.clip(actions, -1.0, 1.0)
-    norm = np.linalg.norm(actions, axis=-1, keepdims=True)
-    return np.where(norm > 1.0, actions / np.maximum(norm, 1e-12), actions)
 
 
 @torch.no_grad()
@@ -85,14 +78,17 @@ def perfect_model_ceiling(
     mean = np.asarray(action_mean, dtype=np.float64)
     std = np.asarray(ACTION_STD[kind] if action_std is None else action_std, dtype=np.float64)
     generator = torch.Generator().manual_seed(seed)
-    latent = None if latent_checkpoint is None else load_checkpoint(latent_checkpoint)
-    if latent is not None and action_std is None:  # sample actions as the evaluation does with this checkpoint
-        mean, std = (np.asarray(latent[2][key], dtype=np.float64) for key in ("action_mean", "action_std"))
+    model = alpha = None
+    if latent_checkpoint is not None:
+        model, config, extra = load_checkpoint(latent_checkpoint)
+        alpha = config.alpha
+        if action_std is None:  # sample actions as the evaluation does with this checkpoint
+            mean, std = (np.asarray(extra[key], dtype=np.float64) for key in ("action_mean", "action_std"))
     records = []
     for episode_seed in episode_seeds(seed, episodes):
         obs, info = env.reset(seed=episode_seed)
         goal = np.asarray(info["goal_proprio"], dtype=np.float64)[:2]
-        goal_latent = None if latent is None else encoder_for(latent[0])(info["goal_pixels"], info["goal_proprio"])
+        goal_latent = None if model is None else encoder_for(model)(info["goal_pixels"], info["goal_proprio"])
         start = np.asarray(obs["proprio"], dtype=np.float64)
         mpc = MPC(2 * FRAMESKIP, planner_config, mpc_config, generator=generator)
         steps = 0
@@ -101,14 +97,9 @@ def perfect_model_ceiling(
 
             def cost(plans: torch.Tensor, origin: np.ndarray = origin, goal: np.ndarray = goal) -> torch.Tensor:
                 actions = denormalise(plans.numpy().astype(np.float64), mean, std).reshape(len(plans), -1, 2)
-                if kind == "PointMaze":
-                    finals = world.simulate(np.repeat(origin[None], len(plans), axis=0), actions)
-                else:
-                    finals = np.repeat(origin[None], len(plans), axis=0)
-                    for t in range(actions.shape[1]):
-                        finals = move_batch(finals, _env_actions(actions[:, t]) * world.max_speed, world.layout)
-                if latent is not None:
-                    return _latent_cost(latent[0], latent[1].alpha, world.render_states(finals), finals, goal_latent)
+                finals = world.simulate(np.repeat(origin[None], len(plans), axis=0), actions)
+                if model is not None:
+                    return _latent_cost(model, alpha, world.render_states(finals), finals, goal_latent)
                 return torch.from_numpy(((finals[:, :2] - goal) ** 2).sum(axis=1))
 
             for action in block_to_env_actions(mpc.act(cost), mean, std, FRAMESKIP):
@@ -125,7 +116,7 @@ def perfect_model_ceiling(
     env.close()
     return {
         "env": env_id, "episodes": episodes, "seed": seed, "steps_per_episode": budget,
-        "cost": "euclidean" if latent is None else f"latent objective of {latent_checkpoint}",
+        "cost": "euclidean" if model is None else f"latent objective of {latent_checkpoint}",
         "success_rate": float(np.mean([r["success"] for r in records])),
         "failures": [r for r in records if not r["success"]],
     }  # fmt: skip

@@ -66,12 +66,17 @@ def episode_seeds(seed: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, 1]).generate_state(episodes, dtype=np.uint32)]
 
 
+def env_name(env_id: str) -> str:
+    """``edgerun/PointMaze-v0`` -> ``pointmaze``: the key of the env's CEM preset, export entry and
+    shipped-checkpoint directory (``checkpoints/dino_wm_<name>``)."""
+    return env_id.split("/")[-1].split("-")[0].lower()
+
+
 def default_planner(env_id: str, planner: str) -> CEMConfig | GDConfig:
     """The paper's settings: CEM per environment (Wall: horizon 5, 300 samples, top 30, 10 iterations), GD 1000 steps."""
     if planner == "gd":
         return GD_PAPER
-    name = env_id.split("/")[-1].split("-")[0].lower()
-    return CEM_PRESETS.get(name, CEM_PRESETS["wall"])
+    return CEM_PRESETS.get(env_name(env_id), CEM_PRESETS["wall"])
 
 
 def encoder_for(model: DinoWorldModel) -> Callable[[np.ndarray, np.ndarray], Latent]:
@@ -361,8 +366,8 @@ def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: s
     _, config, extra = load_checkpoint(checkpoint)
     p = config.predictor
     wanted = {"actions": p.action_input_dim, "visual": (p.num_patches, p.visual_dim), "proprio_emb": p.emb_dim}
-    env_name = str(extra.get("env", "")).split("/")[-1].split("-")[0].lower()
-    names = sorted((n for n in REGISTRY if n.startswith("dino-wm-")), key=lambda n: (env_name not in n, n))
+    name_of_env = env_name(str(extra.get("env", "")))
+    names = sorted((n for n in REGISTRY if n.startswith("dino-wm-")), key=lambda n: (name_of_env not in n, n))
     for name in names:
         shapes = {spec.name: spec.shape for spec in REGISTRY[name].inputs}
         if set(shapes) >= set(wanted) and (
