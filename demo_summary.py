@@ -157,7 +157,7 @@ def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
     points = np.asarray(last["points_world"], np.float64)[-1].reshape(-1, 3)
     points = points[np.isfinite(points).all(axis=1)]
     if len(points):  # into the true world frame (metres; Z down, so X-Y is the top view)
-        points = transform.scale * points @ transform.rotation.T + transform.translation
+        points = transform.apply(points)
         spread = np.linalg.norm(points - np.median(points, axis=0), axis=1)
         points = points[spread <= np.percentile(spread, 95)]
         ax.scatter(points[:, 0], points[:, 1], s=3, c=-points[:, 2], cmap="viridis", label="points (last frame; colour: height)")
@@ -187,11 +187,13 @@ def _shows_target(frame: Message) -> bool:
 def segmentation_scores(topics: dict[str, list[Message]]) -> tuple[list[float], list[bool]]:
     """On the recorded frames that show a camouflaged animal (``TARGET_VISIBLE``): the mask's IoU with
     the animals' true mask, and whether the instance prompt named their category."""
+    from edgerun.models.int_seg.component_metrics import mask_iou
+
     ious, named = [], []
     for frame, result in segmented_frames(topics):
         if _shows_target(frame):
             mask, truth = np.asarray(result["mask"], bool), np.asarray(frame["target_mask"], bool)
-            ious.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
+            ious.append(mask_iou(mask, truth))  # the target is in view (_shows_target): the union is not empty
             named.append("target" in frame.fields and result["prompt"] == frame["target"])
     return ious, named
 

@@ -468,5 +468,5 @@ def robot_camera_samples(seed: int, count: int, width: int = 128, height: int = 
             return out
 
         instances = [i._replace(mask=square(i.mask)) for i in instances]
-        samples.append(Sample(square(view.image), square(np.isin(view.instance_ids, world.target_ids)), instances))
+        samples.append(Sample(square(view.image), square(view.target_mask), instances))
     return samples

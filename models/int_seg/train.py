@@ -425,12 +425,13 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
 
 
 def initialise_from(networks: dict, checkpoint: Path, network: NetworkConfig) -> None:
-    """Load every component from an INT components checkpoint of the same network size (float16 → float32)."""
+    """Load every component from an INT components checkpoint of the same network size (its float16
+    tensors are cast to the float32 parameters by ``load_state_dict``'s copy)."""
     payload = read_components(checkpoint)
     if payload["network"] != network.to_dict():
         raise ValueError(f"{checkpoint}: network {payload['network']} does not match the training config's {network.to_dict()}")
     for kind in KINDS:
-        networks[kind].load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload[kind].items()})
+        networks[kind].load_state_dict(payload[kind])
 
 
 def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]], out: Path, seconds: float) -> TrainResult:
