@@ -283,7 +283,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgerun.models.dino_wm.evaluate import env_name, eval_main
 
     checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
-    return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers)
+    return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers,
+                     args.max_steps)
 
 
 def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
@@ -446,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what scores the CEM samples: the torch model, or the exported planning cost on ONNX Runtime")
     e.add_argument("--cost-engine", help="with --backend onnxruntime: an exported planning cost .onnx (default: export the checkpoint's)")
     e.add_argument("--workers", type=int, default=1, help="torch backend: episodes in N processes of one thread (same result)")
+    e.add_argument("--max-steps", type=int, metavar="N",
+                   help="env steps per episode, success read once after them (default: the env's max_episode_steps, 100)")
     e.set_defaults(func=cmd_eval)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default="checkpoints/int_seg/components.yaml")

@@ -227,6 +227,33 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
     json.dumps(result)  # JSON-able
 
 
+def test_a_budget_beyond_the_registered_time_limit_runs_to_the_budget(trained: train_module.TrainResult) -> None:
+    assert gymnasium.make(WALL_ID).spec.max_episode_steps == 100
+    result = evaluate(
+        trained.checkpoint, WALL_ID, episodes=1, seed=0, progress=False, max_steps=105,
+        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=1), mpc_config=MPCConfig(execute_blocks=2),
+    )  # fmt: skip
+    assert result["steps_per_episode"] == 105
+    assert [r["steps"] for r in result["episode_records"] + result["random_episode_records"]] == [105, 105]
+    assert result["plans"] == 11  # 21 blocks of 5 steps, 2 blocks a plan
+
+
+def test_eval_command_takes_a_step_budget_and_writes_json(trained: train_module.TrainResult, tmp_path: Path, capsys) -> None:
+    from edgerun.cli import main
+
+    out = tmp_path / "eval.json"
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "dino-wm", "--checkpoint", str(trained.checkpoint), "--episodes", "1", "--max-steps", "5",
+              "--json", str(out)])  # fmt: skip
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["steps_per_episode"] == 5 and result["episode_records"][0]["steps"] == 5
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "dino-wm", "--checkpoint", str(trained.checkpoint), "--episodes", "1", "--max-steps", "0"])
+    assert done.value.code == 2
+    assert "max_steps: expected >= 1, got 0" in capsys.readouterr().err
+
+
 def test_evaluate_in_worker_processes_gives_the_sequential_result(trained: train_module.TrainResult) -> None:
     settings = dict(
         episodes=3, seed=5, progress=False, max_steps=10, random_baseline=False,

@@ -13,24 +13,25 @@ warm-started), a fixed budget of env steps and success read once, at the end. Wh
 scores can be compared with this number: the gap between the two is the model's, the gap between
 this and 1.0 the protocol's (a last-state cost and a 25-step look-ahead searched by CEM).
 
-``python -m edgerun.models.dino_wm.ceiling [--episodes 50] [--seed 0] [--env edgerun/Wall-v0] [--latent CHECKPOINT]``
+``python -m edgerun.models.dino_wm.ceiling [--episodes 50] [--seed 0] [--env edgerun/Wall-v0] [--latent CHECKPOINT]
+[--max-steps N] [--json FILE]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
-import gymnasium
 import numpy as np
 import torch
 from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv
 
 from .checkpoint import load_checkpoint
-from .evaluate import default_planner, encoder_for, episode_seeds
+from .evaluate import default_planner, encoder_for, episode_seeds, make_eval_env
 from .policy import images_to_model
 from .world_model import planning_cost
 from .plan import (
@@ -68,13 +69,15 @@ def perfect_model_ceiling(
     latent_checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Success rate of the evaluation protocol when the model is perfect (see the module docstring)."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
     planner_config = planner_config or default_planner(env_id, "cem")
-    env = gymnasium.make(env_id)
+    env = make_eval_env(env_id, max_steps)
     world = env.unwrapped
     if not isinstance(world, (WallEnv, PointMazeEnv)):
         raise TypeError(f"{env_id}: a perfect model exists for the Wall and PointMaze envs, got {type(world).__name__}")
     kind = "Wall" if isinstance(world, WallEnv) else "PointMaze"
-    budget = max_steps or env.spec.max_episode_steps or 100
+    budget = env.spec.max_episode_steps or 100
     mean = np.asarray(action_mean, dtype=np.float64)
     std = np.asarray(ACTION_STD[kind] if action_std is None else action_std, dtype=np.float64)
     generator = torch.Generator().manual_seed(seed)
@@ -128,10 +131,15 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent", metavar="CHECKPOINT", help="score the true final states with this checkpoint's objective")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="env steps per episode (default: the env's, 100)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    result = perfect_model_ceiling(args.env, args.episodes, args.seed, latent_checkpoint=args.latent)
-    print(json.dumps(result, indent=2))
+    result = perfect_model_ceiling(args.env, args.episodes, args.seed, max_steps=args.max_steps, latent_checkpoint=args.latent)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -90,10 +90,13 @@ def encoder_for(model: DinoWorldModel) -> Callable[[np.ndarray, np.ndarray], Lat
     return encode
 
 
+def make_eval_env(env_id: str, max_steps: int | None = None) -> gymnasium.Env:
+    """``gymnasium.make``, with the time limit set to ``max_steps`` when a budget is given."""
+    return gymnasium.make(env_id) if max_steps is None else gymnasium.make(env_id, max_episode_steps=max_steps)
+
+
 def _budget(env: gymnasium.Env, max_steps: int | None) -> int:
     if max_steps is not None:
-        if max_steps < 1:
-            raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
         return int(max_steps)
     limit = env.spec.max_episode_steps if env.spec is not None else None
     return int(limit) if limit else 100
@@ -157,6 +160,8 @@ def evaluate(
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     if workers < 1:
         raise ValueError(f"workers: expected >= 1, got {workers}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
     if workers > 1 and (cost_engine is not None or make_env is not None):
         raise ValueError("workers > 1 runs torch episodes in worker processes: it takes neither cost_engine nor make_env")
     planner_config = planner_config or default_planner(env_id, planner)
@@ -165,7 +170,7 @@ def evaluate(
     if workers > 1:
         load_checkpoint(checkpoint)  # a bad checkpoint fails here, with its message, not in a worker
         records = _parallel_episodes(job, seeds, workers, progress)
-        env = gymnasium.make(env_id)
+        env = make_eval_env(env_id, max_steps)
     else:
         runner = _EpisodeRunner(job, make_env=make_env, cost_engine=cost_engine)
         env = runner.env
@@ -240,7 +245,7 @@ class _EpisodeRunner:
         self.action_mean = np.asarray(extra.get("action_mean", np.zeros(self.p.action_dim)), dtype=np.float32)
         self.action_std = np.asarray(extra.get("action_std", np.ones(self.p.action_dim)), dtype=np.float32)
         self.encode = encoder_for(self.model)
-        self.env = (make_env or gymnasium.make)(job.env_id)
+        self.env = make_env(job.env_id) if make_env else make_eval_env(job.env_id, job.max_steps)
         self.budget = _budget(self.env, job.max_steps)
         self.radius = getattr(self.env.unwrapped, "success_radius", None)
 
@@ -380,10 +385,10 @@ def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: s
 
 def eval_main(
     checkpoint: str, env: str, episodes: int, seed: int, json_path: str | None, backend: str = "torch",
-    cost_engine: str | None = None, workers: int = 1,
+    cost_engine: str | None = None, workers: int = 1, max_steps: int | None = None,
 ) -> int:
     """``edgerun eval dino-wm [--checkpoint C] [--env ENV] [--episodes N] [--seed S] [--json PATH]
-    [--backend torch|onnxruntime [--cost-engine ONNX]] [--workers N]``.
+    [--backend torch|onnxruntime [--cost-engine ONNX]] [--workers N] [--max-steps N]``.
 
     With ``--backend onnxruntime`` the CEM samples are scored by the exported planning cost through
     ``edgerun.engines``: ``--cost-engine`` (an ``.onnx`` from ``edgerun export``), or the checkpoint
@@ -398,7 +403,8 @@ def eval_main(
             engine = None
             if backend != "torch":
                 engine = load(cost_engine, "onnxruntime-cpu") if cost_engine else exported_cost_engine(checkpoint, tmp, backend)
-            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True, workers=workers)
+            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True, workers=workers,
+                              max_steps=max_steps)
     except (CheckpointError, EngineError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
         print(f"edgerun eval dino-wm: {error}", file=sys.stderr)
         return 2

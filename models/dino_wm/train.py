@@ -722,7 +722,10 @@ def train_predictor(config: TrainConfig, data: _Data, encoder: DinoV2Encoder, la
 # --------------------------------------------------------------------------------------- outputs
 
 
-def plot_losses(path: Path, encoder_losses: list[float], history: dict[str, list[float]], val_history: list[list[float]]) -> Path:
+def plot_losses(
+    path: Path, encoder_losses: list[float], history: dict[str, list[float]], val_history: list[list[float]],
+    rollout_blocks: int = 1,
+) -> Path:
     """Two panels, log scale: the encoder's reconstruction loss, the predictor's losses (train and val)."""
     import matplotlib
 
@@ -756,7 +759,8 @@ def plot_losses(path: Path, encoder_losses: list[float], history: dict[str, list
         rows = np.asarray(val_history)
         ax.plot(rows[:, 0], rows[:, 1], "o--", color="C3", ms=3, label="val loss")
     ax.set_yscale("log")
-    ax.set_title("predictor: teacher-forced latent MSE")
+    loss_kind = "teacher-forced" if rollout_blocks == 1 else f"{rollout_blocks}-block open-loop rollout"
+    ax.set_title(f"predictor: {loss_kind} latent MSE")
     ax.set_xlabel("step")
     ax.legend()
     fig.tight_layout()
@@ -808,7 +812,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         "data_sha256": [f["sha256"] for f in data.info["files"]],
     }  # fmt: skip
     checkpoint = save_checkpoint(out / "model.pt", model, extra=extra, include_encoder=True)
-    curve = plot_losses(out / "loss_curve.png", encoder_log["losses"], log["history"], log["val_history"])
+    curve = plot_losses(out / "loss_curve.png", encoder_log["losses"], log["history"], log["val_history"], config.rollout_blocks)
 
     val = log["val_history"][-1] if log["val_history"] else None
     timings["this_call_s"] = time.perf_counter() - run_started  # all stages run by this call (not resumed parts)
