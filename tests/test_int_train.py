@@ -79,9 +79,41 @@ def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):
 
     from edgerun.models.int_seg.evaluate import RESULT_KEYS, eval_main
 
+    from edgerun.envs.robot_camera import robot_camera_samples
+    from edgerun.models.int_seg.algorithm import run_int
+    from edgerun.models.int_seg.evaluate import ROBOT_CAMERA_SEED_OFFSET, MaskMetrics, synthetic_task_config
+
     out = tmp_path / "rc.json"
     assert eval_main(str(SHIPPED_CONFIG), 2, 2, str(out), robot_camera=True) == 0
     result = json.loads(out.read_text())
     assert result["images"] == 2 and result["data"].startswith("robot camera 480x360")
-    assert all(0.0 <= result[key] <= 1.0 for key in RESULT_KEYS)
+    assert set(RESULT_KEYS) <= result.keys()
     assert "bar (INT beats both ablations" in capsys.readouterr().out
+    # the reported INT figures are those of INT run directly on the same two 480x360 views
+    samples = robot_camera_samples(2 + ROBOT_CAMERA_SEED_OFFSET, 2, width=480, height=360, pad=False)
+    assert all(sample.image.shape == (360, 480, 3) for sample in samples)
+    components, metrics = load_components(SHIPPED_CONFIG), MaskMetrics()
+    for sample in samples:
+        metrics.add(run_int(sample.image, sample.task_prompt, components, synthetic_task_config()).mask, sample.target_mask)
+    direct = metrics.results()
+    assert result["mae_int"] == pytest.approx(direct["mae"], abs=1e-4)
+    assert result["s_alpha_int"] == pytest.approx(direct["s_alpha"], abs=1e-4)
+    assert result["miou_int"] == pytest.approx(direct["miou"], abs=1e-4)
+
+
+def test_mask_metrics_on_known_masks():
+    from edgerun.models.int_seg.evaluate import MaskMetrics
+
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 8:24] = True
+    perfect, inverted, half = MaskMetrics(), MaskMetrics(), MaskMetrics()
+    perfect.add(truth, truth)
+    inverted.add(~truth, truth)
+    left = truth.copy()
+    left[:, 16:] = False  # half the object, nothing else
+    half.add(left, truth)
+    assert perfect.results()["mae"] == 0.0 and perfect.results()["miou"] == 1.0
+    assert perfect.results()["s_alpha"] == pytest.approx(1.0)
+    assert inverted.results()["mae"] == 1.0 and inverted.results()["miou"] == 0.0
+    assert half.results()["mae"] == pytest.approx(128 / 1024) and half.results()["miou"] == pytest.approx(0.5)
+    assert inverted.results()["s_alpha"] < half.results()["s_alpha"] < 1.0
