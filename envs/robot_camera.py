@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -171,8 +172,9 @@ class RobotWorld:
     categories: tuple[str, ...] = ()  # instance k's category is categories[k - 1]
     camouflaged: tuple[bool, ...] = ()  # … and whether it is a camouflaged animal (INT's target)
 
-    @property
+    @cached_property  # read for every rendered frame
     def target_ids(self) -> np.ndarray:
+        """The instance ids (label values) of the camouflaged animals."""
         return np.array([k + 1 for k, c in enumerate(self.camouflaged) if c], np.uint8)
 
 
