@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_arguments(t, None, "(default runs/dino_wm_<env>: checkpoints, loss curve, manifest)", "predictor training steps")
     t.add_argument("--rollout-blocks", type=int, default=1, metavar="K",
                    help="1: the paper's teacher-forced loss; K > 1: open-loop rollouts of K action blocks")
-    t.add_argument("--init-from", metavar="STATE", help="a predictor state (ckpt-latest.pt) of the same model to fine-tune")
+    t.add_argument("--init-from", metavar="PATH", help="fine-tune: a model.pt of the same config (e.g. checkpoints/dino_wm_wall/model.pt: its frozen encoder is kept) or a predictor state (ckpt-latest.pt) of a run on the same data")
     t.set_defaults(func=cmd_train)
     t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
     _training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")

@@ -157,6 +157,80 @@ def test_folded_proprio_normalisation_takes_raw_proprio() -> None:
     torch.testing.assert_close(model.proprio_encoder(raw), before)
 
 
+
+def test_renormalised_step_encoders_give_the_same_embeddings_for_new_statistics() -> None:
+    torch.manual_seed(0)
+    model = DinoWorldModel(TINY)
+    fold_proprio_normalisation(model, torch.tensor([0.5, 0.4]), torch.tensor([0.2, 0.3]))  # as shipped: raw proprio in
+    old_action = (torch.tensor([0.1, -0.2]), torch.tensor([0.7, 0.9]))
+    new_action, new_proprio = (torch.tensor([-0.3, 0.2]), torch.tensor([1.1, 0.4])), (torch.tensor([0.3, 0.6]), torch.tensor([0.1, 0.5]))
+    raw_proprio, raw_actions = torch.rand(4, 3, 2), torch.randn(4, 3, 5, 2)  # 5 steps of 2-d actions per block
+
+    def blocks(stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ((raw_actions - stats[0]) / stats[1]).flatten(-2)  # frame-major, as action_blocks lays them out
+
+    before = model.proprio_encoder(raw_proprio), model.action_encoder(blocks(old_action))
+    train_module.renormalise_step_encoders(model, old_action, new_action, new_proprio)
+    torch.testing.assert_close(model.proprio_encoder((raw_proprio - new_proprio[0]) / new_proprio[1]), before[0])
+    torch.testing.assert_close(model.action_encoder(blocks(new_action)), before[1])
+
+
+def test_fine_tuning_a_model_pt_keeps_its_encoder_and_starts_from_its_predictor(
+    trained: train_module.TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--init-from model.pt on other data: no encoder pretraining, the same frozen encoder, the first
+    step's loss is the shipped model's loss on that data, and the earlier stage heads the history."""
+    shipped, _, _ = load_checkpoint(trained.checkpoint)
+    monkeypatch.setattr(train_module, "encode_masked", lambda *args: pytest.fail("pretrained the encoder again"))
+    first_losses: list[float] = []
+    real_losses = train_module.latent_losses
+
+    def recording(model, *batch):
+        if model.training and not first_losses:
+            with torch.no_grad(), torch.random.fork_rng():  # the same dropout draws as the run's own call
+                first_losses.append(float(real_losses(start_model, *batch)["loss"]))
+            losses = real_losses(model, *batch)
+            first_losses.append(losses["loss"].item())
+            return losses
+        return real_losses(model, *batch)
+
+    monkeypatch.setattr(train_module, "latent_losses", recording)
+    config = tiny_config(tmp_path / "tuned", seed=5, predictor_steps=2, init_from=str(trained.checkpoint))
+    data = train_module._dataset(config, Path(config.out), progress=False)  # seed 5: other episodes, other statistics
+    start_model = DinoWorldModel(TINY).train()
+    start_model.load_state_dict(shipped.state_dict())
+    action_stats = train_module._stats(data.actions[data.train_episodes])
+    proprio_stats = train_module._stats(data.proprio[data.train_episodes])
+    shipped_extra = load_checkpoint(trained.checkpoint)[2]
+    assert not torch.allclose(action_stats[0], torch.tensor(shipped_extra["action_mean"]))
+    train_module.renormalise_step_encoders(
+        start_model, (torch.tensor(shipped_extra["action_mean"]), torch.tensor(shipped_extra["action_std"])), action_stats, proprio_stats
+    )
+    result = train(config, progress=False)
+
+    tuned, _, extra = load_checkpoint(result.checkpoint)
+    for key, value in shipped.encoder.state_dict().items():
+        torch.testing.assert_close(tuned.encoder.state_dict()[key], value)
+    assert result.manifest_data["steps"] == {"encoder": 0, "predictor": 2}
+    assert "taken from" in extra["encoder_pretraining"] and str(trained.checkpoint) in extra["encoder_pretraining"]
+    torch.testing.assert_close(torch.tensor(extra["action_mean"]), action_stats[0])
+    assert first_losses[1] == pytest.approx(first_losses[0], rel=1e-5)  # step 1 starts from the shipped weights
+    history = result.manifest_data["training_history"]
+    assert [entry["checkpoint_sha256"] for entry in history] == [sha256_file(trained.checkpoint), result.manifest_data["checkpoint"]["sha256"]]
+    assert history[0]["steps"] == {"encoder": 4, "predictor": 6}
+
+
+def test_init_from_refuses_a_model_of_another_config(trained: train_module.TrainResult, tmp_path: Path) -> None:
+    from edgerun.models.dino_wm.config import SMALL_WALL
+
+    config = tiny_config(tmp_path / "other", model=SMALL_WALL, init_from=str(trained.checkpoint))
+    with pytest.raises(ValueError, match="holds a model of another config"):
+        train_module.read_init(config)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_module.read_init(replace(config, init_from=str(tmp_path / "missing.pt")))
+    assert not (tmp_path / "other").exists()
+
+
 class WatchedInfo(dict):
     """An info dict that reports every read of ``is_success`` to its wrapper."""
 

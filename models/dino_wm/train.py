@@ -67,7 +67,8 @@ from tqdm import tqdm
 from edgerun.engines.plan_cache import sha256_file
 
 from ..training import TrainResult, torch_threads
-from .checkpoint import save_checkpoint
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import EncoderConfig, PredictorConfig, WorldModelConfig
 from .encoder import DinoV2Encoder, load_official_state_dict
 from .world_model import DinoWorldModel, make_tokens, predict_tokens
@@ -160,8 +161,12 @@ class TrainConfig:
     the first shipped Wall model (teacher-forced, H = 1): the position decoded from its predicted
     proprio was off by 0.02 arena units after one block and 0.25 after five (the planning horizon),
     and CEM chose plans whose later blocks crossed the wall.
-    ``init_from``: a predictor-stage state (``ckpt-latest.pt``) of an earlier run with the same model
-    config whose weights start this stage (fine-tuning; the optimizer and schedule start afresh).
+    ``init_from``: weights that start the predictor stage (fine-tuning; the optimizer and schedule start
+    afresh), of the same model config: a predictor-stage state (``ckpt-latest.pt``) of an earlier run,
+    which must share this run's data and encoder, or a trained ``model.pt`` (a shipped checkpoint), whose
+    frozen encoder is then used as is (stage 2 is skipped) and whose action / proprio encoders are
+    re-expressed exactly for this run's data normalisation (:func:`renormalise_step_encoders`). The
+    earlier stages (a ``manifest.json`` beside the ``model.pt``) head the new manifest's ``training_history``.
 
     ``threads``: ``torch.set_num_threads`` for the run (None: torch's default). On a machine shared
     with other jobs 1 is often several times faster than oversubscribed cores.
@@ -607,15 +612,82 @@ def fold_proprio_normalisation(model: DinoWorldModel, mean: Tensor, std: Tensor)
         proj.weight.copy_(weight)
 
 
+@dataclass(frozen=True)
+class InitWeights:
+    """``TrainConfig.init_from``, read: the model whose weights start the predictor stage.
+
+    From a predictor state, ``model`` is in this run's normalised input space and the statistics are
+    None; from a ``model.pt`` its proprio encoder takes raw proprio and its action encoder actions
+    normalised with ``action_mean`` / ``action_std`` (the checkpoint's ``extra``).
+    """
+
+    path: Path
+    model: DinoWorldModel
+    action_mean: Tensor | None = None
+    action_std: Tensor | None = None
+    encoder_pretraining: str | None = None
+    history: tuple[dict, ...] = ()
+
+
+def read_init(config: TrainConfig) -> InitWeights | None:
+    """Read ``config.init_from`` (a ``ckpt-latest.pt`` or a ``model.pt``), checking it fits ``config.model``."""
+    if config.init_from is None:
+        return None
+    path = Path(config.init_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: {path} does not exist")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    if kind == CHECKPOINT_FORMAT:
+        model, model_config, extra = load_checkpoint(path)
+        if model_config != config.model:
+            raise ValueError(f"init_from: {path} holds a model of another config ({model_config}); this run trains {config.model}")
+        if config.encoder_state_dict:
+            raise ValueError(f"init_from: {path} brings its own frozen encoder; leave out encoder_state_dict")
+        if extra.get("env") not in (None, config.env):
+            raise ValueError(f"init_from: {path} was trained on {extra.get('env')!r}, this run is for {config.env!r}")
+        beside = path.with_name("manifest.json")
+        earlier = json.loads(beside.read_text()) if beside.is_file() else None
+        history = () if earlier is None else (*earlier.get("training_history", [])[:-1], stage_summary(earlier))
+        return InitWeights(path, model, torch.tensor(extra["action_mean"]), torch.tensor(extra["action_std"]),
+                           extra.get("encoder_pretraining"), history)  # fmt: skip
+    if kind != STATE_FORMAT or payload.get("stage") != "predictor" or payload.get("model_config") != config.model.to_dict():
+        raise ValueError(f"init_from: {path} is neither a predictor state (ckpt-latest.pt) nor a model.pt of this model config")
+    model = DinoWorldModel(config.model)
+    model.load_state_dict(payload["model"])
+    return InitWeights(path, model)
+
+
+def renormalise_step_encoders(model: DinoWorldModel, action_from: tuple[Tensor, Tensor], action_to: tuple[Tensor, Tensor],
+                              proprio_to: tuple[Tensor, Tensor]) -> None:  # fmt: skip
+    """Re-express a trained model's step encoders for another data normalisation, exactly.
+
+    Proprio encoder, raw in (normalisation folded) -> normalised with ``proprio_to`` (m, s) in:
+    W p + b = (W s) x + (b + W m) for p = s x + m. Action encoder, blocks normalised with
+    ``action_from`` (m0, s0) -> with ``action_to`` (m, s): W (a - m0) / s0 + b = W (s / s0) x + b + W (m - m0) / s0
+    for a = s x + m, the per-dimension statistics tiled over the block's ``frameskip`` steps.
+    """
+    fs = model.config.predictor.frameskip
+    (m0, s0), (m, s) = ((t.repeat(fs) for t in pair) for pair in (action_from, action_to))
+    pm, ps = proprio_to
+    with torch.no_grad():
+        action, proprio = model.action_encoder.proj, model.proprio_encoder.proj
+        action.bias.add_(action.weight @ ((m - m0) / s0))
+        action.weight.mul_(s / s0)
+        proprio.bias.add_(proprio.weight @ pm)
+        proprio.weight.mul_(ps)
+
+
 def _stats(values: np.ndarray) -> tuple[Tensor, Tensor]:
     flat = torch.from_numpy(values.reshape(-1, values.shape[-1])).double()
     return flat.mean(0).float(), flat.std(0).clamp_min(1e-6).float()
 
 
 def train_predictor(config: TrainConfig, data: _Data, encoder: DinoV2Encoder, latents: Tensor, out: Path,
-                    progress: bool) -> tuple[DinoWorldModel, dict]:  # fmt: skip
+                    progress: bool, init: InitWeights | None = None) -> tuple[DinoWorldModel, dict]:  # fmt: skip
     """Stage 3: the predictor and the action / proprio encoders on precomputed latents. Resumes from
-    ``out/ckpt-latest.pt``. Returns the model (proprio normalisation not yet folded) and its log."""
+    ``out/ckpt-latest.pt``; a fresh stage starts from ``init`` if given. Returns the model (proprio
+    normalisation not yet folded) and its log."""
     p = config.model.predictor
     train_eps, val_eps = data.train_episodes, data.val_episodes
     action_mean, action_std = _stats(data.actions[train_eps])
@@ -652,13 +724,11 @@ def train_predictor(config: TrainConfig, data: _Data, encoder: DinoV2Encoder, la
         history = {key: list(values) for key, values in state["history"].items()}
         val_history = [list(row) for row in state["val_history"]]
 
-    elif config.init_from is not None:
-        start = _load_state(Path(config.init_from))
-        if start is None:
-            raise FileNotFoundError(f"init_from: {config.init_from} does not exist")
-        if start.get("stage") != "predictor" or start.get("model_config") != config.model.to_dict():
-            raise ValueError(f"init_from: {config.init_from} is not a predictor state of this model config")
-        model.load_state_dict(start["model"])
+    elif init is not None:
+        model.load_state_dict(init.model.state_dict())
+        if init.action_mean is not None:
+            renormalise_step_encoders(model, (init.action_mean, init.action_std), (action_mean, action_std),
+                                      (proprio_mean, proprio_std))  # fmt: skip
 
     gen_val = torch.Generator().manual_seed(12345)
     val_index = torch.randint(0, val_set.count, (min(1024, val_set.count),), generator=gen_val) if val_set else None
@@ -769,6 +839,31 @@ def plot_losses(
     return path
 
 
+def _encoder_source(config: TrainConfig, init: InitWeights | None) -> str:
+    if init is not None and init.action_mean is not None:
+        return f"{init.encoder_pretraining or 'frozen encoder'} (taken from {init.path})"
+    if config.encoder_state_dict:
+        return f"official weights {config.encoder_state_dict}"
+    return "masked denoising autoencoder on the env's frames (self-supervised), then frozen"
+
+
+def stage_summary(manifest: dict) -> dict:
+    """One ``training_history`` entry: what a training call ran and what its model measured."""
+    evaluation = manifest.get("metrics", {}).get("eval")
+    keys = ("episodes", "seed", "steps_per_episode", "success_rate", "random_success_rate", "reached_rate", "plan_time_s_mean")
+    return {
+        "command": manifest.get("command"),
+        "created_at": manifest.get("created_at"),
+        "data_arrays_sha256": manifest.get("data", {}).get("arrays_sha256"),
+        "steps": manifest.get("steps"),
+        "rollout_blocks": manifest.get("train_config", {}).get("rollout_blocks"),
+        "final_losses": manifest.get("final_losses"),
+        "timings_s": manifest.get("timings_s"),
+        "checkpoint_sha256": manifest.get("checkpoint", {}).get("sha256"),
+        "eval": None if evaluation is None else {key: evaluation.get(key) for key in keys},
+    }
+
+
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) all stages; write ``model.pt``, ``loss_curve.png`` and ``manifest.json`` in ``config.out``."""
     with torch_threads(config.threads):
@@ -785,7 +880,11 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     data = _dataset(config, out, progress)
     timings["data_s"] = time.perf_counter() - started
 
-    encoder, encoder_log = pretrain_encoder(config, data, out, progress)
+    init = read_init(config)
+    if init is not None and init.action_mean is not None:  # a model.pt: its frozen encoder, as is
+        encoder, encoder_log = init.model.encoder.requires_grad_(False).eval(), {"losses": [], "seconds": 0.0}
+    else:
+        encoder, encoder_log = pretrain_encoder(config, data, out, progress)
     timings["encoder_s"] = encoder_log["seconds"]
 
     started = time.perf_counter()
@@ -794,7 +893,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     extent = RECIPES[config.env].frame_extent if config.env in RECIPES else 1.0
     probe = probe_position(latents, data.proprio[..., :2], data.train_episodes, data.val_episodes)
 
-    model, log = train_predictor(config, data, encoder, latents, out, progress)
+    model, log = train_predictor(config, data, encoder, latents, out, progress, init)
     timings["predictor_s"] = log["seconds"]
     fold_proprio_normalisation(model, log["proprio_mean"], log["proprio_std"])
 
@@ -805,8 +904,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         "action_mean": log["action_mean"].tolist(),
         "action_std": log["action_std"].tolist(),
         "proprio_input": "raw (dataset normalisation folded into proprio_encoder)",
-        "encoder_pretraining": "masked denoising autoencoder on the env's frames (self-supervised), then frozen"
-        if not config.encoder_state_dict else f"official weights {config.encoder_state_dict}",
+        "encoder_pretraining": _encoder_source(config, init),
         "steps": steps,
         "seed": config.seed,
         "data_sha256": [f["sha256"] for f in data.info["files"]],
@@ -855,6 +953,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         from .evaluate import evaluate
 
         metrics["eval"] = evaluate(checkpoint, config.env, config.eval_episodes, config.seed, progress=progress)
+    manifest["training_history"] = [*(init.history if init else ()), stage_summary(manifest)]
     manifest_path = out / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return TrainResult(checkpoint=checkpoint, manifest=manifest_path, loss_curve=curve, manifest_data=manifest)
