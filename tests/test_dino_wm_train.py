@@ -228,6 +228,9 @@ def test_init_from_refuses_a_model_of_another_config(trained: train_module.Train
         train_module.read_init(config)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train_module.read_init(replace(config, init_from=str(tmp_path / "missing.pt")))
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable torch file"):
+        train_module.read_init(replace(config, init_from=str(tmp_path / "notes.pt")))
     assert not (tmp_path / "other").exists()
 
 

@@ -52,6 +52,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -628,6 +629,11 @@ class InitWeights:
     encoder_pretraining: str | None = None
     history: tuple[dict, ...] = ()
 
+    @property
+    def from_model(self) -> bool:
+        """A ``model.pt``: its frozen encoder is used, its step encoders are re-expressed."""
+        return self.action_mean is not None
+
 
 def read_init(config: TrainConfig) -> InitWeights | None:
     """Read ``config.init_from`` (a ``ckpt-latest.pt`` or a ``model.pt``), checking it fits ``config.model``."""
@@ -636,7 +642,10 @@ def read_init(config: TrainConfig) -> InitWeights | None:
     path = Path(config.init_from)
     if not path.is_file():
         raise FileNotFoundError(f"init_from: {path} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"init_from: {path} is not a readable torch file ({str(error).splitlines()[0]})") from None
     kind = payload.get("format") if isinstance(payload, dict) else None
     if kind == CHECKPOINT_FORMAT:
         model, model_config, extra = load_checkpoint(path)
@@ -726,7 +735,7 @@ def train_predictor(config: TrainConfig, data: _Data, encoder: DinoV2Encoder, la
 
     elif init is not None:
         model.load_state_dict(init.model.state_dict())
-        if init.action_mean is not None:
+        if init.from_model:
             renormalise_step_encoders(model, (init.action_mean, init.action_std), (action_mean, action_std),
                                       (proprio_mean, proprio_std))  # fmt: skip
 
@@ -840,7 +849,7 @@ def plot_losses(
 
 
 def _encoder_source(config: TrainConfig, init: InitWeights | None) -> str:
-    if init is not None and init.action_mean is not None:
+    if init is not None and init.from_model:
         return f"{init.encoder_pretraining or 'frozen encoder'} (taken from {init.path})"
     if config.encoder_state_dict:
         return f"official weights {config.encoder_state_dict}"
@@ -881,7 +890,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     timings["data_s"] = time.perf_counter() - started
 
     init = read_init(config)
-    if init is not None and init.action_mean is not None:  # a model.pt: its frozen encoder, as is
+    if init is not None and init.from_model:  # its frozen encoder, as is
         encoder, encoder_log = init.model.encoder.requires_grad_(False).eval(), {"losses": [], "seconds": 0.0}
     else:
         encoder, encoder_log = pretrain_encoder(config, data, out, progress)
