@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.edgerun-installed
 # MuJoCo (PointMaze) renders headless through EGL; without a GPU driver that is Mesa's software EGL.
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
 
-.PHONY: setup gl-libs demo test bench clean
+.PHONY: setup gl-libs demo lint test bench clean
 
 setup: gl-libs $(STAMP)
 
@@ -40,7 +40,11 @@ $(STAMP): pyproject.toml
 demo: gl-libs $(STAMP)
 	$(VENV)/bin/edgerun demo
 
-test: gl-libs $(STAMP)
+# The import rule of docs/architecture.md (contracts in pyproject.toml); a broken contract fails the build.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+test: gl-libs lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -20,7 +20,7 @@ def _stop_flag() -> threading.Event:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     from edgerun.runtime.graph import GraphError, load_graph
-    from edgerun.runtime.launcher import LaunchError, Launcher
+    from edgerun.runtime.launcher import Launcher, LaunchError
 
     try:
         graph = load_graph(args.graph)
@@ -32,11 +32,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edgerun.runtime.deployment import NodeState, RunState, write_run_state
     from edgerun.runtime.host import configure_logging, run_process
     from edgerun.runtime.introspect import NoRunError, find_run
     from edgerun.runtime.params import ParamError, build_params, parse_cli_params
     from edgerun.runtime.paths import ipc_endpoint, run_dir
-    from edgerun.runtime.plan import NodeState, RunState, write_run_state
     from edgerun.runtime.runner import import_node_class
     from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
 
@@ -260,27 +260,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edgerun.models.dino_wm.evaluate import env_name
-    from edgerun.models.dino_wm.train import train_main
+    from edgerun.evaluation.dino_wm.evaluate import env_name
+    from edgerun.training.dino_wm.train import train_main
 
     out = args.out or f"runs/dino_wm_{env_name(args.env)}"
     return train_main(args.env, out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
 
 
 def cmd_train_tracks_to_4d(args: argparse.Namespace) -> int:
-    from edgerun.models.tracks_to_4d.train import train_main
+    from edgerun.training.tracks_to_4d.train import train_main
 
     return train_main(args.out, args.steps, args.resume, args.seed)
 
 
 def cmd_train_int_seg(args: argparse.Namespace) -> int:
-    from edgerun.models.int_seg.train import train_main
+    from edgerun.training.int_seg.train import train_main
 
     return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr, args.robot_camera_images)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgerun.models.dino_wm.evaluate import env_name, eval_main
+    from edgerun.evaluation.dino_wm.evaluate import env_name, eval_main
 
     checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
     return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers,
@@ -288,13 +288,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_tracks_to_4d(args: argparse.Namespace) -> int:
-    from edgerun.models.tracks_to_4d.evaluate_pipeline import eval_main
+    from edgerun.evaluation.tracks_to_4d.pipeline import eval_main
 
     return eval_main(args.checkpoint, args.scenes, args.json, args.rendered, args.fine_tune_steps)
 
 
 def cmd_eval_int_seg(args: argparse.Namespace) -> int:
-    from edgerun.models.int_seg.evaluate import eval_main
+    from edgerun.evaluation.int_seg.evaluate import eval_main
 
     return eval_main(args.components, args.images, args.seed, args.json, args.robot_camera)
 

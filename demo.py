@@ -25,7 +25,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edgerun.demo_summary import episode_summary, summary_figure
+from edgerun.export.cache import cached, exported
+from edgerun.pipelines.int_seg.components import load_components
+from edgerun.runtime.graph import load_graph
+from edgerun.runtime.introspect import topics
+from edgerun.runtime.launcher import Launcher
 from edgerun.runtime.messages import Message
+from edgerun.runtime.recording import record
 
 PACKAGE = Path(__file__).resolve().parent
 log = logging.getLogger("edgerun.demo")
@@ -78,8 +85,6 @@ class FramesOfResults:
 def prepare_engines(model_dir: Path | None) -> dict[str, Path]:
     """Export (or find cached) every engine the graph uses, with a progress bar over the models;
     the INT components (text encoder, scorer, detector, segmenter) export themselves on first load."""
-    from edgerun.export.cache import cached, exported
-    from edgerun.models.int_seg.components import load_components
 
     paths = {}
     todo = [name for name, checkpoint in ENGINES.items() if cached(name, str(PACKAGE / checkpoint), model_dir) is None]
@@ -113,12 +118,7 @@ def resolve_graph(template: Path, out: Path, engines: dict[str, Path]) -> Path:
 
 
 def run_demo(config: DemoConfig) -> int:
-    from edgerun.runtime.graph import load_graph
-    from edgerun.runtime.introspect import topics
-    from edgerun.runtime.launcher import Launcher
-    from edgerun.runtime.recording import record
 
-    from .demo_summary import episode_summary, summary_figure
 
     out = config.out
     out.mkdir(parents=True, exist_ok=True)

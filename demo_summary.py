@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from edgerun.envs.wall import MAX_SPEED
+from edgerun.evaluation.int_seg.component_metrics import mask_iou
+from edgerun.evaluation.tracks_to_4d.metrics import ate
+from edgerun.models.tracks_to_4d.geometry import align_trajectory, camera_centres
 from edgerun.runtime.messages import Message
 from edgerun.runtime.recording import read_recording
 
@@ -62,7 +66,6 @@ def episode_summary(path: Path) -> str:
 
 
 def _wall_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
-    from edgerun.envs.wall import MAX_SPEED
 
     observations = topics.get(f"{ENV}/observation", [])
     goals = topics.get(f"{ENV}/goal", [])
@@ -122,7 +125,6 @@ def reconstruction_errors(topics: dict[str, list[Message]]) -> tuple[list[float]
     """Per window in which the camera moved (``MOVED_M``): ATE (m, Sim(3)-aligned) of TracksTo4D's
     cameras, and of a camera that never moved (the best such guess, every frame at the true path's
     mean: its RMS spread). The robot stands still while it plans; those windows say nothing."""
-    from edgerun.models.tracks_to_4d.metrics import ate, camera_centres
 
     estimated, still = [], []
     for window, true in true_windows(topics):
@@ -135,7 +137,6 @@ def reconstruction_errors(topics: dict[str, list[Message]]) -> tuple[list[float]
 
 
 def _reconstruction_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
-    from edgerun.models.tracks_to_4d.metrics import align_trajectory, camera_centres
 
     windows = [m for m in topics.get(RECONSTRUCTION, []) if not m["skipped"]]
     skipped = len(topics.get(RECONSTRUCTION, [])) - len(windows)
@@ -187,7 +188,6 @@ def _shows_target(frame: Message) -> bool:
 def segmentation_scores(topics: dict[str, list[Message]]) -> tuple[list[float], list[bool]]:
     """On the recorded frames that show a camouflaged animal (``TARGET_VISIBLE``): the mask's IoU with
     the animals' true mask, and whether the instance prompt named their category."""
-    from edgerun.models.int_seg.component_metrics import mask_iou
 
     ious, named = [], []
     for frame, result in segmented_frames(topics):

@@ -56,7 +56,10 @@ import numpy as np
 import zmq
 
 from edgerun.runtime import messages, runner
+from edgerun.runtime.host import die_with_parent
 from edgerun.runtime.node import Latest, Node, Queue
+from edgerun.runtime.paths import ipc_endpoint, run_dir
+from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, dump
 
 KiB, MiB = 1024, 1024 * 1024
 PAYLOADS = (1 * KiB, 64 * KiB, 1 * MiB, 4 * MiB, 16 * MiB)
@@ -316,8 +319,6 @@ def _sender_params(leg: Leg) -> dict[str, Any]:
 
 def _commands(leg: Leg, directory: Path, tag: str) -> tuple[list[str], list[str], Path]:
     """(receiver command, sender command, tally path) for one leg."""
-    from edgerun.runtime.paths import ipc_endpoint
-    from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, dump
 
     out = directory / f"{tag}.tally.json"
     data, ack = ipc_endpoint(directory, f"{tag}.data"), ipc_endpoint(directory, f"{tag}.ack")
@@ -643,7 +644,6 @@ def measure_dora(quick: bool, payloads: tuple[int, ...], directory: Path) -> dic
 
 
 def main(quick: bool = False, json_path: str | None = None) -> int:
-    from edgerun.runtime.paths import run_dir
 
     payloads = PAYLOADS
     machine = machine_info()
@@ -708,7 +708,6 @@ def _entry(argv: list[str] | None = None) -> None:
     parser.add_argument("role", choices=["raw-sender", "raw-receiver"])
     parser.add_argument("config")
     args = parser.parse_args(argv)
-    from edgerun.runtime.host import die_with_parent
 
     die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

@@ -26,7 +26,7 @@ from edgerun.benchmarks.engines import machine_info
 from edgerun.engines import load
 from edgerun.export.onnx_export import export_model
 from edgerun.export.registry import REGISTRY
-from edgerun.models.dino_wm.plan import CEMConfig, cem_plan
+from edgerun.pipelines.dino_wm.plan import CEMConfig, cem_plan
 
 MODELS = {"small": "dino-wm-wall-cpu", "paper": "dino-wm-wall"}
 """``small``: the size of the shipped ``checkpoints/dino_wm_wall`` model (``WALL_CPU``)."""

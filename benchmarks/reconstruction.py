@@ -1,6 +1,6 @@
 """``edgerun bench reconstruction``: what one TracksTo4D window costs on this machine.
 
-* the KLT tracker (:mod:`edgerun.models.tracks_to_4d.tracking`) on rendered 640x480 frames, grid
+* the KLT tracker (:mod:`edgerun.pipelines.tracks_to_4d.tracking`) on rendered 640x480 frames, grid
   15, on one core (``cv2.setNumThreads(1)``): frames per second, and per window the tracking of
   its ``stride`` new frames (what a streaming window costs) — the paper's CoTracker2 takes 8.6 s
   per clip, the goal here is >= 30 frames/s;
@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,9 +27,9 @@ import torch
 from edgerun.benchmarks.engines import machine_info
 from edgerun.engines import load
 from edgerun.export.onnx_export import export_model
-from edgerun.models.tracks_to_4d.render import RenderConfig, render_sequence
-from edgerun.models.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker
-from edgerun.models.tracks_to_4d.windows import WindowConfig
+from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker
+from edgerun.pipelines.tracks_to_4d.windows import WindowConfig
+from edgerun.sim.textured_scenes import RenderConfig, render_sequence
 
 SHIPPED = Path("checkpoints/tracks_to_4d/model.pt")
 MODELS = {"small": "tracks-to-4d-small", "paper": "tracks-to-4d"}

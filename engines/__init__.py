@@ -4,7 +4,7 @@
     tokens = engine(images=batch)["tokens"]      # numpy in, numpy out, checked against engine.inputs
 """
 
-from .base import Engine, EngineError, EngineInputError, TensorSpec
-from .loader import BACKENDS, auto_backend, load
+from edgerun.engines.base import Engine, EngineError, EngineInputError, TensorSpec
+from edgerun.engines.loader import BACKENDS, auto_backend, load
 
 __all__ = ["BACKENDS", "Engine", "EngineError", "EngineInputError", "TensorSpec", "auto_backend", "load"]

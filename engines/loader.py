@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .base import Engine, EngineError, TensorSpec
-from .manifest import ExportManifest, manifest_for
-from .plan_cache import (
+from edgerun.engines.base import Engine, EngineError, TensorSpec
+from edgerun.engines.manifest import ExportManifest, manifest_for
+from edgerun.engines.trt_cache import (
     Machine,
     PlanManifest,
     find_plan,
@@ -30,7 +30,7 @@ def gpu_machine() -> Machine | None:
     try:
         import tensorrt as trt
 
-        from .trt_backend import check, cudart
+        from edgerun.engines.trt_backend import check, cudart
 
         rt = cudart()
         if check(rt.cudaGetDeviceCount()) < 1:
@@ -59,7 +59,7 @@ def auto_backend() -> str:
 
 def load_plan(plan: Path, onnx_sha256: str | None = None, **options: Any) -> Engine:
     """A TensorRT plan, after checking its manifest against this machine."""
-    from .trt_backend import TrtEngine
+    from edgerun.engines.trt_backend import TrtEngine
 
     machine = gpu_machine()
     if machine is None:
@@ -77,7 +77,7 @@ def load_plan(plan: Path, onnx_sha256: str | None = None, **options: Any) -> Eng
 
 def torch_reference(onnx_path: Path, manifest: ExportManifest, **options: Any) -> Engine:
     """Rebuild the torch module an ONNX file was exported from, using its manifest."""
-    from .torch_backend import TorchEngine
+    from edgerun.engines.torch_backend import TorchEngine
 
     factory_path = manifest.source.get("factory", "")
     if not factory_path.startswith(TRUSTED_FACTORY_PREFIX):
@@ -134,7 +134,7 @@ def load(path: str | Path, backend: str = "auto", precision: str = "fp16", **opt
                 f"TensorRT {machine.tensorrt_version}); build it: edgerun build {path} --{precision}"
             )
         return load_plan(plan, onnx_sha256=sha256_file(path), **options)
-    from .ort_backend import OrtEngine
+    from edgerun.engines.ort_backend import OrtEngine
 
     provider = backend.partition("-")[2] or ("cuda" if ort_cuda_available() else "cpu")
     return OrtEngine(path, provider=provider, **options)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, TensorSpec
+from edgerun.engines.base import EngineError, TensorSpec
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from .base import Engine, EngineError, TensorSpec
+from edgerun.engines.base import Engine, EngineError, TensorSpec
 
 log = logging.getLogger("edgerun.engines")
 

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .base import Engine, TensorSpec
+from edgerun.engines.base import Engine, TensorSpec
 
 
 class TorchEngine(Engine):

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .base import Engine, EngineError, TensorSpec, check_inputs
+from edgerun.engines.base import Engine, EngineError, TensorSpec, check_inputs
 
 log = logging.getLogger("edgerun.engines")
 

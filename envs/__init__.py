@@ -11,7 +11,7 @@ import gymnasium
 # module can import mujoco.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from .wall import RANDOM_DOOR_Y_RANGE
+from edgerun.envs.wall import RANDOM_DOOR_Y_RANGE
 
 WALL_ID = "edgerun/Wall-v0"
 WALL_RANDOM_ID = "edgerun/WallRandom-v0"

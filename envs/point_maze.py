@@ -45,7 +45,7 @@ import numpy as np
 from gymnasium import spaces
 from mujoco import rollout
 
-from .arguments import check_render_arguments, reset_options
+from edgerun.envs.arguments import check_render_arguments, reset_options
 
 # gymnasium-robotics prints a notice about its Adroit hand envs (unrelated to the maze) to stderr on
 # import; keep it out of the logs of everything that uses PointMaze

@@ -40,7 +40,7 @@ import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
-from .arguments import check_render_arguments, reset_options  # noqa: E402
+from edgerun.envs.arguments import check_render_arguments, reset_options  # noqa: E402
 
 try:
     from gym_pusht.envs.pusht import PushTEnv as _GymPushT  # noqa: E402

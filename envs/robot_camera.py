@@ -11,7 +11,7 @@ the perception branches (KLT tracker → TracksTo4D, INT segmenter):
   textured with TracksTo4D's corner-rich texture, so tracks on their tops and on the floor lie at
   different depths (real parallax). The floor, wider than the arena by :data:`FLOOR_MARGIN_M` on
   every side, is painted once per episode seed with INT's synthetic generator
-  (:mod:`edgerun.models.int_seg.synthetic`): its blotchy two-colour camouflage texture, a few
+  (:mod:`edgerun.sim.camouflage`): its blotchy two-colour camouflage texture, a few
   camouflaged animals of one category lying along the robot's route (start → door → goal) and
   salient distractors (animals of other categories, objects) scattered over the arena.
 * **The rig.** A pinhole camera (``K`` known) :attr:`RobotCameraConfig.mount_height_m` above the
@@ -35,19 +35,23 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import cv2
+import gymnasium
 import numpy as np
 
 from edgerun.envs.wall import WallLayout
-from edgerun.models.int_seg.synthetic import (
+from edgerun.sim.camouflage import (
     ANIMALS,
     OBJECTS,
-    _noise,
-    _palette,
-    _salient_colour,
+    Instance,
+    Sample,
+    box_of,
     natural_texture,
+    noise_field,
+    random_palette,
+    salient_colour,
     silhouette,
 )
-from edgerun.models.tracks_to_4d.render import random_texture
+from edgerun.sim.textured_scenes import random_texture
 
 ARENA_M = 6.0
 """Metres per arena unit: the unit square is a 6 m x 6 m room (wall 0.3 m thick, door 0.9 m, robot radius 0.15 m,
@@ -209,7 +213,7 @@ def build_world(seed: int, layout: WallLayout, start: np.ndarray, goal: np.ndarr
     rng = np.random.default_rng([seed, 7])
     extent_m = ARENA_M + 2 * FLOOR_MARGIN_M
     side = int(round(extent_m * config.paint_px_per_m))
-    palette = _palette(rng)
+    palette = random_palette(rng)
     image = natural_texture(rng, side, side, palette)
     labels = np.zeros((side, side), np.uint8)
     target = str(rng.choice(ANIMALS))
@@ -236,8 +240,8 @@ def build_world(seed: int, layout: WallLayout, start: np.ndarray, goal: np.ndarr
             shift *= rng.uniform(14.0, 26.0) / np.linalg.norm(shift)  # INT's camouflage_shift
             skin = natural_texture(rng, canvas, canvas, palette) + shift.astype(np.float32)
         else:
-            colour = _salient_colour(rng, palette.mean(0))
-            skin = colour * (1.0 + 0.12 * _noise(rng, canvas, canvas, 4.0)[..., None]) + rng.normal(0, 4, (canvas, canvas, 1))
+            colour = salient_colour(rng, palette.mean(0))
+            skin = colour * (1.0 + 0.12 * noise_field(rng, canvas, canvas, 4.0)[..., None]) + rng.normal(0, 4, (canvas, canvas, 1))
         free = shape & (labels[window] == 0)
         image[window][free] = skin[free]
         categories.append(category)
@@ -414,7 +418,7 @@ class RobotCamera:
 
 
 def robot_camera_samples(seed: int, count: int, width: int = 128, height: int = 96, pad: bool = True) -> list:
-    """``count`` INT training samples (:class:`edgerun.models.int_seg.synthetic.Sample`) seen by the robot
+    """``count`` INT training samples (:class:`edgerun.sim.camouflage.Sample`) seen by the robot
     camera, so INT's small components also learn this view: perspective, the floor texture enlarged
     with its grain, wall slabs. Each comes from its own Wall episode (``edgerun/Wall-v0`` reset with
     seed (seed, i)): 70 % of the time the camera stands 1.3–2.6 m from one of the camouflaged animals
@@ -424,11 +428,6 @@ def robot_camera_samples(seed: int, count: int, width: int = 128, height: int = 
     with black at the bottom/right to a square of side max(width, height), as the components letterbox
     the camera's 4:3 frames: at the default 128×96 a sample is a 480×360 frame as the 128-pixel
     components see it (training batches need square images); without, the frame as rendered."""
-    import gymnasium
-
-    import edgerun.envs  # noqa: F401  (registers the Wall envs)
-    from edgerun.models.int_seg.synthetic import Instance, Sample, box_of
-
     config = RobotCameraConfig(width=width, height=height)
     renderer = Renderer(config)
     env = gymnasium.make("edgerun/Wall-v0")

@@ -58,7 +58,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from .arguments import check_render_arguments, reset_options
+from edgerun.envs.arguments import check_render_arguments, reset_options
 
 WALL_THICKNESS = 0.05
 DOOR_HEIGHT = 0.15
@@ -201,7 +201,7 @@ def move_batch(positions: np.ndarray, displacements: np.ndarray, layout: WallLay
 
     The same swept test (stop at the first contact, snap onto the face, slide), vectorised over the
     batch with numpy, so the env's own dynamics can score thousands of candidate plans (the
-    perfect-model ceiling of ``edgerun.models.dino_wm.ceiling``).
+    perfect-model ceiling of ``edgerun.evaluation.dino_wm.ceiling``).
     """
     p = np.array(positions, dtype=np.float64).reshape(-1, 2)
     d = np.array(displacements, dtype=np.float64).reshape(-1, 2)

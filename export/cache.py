@@ -13,9 +13,8 @@ from pathlib import Path
 
 from edgerun.engines import EngineError
 from edgerun.engines.manifest import ExportManifest, default_model_dir, manifest_for
-from edgerun.engines.plan_cache import sha256_file
-
-from .onnx_export import export_model
+from edgerun.engines.trt_cache import sha256_file
+from edgerun.export.onnx_export import export_model
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ import torch
 from edgerun import __version__
 from edgerun.engines.manifest import ExportManifest, manifest_for
 from edgerun.engines.ort_backend import OrtEngine
-from edgerun.engines.plan_cache import sha256_file
-
-from .registry import INIT_SEED, Exportable, get
+from edgerun.engines.trt_cache import sha256_file
+from edgerun.export.registry import INIT_SEED, Exportable, get
 
 log = logging.getLogger("edgerun.export")
 DEFAULT_OPSET = 17

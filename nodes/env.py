@@ -33,6 +33,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+import edgerun.envs  # noqa: F401  (registers edgerun's environments)
 from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
 from edgerun.runtime import Message, Node, Queue
 
@@ -59,7 +60,6 @@ class EnvNode(Node):
     params = EnvParams
 
     def setup(self) -> None:
-        import edgerun.envs  # noqa: F401  (registers edgerun's environments)
 
         self.env = gymnasium.make(self.params.env_id, **self.params.env_kwargs)
         space = self.env.action_space

@@ -56,8 +56,8 @@ class Planner(Node):
         from dataclasses import replace
 
         from edgerun.models.dino_wm.checkpoint import load_checkpoint
-        from edgerun.models.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig
-        from edgerun.models.dino_wm.policy import WorldModelPolicy
+        from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig
+        from edgerun.pipelines.dino_wm.policy import WorldModelPolicy
 
         if self.params.preset not in CEM_PRESETS:
             raise ValueError(f"unknown preset '{self.params.preset}' (presets: {', '.join(CEM_PRESETS)})")
@@ -122,7 +122,7 @@ class Planner(Node):
 
     def publish_plan(self, plan_time_s: float) -> None:
         """The whole new plan in env actions, its cost and the planner's cost per iteration."""
-        from edgerun.models.dino_wm.plan import block_to_env_actions
+        from edgerun.pipelines.dino_wm.plan import block_to_env_actions
 
         plan = self.policy.mpc.last_plan
         env_actions = np.concatenate(

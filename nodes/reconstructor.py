@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
-from edgerun.models.tracks_to_4d.reconstruct import from_outputs, network_input, window_problem, with_bundle_adjustment
-from edgerun.models.tracks_to_4d.windows import TrajectoryChainer
+from edgerun.pipelines.tracks_to_4d.reconstruct import from_outputs, network_input, window_problem, with_bundle_adjustment
+from edgerun.pipelines.tracks_to_4d.windows import TrajectoryChainer
 from edgerun.runtime import Message, Node, Queue
 
 OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma")

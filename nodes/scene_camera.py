@@ -1,6 +1,6 @@
 """A camera over a rendered 3-D scene, with ground truth, for the reconstruction graph.
 
-:class:`RenderedSceneCamera` plays a sequence of :mod:`edgerun.models.tracks_to_4d.render`
+:class:`RenderedSceneCamera` plays a sequence of :mod:`edgerun.sim.textured_scenes`
 forwards then backwards (a loop that jumped back to the first frame would tear every track), and
 sends with each frame the camera's true pose and K, so a viewer can draw the ground truth beside
 the reconstruction. (Without the ground truth the same frames come from
@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-
-from edgerun.models.tracks_to_4d.render import RenderConfig, build_scene, render_frame
 from edgerun.runtime import Node
+from edgerun.sim.textured_scenes import RenderConfig, build_scene, render_frame
 
 
 @dataclass(frozen=True)

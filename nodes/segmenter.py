@@ -25,7 +25,7 @@ from edgerun.runtime import Latest, Message, Node
 
 @dataclass(frozen=True)
 class SegmenterParams:
-    components: str = ""  # a components config (edgerun.models.int_seg.components); empty: the shipped one
+    components: str = ""  # a components config (edgerun.pipelines.int_seg.components); empty: the shipped one
     prompt: str = "the camouflaged animal"  # the task-generic prompt (the 'prompt' input replaces it)
     mode: str = "streaming"  # streaming | full
     remine_every: int = 30  # streaming: mine again every N frames (0: only when confidence drops)
@@ -64,8 +64,8 @@ class Segmenter(Node):
                       ", ".join(self.config.vocabulary))
 
     def load(self) -> tuple[Any, Any]:
-        from edgerun.models.int_seg.components import SHIPPED_CONFIG, load_components
-        from edgerun.models.int_seg.evaluate import synthetic_task_config
+        from edgerun.evaluation.int_seg.evaluate import synthetic_task_config
+        from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components
 
         components = load_components(self.params.components or SHIPPED_CONFIG)
         config = synthetic_task_config(iterations=self.params.iterations, negative_mining=self.params.negative_mining)
@@ -122,7 +122,7 @@ class Segmenter(Node):
         return bool(self.params.remine_every) and self.since_mining + 1 >= self.params.remine_every
 
     def mine(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.models.int_seg.algorithm import run_int
+        from edgerun.pipelines.int_seg.algorithm import run_int
 
         result = run_int(image, self.task_prompt, self.components, self.config)
         self.instance_prompt, self.scores, self.confidence = result.prompt, result.scores, result.confidence
@@ -130,7 +130,7 @@ class Segmenter(Node):
         return result.mask
 
     def ground(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.models.int_seg.algorithm import ground_prompt
+        from edgerun.pipelines.int_seg.algorithm import ground_prompt
 
         grounding = ground_prompt(image, self.instance_prompt, self.components, self.config)
         self.confidence = grounding.confidence

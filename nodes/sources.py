@@ -28,6 +28,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import numpy as np
 
+import edgerun.envs  # noqa: F401  (registers edgerun's environments)
+from edgerun.sim.camouflage import SyntheticConfig, generate_sample
+from edgerun.sim.textured_scenes import RenderConfig, build_scene, render_frame
+
 
 class SourceError(RuntimeError):
     """A frame source could not be opened or read; the message names the URI and the cause."""
@@ -213,7 +217,6 @@ def _pattern(uri: str, options: SourceOptions) -> FrameSource:
 def _rendered_scene(uri: str, options: SourceOptions) -> FrameSource:
     """TracksTo4D's rendered 3-D scene (textured planes, a moving panel, a moving camera), played
     forwards then backwards so that a loop never tears a track."""
-    from edgerun.models.tracks_to_4d.render import RenderConfig, build_scene, render_frame
 
     scene = build_scene(options.seed, RenderConfig(width=options.width or 640, height=options.height or 480))
     count = len(scene.cam_from_world)
@@ -228,7 +231,6 @@ def _rendered_scene(uri: str, options: SourceOptions) -> FrameSource:
 
 def _camouflage(uri: str, options: SourceOptions) -> FrameSource:
     """INT's camouflage scenes (held-out seed by default), a new scene every 50 frames."""
-    from edgerun.models.int_seg.synthetic import SyntheticConfig, generate_sample
 
     config = SyntheticConfig(height=options.height or 480, width=options.width or 640)
     seed = options.seed or 2
@@ -281,7 +283,6 @@ class GymSource:
 def _open_gym(uri: str, location: str, options: SourceOptions) -> FrameSource:
     import gymnasium
 
-    import edgerun.envs  # noqa: F401  (registers edgerun's environments)
 
     try:
         env = gymnasium.make(location, render_mode="rgb_array")

@@ -1,6 +1,6 @@
 """The point tracker as a node: camera frames in, TracksTo4D track windows out.
 
-Every frame goes through the real-time KLT front-end (:mod:`edgerun.models.tracks_to_4d.tracking`);
+Every frame goes through the real-time KLT front-end (:mod:`edgerun.pipelines.tracks_to_4d.tracking`);
 each completed window (20 frames, a new one every 10) is published with its tracks in the paper's
 layout (N, 3, T) (pixels + visibility), the tracker's track ids, the first frame's index and every
 frame's capture time; the message's own capture time is that of the window's last frame, so the
@@ -18,8 +18,8 @@ from typing import Any
 
 import cv2
 
-from edgerun.models.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd
-from edgerun.models.tracks_to_4d.windows import WindowConfig
+from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd
+from edgerun.pipelines.tracks_to_4d.windows import WindowConfig
 from edgerun.runtime import Message, Node, Queue
 
 

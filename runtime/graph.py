@@ -26,9 +26,9 @@ from typing import Any, Literal, get_args
 import msgspec
 import yaml
 
-from .node import STATUS_OUTPUT, Node
-from .params import ParamError, build_params
-from .runner import import_node_class
+from edgerun.runtime.node import STATUS_OUTPUT, Node
+from edgerun.runtime.params import ParamError, build_params
+from edgerun.runtime.runner import import_node_class
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,47}$")
 

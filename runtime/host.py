@@ -19,9 +19,9 @@ from pathlib import Path
 
 import zmq
 
-from .runner import NodeRunner
-from .security import load_keys, start_authenticator
-from .wiring import ProcessWiring, load
+from edgerun.runtime.runner import NodeRunner
+from edgerun.runtime.security import load_keys, start_authenticator
+from edgerun.runtime.wiring import ProcessWiring, load
 
 EXIT_OK, EXIT_FAILED, EXIT_STUCK = 0, 1, 3
 

@@ -11,11 +11,11 @@ import numpy as np
 import psutil
 import zmq
 
-from . import messages
-from .messages import Message
-from .node import STATUS_OUTPUT
-from .paths import runtime_root
-from .plan import RUN_STATE, RunState, read_run_state
+from edgerun.runtime import messages
+from edgerun.runtime.deployment import RUN_STATE, RunState, read_run_state
+from edgerun.runtime.messages import Message
+from edgerun.runtime.node import STATUS_OUTPUT
+from edgerun.runtime.paths import runtime_root
 
 
 class NoRunError(LookupError):

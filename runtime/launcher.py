@@ -23,13 +23,13 @@ import msgspec
 import psutil
 import zmq
 
-from . import messages
-from .graph import Graph, RestartPolicy
-from .paths import run_dir
-from .plan import RUN_STATE, plan_processes, read_run_state, run_state, write_run_state
-from .report import format_live, format_table
-from .security import load_keys
-from .wiring import ProcessWiring, dump
+from edgerun.runtime import messages
+from edgerun.runtime.deployment import RUN_STATE, plan_processes, read_run_state, run_state, write_run_state
+from edgerun.runtime.graph import Graph, RestartPolicy
+from edgerun.runtime.paths import run_dir
+from edgerun.runtime.report import format_live, format_table
+from edgerun.runtime.security import load_keys
+from edgerun.runtime.wiring import ProcessWiring, dump
 
 
 class LaunchError(RuntimeError):

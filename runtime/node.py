@@ -19,11 +19,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Union
 
-from .messages import Message
-from .params import NoParams
+from edgerun.runtime.messages import Message
+from edgerun.runtime.params import NoParams
 
 if TYPE_CHECKING:
-    from .runner import NodeRunner
+    from edgerun.runtime.runner import NodeRunner
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from mcap.exceptions import McapError
 from mcap.reader import make_reader
 from mcap.writer import Writer
 
-from . import messages
-from .introspect import listen, running_graphs
-from .messages import Message
-from .paths import ipc_endpoint, run_dir
-from .plan import RUN_STATE, NodeState, RunState, write_run_state
+from edgerun.runtime import messages
+from edgerun.runtime.deployment import RUN_STATE, NodeState, RunState, write_run_state
+from edgerun.runtime.introspect import listen, running_graphs
+from edgerun.runtime.messages import Message
+from edgerun.runtime.paths import ipc_endpoint, run_dir
 
 MESSAGE_ENCODING = "cbor"
 LAYOUT = (

@@ -24,13 +24,14 @@ from typing import Any, Callable, Mapping
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import messages
-from .messages import Limits, Message, Rejected
-from .node import STATUS_OUTPUT, Latest, Node, Queue
-from .params import build_params
-from .security import CurveKeys, connect_curve, serve_curve
-from .stats import DropCounter, ErrorCounter, StreamStats
-from .wiring import Link, NodeWiring
+from edgerun.runtime import messages
+from edgerun.runtime.messages import Limits, Message, Rejected
+from edgerun.runtime.node import STATUS_OUTPUT, Latest, Node, Queue
+from edgerun.runtime.params import build_params
+from edgerun.runtime.security import CurveKeys, connect_curve, serve_curve
+from edgerun.runtime.services import call_socket
+from edgerun.runtime.stats import DropCounter, ErrorCounter, StreamStats
+from edgerun.runtime.wiring import Link, NodeWiring
 
 PUB_HWM = 16
 PUB_LINGER_MS = 2000
@@ -508,7 +509,6 @@ class NodeRunner:
         self._timers.append(Timer(period_ns, time.time_ns() + period_ns, callback))
 
     def call(self, service: str, data: Mapping[str, Any], timeout_s: float) -> Message:
-        from .services import call_socket
 
         self._check_thread("call")
         node_name, sep, service_name = service.partition("/")

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import zmq
 
-from . import messages
-from .messages import Limits, Message, Rejected
+from edgerun.runtime import messages
+from edgerun.runtime.messages import Limits, Message, Rejected
 
 _request_seq = itertools.count(1)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .messages import Limits
+from edgerun.runtime.messages import Limits
 
 
 class Link(msgspec.Struct, frozen=True):

@@ -19,10 +19,10 @@ import pytest
 import zmq
 
 from edgerun.runtime import messages
+from edgerun.runtime.deployment import plan_processes
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.host import run_process
 from edgerun.runtime.paths import run_dir
-from edgerun.runtime.plan import plan_processes
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # fixture_nodes, importable here and (via PYTHONPATH) in node processes

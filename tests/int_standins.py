@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edgerun.models.int_seg.inpaint import OpenCVInpainter
+from edgerun.pipelines.int_seg.inpaint import OpenCVInpainter
 
 COLOURS = {"frog": (200, 40, 40), "car": (40, 40, 200), "leaf": (40, 200, 40)}
 TASK_PROMPT = "the camouflaged animal"

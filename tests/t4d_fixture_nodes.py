@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene
 from edgerun.runtime import Node
+from edgerun.sim.point_scenes import SceneConfig, generate_scene
 
 
 @dataclass(frozen=True)

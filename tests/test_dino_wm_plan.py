@@ -17,7 +17,8 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from edgerun.models.dino_wm.plan import (
+
+from edgerun.pipelines.dino_wm.plan import (
     CEM_PRESETS,
     FRAMESKIP,
     GD_PAPER,

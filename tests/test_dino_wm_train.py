@@ -6,21 +6,23 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 import gymnasium
 import numpy as np
 import pytest
 import torch
-from edgerun.models.dino_wm import train as train_module
+
+import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
+from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, evaluate
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import (
     EncoderConfig,
     PredictorConfig,
     WorldModelConfig,
 )
-from edgerun.models.dino_wm.evaluate import RESULT_KEYS, evaluate
-from edgerun.models.dino_wm.plan import CEMConfig, MPCConfig
-from edgerun.models.dino_wm.train import (
+from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
+from edgerun.pipelines.dino_wm.plan import CEMConfig, MPCConfig
+from edgerun.training.dino_wm import train as train_module
+from edgerun.training.dino_wm.train import (
     TrainConfig,
     fold_proprio_normalisation,
     latent_losses,
@@ -28,7 +30,6 @@ from edgerun.models.dino_wm.train import (
     train,
     train_main,
 )
-from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
 
 WALL_ID = "edgerun/Wall-v0"
 TINY_ENCODER = EncoderConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, img_size=64, input_size=64, layerscale_init=0.1)
@@ -363,9 +364,9 @@ def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_pa
 
 
 def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Path) -> None:
+    from edgerun.evaluation.dino_wm.evaluate import encoder_for, exported_cost_engine
     from edgerun.models.dino_wm.checkpoint import save_checkpoint
-    from edgerun.models.dino_wm.evaluate import encoder_for, exported_cost_engine
-    from edgerun.models.dino_wm.policy import engine_cost, rollout_cost
+    from edgerun.pipelines.dino_wm.policy import engine_cost, rollout_cost
 
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "wall_cpu.pt", DinoWorldModel(train_module.WALL_CPU).eval(), include_encoder=True)

@@ -7,17 +7,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import RunningGraph
+from fixture_nodes import seeded_images
+
 from edgerun.calibration.int8 import CalibrationError, calibration_batches
 from edgerun.engines import EngineError, EngineInputError, TensorSpec, auto_backend, load, loader
 from edgerun.engines.base import check_inputs
 from edgerun.engines.manifest import ExportManifest, manifest_for
-from edgerun.engines.plan_cache import Machine, PlanManifest, cache_key, find_plan, manifest_path, mismatches, plan_path, sha256_file
+from edgerun.engines.trt_cache import (
+    Machine,
+    PlanManifest,
+    cache_key,
+    find_plan,
+    manifest_path,
+    mismatches,
+    plan_path,
+    sha256_file,
+)
 from edgerun.export.onnx_export import ExportError, export_model
 from edgerun.runtime import messages
 from edgerun.runtime.recording import McapRecorder
-from fixture_nodes import seeded_images
 
 MACHINE = Machine("10.3.0", "Orin", "8.7")
 
@@ -238,7 +247,7 @@ def test_tensorrt_plan_matches_onnx_runtime_and_is_cached(tiny_onnx):
 
 
 def test_dino_wm_planning_cost_runs_through_onnx_runtime_for_cem(tmp_path):
-    from edgerun.models.dino_wm.plan import CEMConfig, cem_plan
+    from edgerun.pipelines.dino_wm.plan import CEMConfig, cem_plan
 
     path, manifest = export_model("dino-wm-wall-small", tmp_path)
     assert manifest.inputs[0] == TensorSpec("actions", "float32", ("samples", 5, 10))

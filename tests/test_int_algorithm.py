@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from int_standins import TASK_PROMPT, make_scene, stand_in_components
 
-from edgerun.models.int_seg.algorithm import (
+from edgerun.pipelines.int_seg.algorithm import (
     INTConfig,
     blend,
     closest_to_mean,
@@ -19,9 +20,8 @@ from edgerun.models.int_seg.algorithm import (
     run_int,
     update_mining_weights,
 )
-from edgerun.models.int_seg.components import Detection
-from edgerun.models.int_seg.inpaint import InpainterError, OnnxInpainter, OpenCVInpainter, boxes_mask, dilate_mask
-from int_standins import TASK_PROMPT, make_scene, stand_in_components
+from edgerun.pipelines.int_seg.components import Detection
+from edgerun.pipelines.int_seg.inpaint import InpainterError, OnnxInpainter, OpenCVInpainter, boxes_mask, dilate_mask
 
 CONFIG = INTConfig(iterations=3, vocabulary=("frog", "car", "leaf"))
 
@@ -190,7 +190,7 @@ def test_onnx_inpainter_names_the_file_and_the_contract(tmp_path):
 
 
 def test_evaluation_reads_fewer_iterations_off_one_run(scene):
-    from edgerun.models.int_seg.evaluate import first_iterations
+    from edgerun.evaluation.int_seg.evaluate import first_iterations
 
     components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
     longer = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, iterations=3))

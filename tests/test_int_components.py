@@ -13,9 +13,9 @@ import yaml
 from torch import nn
 
 from edgerun.engines.manifest import ExportManifest
-from edgerun.models.int_seg.component_metrics import measure
-from edgerun.models.int_seg.components import SHIPPED_CONFIG, ComponentError, Detection, load_components
-from edgerun.models.int_seg.synthetic import CATEGORIES, TEST_SEED, SyntheticConfig, box_of, generate_sample, generate_split
+from edgerun.evaluation.int_seg.component_metrics import measure
+from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, ComponentError, Detection, load_components
+from edgerun.sim.camouflage import CATEGORIES, TEST_SEED, SyntheticConfig, box_of, generate_sample, generate_split
 
 HELD_OUT_IMAGES = 16
 DECODER_IOU_FLOOR = 0.6  # mean mask IoU with ground-truth box prompts (the shipped decoder: 0.74 on 100 images, docs/int_seg.md)

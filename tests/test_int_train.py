@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgerun.models.int_seg.algorithm import INTConfig, blend
 from edgerun.models.int_seg.checkpoint import KINDS
-from edgerun.models.int_seg.components import MASK_LOGIT, SHIPPED_CONFIG, load_components, mask_prompt
 from edgerun.models.int_seg.networks import NetworkConfig, build
-from edgerun.models.int_seg.synthetic import SyntheticConfig, generate_sample
-from edgerun.models.int_seg.train import initialise_from, loop_view, train_main
+from edgerun.pipelines.int_seg.algorithm import INTConfig, blend
+from edgerun.pipelines.int_seg.components import MASK_LOGIT, SHIPPED_CONFIG, load_components, mask_prompt
+from edgerun.sim.camouflage import SyntheticConfig, generate_sample
+from edgerun.training.int_seg.train import initialise_from, loop_view, train_main
 
 SHIPPED_WEIGHTS = SHIPPED_CONFIG.parent / "int_seg.pt"
 
@@ -77,11 +77,15 @@ def test_fine_tuning_starts_from_the_shipped_weights_and_refuses_another_network
 def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):
     import json
 
-    from edgerun.models.int_seg.evaluate import RESULT_KEYS, eval_main
-
     from edgerun.envs.robot_camera import robot_camera_samples
-    from edgerun.models.int_seg.algorithm import run_int
-    from edgerun.models.int_seg.evaluate import ROBOT_CAMERA_SEED_OFFSET, MaskMetrics, synthetic_task_config
+    from edgerun.evaluation.int_seg.evaluate import (
+        RESULT_KEYS,
+        ROBOT_CAMERA_SEED_OFFSET,
+        MaskMetrics,
+        eval_main,
+        synthetic_task_config,
+    )
+    from edgerun.pipelines.int_seg.algorithm import run_int
 
     out = tmp_path / "rc.json"
     assert eval_main(str(SHIPPED_CONFIG), 2, 2, str(out), robot_camera=True) == 0
@@ -102,7 +106,7 @@ def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):
 
 
 def test_mask_metrics_on_known_masks():
-    from edgerun.models.int_seg.evaluate import MaskMetrics
+    from edgerun.evaluation.int_seg.evaluate import MaskMetrics
 
     truth = np.zeros((32, 32), dtype=bool)
     truth[8:24, 8:24] = True

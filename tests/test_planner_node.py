@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import RunningGraph, wait_for
+
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
 from edgerun.models.dino_wm.config import SMALL_WALL
 from edgerun.models.dino_wm.world_model import DinoWorldModel
@@ -56,7 +56,7 @@ def test_unloadable_checkpoint_is_reported_and_node_stays_up(tmp_path, caplog):
 
 
 def test_observation_of_wrong_dtype_is_refused_clearly(small_checkpoint):
-    from edgerun.models.dino_wm.policy import images_to_model
+    from edgerun.pipelines.dino_wm.policy import images_to_model
 
     with pytest.raises(ValueError, match=r"expected uint8 RGB images \(H, W, 3\) or \(B, H, W, 3\), got float32 \(64, 64\)"):
         images_to_model(np.zeros((64, 64), np.float32))

@@ -8,10 +8,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import edgerun.envs  # registers edgerun/PointMaze-v0 (and sets MUJOCO_GL before mujoco is imported)
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+
 from edgerun.envs import POINT_MAZE_ID
 from edgerun.envs.collect import collect, load_dataset
 from edgerun.envs.point_maze import (
@@ -22,7 +23,6 @@ from edgerun.envs.point_maze import (
     PointMazeEnv,
     in_corridor,
 )
-from gymnasium.utils.env_checker import check_env
 
 
 @pytest.fixture
@@ -161,8 +161,8 @@ def test_render_states_draws_what_the_env_shows_and_keeps_its_state(env: PointMa
 
 
 def test_perfect_model_ceiling_runs_the_protocol_and_names_its_cost() -> None:
-    from edgerun.models.dino_wm.ceiling import perfect_model_ceiling
-    from edgerun.models.dino_wm.plan import CEMConfig
+    from edgerun.evaluation.dino_wm.ceiling import perfect_model_ceiling
+    from edgerun.pipelines.dino_wm.plan import CEMConfig
 
     quick = CEMConfig(horizon=5, samples=20, topk=4, iterations=2)
     result = perfect_model_ceiling(POINT_MAZE_ID, episodes=2, seed=0, planner_config=quick, max_steps=10)

@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from conftest import host_processes, wait_for
 from zmq.utils.monitor import recv_monitor_message
 
-from conftest import host_processes, wait_for
 from edgerun.runtime import messages
+from edgerun.runtime.deployment import RUN_STATE, RunState, read_run_state
 from edgerun.runtime.paths import run_dir, runtime_root
-from edgerun.runtime.plan import RUN_STATE, RunState, read_run_state
 from edgerun.runtime.security import generate_keys
 
 RUN = "sec"

@@ -6,13 +6,13 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import RunningGraph, wait_for
-from edgerun.models.int_seg.algorithm import INTConfig
-from edgerun.models.int_seg.synthetic import CATEGORIES
-from edgerun.nodes.segmenter import Segmenter, SegmenterParams
 from int_onnx_standins import write_components
 from int_standins import make_scene, stand_in_components
+
+from edgerun.nodes.segmenter import Segmenter, SegmenterParams
+from edgerun.pipelines.int_seg.algorithm import INTConfig
+from edgerun.sim.camouflage import CATEGORIES
 
 
 @pytest.fixture(scope="module")

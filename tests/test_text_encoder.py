@@ -7,7 +7,8 @@ import pytest
 
 from edgerun.engines import load
 from edgerun.export.onnx_export import export_model
-from edgerun.models.language.text_encoder import EMBED_DIM, MODEL_NAME, TextEncoder, sentence_transformer
+from edgerun.models.language.minilm import EMBED_DIM, MODEL_NAME, sentence_transformer
+from edgerun.pipelines.language.text_encoder import TextEncoder
 
 SENTENCES = [
     "the camouflaged animal",

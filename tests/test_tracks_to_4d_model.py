@@ -10,6 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from edgerun.evaluation.tracks_to_4d.evaluate import (
+    evaluate_scenes,
+)
+from edgerun.evaluation.tracks_to_4d.metrics import ate
 from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.checkpoint import (
     CheckpointError,
@@ -20,23 +25,19 @@ from edgerun.models.tracks_to_4d.checkpoint import (
     save_checkpoint,
 )
 from edgerun.models.tracks_to_4d.config import PAPER, SMALL, TracksTo4DConfig
-from edgerun.models.tracks_to_4d.evaluate import (
-    absolute_trajectory_error,
-    evaluate_scenes,
-    umeyama_sim3,
-)
+from edgerun.models.tracks_to_4d.geometry import umeyama
 from edgerun.models.tracks_to_4d.intrinsics import guess_intrinsics, normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D, points_world, project
-from edgerun.models.tracks_to_4d.supervision import canonical_ground_truth
-from edgerun.models.tracks_to_4d.synthetic import (
+from edgerun.sim.point_scenes import (
+    HELD_OUT_SEED,
     SceneConfig,
     generate_scene,
     generate_split,
     project_points,
 )
-from edgerun.models.tracks_to_4d.train import (
-    HELD_OUT_SEED,
+from edgerun.training.tracks_to_4d.supervision import canonical_ground_truth
+from edgerun.training.tracks_to_4d.train import (
     TrainConfig,
     train,
     train_main,
@@ -203,13 +204,14 @@ def test_umeyama_recovers_a_similarity_and_ate_is_zero_for_transformed_poses():
     source = rng.normal(size=(20, 3))
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     q *= np.sign(np.linalg.det(q))
-    scale, rotation, translation = umeyama_sim3(source, 2.5 * source @ q.T + [1.0, -2.0, 0.5])
-    assert np.isclose(scale, 2.5) and np.allclose(rotation, q) and np.allclose(translation, [1.0, -2.0, 0.5])
+    transform = umeyama(source, 2.5 * source @ q.T + [1.0, -2.0, 0.5])
+    assert np.isclose(transform.scale, 2.5) and np.allclose(transform.rotation, q)
+    assert np.allclose(transform.translation, [1.0, -2.0, 0.5])
     scene = generate_scene(rng, TINY_SCENE)
     world_from_new = np.eye(4)
     world_from_new[:3, :3], world_from_new[:3, 3] = q, [3.0, 1.0, -2.0]
     moved = scene.cam_from_world @ world_from_new  # the same cameras in another world frame
-    assert absolute_trajectory_error(moved, scene.cam_from_world) < 1e-6
+    assert ate(moved, scene.cam_from_world) < 1e-6
 
 
 # ------------------------------------------------------------------------------------ checkpoints

@@ -11,18 +11,19 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from edgerun.models.tracks_to_4d.classical import classical_reconstruction
+from edgerun.evaluation.tracks_to_4d.metrics import ate, depth_metrics, rpe
 from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.geometry import Sim3, camera_centres
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.losses import reconstruction_losses
-from edgerun.models.tracks_to_4d.metrics import Sim3, ate, camera_centres, depth_metrics, rpe
 from edgerun.models.tracks_to_4d.network import TracksTo4D
-from edgerun.models.tracks_to_4d.reconstruct import window_problem
-from edgerun.models.tracks_to_4d.refine import bundle_adjust, fine_tune, rigid_inliers
-from edgerun.models.tracks_to_4d.render import RenderConfig, random_texture, render_sequence, track_ground_truth
-from edgerun.models.tracks_to_4d.synthetic import SceneConfig, generate_scene
-from edgerun.models.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
-from edgerun.models.tracks_to_4d.windows import WindowConfig, chain_windows
+from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
+from edgerun.pipelines.tracks_to_4d.reconstruct import window_problem
+from edgerun.pipelines.tracks_to_4d.refine import bundle_adjust, fine_tune, rigid_inliers
+from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
+from edgerun.pipelines.tracks_to_4d.windows import WindowConfig, chain_windows
+from edgerun.sim.point_scenes import SceneConfig, generate_scene
+from edgerun.sim.textured_scenes import RenderConfig, random_texture, render_sequence, track_ground_truth
 
 TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
 
@@ -271,8 +272,8 @@ def test_window_problem_names_what_is_wrong(change, message):
 
 
 def test_evaluation_reports_every_method_under_the_required_keys(tmp_path):
+    from edgerun.evaluation.tracks_to_4d.pipeline import PipelineEvalConfig, run_evaluation
     from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
-    from edgerun.models.tracks_to_4d.evaluate_pipeline import PipelineEvalConfig, run_evaluation
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "tiny.pt", TracksTo4D(TINY), TINY, {})

@@ -60,7 +60,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .config import (
+from edgerun.models.dino_wm.config import (
     VIT_TINY,
     VITS14,
     DecoderConfig,
@@ -68,9 +68,9 @@ from .config import (
     PredictorConfig,
     WorldModelConfig,
 )
-from ..state_dicts import mismatch_report
-from .encoder import StateDictError, load_official_state_dict
-from .world_model import DinoWorldModel
+from edgerun.models.dino_wm.encoder import StateDictError, load_official_state_dict, official_key_shapes
+from edgerun.models.dino_wm.world_model import DinoWorldModel
+from edgerun.models.state_dicts import mismatch_report
 
 FORMAT = "edgerun.dino_wm"
 VERSION = 1
@@ -467,7 +467,6 @@ def model_state_dict(parts: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
 
 
 def _infer_encoder(state: dict[str, Tensor] | None, visual_dim: int) -> EncoderConfig:
-    from .encoder import official_key_shapes
 
     for preset in (VITS14, VIT_TINY):
         if state is None and preset.embed_dim == visual_dim:

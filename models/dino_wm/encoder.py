@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..state_dicts import mismatch_report
-from .config import VITS14, EncoderConfig
+from edgerun.models.dino_wm.config import VITS14, EncoderConfig
+from edgerun.models.state_dicts import mismatch_report
 
 
 class PatchEmbed(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import PredictorConfig
+from edgerun.models.dino_wm.config import PredictorConfig
 
 
 def frame_causal_mask(history: int, patches: int, device: torch.device | str | None = None) -> Tensor:

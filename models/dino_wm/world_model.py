@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import DecoderConfig, PredictorConfig, WorldModelConfig
-from .encoder import DinoV2Encoder
-from .predictor import Predictor
+from edgerun.models.dino_wm.config import DecoderConfig, PredictorConfig, WorldModelConfig
+from edgerun.models.dino_wm.encoder import DinoV2Encoder
+from edgerun.models.dino_wm.predictor import Predictor
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .networks import NetworkConfig, build
+from edgerun.models.int_seg.networks import NetworkConfig, build
 
 FORMAT = "edgerun.int_seg.components"
 KINDS = ("scorer", "detector", "sam_encoder", "sam_decoder")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edgerun.models.language.text_encoder import EMBED_DIM
+from edgerun.models.language.minilm import EMBED_DIM
 
 
 @dataclass(frozen=True)

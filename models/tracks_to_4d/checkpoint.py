@@ -37,9 +37,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..state_dicts import mismatch_report
-from .config import TracksTo4DConfig
-from .network import TracksTo4D
+from edgerun.models.state_dicts import mismatch_report
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.network import TracksTo4D
 
 FORMAT = "edgerun.tracks_to_4d"
 VERSION = 1

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .config import TracksTo4DConfig
-from .network import TracksTo4DOutput, camera_points, points_world, project
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.network import TracksTo4DOutput, camera_points, points_world, project
 
 WARMUP_DEPTH = 15.0  # the released warm-up puts every camera at the origin looking at points 15 units away
 

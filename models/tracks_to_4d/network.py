@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TracksTo4DConfig
+from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
 
 GAMMA_EPS = 1e-5  # keeps gamma = ELU + 1 strictly positive, as released
 FOCAL_SCALE = 0.05  # focal factor = 1 + 0.05 * head output, as released
