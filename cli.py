@@ -19,8 +19,9 @@ def _stop_flag() -> threading.Event:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from edgerun.runtime.graph import GraphError, load_graph
-    from edgerun.runtime.launcher import Launcher, LaunchError
+    from edgerun.errors import GraphError, LaunchError
+    from edgerun.runtime.graph import load_graph
+    from edgerun.runtime.launcher import Launcher
 
     try:
         graph = load_graph(args.graph)
@@ -235,21 +236,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     import logging
 
-    from edgerun.calibration.int8 import CalibrationError
+    from edgerun.calibration.int8 import Int8CalibrationError
     from edgerun.engines import EngineError
-    from edgerun.export.trt_build import BuildError, build_plan
+    from edgerun.export.trt_build import BuildError, build_engine
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     precision = "best" if args.best else "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     try:
-        plan = build_plan(
+        engine_file = build_engine(
             Path(args.onnx), precision, calibration=Path(args.calib) if args.calib else None,
             calibration_topic=args.topic, force=args.force,
         )
-    except (BuildError, EngineError, CalibrationError) as exc:
+    except (BuildError, EngineError, Int8CalibrationError) as exc:
         print(f"edgerun build: {exc}", file=sys.stderr)
         return 2
-    print(plan)
+    print(engine_file)
     return 0
 
 
@@ -397,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list exportable models")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("build", help="build (or find cached) the TensorRT plan of an exported ONNX model")
+    p = sub.add_parser("build", help="build (or find cached) the TensorRT engine file of an exported ONNX model")
     p.add_argument("onnx")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fp16", action="store_true")

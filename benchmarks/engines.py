@@ -2,7 +2,7 @@
 
 For each model of the export registry, at batch 1 and at its planning batch, the p50
 latency of torch eager (the baseline) and of ONNX Runtime (CPU, and CUDA / TensorRT EP
-where present) and native TensorRT (with a cached plan) are measured in the same run, and
+where present) and native TensorRT (with a cached engine file) are measured in the same run, and
 the ratio backend / torch is printed. Bar on the CPU: ONNX Runtime no slower than torch
 eager for the ViT encoder (dinov2-vits14) at batch 1. Exit code 0 when the bar holds.
 """
@@ -20,8 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgerun.engines import Engine, EngineError, load
+from edgerun.engines import Engine, load
 from edgerun.engines.loader import gpu_machine, ort_cuda_available
+from edgerun.errors import EngineError
 from edgerun.export.onnx_export import export_model
 from edgerun.export.registry import REGISTRY
 
@@ -83,7 +84,7 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
                 for backend in backends:
                     try:
                         engine: Engine = load(onnx_path, backend)
-                    except EngineError as exc:  # e.g. no cached TensorRT plan
+                    except EngineError as exc:  # e.g. no cached TensorRT engine file
                         print(f"  {name} b{batch} {backend}: skipped ({exc})")
                         continue
                     latency = p50_ms(lambda: engine(**arrays), repeats)

@@ -1,7 +1,7 @@
 """The GPU check, for a lent GPU machine (run through ``benchmarks/gpu_check.sh``).
 
-For every exportable model: export ONNX, build TensorRT plans at fp32, fp16 and int8
-(int8 calibrated on the model's own sample inputs), check each plan's parity against
+For every exportable model: export ONNX, build TensorRT engine files at fp32, fp16 and int8
+(int8 calibrated on the model's own sample inputs), check each engine file's parity against
 torch, and time torch eager, ONNX Runtime CUDA, ONNX Runtime's TensorRT provider and
 native TensorRT (plain and with CUDA graphs) side by side. Writes JSON. Backends that are
 missing are reported as skipped, so the script also runs (uselessly but cleanly) on a CPU.
@@ -23,7 +23,7 @@ from edgerun.engines import load
 from edgerun.engines.loader import gpu_machine
 from edgerun.export.onnx_export import export_model, parity_errors
 from edgerun.export.registry import REGISTRY
-from edgerun.export.trt_build import build_plan
+from edgerun.export.trt_build import build_engine
 
 
 def time_backend(onnx_path: Path, backend: str, arrays: dict, reference: dict, repeats: int, **options: Any) -> dict:
@@ -48,13 +48,13 @@ def check_model(name: str, workdir: Path, repeats: int) -> list[dict]:
     rng = np.random.default_rng(1)
     for i in range(64):
         np.savez(calib_dir / f"{i}.npz", **entry.sample({d: 1 for d in entry.dims}, rng))
-    plans = {}
+    engine_files = {}
     if gpu_machine() is not None:
         for precision in ("fp32", "fp16", "int8"):
             try:
-                plans[precision] = str(build_plan(onnx_path, precision, calibration=calib_dir if precision == "int8" else None))
+                engine_files[precision] = str(build_engine(onnx_path, precision, calibration=calib_dir if precision == "int8" else None))
             except Exception as exc:  # noqa: BLE001
-                plans[precision] = f"failed: {exc}"
+                engine_files[precision] = f"failed: {exc}"
     rows = []
     for batch in sorted({1, entry.planning_batch or 1}):
         arrays = entry.sample({d: batch for d in entry.dims}, np.random.default_rng(0))
@@ -71,7 +71,7 @@ def check_model(name: str, workdir: Path, repeats: int) -> list[dict]:
                 run["speedup_vs_torch"] = round(torch_ms / run["p50_ms"], 2)
             rows.append({"model": name, "batch": batch, **run})
             print(json.dumps(rows[-1]))
-    rows.append({"model": name, "plans": plans})
+    rows.append({"model": name, "engine_files": engine_files})
     return rows
 
 

@@ -42,6 +42,8 @@ import cv2
 import numpy as np
 import yaml
 
+from edgerun.errors import CameraCalibrationError
+
 log = logging.getLogger(__name__)
 
 MIN_VIEWS = 3
@@ -55,10 +57,6 @@ Pose = tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called after each image as ``progress(done, total, path)``."""
-
-
-class CalibrationError(ValueError):
-    """Calibration cannot go on; the message names every image at fault and why."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ class Intrinsics:
         if board is not None:
             try:
                 board = parse_board(board) if isinstance(board, str) else parse_board("x".join(map(str, board)))
-            except (CalibrationError, TypeError):
+            except (CameraCalibrationError, TypeError):
                 raise fail("board", "inner corners as 'COLSxROWS', e.g. '9x6'") from None
         square = data.get("square_m")
         if square is not None and (isinstance(square, bool) or not isinstance(square, (int, float)) or square <= 0):
@@ -265,12 +263,12 @@ def parse_board(text: str) -> tuple[int, int]:
     """``"9x6"`` -> ``(9, 6)``: inner corners, columns x rows (OpenCV ``patternSize``)."""
     match = _BOARD.match(str(text))
     if not match:
-        raise CalibrationError(
+        raise CameraCalibrationError(
             f"board: expected inner corners as COLSxROWS, e.g. '9x6' for a board of 10x7 squares; got {text!r}"
         )
     cols, rows = int(match.group(1)), int(match.group(2))
     if cols < 3 or rows < 3:
-        raise CalibrationError(f"board: expected at least 3x3 inner corners, got {text!r}")
+        raise CameraCalibrationError(f"board: expected at least 3x3 inner corners, got {text!r}")
     return cols, rows
 
 
@@ -329,7 +327,7 @@ def calibrate_chessboard(
     poses, not of K). All images must have one size.
 
     Every image that cannot be read, shows no complete board or has another size is collected and
-    all of them are named in one :class:`CalibrationError`, unless ``skip_unusable`` is set, in
+    all of them are named in one :class:`CameraCalibrationError`, unless ``skip_unusable`` is set, in
     which case they are left out (each logged as a warning) as long as at least 3 usable views
     remain. ``progress``: a callback ``(done, total, path)``, ``True`` for
     a tqdm bar, ``None`` for a tqdm bar only when stderr is a terminal, ``False`` for nothing.
@@ -338,16 +336,16 @@ def calibrate_chessboard(
         board = parse_board(board)
     board = (int(board[0]), int(board[1]))
     if board[0] < 3 or board[1] < 3:
-        raise CalibrationError(f"board: expected at least 3x3 inner corners, got {board[0]}x{board[1]}")
+        raise CameraCalibrationError(f"board: expected at least 3x3 inner corners, got {board[0]}x{board[1]}")
     try:
         square_m = float(square_m)
     except (TypeError, ValueError):
         square_m = math.nan
     if not (square_m > 0 and math.isfinite(square_m)):
-        raise CalibrationError(f"square: expected a positive square size in metres, got {square_m!r}")
+        raise CameraCalibrationError(f"square: expected a positive square size in metres, got {square_m!r}")
     paths = [Path(p) for p in image_paths]
     if not paths:
-        raise CalibrationError("no images given")
+        raise CameraCalibrationError("no images given")
 
     board_name = f"{board[0]}x{board[1]}"
     bar = None
@@ -404,7 +402,7 @@ def calibrate_chessboard(
                 f"\n(the board is found in none of them: --board counts inner corners, columns x rows, "
                 f"so a board of {board[0] + 1}x{board[1] + 1} squares is {board_name})"
             )
-        raise CalibrationError(
+        raise CameraCalibrationError(
             f"{len(problems)} of {len(paths)} images unusable for calibration:\n  "
             + "\n  ".join(problems)
             + hint
@@ -413,7 +411,7 @@ def calibrate_chessboard(
         for line in problems:
             log.warning("skipping %s", line)
     if len(views) < MIN_VIEWS:
-        raise CalibrationError(
+        raise CameraCalibrationError(
             f"need at least {MIN_VIEWS} images with the {board_name} chessboard found, got {len(views)} of "
             f"{len(paths)}; take more photos with the whole board in view, at varied tilts"
         )
@@ -425,12 +423,12 @@ def calibrate_chessboard(
             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-12),
         )
     except cv2.error as exc:
-        raise CalibrationError(
+        raise CameraCalibrationError(
             f"cv2.calibrateCamera failed on {len(views)} views: {exc.err or exc}; "
             "the views may be too alike: tilt the board in different directions"
         ) from None
     if not (math.isfinite(rms) and np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0):
-        raise CalibrationError(
+        raise CameraCalibrationError(
             f"calibration from {len(views)} views did not converge (RMS {rms}, K {K.tolist()}); "
             "tilt the board in different directions and fill more of the image"
         )
@@ -584,7 +582,7 @@ def main(images: list[str], board: str, square: float, output: str, skip_unusabl
     """``edgerun calibrate camera``: calibrate, print a summary, write ``output``; 0, or 2 on error."""
     try:
         intrinsics = calibrate_chessboard(images, board=parse_board(board), square_m=square, skip_unusable=skip_unusable)
-    except CalibrationError as exc:
+    except CameraCalibrationError as exc:
         print(f"edgerun calibrate camera: {exc}", file=sys.stderr)
         return 2
     try:

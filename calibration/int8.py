@@ -15,21 +15,18 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from edgerun.engines import TensorSpec
-
-
-class CalibrationError(ValueError):
-    """The calibration data cannot be used; the message names the file and the problem."""
+from edgerun.errors import Int8CalibrationError
 
 
 def _samples_from_npz(directory: Path, specs: Sequence[TensorSpec]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     files = sorted(directory.glob("*.npz")) if directory.is_dir() else [directory]
     if not files:
-        raise CalibrationError(f"{directory}: no .npz files")
+        raise Int8CalibrationError(f"{directory}: no .npz files")
     for file in files:
         with np.load(file, allow_pickle=False) as data:
             missing = [s.name for s in specs if s.name not in data.files]
             if missing:
-                raise CalibrationError(f"{file}: missing input {', '.join(missing)} (has {', '.join(data.files)})")
+                raise Int8CalibrationError(f"{file}: missing input {', '.join(missing)} (has {', '.join(data.files)})")
             yield str(file), {s.name: data[s.name] for s in specs}
 
 
@@ -41,14 +38,14 @@ def _samples_from_mcap(
     topics = recording_topics(path)
     if topic is None:
         if len(topics) != 1:
-            raise CalibrationError(f"{path} holds topics {', '.join(topics)}; choose one with --topic")
+            raise Int8CalibrationError(f"{path} holds topics {', '.join(topics)}; choose one with --topic")
         topic = topics[0]
     elif topic not in topics:
-        raise CalibrationError(f"{path} has no topic '{topic}' (topics: {', '.join(topics)})")
+        raise Int8CalibrationError(f"{path} has no topic '{topic}' (topics: {', '.join(topics)})")
     for _, msg in read_recording(path, [topic]):
         missing = [s.name for s in specs if s.name not in msg.arrays]
         if missing:
-            raise CalibrationError(f"{path} topic '{topic}': messages lack {', '.join(missing)} (have {', '.join(msg.arrays)})")
+            raise Int8CalibrationError(f"{path} topic '{topic}': messages lack {', '.join(missing)} (have {', '.join(msg.arrays)})")
         yield f"{path} ({topic} seq {msg.seq})", {s.name: msg.arrays[s.name] for s in specs}
 
 
@@ -69,7 +66,7 @@ def calibration_batches(
                 value = value[None]
             fixed = [(i, d) for i, d in enumerate(spec.shape) if isinstance(d, int)]
             if value.ndim != len(spec.shape) or any(value.shape[i] != d for i, d in fixed):
-                raise CalibrationError(f"{origin}: input '{spec.name}' has shape {value.shape}, the model wants {spec.shape}")
+                raise Int8CalibrationError(f"{origin}: input '{spec.name}' has shape {value.shape}, the model wants {spec.shape}")
             pending[spec.name].extend(value)
         while len(next(iter(pending.values()))) >= batch_size:
             batches.append({name: np.stack(rows[:batch_size]) for name, rows in pending.items()})
@@ -78,7 +75,7 @@ def calibration_batches(
             if max_batches is not None and len(batches) >= max_batches:
                 return batches
     if not batches:
-        raise CalibrationError(f"{source}: fewer samples than one batch of {batch_size}")
+        raise Int8CalibrationError(f"{source}: fewer samples than one batch of {batch_size}")
     return batches
 
 

@@ -8,14 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-
-class EngineError(RuntimeError):
-    """An engine cannot be loaded or run (missing backend, stale plan, bad file)."""
-
-
-class EngineInputError(ValueError):
-    """The arrays passed to an engine do not match its inputs; the message says which and how."""
-
+from edgerun.errors import EngineInputError
 
 Dim = int | str  # a fixed size, or the name of a dynamic dimension ("batch")
 

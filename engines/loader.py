@@ -7,17 +7,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edgerun.engines.base import Engine, EngineError, TensorSpec
+from edgerun.engines.base import Engine, TensorSpec
 from edgerun.engines.manifest import ExportManifest, manifest_for
 from edgerun.engines.trt_cache import (
+    EngineFileManifest,
     Machine,
-    PlanManifest,
-    find_plan,
+    find_engine_file,
     manifest_path,
     mismatches,
     refusal,
     sha256_file,
 )
+from edgerun.errors import EngineError
 
 log = logging.getLogger("edgerun.engines")
 
@@ -57,22 +58,22 @@ def auto_backend() -> str:
     return "onnxruntime-cuda" if ort_cuda_available() else "onnxruntime-cpu"
 
 
-def load_plan(plan: Path, onnx_sha256: str | None = None, **options: Any) -> Engine:
-    """A TensorRT plan, after checking its manifest against this machine."""
+def load_engine_file(engine_file: Path, onnx_sha256: str | None = None, **options: Any) -> Engine:
+    """A TensorRT engine file, after checking its manifest against this machine."""
     from edgerun.engines.trt_backend import TrtEngine
 
     machine = gpu_machine()
     if machine is None:
-        raise EngineError(f"cannot run TensorRT plan {plan}: TensorRT, cuda-python or a CUDA GPU is missing here")
-    meta_path = manifest_path(plan)
+        raise EngineError(f"cannot run TensorRT engine file {engine_file}: TensorRT, cuda-python or a CUDA GPU is missing here")
+    meta_path = manifest_path(engine_file)
     if not meta_path.is_file():
-        raise EngineError(f"refusing TensorRT plan {plan}: it has no manifest {meta_path.name}, so what it was built for is unknown")
-    manifest = PlanManifest.load(meta_path)
+        raise EngineError(f"refusing TensorRT engine file {engine_file}: it has no manifest {meta_path.name}, so what it was built for is unknown")
+    manifest = EngineFileManifest.load(meta_path)
     problems = mismatches(manifest, machine, onnx_sha256)
     if problems:
-        raise EngineError(refusal(plan, problems, manifest.precision))
+        raise EngineError(refusal(engine_file, problems, manifest.precision))
     specs = ([TensorSpec.from_json(s) for s in manifest.inputs], [TensorSpec.from_json(s) for s in manifest.outputs])
-    return TrtEngine(plan, specs=specs, **options)
+    return TrtEngine(engine_file, specs=specs, **options)
 
 
 def torch_reference(onnx_path: Path, manifest: ExportManifest, **options: Any) -> Engine:
@@ -88,18 +89,18 @@ def torch_reference(onnx_path: Path, manifest: ExportManifest, **options: Any) -
     return TorchEngine(module, manifest.inputs, manifest.outputs, name=onnx_path.stem, **options)
 
 
-def cached_plan(onnx_path: Path, precision: str) -> Path | None:
+def cached_engine_file(onnx_path: Path, precision: str) -> Path | None:
     machine = gpu_machine()
     if machine is None:
         return None
-    return find_plan(onnx_path, precision, ExportManifest.load(manifest_for(onnx_path)).profiles(), machine)
+    return find_engine_file(onnx_path, precision, ExportManifest.load(manifest_for(onnx_path)).profiles(), machine)
 
 
 def load(path: str | Path, backend: str = "auto", precision: str = "fp16", **options: Any) -> Engine:
     """Load a model file as an Engine.
 
-    ``path`` is an exported ``.onnx`` (with its manifest) or a TensorRT ``.plan``.
-    ``backend``: one of :data:`BACKENDS`. For TensorRT from an ONNX file, the plan of
+    ``path`` is an exported ``.onnx`` (with its manifest) or a TensorRT ``.engine``.
+    ``backend``: one of :data:`BACKENDS`. For TensorRT from an ONNX file, the engine file of
     ``precision`` cached next to it for this machine is used (``edgerun build`` makes it).
     Other keyword options go to the backend (``threads``, ``cuda_graph``, ``compile`` …).
     """
@@ -108,16 +109,16 @@ def load(path: str | Path, backend: str = "auto", precision: str = "fp16", **opt
         raise EngineError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
     if not path.is_file():
         raise EngineError(f"no model file at {path}")
-    if path.suffix in (".plan", ".engine"):
+    if path.suffix in (".engine", ".engine"):
         if backend not in ("auto", "tensorrt"):
-            raise EngineError(f"{path} is a TensorRT plan; only the tensorrt backend runs it")
-        return load_plan(path, **options)
+            raise EngineError(f"{path} is a TensorRT engine file; only the tensorrt backend runs it")
+        return load_engine_file(path, **options)
     if path.suffix != ".onnx":
-        raise EngineError(f"{path}: expected an .onnx model or a TensorRT .plan")
+        raise EngineError(f"{path}: expected an .onnx model or a TensorRT .engine")
     if backend == "auto":
         backend = auto_backend()
-        if backend == "tensorrt" and cached_plan(path, precision) is None:
-            log.warning("no TensorRT %s plan of %s for this GPU yet (edgerun build %s --%s); using ONNX Runtime",
+        if backend == "tensorrt" and cached_engine_file(path, precision) is None:
+            log.warning("no TensorRT %s engine file of %s for this GPU yet (edgerun build %s --%s); using ONNX Runtime",
                         precision, path.name, path, precision)
             backend = "onnxruntime-cuda" if ort_cuda_available() else "onnxruntime-cpu"
         log.info("backend for %s: %s (auto)", path.name, backend)
@@ -127,13 +128,13 @@ def load(path: str | Path, backend: str = "auto", precision: str = "fp16", **opt
         machine = gpu_machine()
         if machine is None:
             raise EngineError("the tensorrt backend needs TensorRT, cuda-python and a CUDA GPU; none here")
-        plan = cached_plan(path, precision)
-        if plan is None:
+        engine_file = cached_engine_file(path, precision)
+        if engine_file is None:
             raise EngineError(
-                f"no TensorRT {precision} plan of {path.name} for this machine ({machine.gpu_name}, "
+                f"no TensorRT {precision} engine file of {path.name} for this machine ({machine.gpu_name}, "
                 f"TensorRT {machine.tensorrt_version}); build it: edgerun build {path} --{precision}"
             )
-        return load_plan(plan, onnx_sha256=sha256_file(path), **options)
+        return load_engine_file(engine_file, onnx_sha256=sha256_file(path), **options)
     from edgerun.engines.ort_backend import OrtEngine
 
     provider = backend.partition("-")[2] or ("cuda" if ort_cuda_available() else "cpu")

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgerun.engines.base import EngineError, TensorSpec
+from edgerun.engines.base import TensorSpec
+from edgerun.errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -63,5 +64,5 @@ def manifest_for(onnx_path: Path) -> Path:
 
 
 def default_model_dir() -> Path:
-    """Where exported models and their plans are cached: ``$XDG_CACHE_HOME/edgerun/models``."""
+    """Where exported models and their engine files are cached: ``$XDG_CACHE_HOME/edgerun/models``."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgerun" / "models"

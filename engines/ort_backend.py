@@ -9,7 +9,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from edgerun.engines.base import Engine, EngineError, TensorSpec
+from edgerun.engines.base import Engine, TensorSpec
+from edgerun.errors import EngineError
 
 log = logging.getLogger("edgerun.engines")
 

@@ -1,4 +1,4 @@
-"""Native TensorRT backend: a deserialised plan, device buffers allocated once, one CUDA stream.
+"""Native TensorRT backend: a deserialised engine file, device buffers allocated once, one CUDA stream.
 
 Inputs may be numpy arrays (copied to the device) or device arrays exposing
 ``__cuda_array_interface__`` (torch CUDA tensors, CuPy arrays, this module's
@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgerun.engines.base import Engine, EngineError, TensorSpec, check_inputs
+from edgerun.engines.base import Engine, TensorSpec, check_inputs
+from edgerun.errors import EngineError
 
 log = logging.getLogger("edgerun.engines")
 
@@ -61,7 +62,7 @@ class DeviceArray:
 class TrtEngine(Engine):
     def __init__(
         self,
-        plan_path: str | Path,
+        engine_file_path: str | Path,
         specs: tuple[Sequence[TensorSpec], Sequence[TensorSpec]] | None = None,
         cuda_graph: bool = False,
     ):
@@ -69,15 +70,15 @@ class TrtEngine(Engine):
 
         self._rt = cudart()
         self._trt = trt
-        plan_path = Path(plan_path)
+        engine_file_path = Path(engine_file_path)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(plan_path.read_bytes())
+        self.engine = self._runtime.deserialize_cuda_engine(engine_file_path.read_bytes())
         if self.engine is None:
-            raise EngineError(f"TensorRT could not deserialise {plan_path} (built by another TensorRT version?)")
+            raise EngineError(f"TensorRT could not deserialise {engine_file_path} (built by another TensorRT version?)")
         self.context = self.engine.create_execution_context()
         self.stream = check(self._rt.cudaStreamCreate())
-        self.name = plan_path.stem
+        self.name = engine_file_path.stem
         self.backend = "tensorrt"
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
@@ -97,7 +98,7 @@ class TrtEngine(Engine):
             self._allocate(name, self._max_bytes(name, is_input[name]))
         self._cuda_graph = cuda_graph
         self._graphs: dict[tuple, Any] = {}
-        log.info("loaded TensorRT plan %s (%d inputs, %d outputs)", plan_path.name, len(self.inputs), len(self.outputs))
+        log.info("loaded TensorRT engine file %s (%d inputs, %d outputs)", engine_file_path.name, len(self.inputs), len(self.outputs))
 
     def _max_bytes(self, name: str, is_input: bool) -> int:
         if is_input:

@@ -1,9 +1,9 @@
-"""TensorRT plans, their manifests and the cache that keys them, as jetson-inference does.
+"""TensorRT engine files, their manifests and the cache that keys them, as jetson-inference does.
 
-A plan is only valid for the TensorRT version, GPU, compute capability, precision and
-shape profiles it was built with, and for one ONNX file. Each plan carries a manifest
+An engine file is only valid for the TensorRT version, GPU, compute capability, precision and
+shape profiles it was built with, and for one ONNX file. Each engine file carries a manifest
 (``PLAN.json``) recording all of these; the cache key hashes them, so any change
-selects a different file and a hit loads without rebuilding. A plan whose manifest does
+selects a different file and a hit loads without rebuilding. An engine file whose manifest does
 not match this machine is refused with the reason and the command that rebuilds it.
 """
 
@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "best")
 
 @dataclass(frozen=True)
 class Machine:
-    """What a plan depends on besides its ONNX file."""
+    """What an engine file depends on besides its ONNX file."""
 
     tensorrt_version: str
     gpu_name: str
@@ -28,7 +28,7 @@ class Machine:
 
 
 @dataclass(frozen=True)
-class PlanManifest:
+class EngineFileManifest:
     onnx_sha256: str
     precision: str
     profiles: dict[str, dict[str, list[int]]]  # input -> {"min": [...], "opt": [...], "max": [...]}
@@ -46,7 +46,7 @@ class PlanManifest:
         path.write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, path: Path) -> "PlanManifest":
+    def load(cls, path: Path) -> "EngineFileManifest":
         data = json.loads(path.read_text())
         data["machine"] = Machine(**data["machine"])
         return cls(**data)
@@ -79,17 +79,17 @@ def cache_key(
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def plan_path(onnx_path: Path, precision: str, key: str) -> Path:
-    """Next to the model: ``model.fp16.<key>.plan`` (and ``….plan.json``)."""
-    return onnx_path.with_name(f"{onnx_path.stem}.{precision}.{key[:16]}.plan")
+def engine_file_path(onnx_path: Path, precision: str, key: str) -> Path:
+    """Next to the model: ``model.fp16.<key>.engine`` (and ``….engine.json``)."""
+    return onnx_path.with_name(f"{onnx_path.stem}.{precision}.{key[:16]}.engine")
 
 
-def manifest_path(plan: Path) -> Path:
-    return plan.with_name(plan.name + ".json")
+def manifest_path(engine_file: Path) -> Path:
+    return engine_file.with_name(engine_file.name + ".json")
 
 
-def mismatches(manifest: PlanManifest, machine: Machine, onnx_sha256: str | None = None) -> list[str]:
-    """Why a plan cannot run here; empty when it can."""
+def mismatches(manifest: EngineFileManifest, machine: Machine, onnx_sha256: str | None = None) -> list[str]:
+    """Why an engine file cannot run here; empty when it can."""
     problems = []
     built = manifest.machine
     if built.tensorrt_version != machine.tensorrt_version:
@@ -105,16 +105,16 @@ def mismatches(manifest: PlanManifest, machine: Machine, onnx_sha256: str | None
     return problems
 
 
-def refusal(plan: Path, problems: list[str], precision: str) -> str:
+def refusal(engine_file: Path, problems: list[str], precision: str) -> str:
     flag = {"fp32": "", "fp16": " --fp16", "int8": " --int8", "best": " --best"}[precision]
     return (
-        f"refusing TensorRT plan {plan}: " + "; ".join(problems)
+        f"refusing TensorRT engine file {engine_file}: " + "; ".join(problems)
         + f". Rebuild it on this machine: edgerun build MODEL.onnx{flag}"
     )
 
 
-def find_plan(onnx_path: Path, precision: str, profiles: dict, machine: Machine, calibration_sha256: str | None = None) -> Path | None:
-    """The cached plan for exactly this model, precision, profiles and machine, if built."""
+def find_engine_file(onnx_path: Path, precision: str, profiles: dict, machine: Machine, calibration_sha256: str | None = None) -> Path | None:
+    """The cached engine file for exactly this model, precision, profiles and machine, if built."""
     key = cache_key(sha256_file(onnx_path), precision, profiles, machine, calibration_sha256)
-    plan = plan_path(onnx_path, precision, key)
-    return plan if plan.is_file() and manifest_path(plan).is_file() else None
+    engine_file = engine_file_path(onnx_path, precision, key)
+    return engine_file if engine_file.is_file() and manifest_path(engine_file).is_file() else None

@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 import edgerun
 import edgerun.envs  # registers the edgerun/... ids
+from edgerun.errors import DatasetError, UnknownEnvError
 
 LAYOUT_VERSION = 1
 POLICIES = ("random", "scripted", "mixed", "wander")
@@ -65,14 +66,6 @@ MIXED_NOISE_STD = 0.3
 
 REQUIRED_KEYS = ("frames", "proprio", "actions", "metadata")
 OPTIONAL_KEYS = ("is_success", "goal_frames", "goal_proprio", "door_y", "wall_x", "episode_seeds")
-
-
-class UnknownEnvError(ValueError):
-    """The env id is not registered with gymnasium."""
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing a key or holds arrays of the wrong dtype or shape."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""torch → ONNX (checked, with parity against torch and a manifest) and ONNX → TensorRT plans."""
+"""torch → ONNX (checked, with parity against torch and a manifest) and ONNX → TensorRT engine files."""

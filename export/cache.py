@@ -1,9 +1,11 @@
-"""Exported models cached by what they were exported from, so a second run loads instead of exporting.
+"""Export on first use: the one place that turns a registry name and a checkpoint into a model file.
 
 ``exported(name, checkpoint)`` answers ``MODEL_DIR/NAME/KEY/NAME.onnx``, where KEY is the
-checkpoint's sha256 (or ``random-init``): present and intact (the manifest's ONNX sha256 matches
-the file) it is reused; otherwise the model is exported there, parity-checked, with its manifest.
-A changed checkpoint is a new key, never a stale engine.
+checkpoint's sha256 (or ``default`` without one: the registry entry's own weights): present and
+intact (the manifest's ONNX sha256 matches the file) it is reused; otherwise the model is exported
+there, parity-checked, with its manifest. A changed checkpoint is a new key, never a stale engine.
+``load_exported`` does the same and loads the file as an engine. Nodes, pipelines, evaluation and
+the CLI all ask these two, never ``export_model`` directly.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgerun.engines import EngineError
+from edgerun.engines import Engine, load
 from edgerun.engines.manifest import ExportManifest, default_model_dir, manifest_for
 from edgerun.engines.trt_cache import sha256_file
+from edgerun.errors import EngineError
 from edgerun.export.onnx_export import export_model
 
 log = logging.getLogger(__name__)
 
 
 def cache_key(checkpoint: str | None) -> str:
-    return sha256_file(Path(checkpoint))[:16] if checkpoint else "random-init"
+    return sha256_file(Path(checkpoint))[:16] if checkpoint else "default"
 
 
 def cached(name: str, checkpoint: str | None, model_dir: Path | None = None) -> Path | None:
@@ -50,3 +53,9 @@ def exported(name: str, checkpoint: str | None = None, model_dir: Path | None = 
     onnx_path, manifest = export_model(name, out_dir, checkpoint)
     log.info("%s: exported to %s (parity max abs error %.2g)", name, onnx_path, manifest.parity.get("random", {}).get("max_abs", float("nan")))
     return onnx_path
+
+
+def load_exported(name: str, checkpoint: str | Path | None = None, backend: str = "auto", model_dir: Path | None = None,
+                  **options) -> Engine:
+    """Registry model ``name`` exported from ``checkpoint`` (cached, or exported now), as an engine of ``backend``."""
+    return load(exported(name, str(checkpoint) if checkpoint else None, model_dir), backend, **options)

@@ -16,16 +16,13 @@ from edgerun import __version__
 from edgerun.engines.manifest import ExportManifest, manifest_for
 from edgerun.engines.ort_backend import OrtEngine
 from edgerun.engines.trt_cache import sha256_file
+from edgerun.errors import ExportError
 from edgerun.export.registry import INIT_SEED, Exportable, get
 
 log = logging.getLogger("edgerun.export")
 DEFAULT_OPSET = 17
 PARITY_BATCH = 4  # the largest dynamic-dimension value used for tracing and the random parity check
 FACTORY = "edgerun.export.registry:build_model"
-
-
-class ExportError(RuntimeError):
-    """Export failed or its result does not match torch within tolerance."""
 
 
 def parity_errors(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

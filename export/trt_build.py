@@ -1,8 +1,8 @@
-"""ONNX → TensorRT plan, cached next to the model and keyed by everything it depends on.
+"""ONNX → TensorRT engine file, cached next to the model and keyed by everything it depends on.
 
 ``edgerun build MODEL.onnx --fp16`` reads the export manifest for the optimisation
 profiles (min/opt/max of each dynamic dimension), reuses a timing cache, shows the
-builder's progress, and writes ``MODEL.fp16.<key>.plan`` with its plan manifest. A
+builder's progress, and writes ``MODEL.fp16.<key>.engine`` with its engine-file manifest. A
 second build with the same ONNX, precision, profiles, calibration data, TensorRT
 version and GPU is a cache hit and returns at once.
 """
@@ -19,13 +19,10 @@ from edgerun.calibration.int8 import cache_path_for, data_sha256, entropy_calibr
 from edgerun.calibration.int8 import calibration_batches as load_batches
 from edgerun.engines.loader import gpu_machine
 from edgerun.engines.manifest import ExportManifest, manifest_for
-from edgerun.engines.trt_cache import PlanManifest, cache_key, manifest_path, plan_path, sha256_file
+from edgerun.engines.trt_cache import EngineFileManifest, cache_key, engine_file_path, manifest_path, sha256_file
+from edgerun.errors import BuildError
 
 log = logging.getLogger("edgerun.export")
-
-
-class BuildError(RuntimeError):
-    """The plan cannot be built here or TensorRT rejected the network."""
 
 
 def _progress_monitor(trt: Any) -> Any:
@@ -54,7 +51,7 @@ def _progress_monitor(trt: Any) -> Any:
     return Progress()
 
 
-def build_plan(
+def build_engine(
     onnx_path: Path,
     precision: str = "fp16",
     calibration: Path | None = None,
@@ -63,10 +60,10 @@ def build_plan(
     workspace_gib: float = 2.0,
     force: bool = False,
 ) -> Path:
-    """Build (or find in the cache) the plan of ``onnx_path`` for this GPU; returns its path."""
+    """Build (or find in the cache) the engine file of ``onnx_path`` for this GPU; returns its path."""
     machine = gpu_machine()
     if machine is None:
-        raise BuildError("building a TensorRT plan needs TensorRT, cuda-python and a CUDA GPU; none here")
+        raise BuildError("building a TensorRT engine file needs TensorRT, cuda-python and a CUDA GPU; none here")
     if precision in ("int8", "best") and calibration is None:
         raise BuildError(f"--{precision} needs calibration data: --calib DIR_OF_NPZ or --calib RECORDING.mcap")
     import tensorrt as trt
@@ -82,10 +79,10 @@ def build_plan(
         calibration_cache = cache_path_for(calibration, manifest.model)
     onnx_sha = sha256_file(onnx_path)
     key = cache_key(onnx_sha, precision, profiles, machine, calibration_sha)
-    plan = plan_path(onnx_path, precision, key)
-    if plan.is_file() and manifest_path(plan).is_file() and not force:
-        log.info("cache hit: %s", plan.name)
-        return plan
+    engine_file = engine_file_path(onnx_path, precision, key)
+    if engine_file.is_file() and manifest_path(engine_file).is_file() and not force:
+        log.info("cache hit: %s", engine_file.name)
+        return engine_file
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -112,14 +109,14 @@ def build_plan(
     config.set_timing_cache(timing, ignore_mismatch=False)
     if hasattr(config, "progress_monitor"):
         config.progress_monitor = _progress_monitor(trt)
-    log.info("building %s plan of %s for %s (TensorRT %s)", precision, onnx_path.name, machine.gpu_name, machine.tensorrt_version)
+    log.info("building %s engine file of %s for %s (TensorRT %s)", precision, onnx_path.name, machine.gpu_name, machine.tensorrt_version)
     started = time.monotonic()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError(f"TensorRT failed to build {onnx_path} at {precision}; see the log above")
     timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    plan.write_bytes(bytes(serialized))
-    PlanManifest(
+    engine_file.write_bytes(bytes(serialized))
+    EngineFileManifest(
         onnx_sha256=onnx_sha,
         precision=precision,
         profiles=profiles,
@@ -129,6 +126,6 @@ def build_plan(
         outputs=[s.to_json() for s in manifest.outputs],
         build_seconds=round(time.monotonic() - started, 2),
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    ).save(manifest_path(plan))
-    log.info("built %s in %.1f s", plan.name, time.monotonic() - started)
-    return plan
+    ).save(manifest_path(engine_file))
+    log.info("built %s in %.1f s", engine_file.name, time.monotonic() - started)
+    return engine_file

@@ -11,9 +11,9 @@ from edgerun.runtime import Latest, Message, Node
 
 @dataclass(frozen=True)
 class InferenceParams:
-    model: str  # an exported .onnx (with its manifest) or a TensorRT .plan
+    model: str  # an exported .onnx (with its manifest) or a TensorRT .engine
     backend: str = "auto"  # see edgerun.engines.BACKENDS
-    precision: str = "fp16"  # which cached TensorRT plan to use
+    precision: str = "fp16"  # which cached TensorRT engine file to use
     fields: dict[str, str] = field(default_factory=dict)  # engine input -> message field, where they differ
 
 

@@ -29,11 +29,12 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import numpy as np
 
 import edgerun.envs  # noqa: F401  (registers edgerun's environments)
+from edgerun.errors import EdgerunError
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 from edgerun.sim.textured_scenes import RenderConfig, build_scene, render_frame
 
 
-class SourceError(RuntimeError):
+class SourceError(EdgerunError, RuntimeError):
     """A frame source could not be opened or read; the message names the URI and the cause."""
 
     def __init__(self, uri: str, cause: str):

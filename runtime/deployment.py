@@ -56,7 +56,7 @@ def _link(endpoints: Endpoints, kind: str, same_process: bool, same_host: bool, 
     return Link(options[2], curve_host=server_host)
 
 
-def plan_processes(graph: Graph, directory: Path, host: str | None = None) -> dict[str, ProcessWiring]:
+def wire_processes(graph: Graph, directory: Path, host: str | None = None) -> dict[str, ProcessWiring]:
     """The wiring of every process that runs on ``host`` (default: the graph's first host)."""
     host = host if host is not None else next(iter(graph.spec.hosts), None)
     if graph.spec.hosts and host not in graph.spec.hosts:

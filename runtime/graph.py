@@ -26,15 +26,12 @@ from typing import Any, Literal, get_args
 import msgspec
 import yaml
 
+from edgerun.errors import GraphError
 from edgerun.runtime.node import STATUS_OUTPUT, Node
 from edgerun.runtime.params import ParamError, build_params
 from edgerun.runtime.runner import import_node_class
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,47}$")
-
-
-class GraphError(ValueError):
-    """The graph file is wrong; the message says where and why."""
 
 
 RestartPolicyName = Literal["never", "on-failure", "always"]

@@ -11,15 +11,12 @@ import numpy as np
 import psutil
 import zmq
 
+from edgerun.errors import NoRunError
 from edgerun.runtime import messages
 from edgerun.runtime.deployment import RUN_STATE, RunState, read_run_state
 from edgerun.runtime.messages import Message
 from edgerun.runtime.node import STATUS_OUTPUT
 from edgerun.runtime.paths import runtime_root
-
-
-class NoRunError(LookupError):
-    """No running graph matches."""
 
 
 def running_graphs() -> dict[str, tuple[Path, RunState]]:

@@ -23,17 +23,14 @@ import msgspec
 import psutil
 import zmq
 
+from edgerun.errors import LaunchError
 from edgerun.runtime import messages
-from edgerun.runtime.deployment import RUN_STATE, plan_processes, read_run_state, run_state, write_run_state
+from edgerun.runtime.deployment import RUN_STATE, read_run_state, run_state, wire_processes, write_run_state
 from edgerun.runtime.graph import Graph, RestartPolicy
 from edgerun.runtime.paths import run_dir
 from edgerun.runtime.report import format_live, format_table
 from edgerun.runtime.security import load_keys
 from edgerun.runtime.wiring import ProcessWiring, dump
-
-
-class LaunchError(RuntimeError):
-    """The graph cannot be started (e.g. it is already running)."""
 
 
 @dataclass
@@ -97,7 +94,7 @@ class Launcher:
         self.stop_event = threading.Event()
         self._print_lock = threading.Lock()
         self.directory = _claim_run_dir(graph)
-        self.processes = plan_processes(graph, self.directory, host)
+        self.processes = wire_processes(graph, self.directory, host)
         for wiring in self.processes.values():
             if wiring.keys_dir:
                 try:

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Union
 
+from edgerun.errors import NodeDefinitionError
 from edgerun.runtime.messages import Message
 from edgerun.runtime.params import NoParams
 
@@ -50,10 +51,6 @@ class Queue:
 
 InputPolicy = Union[Latest, Queue]
 STATUS_OUTPUT = "_status"
-
-
-class NodeDefinitionError(TypeError):
-    """A Node subclass declares something inconsistent (e.g. an input without handler)."""
 
 
 class Node:

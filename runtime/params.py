@@ -8,16 +8,14 @@ from typing import Any, Iterable, TypeVar
 import msgspec
 import yaml
 
+from edgerun.errors import ParamError
+
 T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
 class NoParams:
     """For nodes that take no parameters."""
-
-
-class ParamError(ValueError):
-    """A parameter is unknown or has the wrong type; the message names it."""
 
 
 def build_params(params_type: type[T], values: dict[str, Any] | None, where: str = "params") -> T:

@@ -11,14 +11,11 @@ from typing import Any, Mapping
 
 import zmq
 
+from edgerun.errors import ServiceError
 from edgerun.runtime import messages
 from edgerun.runtime.messages import Limits, Message, Rejected
 
 _request_seq = itertools.count(1)
-
-
-class ServiceError(RuntimeError):
-    """The service answered with an error."""
 
 
 def call_socket(

@@ -19,7 +19,7 @@ import pytest
 import zmq
 
 from edgerun.runtime import messages
-from edgerun.runtime.deployment import plan_processes
+from edgerun.runtime.deployment import wire_processes
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.host import run_process
 from edgerun.runtime.paths import run_dir
@@ -163,7 +163,7 @@ class RunningGraph:
         path.write_text(textwrap.dedent(yaml_text))
         self.graph = load_graph(path)
         self.directory = run_dir(self.graph.name)
-        self.processes = plan_processes(self.graph, self.directory)
+        self.processes = wire_processes(self.graph, self.directory)
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=run_process, args=(w, self.stop, False), daemon=True) for w in self.processes.values()

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from edgerun.runtime import Latest, Message, Node, Queue
-from edgerun.runtime import messages
+from edgerun.runtime import Latest, Message, Node, Queue, messages
 
 
 @dataclass(frozen=True)

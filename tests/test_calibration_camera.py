@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from edgerun.calibration.camera import (
-    CalibrationError,
     Intrinsics,
     calibrate_chessboard,
     chessboard_pose,
@@ -28,6 +27,7 @@ from edgerun.calibration.camera import (
     parse_board,
     render_chessboard_views,
 )
+from edgerun.errors import CameraCalibrationError
 
 K_TRUE = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
 SIZE = (640, 480)
@@ -178,7 +178,7 @@ def test_unreadable_and_boardless_images_are_all_named_in_one_error(view_paths, 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((SIZE[1], SIZE[0], 3), 255, np.uint8))
     missing = tmp_path / "missing.png"
-    with pytest.raises(CalibrationError) as info:
+    with pytest.raises(CameraCalibrationError) as info:
         calibrate_chessboard([*view_paths[:4], text, blank, missing], BOARD, SQUARE_M, progress=False)
     message = str(info.value)
     assert "3 of 7 images unusable" in message
@@ -189,7 +189,7 @@ def test_unreadable_and_boardless_images_are_all_named_in_one_error(view_paths, 
 
 
 def test_wrong_board_size_hints_at_counting_inner_corners(view_paths) -> None:
-    with pytest.raises(CalibrationError, match=r"board of 9x7 squares is 8x6") as info:
+    with pytest.raises(CameraCalibrationError, match=r"board of 9x7 squares is 8x6") as info:
         calibrate_chessboard(view_paths[:3], (8, 6), SQUARE_M, progress=False)
     assert all(str(p) in str(info.value) for p in view_paths[:3])
 
@@ -204,20 +204,20 @@ def test_skip_unusable_leaves_bad_images_out(view_paths, tmp_path: Path) -> None
 def test_an_image_of_another_size_is_named(view_paths, tmp_path: Path) -> None:
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), cv2.resize(cv2.imread(str(view_paths[0])), (320, 240)))
-    with pytest.raises(CalibrationError, match=rf"{re.escape(str(small))}: image is 320x240 but .*view_00\.png is 640x480"):
+    with pytest.raises(CameraCalibrationError, match=rf"{re.escape(str(small))}: image is 320x240 but .*view_00\.png is 640x480"):
         calibrate_chessboard([*view_paths[:3], small], BOARD, SQUARE_M, progress=False)
 
 
 def test_fewer_than_three_views_is_a_clear_error(view_paths) -> None:
-    with pytest.raises(CalibrationError, match=r"need at least 3 images with the 9x6 chessboard found, got 2"):
+    with pytest.raises(CameraCalibrationError, match=r"need at least 3 images with the 9x6 chessboard found, got 2"):
         calibrate_chessboard(view_paths[:2], BOARD, SQUARE_M, progress=False)
-    with pytest.raises(CalibrationError, match="no images given"):
+    with pytest.raises(CameraCalibrationError, match="no images given"):
         calibrate_chessboard([], BOARD, SQUARE_M)
 
 
 @pytest.mark.parametrize("text", ["9-6", "9x", "x6", "ax6", "9x6x2", "", "2x6"])
 def test_bad_board_strings_are_rejected(text: str) -> None:
-    with pytest.raises(CalibrationError, match="board: expected"):
+    with pytest.raises(CameraCalibrationError, match="board: expected"):
         parse_board(text)
 
 

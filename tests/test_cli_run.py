@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import zmq
-
 from conftest import wait_for
+
 from edgerun.runtime import introspect
 
 

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
+from edgerun.errors import CheckpointMismatchError
 from edgerun.models.dino_wm.config import VIT_TINY, VITS14, EncoderConfig
 from edgerun.models.dino_wm.encoder import (
     DinoV2Encoder,
-    StateDictError,
     interpolate_pos_embed,
     load_official_state_dict,
     normalise,
@@ -144,14 +145,14 @@ def test_plain_load_state_dict_also_refreshes_the_interpolated_pos_embed() -> No
 def test_missing_key_error_names_the_key() -> None:
     state_dict = synthetic_official_state_dict(VIT_TINY)
     del state_dict["blocks.1.ls2.gamma"]
-    with pytest.raises(StateDictError, match=r"missing keys \(1\): blocks\.1\.ls2\.gamma"):
+    with pytest.raises(CheckpointMismatchError, match=r"missing keys \(1\): blocks\.1\.ls2\.gamma"):
         load_official_state_dict(DinoV2Encoder(VIT_TINY), state_dict)
 
 
 def test_renamed_key_error_names_both_names() -> None:
     state_dict = synthetic_official_state_dict(VIT_TINY)
     state_dict["blocks.0.attn.in_proj_weight"] = state_dict.pop("blocks.0.attn.qkv.weight")
-    with pytest.raises(StateDictError) as error:
+    with pytest.raises(CheckpointMismatchError) as error:
         load_official_state_dict(DinoV2Encoder(VIT_TINY), state_dict)
     assert "missing keys (1): blocks.0.attn.qkv.weight" in str(error.value)
     assert "unexpected keys (1): blocks.0.attn.in_proj_weight" in str(error.value)
@@ -159,15 +160,15 @@ def test_renamed_key_error_names_both_names() -> None:
 
 def test_shape_mismatch_error_names_key_and_both_shapes() -> None:
     state_dict = synthetic_official_state_dict(VITS14)  # a 37 x 37 pos_embed into a 7 x 7 model
-    with pytest.raises(StateDictError, match=r"pos_embed: expected \(1, 50, 64\), got \(1, 1370, 384\)"):
+    with pytest.raises(CheckpointMismatchError, match=r"pos_embed: expected \(1, 50, 64\), got \(1, 1370, 384\)"):
         load_official_state_dict(DinoV2Encoder(VIT_TINY), state_dict)
 
 
 def test_register_checkpoint_and_prefixed_keys_get_hints() -> None:
     state_dict = synthetic_official_state_dict(VIT_TINY)
-    with pytest.raises(StateDictError, match="register_tokens.*no registers"):
+    with pytest.raises(CheckpointMismatchError, match="register_tokens.*no registers"):
         load_official_state_dict(DinoV2Encoder(VIT_TINY), {**state_dict, "register_tokens": torch.zeros(1, 4, 64)})
-    with pytest.raises(StateDictError, match="strip that prefix"):
+    with pytest.raises(CheckpointMismatchError, match="strip that prefix"):
         load_official_state_dict(DinoV2Encoder(VIT_TINY), {f"backbone.{k}": v for k, v in state_dict.items()})
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
+from edgerun.errors import CheckpointError, CheckpointMismatchError, UnsafeCheckpointError
 from edgerun.models.dino_wm.checkpoint import (
-    CheckpointError,
-    CheckpointMismatchError,
-    UnsafeCheckpointError,
     convert_main,
     convert_official,
     infer_config,
@@ -36,7 +36,6 @@ from edgerun.models.dino_wm.config import (
 from edgerun.models.dino_wm.encoder import synthetic_official_state_dict
 from edgerun.models.dino_wm.predictor import Predictor, frame_causal_mask
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent, RolloutModule, planning_cost
-from torch import nn
 
 
 def small_model(config=SMALL_POINTMAZE, seed: int = 0) -> DinoWorldModel:

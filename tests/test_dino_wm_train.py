@@ -15,6 +15,7 @@ import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, evaluate
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import (
+    WALL_CPU,
     EncoderConfig,
     PredictorConfig,
     WorldModelConfig,
@@ -363,14 +364,17 @@ def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_pa
         torch.testing.assert_close(model.encoder.state_dict()[key], value)
 
 
-def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Path) -> None:
+def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgerun.evaluation.dino_wm.evaluate import encoder_for, exported_cost_engine
+    from edgerun.export.cache import cached
     from edgerun.models.dino_wm.checkpoint import save_checkpoint
     from edgerun.pipelines.dino_wm.policy import engine_cost, rollout_cost
 
     torch.manual_seed(0)
-    checkpoint = save_checkpoint(tmp_path / "wall_cpu.pt", DinoWorldModel(train_module.WALL_CPU).eval(), include_encoder=True)
-    engine = exported_cost_engine(checkpoint, tmp_path / "export")  # dino-wm-wall-cpu, checked against torch on export
+    checkpoint = save_checkpoint(tmp_path / "wall_cpu.pt", DinoWorldModel(WALL_CPU).eval(), include_encoder=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    engine = exported_cost_engine(checkpoint)  # a dino-wm-*-cpu entry of this size, checked against torch on export
+    assert cached(engine.name, str(checkpoint), tmp_path / "cache" / "edgerun" / "models") is not None  # in the model cache
     model, _, _ = load_checkpoint(checkpoint)
     env = gymnasium.make(WALL_ID)
     obs, info = env.reset(seed=0)

@@ -10,21 +10,22 @@ import pytest
 from conftest import RunningGraph
 from fixture_nodes import seeded_images
 
-from edgerun.calibration.int8 import CalibrationError, calibration_batches
-from edgerun.engines import EngineError, EngineInputError, TensorSpec, auto_backend, load, loader
+from edgerun.calibration.int8 import calibration_batches
+from edgerun.engines import EngineError, TensorSpec, auto_backend, load, loader
 from edgerun.engines.base import check_inputs
 from edgerun.engines.manifest import ExportManifest, manifest_for
 from edgerun.engines.trt_cache import (
+    EngineFileManifest,
     Machine,
-    PlanManifest,
     cache_key,
-    find_plan,
+    engine_file_path,
+    find_engine_file,
     manifest_path,
     mismatches,
-    plan_path,
     sha256_file,
 )
-from edgerun.export.onnx_export import ExportError, export_model
+from edgerun.errors import EngineInputError, ExportError, Int8CalibrationError
+from edgerun.export.onnx_export import export_model
 from edgerun.runtime import messages
 from edgerun.runtime.recording import McapRecorder
 
@@ -144,42 +145,42 @@ def test_cache_key_changes_with_every_field_and_only_then():
         cache_key("abc", "fp8", profiles, MACHINE)
 
 
-def test_cached_plan_is_found_only_for_the_same_key(tiny_onnx, tmp_path):
+def test_cached_engine_file_is_found_only_for_the_same_key(tiny_onnx, tmp_path):
     onnx_path = tmp_path / tiny_onnx.name
     onnx_path.write_bytes(tiny_onnx.read_bytes())
     profiles = ExportManifest.load(manifest_for(tiny_onnx)).profiles()
-    assert find_plan(onnx_path, "fp16", profiles, MACHINE) is None
+    assert find_engine_file(onnx_path, "fp16", profiles, MACHINE) is None
     key = cache_key(sha256_file(onnx_path), "fp16", profiles, MACHINE)
-    plan = plan_path(onnx_path, "fp16", key)
-    plan.write_bytes(b"plan")
-    PlanManifest(sha256_file(onnx_path), "fp16", profiles, MACHINE).save(manifest_path(plan))
-    assert plan.name.startswith("dinov2-tiny.fp16.") and plan.parent == tmp_path  # cached next to the model
-    assert find_plan(onnx_path, "fp16", profiles, MACHINE) == plan
-    assert find_plan(onnx_path, "fp32", profiles, MACHINE) is None
-    assert find_plan(onnx_path, "fp16", profiles, Machine("10.3.0", "Orin Nano", "8.7")) is None
+    engine_file = engine_file_path(onnx_path, "fp16", key)
+    engine_file.write_bytes(b"engine")
+    EngineFileManifest(sha256_file(onnx_path), "fp16", profiles, MACHINE).save(manifest_path(engine_file))
+    assert engine_file.name.startswith("dinov2-tiny.fp16.") and engine_file.parent == tmp_path  # cached next to the model
+    assert find_engine_file(onnx_path, "fp16", profiles, MACHINE) == engine_file
+    assert find_engine_file(onnx_path, "fp32", profiles, MACHINE) is None
+    assert find_engine_file(onnx_path, "fp16", profiles, Machine("10.3.0", "Orin Nano", "8.7")) is None
 
 
 def test_plan_built_for_another_machine_is_refused_with_the_reason(tmp_path, monkeypatch):
-    plan = tmp_path / "model.fp16.0123.plan"
-    plan.write_bytes(b"not for this machine")
-    PlanManifest("abc", "fp16", {}, Machine("10.0.1", "RTX 4090", "8.9")).save(manifest_path(plan))
+    engine_file = tmp_path / "model.fp16.0123.engine"
+    engine_file.write_bytes(b"not for this machine")
+    EngineFileManifest("abc", "fp16", {}, Machine("10.0.1", "RTX 4090", "8.9")).save(manifest_path(engine_file))
     monkeypatch.setattr(loader, "gpu_machine", lambda: MACHINE)
     with pytest.raises(EngineError) as error:
-        load(plan)
+        load(engine_file)
     text = str(error.value)
     assert "built with TensorRT 10.0.1, this machine has 10.3.0" in text
     assert "built for GPU 'RTX 4090', this machine has 'Orin'" in text
     assert "built for compute capability 8.9, this GPU is 8.7" in text
     assert "edgerun build MODEL.onnx --fp16" in text
-    assert mismatches(PlanManifest("abc", "fp16", {}, MACHINE), MACHINE) == []
+    assert mismatches(EngineFileManifest("abc", "fp16", {}, MACHINE), MACHINE) == []
 
 
 def test_plan_without_manifest_is_refused(tmp_path, monkeypatch):
-    plan = tmp_path / "model.plan"
-    plan.write_bytes(b"?")
+    engine_file = tmp_path / "model.engine"
+    engine_file.write_bytes(b"?")
     monkeypatch.setattr(loader, "gpu_machine", lambda: MACHINE)
-    with pytest.raises(EngineError, match="it has no manifest model.plan.json"):
-        load(plan)
+    with pytest.raises(EngineError, match="it has no manifest model.engine.json"):
+        load(engine_file)
 
 
 def test_int8_calibration_batches_from_npz_and_mcap(tmp_path):
@@ -201,12 +202,12 @@ def test_int8_calibration_batches_from_npz_and_mcap(tmp_path):
     assert len(from_mcap) == 1
     np.testing.assert_array_equal(from_mcap[0]["images"][2], seeded_images(2)[0])
 
-    with pytest.raises(CalibrationError, match="has no topic 'camera/frames'"):
+    with pytest.raises(Int8CalibrationError, match="has no topic 'camera/frames'"):
         calibration_batches(recording, specs, 4, topic="camera/frames")
-    with pytest.raises(CalibrationError, match="fewer samples than one batch of 8"):
+    with pytest.raises(Int8CalibrationError, match="fewer samples than one batch of 8"):
         calibration_batches(npz_dir, specs, batch_size=8)
     np.savez(npz_dir / "9.npz", images=np.zeros((3, 32, 32), np.float32))
-    with pytest.raises(CalibrationError, match=r"9.npz: input 'images' has shape \(1, 3, 32, 32\)"):
+    with pytest.raises(Int8CalibrationError, match=r"9.npz: input 'images' has shape \(1, 3, 32, 32\)"):
         calibration_batches(npz_dir, specs, batch_size=2)
 
 
@@ -235,12 +236,12 @@ def test_inference_node_runs_an_engine_on_messages(tiny_onnx, tmp_path):
 
 
 @pytest.mark.skipif(loader.gpu_machine() is None, reason="TensorRT tests need tensorrt, cuda-python and a CUDA GPU")
-def test_tensorrt_plan_matches_onnx_runtime_and_is_cached(tiny_onnx):
-    from edgerun.export.trt_build import build_plan
+def test_tensorrt_engine_file_matches_onnx_runtime_and_is_cached(tiny_onnx):
+    from edgerun.export.trt_build import build_engine
 
-    plan = build_plan(tiny_onnx, "fp32")
-    built_at = plan.stat().st_mtime_ns
-    assert build_plan(tiny_onnx, "fp32") == plan and plan.stat().st_mtime_ns == built_at  # cache hit, no rebuild
+    engine_file = build_engine(tiny_onnx, "fp32")
+    built_at = engine_file.stat().st_mtime_ns
+    assert build_engine(tiny_onnx, "fp32") == engine_file and engine_file.stat().st_mtime_ns == built_at  # cache hit, no rebuild
     images = seeded_images(7)
     ours = load(tiny_onnx, "tensorrt", precision="fp32")(images=images)["tokens"]
     np.testing.assert_allclose(ours, load(tiny_onnx, "onnxruntime-cpu")(images=images)["tokens"], atol=1e-3)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import RunningGraph, wait_for
+
 from edgerun.envs.wall import MAX_SPEED
 from edgerun.runtime.services import call
 

@@ -6,10 +6,12 @@ import re
 import warnings
 from pathlib import Path
 
-import edgerun.envs  # registers edgerun/Wall-v0
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+
+import edgerun.envs  # registers edgerun/Wall-v0
 from edgerun.envs import WALL_RANDOM_ID
 from edgerun.envs.collect import (
     LAYOUT_VERSION,
@@ -34,7 +36,6 @@ from edgerun.envs.wall import (
     move_batch,
     success,
 )
-from gymnasium.utils.env_checker import check_env
 
 WALL_ID = "edgerun/Wall-v0"
 

@@ -8,9 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import host_processes
-from edgerun.runtime.graph import GraphError, load_graph
+
+from edgerun.errors import GraphError
+from edgerun.runtime.graph import load_graph
 
 GOOD = """
 name: good

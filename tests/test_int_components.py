@@ -12,9 +12,11 @@ import torch
 import yaml
 from torch import nn
 
-from edgerun.engines.manifest import ExportManifest
+from edgerun.engines.manifest import ExportManifest, manifest_for
+from edgerun.errors import ComponentError
 from edgerun.evaluation.int_seg.component_metrics import measure
-from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, ComponentError, Detection, load_components
+from edgerun.export.cache import cached
+from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, Detection, load_components
 from edgerun.sim.camouflage import CATEGORIES, TEST_SEED, SyntheticConfig, box_of, generate_sample, generate_split
 
 HELD_OUT_IMAGES = 16
@@ -89,15 +91,18 @@ def held_out_metrics(components):
 
 
 def test_missing_onnx_files_are_exported_into_the_model_cache_with_parity(components, model_cache):
-    for name in ("minilm-l6-v2", "int-scorer", "int-detector", "int-sam-encoder", "int-sam-decoder"):
-        manifest = ExportManifest.load(model_cache / f"{name}.json")
-        assert (model_cache / f"{name}.onnx").is_file()
+    weights = str(SHIPPED_CONFIG.parent / "int_seg.pt")
+    for name, checkpoint in (("minilm-l6-v2", None), ("int-scorer", weights), ("int-detector", weights),
+                             ("int-sam-encoder", weights), ("int-sam-decoder", weights)):
+        onnx_path = cached(name, checkpoint, model_cache)
+        assert onnx_path is not None, name
+        manifest = ExportManifest.load(manifest_for(onnx_path))
         assert manifest.parity["random"]["max_abs"] < 1e-3, name
     shipped = json.loads((SHIPPED_CONFIG.parent / "manifest.json").read_text())
     assert manifest.source["checkpoint_sha256"] == shipped["checkpoint"]["sha256"]
-    stamp = (model_cache / "int-detector.onnx").stat().st_mtime_ns
+    stamp = cached("int-detector", weights, model_cache).stat().st_mtime_ns
     load_components(SHIPPED_CONFIG, backend="onnxruntime-cpu").close()  # the second load only loads
-    assert (model_cache / "int-detector.onnx").stat().st_mtime_ns == stamp
+    assert cached("int-detector", weights, model_cache).stat().st_mtime_ns == stamp
 
 
 def test_components_run_through_onnxruntime_on_any_image_size(components):

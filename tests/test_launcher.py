@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from conftest import host_processes, wait_for
 
 REPO = Path(__file__).resolve().parents[1]

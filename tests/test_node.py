@@ -7,14 +7,13 @@ import time
 import numpy as np
 import pytest
 import zmq
-
 from conftest import RunningGraph
+
+from edgerun.nodes.camera import CameraParams
 from edgerun.runtime import Latest, Node
-from edgerun.runtime import messages
 from edgerun.runtime.node import NodeDefinitionError
 from edgerun.runtime.params import ParamError, build_params, parse_cli_params
 from edgerun.runtime.services import ServiceError, call
-from edgerun.nodes.camera import CameraParams
 
 
 def test_params_are_typed_and_unknown_names_rejected():

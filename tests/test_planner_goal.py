@@ -7,10 +7,10 @@ import logging
 import gymnasium
 import numpy as np
 import torch
-
-import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from conftest import RunningGraph
 from test_planner_node import loop_graph
+
+import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
 from edgerun.models.dino_wm.config import SMALL_WALL
 from edgerun.models.dino_wm.world_model import DinoWorldModel

@@ -5,14 +5,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import edgerun.envs  # registers edgerun/PushT-v0
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+
 from edgerun.envs import PUSH_T_ID
 from edgerun.envs.collect import collect, load_dataset
 from edgerun.envs.push_t import ACTION_SCALE, SUCCESS_ANGLE, SUCCESS_POSITION_PX, PushTEnv, pose_distance
-from gymnasium.utils.env_checker import check_env
 
 START = np.array([100.0, 100.0, 300.0, 300.0, 0.5])
 

@@ -18,9 +18,9 @@ import cbor2
 import numpy as np
 import pytest
 import zmq
+from conftest import LaunchedGraph, host_processes, wait_for
 from mcap.reader import make_reader
 
-from conftest import LaunchedGraph, host_processes, wait_for
 from edgerun.runtime import introspect, messages, recording
 from edgerun.runtime.messages import Message
 

@@ -9,15 +9,15 @@ import cv2
 import gymnasium
 import numpy as np
 import pytest
+from conftest import RunningGraph
 
 import edgerun.envs  # noqa: F401  (registers the Wall envs)
-from conftest import RunningGraph
 from edgerun.envs.robot_camera import (
     ARENA_M,
     WALL_HEIGHT_M,
+    Renderer,
     RobotCamera,
     RobotCameraConfig,
-    Renderer,
     build_world,
     cam_from_world,
 )

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from edgerun.errors import CheckpointError, CheckpointMismatchError
 from edgerun.evaluation.tracks_to_4d.evaluate import (
     evaluate_scenes,
 )
 from edgerun.evaluation.tracks_to_4d.metrics import ate
 from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.checkpoint import (
-    CheckpointError,
-    CheckpointMismatchError,
     load_any,
     load_checkpoint,
     load_official,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import wait_for
+
 from edgerun.calibration.camera import Intrinsics
 from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
 from edgerun.models.tracks_to_4d.config import TracksTo4DConfig

@@ -9,12 +9,11 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from conftest import wait_for
 from rerun.chunk import RrdReader
 
 from edgerun.nodes.viewer import RerunLog, SinkOptions
 from edgerun.runtime import messages
-
-from conftest import wait_for
 
 
 def message(topic: str, data: dict, capture_ns: int = 1_700_000_000_000_000_000):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,8 +39,9 @@ import torch
 from tqdm import tqdm
 
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
-from edgerun.engines import EngineError, load
-from edgerun.export.onnx_export import export_model
+from edgerun.engines import load
+from edgerun.errors import EngineError
+from edgerun.export.cache import load_exported
 from edgerun.export.registry import REGISTRY
 from edgerun.models.dino_wm.checkpoint import CheckpointError, load_checkpoint
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
@@ -360,14 +360,12 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
-def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: str = "onnxruntime") -> Any:
-    """Export ``checkpoint``'s planning cost through the export registry (the ``dino-wm-*`` planning
-    entry of its size, the one named after its env first: ``dino-wm-wall-cpu`` for the shipped Wall
-    model, ``dino-wm-pointmaze-cpu`` for PointMaze's) into ``out_dir`` and load it as an ``edgerun.engines``
-    Engine (``onnxruntime`` -> the ``onnxruntime-cpu`` backend). The exported module is built from the
-    checkpoint itself (its weights and ``alpha``); the export checks ONNX Runtime against torch on
-    random inputs and refuses on a mismatch."""
-
+def exported_cost_engine(checkpoint: str | Path, backend: str = "onnxruntime") -> Any:
+    """``checkpoint``'s planning cost as an ``edgerun.engines`` Engine: the ``dino-wm-*`` planning entry
+    of the export registry with its size (the one named after its env first: ``dino-wm-wall-cpu`` for
+    the shipped Wall model, ``dino-wm-pointmaze-cpu`` for PointMaze's), exported from the checkpoint on
+    first use into the model cache (``onnxruntime`` -> the ``onnxruntime-cpu`` backend). The export
+    checks ONNX Runtime against torch on random inputs and refuses on a mismatch."""
     _, config, extra = load_checkpoint(checkpoint)
     p = config.predictor
     wanted = {"actions": p.action_input_dim, "visual": (p.num_patches, p.visual_dim), "proprio_emb": p.emb_dim}
@@ -378,8 +376,7 @@ def exported_cost_engine(checkpoint: str | Path, out_dir: str | Path, backend: s
         if set(shapes) >= set(wanted) and (
             shapes["actions"][-1], tuple(shapes["visual"][-2:]), shapes["proprio_emb"][-1]
         ) == (wanted["actions"], wanted["visual"], wanted["proprio_emb"]):
-            onnx_path, _ = export_model(name, Path(out_dir), checkpoint=str(checkpoint))
-            return load(onnx_path, "onnxruntime-cpu" if backend == "onnxruntime" else backend)
+            return load_exported(name, checkpoint, "onnxruntime-cpu" if backend == "onnxruntime" else backend)
     raise ValueError(f"no dino-wm-* planning entry of the export registry has the size of {checkpoint} ({wanted})")
 
 
@@ -392,18 +389,17 @@ def eval_main(
 
     With ``--backend onnxruntime`` the CEM samples are scored by the exported planning cost through
     ``edgerun.engines``: ``--cost-engine`` (an ``.onnx`` from ``edgerun export``), or the checkpoint
-    exported here into a temporary directory (:func:`exported_cost_engine`).
+    exported into the model cache on first use (:func:`exported_cost_engine`).
     Prints a summary; writes the whole result as JSON to ``json_path`` when given. Returns 0, or 2
     after printing ``edgerun eval dino-wm: <error>`` for a missing or unusable checkpoint or bad arguments.
     """
 
     try:
-        with tempfile.TemporaryDirectory(prefix="edgerun-eval-dino-wm-") as tmp:
-            engine = None
-            if backend != "torch":
-                engine = load(cost_engine, "onnxruntime-cpu") if cost_engine else exported_cost_engine(checkpoint, tmp, backend)
-            result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True, workers=workers,
-                              max_steps=max_steps)
+        engine = None
+        if backend != "torch":
+            engine = load(cost_engine, "onnxruntime-cpu") if cost_engine else exported_cost_engine(checkpoint, backend)
+        result = evaluate(checkpoint, env, episodes, seed, backend=backend, cost_engine=engine, progress=True, workers=workers,
+                          max_steps=max_steps)
     except (CheckpointError, EngineError, FileNotFoundError, ValueError, gymnasium.error.Error) as error:
         print(f"edgerun eval dino-wm: {error}", file=sys.stderr)
         return 2

@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from edgerun.errors import CheckpointError, CheckpointMismatchError, UnsafeCheckpointError
 from edgerun.models.dino_wm.config import (
     VIT_TINY,
     VITS14,
@@ -68,24 +69,12 @@ from edgerun.models.dino_wm.config import (
     PredictorConfig,
     WorldModelConfig,
 )
-from edgerun.models.dino_wm.encoder import StateDictError, load_official_state_dict, official_key_shapes
+from edgerun.models.dino_wm.encoder import load_official_state_dict, official_key_shapes
 from edgerun.models.dino_wm.world_model import DinoWorldModel
 from edgerun.models.state_dicts import mismatch_report
 
 FORMAT = "edgerun.dino_wm"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: wrong format, or weights that do not fit the config."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """Weights that do not fit the model: names every missing, unexpected and misshapen key."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A pickle that asks for a global not on the allow-list; nothing from it was imported or run."""
 
 
 # --------------------------------------------------------------------------------------------- ours
@@ -150,10 +139,7 @@ def load_state_dict_checked(model: DinoWorldModel, state: dict[str, Tensor], enc
     if report:
         raise CheckpointMismatchError(report)
     if not has_encoder:
-        try:
-            load_official_state_dict(model.encoder, encoder_state_dict)
-        except StateDictError as error:
-            raise CheckpointMismatchError(str(error)) from None
+        load_official_state_dict(model.encoder, encoder_state_dict)
     model.load_state_dict(state, strict=has_encoder)
     return model
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgerun.errors import CheckpointMismatchError
 from edgerun.models.dino_wm.config import VITS14, EncoderConfig
 from edgerun.models.state_dicts import mismatch_report
 
@@ -212,14 +213,10 @@ def normalise(images: Tensor, size: int = VITS14.input_size, antialias: bool = T
     return x
 
 
-class StateDictError(ValueError):
-    """A state dict that does not match the encoder: names every missing, unexpected or misshapen key."""
-
-
 def load_official_state_dict(model: DinoV2Encoder, state_dict: dict[str, Tensor]) -> DinoV2Encoder:
     """Load an official DINOv2 state dict (e.g. ``dinov2_vits14``) strictly, then refresh the pos-embed.
 
-    Raises :class:`StateDictError` listing missing keys, unexpected keys and shape mismatches
+    Raises :class:`~edgerun.errors.CheckpointMismatchError` listing missing keys, unexpected keys and shape mismatches
     (expected vs got) before anything is copied, so a failed load leaves the model untouched.
     """
     expected = model.state_dict()
@@ -233,7 +230,7 @@ def load_official_state_dict(model: DinoV2Encoder, state_dict: dict[str, Tensor]
         prefixes = {key.split(".", 1)[0] for key in unexpected if "." in key}
         if missing and len(prefixes) == 1 and len(unexpected) == len(state_dict):
             lines.append(f"  hint: every key starts with '{prefixes.pop()}.'; strip that prefix first")
-        raise StateDictError("\n".join(lines))
+        raise CheckpointMismatchError("\n".join(lines))
     model.load_state_dict(state_dict, strict=True)
     model.set_input_size(model.input_size)
     return model

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from edgerun.errors import CheckpointError, CheckpointMismatchError
 from edgerun.models.state_dicts import mismatch_report
 from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
 from edgerun.models.tracks_to_4d.network import TracksTo4D
@@ -47,14 +48,6 @@ OFFICIAL_HEAD_DIM = 64  # hard-coded in the release (Transformer(dim, 1, 16, 64,
 
 _LAYER = {"0.norm": "attn.norm", "0.to_qkv": "attn.qkv", "0.to_out": "attn.proj", "1.net.0": "mlp.norm", "1.net.1": "mlp.fc1", "1.net.3": "mlp.fc2"}
 _AXIS = {"frames": "time", "points": "points"}
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable TracksTo4D checkpoint."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """Weights that do not fit the model: names every missing, unexpected and misshapen key."""
 
 
 def official_key(ours: str) -> str:

@@ -32,14 +32,14 @@ import cv2
 import numpy as np
 import yaml
 
-from edgerun.engines import Engine, EngineError, TensorSpec
+from edgerun.engines import Engine, TensorSpec
 from edgerun.engines import load as load_engine
-from edgerun.engines.manifest import ExportManifest, default_model_dir, manifest_for
-from edgerun.engines.trt_cache import sha256_file
-from edgerun.export.onnx_export import ExportError, export_model
+from edgerun.engines.manifest import default_model_dir
+from edgerun.errors import ComponentError, EngineError, ExportError, InpainterError
+from edgerun.export.cache import exported
 from edgerun.models.language.minilm import EMBED_DIM
 from edgerun.models.language.minilm import MODEL_NAME as TEXT_MODEL
-from edgerun.pipelines.int_seg.inpaint import Inpainter, InpainterError, OnnxInpainter, OpenCVInpainter
+from edgerun.pipelines.int_seg.inpaint import Inpainter, OnnxInpainter, OpenCVInpainter
 from edgerun.pipelines.language.text_encoder import INPUTS as TEXT_INPUTS
 from edgerun.pipelines.language.text_encoder import OUTPUTS as TEXT_OUTPUTS
 from edgerun.pipelines.language.text_encoder import TextEncoder
@@ -47,10 +47,6 @@ from edgerun.pipelines.language.text_encoder import TextEncoder
 log = logging.getLogger("edgerun.int_seg")
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "checkpoints" / "int_seg" / "components.yaml"
-
-
-class ComponentError(RuntimeError):
-    """A component's file is missing or its inputs/outputs break the component's contract."""
 
 
 # --- contracts -----------------------------------------------------------------------------
@@ -336,12 +332,16 @@ class Segmenter:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One ONNX file: ``onnx`` (absolute, relative to the YAML's folder, or a name in the model cache);
-    ``export`` (registry name) and ``checkpoint`` let a missing or stale cached file be exported."""
+    """One ONNX model: your file ``onnx`` (absolute, relative to the YAML's folder, or a name in the
+    model cache), or the registry model ``export`` from ``checkpoint``, exported on first use."""
 
-    onnx: str
+    onnx: str | None = None
     export: str | None = None
     checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.onnx or self.export):
+            raise ValueError("a model needs 'onnx' (a file) or 'export' (a registry name), got neither")
 
 
 @dataclass(frozen=True)
@@ -412,8 +412,8 @@ class ComponentsConfig:
         def model_file(entry: Any, what: str) -> ModelFile:
             if isinstance(entry, str):
                 return ModelFile(entry)
-            if not isinstance(entry, Mapping) or "onnx" not in entry:
-                raise ValueError(f"{what}: expected an ONNX path or {{onnx, export, checkpoint}}, got {entry!r}")
+            if not isinstance(entry, Mapping) or not ({"onnx", "export"} & set(entry)):
+                raise ValueError(f"{what}: expected an ONNX path or {{onnx | export, checkpoint}}, got {entry!r}")
             return ModelFile(**{k: entry[k] for k in ("onnx", "export", "checkpoint") if k in entry})
 
         def common(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -429,7 +429,7 @@ class ComponentsConfig:
 
         scorer, detector, segmenter = component("scorer"), component("detector"), component("segmenter")
         return cls(
-            text_encoder=model_file(data.get("text_encoder", {"onnx": f"{TEXT_MODEL}.onnx", "export": TEXT_MODEL}), "text_encoder"),
+            text_encoder=model_file(data.get("text_encoder", {"export": TEXT_MODEL}), "text_encoder"),
             scorer=ScorerConfig(model_file(scorer, "scorer"), **common(scorer)),
             detector=DetectorConfig(model_file(detector, "detector"), **common(detector)),
             segmenter=SegmenterConfig(model_file(segmenter["encoder"], "segmenter.encoder"),
@@ -457,46 +457,27 @@ class Components:
 
 
 def resolve_model(model: ModelFile, component: str, contract: Contract, source: Path | None) -> Path:
-    """The ONNX file to load: absolute, next to the config, or in the model cache — exported there
-    first (with log lines) when the config names a registry model and the file is missing or was
-    exported from another checkpoint."""
-    path = Path(model.onnx).expanduser()
+    """The ONNX file to load: ``onnx`` when that file exists (absolute, next to the config, or in the
+    model cache), else the registry model ``export`` from ``checkpoint``, exported on first use
+    (:func:`edgerun.export.cache.exported`: cached by the checkpoint's hash, so a changed checkpoint
+    is exported again)."""
     base = source.parent if source else Path.cwd()
-    if not path.is_absolute():
-        path = base / path if (base / path).is_file() or not model.export else default_model_dir() / path
-    if not model.export:
-        return path
+    if model.onnx:
+        path = Path(model.onnx).expanduser()
+        if not path.is_absolute():
+            path = base / path if (base / path).is_file() else default_model_dir() / path
+        if path.is_file() or not model.export:
+            return path
     checkpoint = Path(model.checkpoint).expanduser() if model.checkpoint else None
     if checkpoint is not None and not checkpoint.is_absolute():
         checkpoint = base / checkpoint
     if checkpoint is not None and not checkpoint.is_file():
-        raise ComponentError(f"{component}: checkpoint {checkpoint} not found (needed to export {path}, "
+        raise ComponentError(f"{component}: checkpoint {checkpoint} not found (needed to export {model.export}, "
                              f"an ONNX model with {contract.describe()})")
-    if path.is_file() and not _stale(path, checkpoint):
-        return path
-
-    log.info("%s: exporting %s%s to %s (first use)", component, model.export,
-             f" from {checkpoint}" if checkpoint else "", path.parent)
     try:
-        exported, _ = export_model(model.export, path.parent, checkpoint=str(checkpoint) if checkpoint else None)
+        return exported(model.export, str(checkpoint) if checkpoint else None)
     except (ExportError, KeyError) as exc:
-        raise ComponentError(f"{component}: exporting {model.export} to {path} failed: {exc}") from exc
-    if exported != path:
-        exported.replace(path)
-        manifest_for(exported).replace(manifest_for(path))
-    log.info("%s: exported %s", component, path)
-    return path
-
-
-def _stale(path: Path, checkpoint: Path | None) -> bool:
-    """Whether a cached export came from another checkpoint than the config's (so it must be redone)."""
-    if checkpoint is None:
-        return False
-    try:
-        recorded = ExportManifest.load(manifest_for(path)).source.get("checkpoint_sha256")
-    except EngineError:
-        return True
-    return recorded != sha256_file(checkpoint)
+        raise ComponentError(f"{component}: exporting {model.export} failed: {exc}") from exc
 
 
 def load_components(config_path: str | Path = SHIPPED_CONFIG, backend: str | None = None) -> Components:
@@ -505,22 +486,24 @@ def load_components(config_path: str | Path = SHIPPED_CONFIG, backend: str | Non
     backend = backend or config.backend
     options = {"threads": config.threads} if config.threads else {}
 
+    paths: dict[str, Path] = {}
+
     def engine(model: ModelFile, contract: Contract, names: Mapping[str, str] | None = None) -> Engine:
-        path = resolve_model(model, contract.component, contract, config.source)
-        return load_checked(path, contract, backend, names, **options)
+        paths[contract.component] = resolve_model(model, contract.component, contract, config.source)
+        return load_checked(paths[contract.component], contract, backend, names, **options)
 
     text = TextEncoder(engine(config.text_encoder, TEXT_ENCODER))
     s, d, g = config.scorer, config.detector, config.segmenter
     scorer_engine = engine(s.model, SCORER, s.names)
     scorer = ImageTextScorer(scorer_engine, _fixed_size(scorer_engine, s.names.get("images", "images"), s.input_size,
-                                                        "scorer", Path(s.model.onnx)), s.logit_scale, s.normalize, s.names)
+                                                        "scorer", paths[SCORER.component]), s.logit_scale, s.normalize, s.names)
     detector_engine = engine(d.model, DETECTOR, d.names)
     detector = Detector(detector_engine, _fixed_size(detector_engine, d.names.get("images", "images"), d.input_size,
-                                                     "detector", Path(d.model.onnx)),
+                                                     "detector", paths[DETECTOR.component]),
                         d.threshold, d.nms_iou, d.max_detections, d.normalize, d.names)
     encoder, decoder = engine(g.encoder, SAM_ENCODER, g.names), engine(g.decoder, SAM_DECODER, g.names)
     segmenter = Segmenter(encoder, decoder, _fixed_size(encoder, g.names.get("images", "images"), g.input_size,
-                                                        "segmenter encoder", Path(g.encoder.onnx)), g.normalize, g.names)
+                                                        "segmenter encoder", paths[SAM_ENCODER.component]), g.normalize, g.names)
     return Components(text, scorer, detector, segmenter, _inpainter(config), config)
 
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edgerun.engines import load
+from edgerun.errors import InpainterError
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
@@ -29,10 +30,6 @@ ONNX_CONTRACT = (
 
 class Inpainter(Protocol):
     def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
-
-
-class InpainterError(ValueError):
-    """An inpainter file is missing or breaks its contract; the message names the file and the contract."""
 
 
 def check_image_and_mask(image: np.ndarray, mask: np.ndarray) -> None:

@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from edgerun.engines import Engine
+from edgerun.engines import Engine, load
+from edgerun.export.cache import load_exported
 from edgerun.export.registry import REGISTRY
 from edgerun.models.language.minilm import EMBED_DIM, MODEL_NAME, Tokenizer
 
@@ -43,17 +44,10 @@ class TextEncoder:
 
     @classmethod
     def load(cls, onnx_path: str | Path | None = None, backend: str = "onnxruntime-cpu", **options) -> "TextEncoder":
-        """From an exported ONNX file; by default the model cache's ``minilm-l6-v2.onnx``, exported on first use."""
-        from edgerun.engines import load
-        from edgerun.engines.manifest import default_model_dir
-
-        path = Path(onnx_path) if onnx_path else default_model_dir() / f"{MODEL_NAME}.onnx"
-        if onnx_path is None and not path.is_file():
-            from edgerun.export.onnx_export import export_model
-
-            log.info("exporting the MiniLM text encoder to %s (first use)", path)
-            export_model(MODEL_NAME, path.parent)
-        return cls(load(path, backend=backend, **options))
+        """From an exported ONNX file; by default the package's model, exported into the model cache on first use."""
+        if onnx_path is None:
+            return cls(load_exported(MODEL_NAME, backend=backend, **options))
+        return cls(load(Path(onnx_path), backend=backend, **options))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):

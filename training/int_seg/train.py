@@ -486,14 +486,14 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
 
 
 def write_components_yaml(path: Path, logit_scale: float, network: NetworkConfig, onnx_dir: str | None = None) -> Path:
-    """The components config for these weights: files under ``onnx_dir`` when given, else the model cache
-    (exported from ``int_seg.pt`` next to the YAML on first use)."""
+    """The components config for these weights: files under ``onnx_dir`` when given, else exported from
+    ``int_seg.pt`` next to the YAML into the model cache on first use."""
     def model(name: str) -> dict:
-        return {"onnx": f"{onnx_dir}/{name}.onnx" if onnx_dir else f"{name}.onnx", "export": name, "checkpoint": "int_seg.pt"}
+        return {**({"onnx": f"{onnx_dir}/{name}.onnx"} if onnx_dir else {}), "export": name, "checkpoint": "int_seg.pt"}
 
     config = {
         "backend": "auto",
-        "text_encoder": {"onnx": "minilm-l6-v2.onnx", "export": "minilm-l6-v2"},
+        "text_encoder": {"export": "minilm-l6-v2"},
         "scorer": {**model("int-scorer"), "input_size": network.scorer_size, "logit_scale": round(logit_scale, 4)},
         "detector": {**model("int-detector"), "input_size": network.detector_size, "threshold": 0.3, "nms_iou": 0.5},
         "segmenter": {"encoder": model("int-sam-encoder"), "decoder": model("int-sam-decoder"), "input_size": network.segmenter_size},
