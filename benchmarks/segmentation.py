@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from edgerun.benchmarks.engines import machine_info
-from edgerun.evaluation.int_seg.evaluate import synthetic_task_config
-from edgerun.pipelines.int_seg.algorithm import INTConfig, ground_prompt, run_int
+from edgerun.pipelines.int_seg.algorithm import INTConfig, ground_prompt, run_int, synthetic_task_config
 from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components
 from edgerun.sim.camouflage import TEST_SEED, SyntheticConfig, generate_split
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgerun.engines import TensorSpec
 from edgerun.errors import Int8CalibrationError
+from edgerun.runtime.recording import read_recording, recording_topics
 
 
 def _samples_from_npz(directory: Path, specs: Sequence[TensorSpec]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -33,7 +34,6 @@ def _samples_from_npz(directory: Path, specs: Sequence[TensorSpec]) -> Iterator[
 def _samples_from_mcap(
     path: Path, specs: Sequence[TensorSpec], topic: str | None
 ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    from edgerun.runtime.recording import read_recording, recording_topics
 
     topics = recording_topics(path)
     if topic is None:
@@ -97,7 +97,7 @@ def entropy_calibrator(batches: Sequence[dict[str, np.ndarray]], cache_path: Pat
     """A ``trt.IInt8EntropyCalibrator2`` feeding ``batches`` and keeping its cache in ``cache_path``."""
     import tensorrt as trt
 
-    from edgerun.engines.trt_backend import check, cudart
+    from edgerun.engines.trt_backend import check, cudart  # lazy: TensorRT, cuda-python (optional)
 
     rt = cudart()
 

@@ -5,7 +5,8 @@
 """
 
 from edgerun.engines.base import Engine, TensorSpec
-from edgerun.engines.loader import BACKENDS, auto_backend, load
+from edgerun.engines.loader import BACKENDS, Backend, auto_backend, load
+from edgerun.engines.trt_cache import PRECISIONS, Precision
 from edgerun.errors import EngineError, EngineInputError
 
-__all__ = ["BACKENDS", "Engine", "EngineError", "EngineInputError", "TensorSpec", "auto_backend", "load"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "Engine", "EngineError", "EngineInputError", "Precision", "TensorSpec", "auto_backend", "load"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from edgerun.engines.base import Engine, TensorSpec
 from edgerun.engines.manifest import ExportManifest, manifest_for
@@ -22,7 +22,8 @@ from edgerun.errors import EngineError
 
 log = logging.getLogger("edgerun.engines")
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "torch")
+Backend = Literal["auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)  # a node parameter typed Backend is checked against these before it starts
 TRUSTED_FACTORY_PREFIX = "edgerun."  # a manifest may only name edgerun's own model factories
 
 
@@ -31,7 +32,7 @@ def gpu_machine() -> Machine | None:
     try:
         import tensorrt as trt
 
-        from edgerun.engines.trt_backend import check, cudart
+        from edgerun.engines.trt_backend import check, cudart  # lazy: TensorRT, cuda-python (optional)
 
         rt = cudart()
         if check(rt.cudaGetDeviceCount()) < 1:
@@ -60,7 +61,7 @@ def auto_backend() -> str:
 
 def load_engine_file(engine_file: Path, onnx_sha256: str | None = None, **options: Any) -> Engine:
     """A TensorRT engine file, after checking its manifest against this machine."""
-    from edgerun.engines.trt_backend import TrtEngine
+    from edgerun.engines.trt_backend import TrtEngine  # lazy: TensorRT, cuda-python (optional)
 
     machine = gpu_machine()
     if machine is None:
@@ -78,7 +79,7 @@ def load_engine_file(engine_file: Path, onnx_sha256: str | None = None, **option
 
 def torch_reference(onnx_path: Path, manifest: ExportManifest, **options: Any) -> Engine:
     """Rebuild the torch module an ONNX file was exported from, using its manifest."""
-    from edgerun.engines.torch_backend import TorchEngine
+    from edgerun.engines.torch_backend import TorchEngine  # lazy: torch
 
     factory_path = manifest.source.get("factory", "")
     if not factory_path.startswith(TRUSTED_FACTORY_PREFIX):
@@ -135,7 +136,7 @@ def load(path: str | Path, backend: str = "auto", precision: str = "fp16", **opt
                 f"TensorRT {machine.tensorrt_version}); build it: edgerun build {path} --{precision}"
             )
         return load_engine_file(engine_file, onnx_sha256=sha256_file(path), **options)
-    from edgerun.engines.ort_backend import OrtEngine
+    from edgerun.engines.ort_backend import OrtEngine  # lazy: onnxruntime
 
     provider = backend.partition("-")[2] or ("cuda" if ort_cuda_available() else "cpu")
     return OrtEngine(path, provider=provider, **options)

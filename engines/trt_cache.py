@@ -13,9 +13,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-PRECISIONS = ("fp32", "fp16", "int8", "best")
+Precision = Literal["fp32", "fp16", "int8", "best"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)

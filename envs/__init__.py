@@ -50,3 +50,9 @@ if PUSH_T_ID not in gymnasium.registry:  # gym-pusht's simulation with DINO-WM's
     )
 
 __all__ = ["POINT_MAZE_ID", "POINT_MAZE_MAX_EPISODE_STEPS", "PUSH_T_ID", "PUSH_T_MAX_EPISODE_STEPS", "WALL_ID", "WALL_MAX_EPISODE_STEPS", "WALL_RANDOM_ID"]
+
+
+def env_name(env_id: str) -> str:
+    """``edgerun/PointMaze-v0`` -> ``pointmaze``: the key of the env's CEM preset, export entry and
+    shipped-checkpoint directory (``checkpoints/dino_wm_<name>``)."""
+    return env_id.split("/")[-1].split("-")[0].lower()

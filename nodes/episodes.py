@@ -10,7 +10,7 @@ from edgerun.runtime import Message, Node, Queue
 class EpisodeReport(Node):
     """Logs each ``episode`` message of an env node; the running totals are on its status."""
 
-    inputs = {"episode": Queue(64)}
+    inputs = {"episode": Queue(64, fields={"episode": int, "seed": int, "steps": int, "success": bool, "duration_s": float})}
 
     def setup(self) -> None:
         self.episodes: list[dict[str, Any]] = []

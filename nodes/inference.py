@@ -5,20 +5,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from edgerun.engines import load
+from edgerun.engines import Backend, Precision, load
 from edgerun.runtime import Latest, Message, Node
 
 
 @dataclass(frozen=True)
 class InferenceParams:
     model: str  # an exported .onnx (with its manifest) or a TensorRT .engine
-    backend: str = "auto"  # see edgerun.engines.BACKENDS
-    precision: str = "fp16"  # which cached TensorRT engine file to use
+    backend: Backend = "auto"
+    precision: Precision = "fp16"  # which cached TensorRT engine file to use
     fields: dict[str, str] = field(default_factory=dict)  # engine input -> message field, where they differ
 
 
 class Inference(Node):
-    """Runs the engine on each newest message; publishes every engine output plus ``inference_ms``."""
+    """Runs the engine on each newest message; publishes every engine output plus ``inference_ms``.
+
+    Its input declares no fields: which it reads depends on the engine, whose call checks them."""
 
     inputs = {"inputs": Latest()}
     outputs = ("outputs",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edgerun.runtime import Latest, Message, Node
+from edgerun.runtime import Array, Latest, Message, Node
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class FrameMonitorParams:
 
 
 class FrameMonitor(Node):
-    inputs = {"frames": Latest()}
+    inputs = {"frames": Latest(fields={"image": Array("number"), "frame_index": int})}
     outputs = ("brightness",)
     params = FrameMonitorParams
 

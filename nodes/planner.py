@@ -6,9 +6,11 @@ time is on the node's status (``details``) and on every action message; each new
 goes out whole on ``plan`` (env actions over the horizon, its cost, the cost per iteration). The planner never
 subscribes to the env's episode topic: it sees images, proprio and model costs only.
 
-An observation of the wrong shape or dtype, an observation before any goal, or a
-checkpoint that does not fit its config is reported clearly (log and status) and the node
-stays up.
+An observation or goal without uint8 (H, W, 3) ``pixels`` and a floating (P,) ``proprio`` is
+dropped by the runtime before the handler (counted on the status by reason); an observation
+before any goal is an error of its handler (logged, the status's ``last_error``); a checkpoint
+or cost engine that does not load leaves the node up, its status carrying the error, since
+a restart would fail the same way (``setup_failure = "stay_up"``).
 """
 
 from __future__ import annotations
@@ -16,51 +18,48 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from edgerun.runtime import Latest, Message, Node
+from edgerun.engines import Backend, load
+from edgerun.runtime import Array, Latest, Message, Node
 
 
 @dataclass(frozen=True)
 class PlannerParams:
     checkpoint: str  # an edgerun DINO-WM checkpoint (edgerun train dino-wm, or edgerun convert dino-wm)
     cost_engine: str = ""  # optional exported planning cost (.onnx/.plan, edgerun export dino-wm-wall…)
-    backend: str = "auto"  # for cost_engine
-    planner: str = "cem"  # cem | gd
-    preset: str = "wall"  # CEM budget: wall | pointmaze | pusht (the paper's)
+    backend: Backend = "auto"  # for cost_engine
+    planner: Literal["cem", "gd"] = "cem"  # CEM, or gradient descent (GD_PAPER)
+    preset: Literal["wall", "pointmaze", "pusht"] = "wall"  # CEM budget: the paper's, per env (CEM_PRESETS)
     samples: int = 0  # override the preset's CEM samples (0: keep)
     iterations: int = 0  # override the preset's CEM iterations (0: keep)
     execute_blocks: int = 5  # blocks executed per plan before replanning (the paper: 5)
     seed: int = 0
 
 
+OBSERVATION = {"pixels": Array("uint8", ("H", "W", 3)), "proprio": Array("floating", ("P",))}
+
+
 class Planner(Node):
-    inputs = {"observation": Latest(), "goal": Latest()}
+    inputs = {"observation": Latest(fields=OBSERVATION), "goal": Latest(fields=OBSERVATION)}
     outputs = ("action", "plan")
     params = PlannerParams
+    setup_failure = "stay_up"  # a checkpoint that does not load fails the same way on every restart
 
     def setup(self) -> None:
-        self.policy = None
-        self.error = ""
         self.goal_key: tuple | None = None
         self.answered: tuple[Any, Any, int] | None = None  # (episode, step, publish time ns) of the last answer
-        try:
-            self.policy = self.make_policy()
-        except (ValueError, KeyError, OSError, RuntimeError) as exc:  # CheckpointError is a ValueError
-            self.error = f"cannot load {self.params.checkpoint}: {exc}"
-            self.log.error("%s", self.error)
+        self.policy = self.make_policy()
 
     def make_policy(self) -> Any:
         from dataclasses import replace
 
-        from edgerun.models.dino_wm.checkpoint import load_checkpoint
-        from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig
-        from edgerun.pipelines.dino_wm.policy import WorldModelPolicy
+        from edgerun.models.dino_wm.checkpoint import load_checkpoint  # lazy: torch
+        from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig  # lazy: torch
+        from edgerun.pipelines.dino_wm.policy import WorldModelPolicy  # lazy: torch
 
-        if self.params.preset not in CEM_PRESETS:
-            raise ValueError(f"unknown preset '{self.params.preset}' (presets: {', '.join(CEM_PRESETS)})")
         model, _config, extra = load_checkpoint(Path(self.params.checkpoint))
         action_dim = model.config.predictor.action_dim
         mean = np.asarray(extra.get("action_mean", np.zeros(action_dim)), dtype=np.float32)
@@ -73,11 +72,9 @@ class Planner(Node):
             iterations=self.params.iterations or cem.iterations,
             seed=self.params.seed,
         )
-        planner = cem if self.params.planner == "cem" else GD_PAPER
+        planner = {"cem": cem, "gd": GD_PAPER}[self.params.planner]
         engine = None
         if self.params.cost_engine:
-            from edgerun.engines import load
-
             engine = load(self.params.cost_engine, self.params.backend)
         self.log.info("planner: %s %s, execute %d blocks, cost on %s", self.params.planner, planner,
                       self.params.execute_blocks, engine.backend if engine else "torch")
@@ -85,17 +82,13 @@ class Planner(Node):
 
     def on_goal(self, msg: Message) -> None:
         """A new goal resets the plan; the same goal sent again (envs repeat it for late joiners) does not."""
-        if self.policy is None:
-            raise RuntimeError(self.error)
-        key = (msg.get("episode"), np.asarray(msg["pixels"]).tobytes(), np.asarray(msg["proprio"]).tobytes())
+        key = (msg.get("episode"), msg["pixels"].tobytes(), msg["proprio"].tobytes())
         if key == self.goal_key:
             return
         self.policy.set_goal(msg["pixels"], msg["proprio"])
         self.goal_key = key
 
     def on_observation(self, msg: Message) -> None:
-        if self.policy is None:
-            raise RuntimeError(self.error)
         if self.policy.goal is None:
             raise RuntimeError("observation before any goal: connect input 'goal' (e.g. env/goal)")
         if self.is_stale_copy(msg):
@@ -122,7 +115,7 @@ class Planner(Node):
 
     def publish_plan(self, plan_time_s: float) -> None:
         """The whole new plan in env actions, its cost and the planner's cost per iteration."""
-        from edgerun.pipelines.dino_wm.plan import block_to_env_actions
+        from edgerun.pipelines.dino_wm.plan import block_to_env_actions  # lazy: torch
 
         plan = self.policy.mpc.last_plan
         env_actions = np.concatenate(
@@ -137,8 +130,8 @@ class Planner(Node):
         )
 
     def status_fields(self) -> dict[str, Any]:
-        if self.policy is None:
-            return {"error": self.error}
+        if not hasattr(self, "policy"):  # setup failed: the runtime's last_error says why
+            return {}
         times = self.policy.plan_times_s
         return {
             "plans": len(times),

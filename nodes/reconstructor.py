@@ -9,7 +9,10 @@ window's cameras are also chained into one trajectory across windows (``trajecto
 
 A window that cannot be reconstructed — too few visible tracks, NaN coordinates, intrinsics that
 do not fit the image — is not run: a message with ``skipped=True`` and the ``reason`` is
-published instead, the reason is logged and shown on the status, and the node carries on.
+published instead, the reason is logged and shown on the status, and the node carries on. A
+message that is not a track window at all (fields missing, shapes that disagree) is dropped by
+the runtime before the handler. A checkpoint, engine or calibration file that does not load
+leaves the node up with the error on its status (``setup_failure = "stay_up"``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgerun.calibration.camera import Intrinsics
+from edgerun.engines import Backend, load
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.pipelines.tracks_to_4d.reconstruct import from_outputs, network_input, window_problem, with_bundle_adjustment
 from edgerun.pipelines.tracks_to_4d.windows import TrajectoryChainer
-from edgerun.runtime import Message, Node, Queue
+from edgerun.runtime import Array, Message, Node, Queue
 
 OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma")
 
@@ -34,41 +39,43 @@ OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma"
 class ReconstructorParams:
     checkpoint: str = "checkpoints/tracks_to_4d/model.pt"  # edgerun TracksTo4D checkpoint (torch path)
     engine: str = ""  # an exported .onnx/.plan instead of the checkpoint (edgerun export tracks-to-4d-small)
-    backend: str = "auto"  # for engine
+    backend: Backend = "auto"  # for engine
     intrinsics: str = ""  # calibration YAML; empty: K guessed from the tracks (the paper's rule)
     min_tracks: int = 16  # fewer tracks visible in >= 2 frames: the window is skipped
     bundle_adjust: bool = False  # refine cameras and static points (scipy least_squares)
     threads: int = 1
 
 
+WINDOW = {  # what the tracker node sends
+    "tracks": Array("floating", ("N", 3, "T")),
+    "track_ids": Array("integer", ("N",)),
+    "stamps_ns": Array("int64", ("T",)),
+    "start_frame": int,
+    "width": int,
+    "height": int,
+}
+
+
 class Reconstructor(Node):
-    inputs = {"tracks": Queue(4)}
+    inputs = {"tracks": Queue(4, fields=WINDOW)}
     outputs = ("reconstruction",)
     params = ReconstructorParams
+    setup_failure = "stay_up"  # a checkpoint or engine that does not load fails the same way on every restart
 
     def setup(self) -> None:
         torch.set_num_threads(self.params.threads)
         self.model = self.engine = None
         self.intrinsics = None
-        self.error = ""
         self.chainer = TrajectoryChainer()
         self.windows = self.skipped = self.segments = 0
         self.last_skip = ""
         self.times_ms: list[float] = []
-        try:
-            self.load()
-        except (ValueError, KeyError, OSError, RuntimeError) as exc:  # CheckpointError, EngineError included
-            self.error = f"cannot load the reconstructor: {exc}"
-            self.log.error("%s", self.error)
+        self.load()
 
     def load(self) -> None:
         if self.params.intrinsics:
-            from edgerun.calibration.camera import Intrinsics
-
             self.intrinsics = Intrinsics.load(self.params.intrinsics)
         if self.params.engine:
-            from edgerun.engines import load
-
             self.engine = load(self.params.engine, self.params.backend)
             self.log.info("reconstructor: %r", self.engine)
         else:
@@ -77,10 +84,8 @@ class Reconstructor(Node):
             self.log.info("reconstructor: torch, %s", self.params.checkpoint)
 
     def on_tracks(self, msg: Message) -> None:
-        if self.error:
-            raise RuntimeError(self.error)
         tracks = np.asarray(msg["tracks"], np.float32)
-        size = (int(msg["width"]), int(msg["height"]))
+        size = (msg["width"], msg["height"])
         K = None if self.intrinsics is None else self.intrinsics.K
         problem = window_problem(tracks, size, K, self.params.min_tracks, min_frames=2)
         if problem is None and self.intrinsics is not None and tuple(self.intrinsics.image_size) != size:
@@ -90,7 +95,7 @@ class Reconstructor(Node):
             return self.skip(msg, problem)
         started = time.perf_counter()
         reconstruction = self.reconstruct(tracks, K, size)
-        start = int(msg["start_frame"])
+        start = msg["start_frame"]
         if not self.chainer.connects(start, len(reconstruction.cam_from_world)):
             self.segments += 1  # a skipped window (or a lost message) broke the chain: a new trajectory starts here
             self.log.info("reconstructor: trajectory segment %d starts at frame %d", self.segments, start)
@@ -125,11 +130,9 @@ class Reconstructor(Node):
         self.skipped += 1
         self.last_skip = f"window at frame {msg.get('start_frame')}: {problem}"
         self.log.warning("reconstructor: skipped %s", self.last_skip)
-        self.publish("reconstruction", skipped=True, reason=problem, start_frame=int(msg.get("start_frame", -1)))
+        self.publish("reconstruction", skipped=True, reason=problem, start_frame=msg["start_frame"])
 
     def status_fields(self) -> dict[str, Any]:
-        if self.error:
-            return {"error": self.error}
         return {
             "windows": self.windows,
             "skipped": self.skipped,

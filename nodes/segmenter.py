@@ -6,28 +6,30 @@ segmenter), and mines again every ``remine_every`` frames or as soon as the prom
 on a frame falls below ``min_confidence``.
 
 The task prompt comes from the ``prompt`` parameter or, when connected, the ``prompt`` input
-(field ``prompt``); a new one forces mining on the next frame. An empty prompt, a frame that is
-not RGB uint8 (H, W, 3), or a component config that names a missing ONNX file or one that breaks
-its contract is reported on the log and in the status (``details.error``), and the node stays
-up: every frame is then answered with that error until the cause is fixed.
+(field ``prompt``); a new one forces mining on the next frame. A frame without an RGB uint8
+(H, W, 3) ``image``, or a prompt message without a text ``prompt``, is dropped by the runtime
+before the handler (counted on the status by reason). An empty prompt is an error of the
+handler (logged, the status's ``last_error``). A component config that names a missing ONNX
+file or one that breaks its contract leaves the node up with the error on its status
+(``setup_failure = "stay_up"``), its frames dropped until it is restarted with a fixed config.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from edgerun.runtime import Latest, Message, Node
+from edgerun.runtime import Array, Latest, Message, Node
 
 
 @dataclass(frozen=True)
 class SegmenterParams:
     components: str = ""  # a components config (edgerun.pipelines.int_seg.components); empty: the shipped one
     prompt: str = "the camouflaged animal"  # the task-generic prompt (the 'prompt' input replaces it)
-    mode: str = "streaming"  # streaming | full
+    mode: Literal["streaming", "full"] = "streaming"  # full: the whole INT loop on every frame
     remine_every: int = 30  # streaming: mine again every N frames (0: only when confidence drops)
     min_confidence: float = 0.3  # streaming: mine again when the prompt's confidence falls below this
     iterations: int = 5  # INT iterations I
@@ -35,37 +37,26 @@ class SegmenterParams:
     vocabulary: list[str] = field(default_factory=list)  # category names (empty: the synthetic set's CATEGORIES)
 
 
-MODES = ("streaming", "full")
-
-
 class Segmenter(Node):
-    inputs = {"frames": Latest(), "prompt": Latest()}
+    inputs = {"frames": Latest(fields={"image": Array("uint8", ("H", "W", 3))}), "prompt": Latest(fields={"prompt": str})}
     outputs = ("mask",)
     params = SegmenterParams
+    setup_failure = "stay_up"  # a broken component config fails the same way on every restart
 
     def setup(self) -> None:
-        self.components = None
-        self.error = ""
         self.task_prompt = self.params.prompt
         self.instance_prompt = ""
         self.scores: dict[str, float] = {}
         self.confidence = 0.0
         self.frames = self.mined = self.since_mining = 0
         self.frame_ms: list[float] = []
-        if self.params.mode not in MODES:
-            self.fail(f"unknown mode '{self.params.mode}' (modes: {', '.join(MODES)})")
-            return
-        try:
-            self.components, self.config = self.load()
-        except Exception as exc:  # a config error must keep the node up; the message names file and contract
-            self.fail(f"cannot load INT components from {self.params.components or 'the shipped config'}: {exc}")
-            return
+        self.components, self.config = self.load()
         self.log.info("INT %s mode, %d iterations, vocabulary %s", self.params.mode, self.config.iterations,
                       ", ".join(self.config.vocabulary))
 
     def load(self) -> tuple[Any, Any]:
-        from edgerun.evaluation.int_seg.evaluate import synthetic_task_config
-        from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components
+        from edgerun.pipelines.int_seg.algorithm import synthetic_task_config  # lazy: torch, onnxruntime
+        from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components  # lazy: torch, onnxruntime
 
         components = load_components(self.params.components or SHIPPED_CONFIG)
         config = synthetic_task_config(iterations=self.params.iterations, negative_mining=self.params.negative_mining)
@@ -73,31 +64,17 @@ class Segmenter(Node):
             config = replace(config, vocabulary=tuple(self.params.vocabulary))
         return components, config
 
-    def fail(self, error: str) -> None:
-        self.error = error
-        self.log.error("%s", error)
-
     def on_prompt(self, msg: Message) -> None:
-        prompt = msg.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(self.remember(f"input 'prompt': expected a non-empty text field 'prompt', got {prompt!r}"))
+        prompt = msg["prompt"]
+        if not prompt.strip():
+            raise ValueError(f"input 'prompt': expected a non-empty text field 'prompt', got {prompt!r}")
         self.task_prompt, self.instance_prompt = prompt.strip(), ""
         self.log.info("task prompt: %r", self.task_prompt)
 
-    def remember(self, error: str) -> str:
-        """Keep ``error`` for the status; the raised exception puts it on the log."""
-        self.error = error
-        return error
-
     def on_frames(self, msg: Message) -> None:
-        if self.components is None:
-            raise RuntimeError(self.error)
-        image = msg.get("image")
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else repr(image)
-            raise ValueError(self.remember(f"input 'frames': expected field 'image' RGB uint8 (H, W, 3), got {got}"))
+        image = msg["image"]
         if not self.task_prompt.strip():
-            raise ValueError(self.remember("empty task prompt: set parameter 'prompt' or send one on input 'prompt'"))
+            raise ValueError("empty task prompt: set parameter 'prompt' or send one on input 'prompt'")
         started = time.perf_counter()
         mined = self.needs_mining()
         if mined:
@@ -108,7 +85,6 @@ class Segmenter(Node):
                 mined, mask = True, self.mine(image)
         self.frames += 1
         self.since_mining = 0 if mined else self.since_mining + 1
-        self.error = ""
         elapsed_ms = (time.perf_counter() - started) * 1e3
         self.frame_ms = (self.frame_ms + [elapsed_ms])[-100:]
         self.publish("mask", mask=mask, prompt=self.instance_prompt, task_prompt=self.task_prompt,
@@ -122,7 +98,7 @@ class Segmenter(Node):
         return bool(self.params.remine_every) and self.since_mining + 1 >= self.params.remine_every
 
     def mine(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.pipelines.int_seg.algorithm import run_int
+        from edgerun.pipelines.int_seg.algorithm import run_int  # lazy: torch, onnxruntime
 
         result = run_int(image, self.task_prompt, self.components, self.config)
         self.instance_prompt, self.scores, self.confidence = result.prompt, result.scores, result.confidence
@@ -130,7 +106,7 @@ class Segmenter(Node):
         return result.mask
 
     def ground(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.pipelines.int_seg.algorithm import ground_prompt
+        from edgerun.pipelines.int_seg.algorithm import ground_prompt  # lazy: torch, onnxruntime
 
         grounding = ground_prompt(image, self.instance_prompt, self.components, self.config)
         self.confidence = grounding.confidence
@@ -138,7 +114,6 @@ class Segmenter(Node):
 
     def status_fields(self) -> dict[str, Any]:
         return {
-            "error": self.error,
             "mode": self.params.mode,
             "task_prompt": self.task_prompt,
             "instance_prompt": self.instance_prompt,

@@ -7,8 +7,10 @@ frame's capture time; the message's own capture time is that of the window's las
 graph's end-to-end latency is measured from the newest frame in the window.
 
 Frames must arrive in order and without gaps (a ``Queue`` input): KLT follows points from one
-frame to the next. A frame that is not a uint8 image, or whose size changes, is skipped with a
-log line and counted on the status; a size change restarts the tracks.
+frame to the next. A frame without a uint8 ``image`` is dropped by the runtime before the handler
+(counted on the status by reason, with a log line); an image that is neither (H, W, 3) nor
+(H, W), or whose size changes, is skipped by the handler with a log line and counted on the
+status; a size change restarts the tracks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import cv2
 
 from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd
 from edgerun.pipelines.tracks_to_4d.windows import WindowConfig
-from edgerun.runtime import Message, Node, Queue
+from edgerun.runtime import Array, Message, Node, Queue
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class TrackerParams:
 
 
 class Tracker(Node):
-    inputs = {"frames": Queue(32)}
+    inputs = {"frames": Queue(32, fields={"image": Array("uint8")})}  # RGB (H, W, 3) or gray (H, W): checked in on_frames
     outputs = ("tracks",)
     params = TrackerParams
 
@@ -50,7 +52,7 @@ class Tracker(Node):
 
     def on_frames(self, msg: Message) -> None:
         image = msg["image"]
-        if image.dtype.name != "uint8" or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
             return self.skip(f"frame from '{msg.sender}': expected a uint8 (H, W, 3) or (H, W) image, got {image.dtype} {image.shape}")
         size = (image.shape[1], image.shape[0])
         if self.size is not None and size != self.size:

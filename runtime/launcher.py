@@ -28,7 +28,7 @@ from edgerun.runtime import messages
 from edgerun.runtime.deployment import RUN_STATE, read_run_state, run_state, wire_processes, write_run_state
 from edgerun.runtime.graph import Graph, RestartPolicy
 from edgerun.runtime.paths import run_dir
-from edgerun.runtime.report import format_live, format_table
+from edgerun.runtime.report import format_errors, format_live, format_table
 from edgerun.runtime.security import load_keys
 from edgerun.runtime.wiring import ProcessWiring, dump
 
@@ -255,6 +255,8 @@ class Launcher:
                 signal.signal(signum, handler)
         if self.statuses:
             self.say("[edgerun] summary\n" + format_table(self.ordered_statuses()))
+            if errors := format_errors(self.ordered_statuses()):
+                self.say("[edgerun] last errors\n" + errors)
         failed = [c.wiring.name for c in self.children.values() if c.failed]
         if failed:
             self.say(f"[edgerun] failed: {', '.join(failed)}")

@@ -8,23 +8,27 @@
         def on_frames(self, msg):          # one handler per input: on_<input>
             self.publish("brightness", value=float(msg["image"].mean()))
 
-The launcher reads ``inputs``, ``outputs``, ``services`` and ``params`` to validate a
-graph before it starts anything. Handlers, timers and services all run on one thread
-per node, so a node's own state needs no locks.
+An input may declare the fields its handler reads (:mod:`edgerun.runtime.fields`):
+``Latest(fields={"image": Array("uint8", ("H", "W", 3))})``; the runner drops and counts a
+message that does not fit before the handler runs. The launcher reads ``inputs``,
+``outputs``, ``services`` and ``params`` to validate a graph before it starts anything.
+Handlers, timers and services all run on one thread per node, so a node's own state
+needs no locks.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Union
 
 from edgerun.errors import NodeDefinitionError
+from edgerun.runtime.fields import FieldSpec, check_spec
 from edgerun.runtime.messages import Message
 from edgerun.runtime.params import NoParams
 
 if TYPE_CHECKING:
-    from edgerun.runtime.runner import NodeRunner
+    from edgerun.runtime.runner import NodeRunner  # typing only: the runner imports this module
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,11 @@ class Latest:
     """Conflating input for frames and observations: the handler always gets the newest
     message; one that arrives before the previous was handled replaces it (counted as
     ``conflated``). The node's I/O thread drains it continuously, so memory stays bounded
-    and nothing stale waits however slow the handler is."""
+    and nothing stale waits however slow the handler is. ``fields``: what each message must
+    carry (see :mod:`edgerun.runtime.fields`); checked before a message can replace the
+    pending one, so a malformed message never displaces a good one."""
+
+    fields: Mapping[str, FieldSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,11 @@ class Queue:
     """Ordered input for events and commands: up to ``maxlen`` messages wait; when more
     arrive, the oldest is dropped and counted as ``queue_full``. The node thread reads it
     itself between handlers (no thread hop: the lowest latency). Messages a publisher had
-    to drop before they reached the node show as gaps in sequence numbers (``missed``)."""
+    to drop before they reached the node show as gaps in sequence numbers (``missed``).
+    ``fields``: what each message must carry, as for :class:`Latest`."""
 
     maxlen: int = 16
+    fields: Mapping[str, FieldSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.maxlen < 1:
@@ -58,6 +68,12 @@ class Node:
     outputs: ClassVar[tuple[str, ...]] = ()
     services: ClassVar[tuple[str, ...]] = ()
     params: Any = NoParams  # the dataclass type on the class; its instance on a running node
+    setup_failure: ClassVar[Literal["exit", "stay_up"]] = "exit"
+    """What an exception in ``setup()`` does. ``"exit"``: the process ends with code 1 and the
+    restart policy decides (a camera not plugged in yet may be there on the next try).
+    ``"stay_up"``: for a node that would fail the same way on every restart (a checkpoint that
+    does not load): it stays up, its status carrying the error as ``last_error``, its input
+    dropped (``setup_failed``) and its services answering with the error."""
 
     name: str
     log: logging.Logger
@@ -106,6 +122,11 @@ class Node:
                 raise NodeDefinitionError(f"{where}: input '{name}' must be Latest() or Queue(n), got {policy!r}")
             if not callable(getattr(cls, f"on_{name}", None)):
                 raise NodeDefinitionError(f"{where}: input '{name}' has no handler on_{name}(self, msg)")
+            for field_name, spec in policy.fields.items():
+                try:
+                    check_spec(spec)
+                except NodeDefinitionError as exc:
+                    raise NodeDefinitionError(f"{where}: input '{name}', field '{field_name}': {exc}") from None
         for name in cls.services:
             if not callable(getattr(cls, f"serve_{name}", None)):
                 raise NodeDefinitionError(f"{where}: service '{name}' has no handler serve_{name}(self, msg)")
@@ -114,3 +135,5 @@ class Node:
                 raise NodeDefinitionError(f"{where}: port name {name!r} must be a Python identifier")
         if STATUS_OUTPUT in cls.outputs:
             raise NodeDefinitionError(f"{where}: output name '{STATUS_OUTPUT}' is reserved")
+        if cls.setup_failure not in ("exit", "stay_up"):
+            raise NodeDefinitionError(f"{where}: setup_failure must be 'exit' or 'stay_up', got {cls.setup_failure!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 import yaml
@@ -21,8 +21,9 @@ class NoParams:
 def build_params(params_type: type[T], values: dict[str, Any] | None, where: str = "params") -> T:
     """Check ``values`` against the dataclass ``params_type`` and build it.
 
-    Unknown names and wrong types raise :class:`ParamError` naming the field, e.g.
-    ``params.fps: Expected `float`, got `str```.
+    Unknown names, wrong types and a value outside a ``Literal`` field's choices raise
+    :class:`ParamError` naming the field, e.g. ``params.fps: Expected `float`, got `str```,
+    ``params.planner: expected one of 'cem', 'gd', got 'cme'``.
     """
     values = dict(values or {})
     if not dataclasses.is_dataclass(params_type):
@@ -34,6 +35,7 @@ def build_params(params_type: type[T], values: dict[str, Any] | None, where: str
             f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
             f"(known: {', '.join(sorted(known)) or 'none'})"
         )
+    check_choices(params_type, values, where)
     try:
         return msgspec.convert(values, type=params_type, strict=True)
     except msgspec.ValidationError as exc:
@@ -43,6 +45,23 @@ def build_params(params_type: type[T], values: dict[str, Any] | None, where: str
             text, path = message.rsplit(" - at `$.", 1)
             raise ParamError(f"{where}.{path.rstrip('`')}: {text}") from None
         raise ParamError(f"{where}: {message}") from None
+
+
+def check_choices(params_type: type, values: dict[str, Any], where: str) -> None:
+    """Refuse a value outside a ``Literal`` field's choices, naming them: a choice parameter
+    (a planner, a backend, a mode) must never fall through to some default branch, and msgspec
+    alone would only say "Invalid enum value". Nested parameter dataclasses are checked too."""
+    hints = get_type_hints(params_type)
+    for field in dataclasses.fields(params_type):
+        if field.name not in values:
+            continue
+        kind, value = hints[field.name], values[field.name]
+        if get_origin(kind) is Literal:
+            choices = get_args(kind)
+            if not any(value == c and type(value) is type(c) for c in choices):  # True is not 1 here
+                raise ParamError(f"{where}.{field.name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        elif dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            check_choices(kind, value, f"{where}.{field.name}")
 
 
 def parse_cli_params(pairs: Iterable[str]) -> dict[str, Any]:

@@ -41,3 +41,16 @@ def format_table(statuses: Mapping[str, Mapping[str, Any]]) -> str:
 
 def format_live(statuses: Mapping[str, Mapping[str, Any]]) -> str:
     return " | ".join(f"{r[0]} {r[1].strip()} Hz p50 {r[2].strip()} ms p99 {r[3].strip()} ms drops {r[4]}" for r in status_rows(statuses))
+
+
+def format_errors(statuses: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per node that raised: its last error, where (setup, which input, timer or service)
+    and how many handler errors in all; empty when none did."""
+    lines = []
+    for node, status in statuses.items():
+        error = status.get("last_error")
+        if error:
+            count = status.get("handler_errors", 0)
+            lines.append(f"{node}: {error['type']} in {error['where']}: {error['message']}"
+                         + (f" ({count} handler error{'s' if count != 1 else ''} in all)" if count else ""))
+    return "\n".join(lines)

@@ -7,6 +7,10 @@ makes ZeroMQ queue stale frames. It wakes the node thread over an inproc pair.
 
 The node thread owns the output (PUB) and service (ROUTER) sockets and runs every
 handler, timer and service of the node, one at a time.
+
+The runner, not each node, keeps what went wrong: the last exception a handler, timer, service
+or ``setup()`` raised is on the status (``last_error``), beside the count of handler errors and
+of dropped messages by reason.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any, Callable, Mapping
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from edgerun.errors import EdgerunError
 from edgerun.runtime import messages
+from edgerun.runtime.fields import mismatch
 from edgerun.runtime.messages import Limits, Message, Rejected
 from edgerun.runtime.node import STATUS_OUTPUT, Latest, Node, Queue
 from edgerun.runtime.params import build_params
@@ -135,6 +141,8 @@ class NodeRunner:
         self._clients: dict[str, zmq.Socket] = {}
         self._started_ns = time.time_ns()
         self._node_thread_id: int | None = None
+        self._last_error: dict[str, Any] | None = None  # replaced whole, never changed: read by the I/O thread
+        self._setup_error: str | None = None  # set when setup() failed and the node stays up
         self.failed = False
 
         cls = import_node_class(wiring.cls)
@@ -160,7 +168,12 @@ class NodeRunner:
         self._open_sockets()
         io_thread = threading.Thread(target=self._io_loop, name=f"{self.wiring.name}-io", daemon=True)
         try:
-            self.node.setup()
+            try:
+                self.node.setup()
+            except Exception as exc:
+                if self.cls.setup_failure != "stay_up":
+                    raise
+                self._stay_up_after_failed_setup(exc)
             io_thread.start()
             self._node_loop()
         except Exception:
@@ -175,6 +188,19 @@ class NodeRunner:
             if io_thread.is_alive():
                 io_thread.join(timeout=1.0)
             self._close_sockets()
+
+    def _stay_up_after_failed_setup(self, exc: Exception) -> None:
+        """A ``stay_up`` node whose setup failed: no handler, timer or service of it runs (its
+        state is half built), but it answers status with the error until it is stopped."""
+        self._record_error(exc, "setup")
+        self._setup_error = f"{type(exc).__name__}: {exc}"
+        self._timers.clear()
+        detail = self._setup_error if isinstance(exc, EdgerunError) else traceback.format_exc().rstrip()
+        self.log.error("node '%s' failed in setup; it stays up, dropping its input, with the error on its status: %s",
+                       self.wiring.name, detail)
+
+    def _record_error(self, exc: BaseException, where: str) -> None:
+        self._last_error = {"type": type(exc).__name__, "message": str(exc), "where": where, "time_ns": time.time_ns()}
 
     # --- sockets ---------------------------------------------------------------------
     def _socket(self, kind: int) -> zmq.Socket:
@@ -295,6 +321,13 @@ class NodeRunner:
         if state.last_seq and msg.seq > state.last_seq + 1:  # dropped on the way: a full queue upstream
             state.drops.by_reason["missed"] += msg.seq - state.last_seq - 1
         state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
+        if state.policy.fields:
+            found = mismatch(state.policy.fields, msg)
+            if found is not None:
+                reason, detail = found
+                state.drops.count(reason, f"input '{state.name}': {detail} from node '{msg.sender}'",
+                                  where=f"node '{self.wiring.name}' dropped a message")
+                return None
         return msg
 
     def _drain_latest(self, state: InputState) -> bool:
@@ -342,6 +375,7 @@ class NodeRunner:
             "busy_s": round((now_ns - busy_since) / 1e9, 3) if busy_since else 0.0,
             "load": round(self._busy_total_ns / max(now_ns - self._started_ns, 1), 4),
             "handler_errors": self._handler_errors.total,
+            "last_error": self._last_error,  # {type, message, where, time_ns} or None
             "service_drops": dict(self._service_drops.by_reason),
             "inputs": inputs,
             "outputs": {name: stats.snapshot(now_ns) for name, stats in self._output_stats.items()},
@@ -427,19 +461,32 @@ class NodeRunner:
         return more
 
     def _dispatch(self, state: InputState, msg: Message) -> None:
+        if self._setup_error is not None:
+            state.drops.drop("setup_failed", f"setup failed: {self._setup_error}", msg.sender)
+            return
         state.stats.record(msg.capture_ns)
-        self._handle(state.handler, msg)
+        self._handle(state.handler, msg, where=f"input '{state.name}'")
 
     def _handle(
-        self, handler: Callable[..., Any], msg: Message | None = None, *, capture_ns: int | None = None, reraise=False
+        self,
+        handler: Callable[..., Any],
+        msg: Message | None = None,
+        *,
+        where: str,
+        capture_ns: int | None = None,
+        reraise=False,
     ) -> Any:
-        """Run one handler; an exception is logged and counted, and the node keeps running."""
+        """Run one handler; an exception is logged, counted and kept as the status's ``last_error``
+        (``where`` says which input, timer or service), and the node keeps running."""
         self._current_capture_ns = msg.capture_ns if msg is not None else capture_ns
         self._busy_since_ns = start = time.time_ns()
         try:
             return handler() if msg is None else handler(msg)
         except Exception as exc:
-            self._handler_errors.count(type(exc).__name__, traceback.format_exc().rstrip())
+            self._record_error(exc, where)
+            # a deliberate edgerun error says what and where in its message; a traceback only adds noise
+            detail = f"{exc}" if isinstance(exc, EdgerunError) else traceback.format_exc().rstrip()
+            self._handler_errors.count(type(exc).__name__, f"{where}: {detail}")
             if reraise:
                 raise _HandlerFailed(exc) from exc
             return None
@@ -455,7 +502,8 @@ class NodeRunner:
                 timer.due_ns += timer.period_ns
                 if timer.due_ns < now_ns:  # fell behind: skip, do not burst
                     timer.due_ns = now_ns + timer.period_ns
-                self._handle(timer.callback, capture_ns=now_ns)
+                name = getattr(timer.callback, "__name__", repr(timer.callback))
+                self._handle(timer.callback, where=f"timer '{name}'", capture_ns=now_ns)
 
     def _serve(self) -> None:
         while True:
@@ -472,9 +520,12 @@ class NodeRunner:
             service = request.topic
             if service not in self.cls.services:
                 reply: Mapping[str, Any] = {"error": f"node '{self.wiring.name}' has no service '{service}'"}
+            elif self._setup_error is not None:
+                reply = {"error": f"node '{self.wiring.name}' failed in setup: {self._setup_error}"}
             else:
                 try:
-                    reply = self._handle(getattr(self.node, f"serve_{service}"), request, reraise=True) or {}
+                    handler = getattr(self.node, f"serve_{service}")
+                    reply = self._handle(handler, request, where=f"service '{service}'", reraise=True) or {}
                 except _HandlerFailed as failed:
                     reply = {"error": f"{type(failed.cause).__name__}: {failed.cause}"}
             out = messages.encode(

@@ -80,11 +80,13 @@ class ErrorCounter:
         self._log = log
         self._where = where
 
-    def count(self, reason: str, detail: str = "") -> None:
+    def count(self, reason: str, detail: str = "", where: str | None = None) -> None:
+        """Count one ``reason``; ``where`` replaces the counter's own prefix in the log line
+        (for a ``detail`` that already says where, such as ``input 'obs': expected …``)."""
         self.by_reason[reason] += 1
         n = self.by_reason[reason]
         if n == 1 or n % 100 == 0:
-            self._log.warning("%s (%s, %d so far): %s", self._where, reason, n, detail)
+            self._log.warning("%s (%s, %d so far): %s", where or self._where, reason, n, detail)
 
     @property
     def total(self) -> int:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from edgerun.runtime import Latest, Message, Node, Queue, messages
+from edgerun.errors import CheckpointError
+from edgerun.runtime import Array, Latest, Message, Node, Queue, messages
 
 
 @dataclass(frozen=True)
@@ -236,3 +237,83 @@ class BurstThenStop(Node):
             self.publish("frames", index=i, payload=payload)
         self.publish("end", frames=self.params.frames)
         self.stop()
+
+
+class MixedFrames(Node):
+    """Cycles through a float32 channels-first image (wrong dtype and shape), a message without
+    ``image`` (missing field) and a good uint8 (24, 32, 3) frame; each says its ``kind``."""
+
+    outputs = ("frames",)
+
+    def setup(self) -> None:
+        self.sent = 0
+        self.every(0.03, self.send)
+
+    def send(self) -> None:
+        kind = ("float", "missing", "good")[self.sent % 3]
+        data: dict = {"kind": kind, "frame_index": self.sent}
+        if kind == "float":
+            data["image"] = np.zeros((3, 24, 32), np.float32)
+        elif kind == "good":
+            data["image"] = np.zeros((24, 32, 3), np.uint8)
+        self.publish("frames", capture_ns=time.time_ns(), **data)
+        self.sent += 1
+
+
+FRAME_FIELDS = {"image": Array("uint8", ("H", "W", 3)), "frame_index": int}
+
+
+class DeclaredFrames(Node):
+    """A Queue input that declares its fields; publishes the kind of every message it handled."""
+
+    inputs = {"frames": Queue(16, fields=FRAME_FIELDS)}
+    outputs = ("handled",)
+
+    def setup(self) -> None:
+        self.kinds: list[str] = []
+
+    def on_frames(self, msg: Message) -> None:
+        self.kinds.append(msg["kind"])
+        self.publish("handled", kind=msg["kind"], shape=list(msg["image"].shape))
+
+    def status_fields(self) -> dict:
+        return {"handled": len(self.kinds), "kinds": sorted(set(self.kinds))}
+
+
+class DeclaredLatestFrames(DeclaredFrames):
+    """The same on a Latest input (checked on the I/O thread)."""
+
+    inputs = {"frames": Latest(fields=FRAME_FIELDS)}
+
+
+class FailsOnce(Node):
+    """Raises on the first tick, then relays every tick it handles."""
+
+    inputs = {"ticks": Queue(64)}
+    outputs = ("handled",)
+
+    def setup(self) -> None:
+        self.raised = False
+
+    def on_ticks(self, msg: Message) -> None:
+        if not self.raised:
+            self.raised = True
+            raise ValueError(f"tick {msg['count']} refused: the first one always is")
+        self.publish("handled", count=msg["count"])
+
+
+class RefusesSetup(Node):
+    """A node whose setup fails the same way every time, and that says it should stay up."""
+
+    inputs = {"ticks": Latest()}
+    services = ("ping",)
+    setup_failure = "stay_up"
+
+    def setup(self) -> None:
+        raise CheckpointError("model.pt: not a readable checkpoint (a test)")
+
+    def on_ticks(self, msg: Message) -> None:
+        raise AssertionError("a node whose setup failed must not handle messages")
+
+    def serve_ping(self, msg: Message) -> dict:
+        return {"pong": True}

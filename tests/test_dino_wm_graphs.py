@@ -8,7 +8,7 @@ import gymnasium
 import pytest
 
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
-from edgerun.evaluation.dino_wm.evaluate import env_name
+from edgerun.envs import env_name
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.pipelines.dino_wm.plan import CEM_PRESETS
 from edgerun.runtime.graph import load_graph

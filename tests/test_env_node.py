@@ -43,6 +43,7 @@ def test_wrong_action_shape_is_refused_clearly_and_env_stays_up(tmp_path, caplog
         status = wait_for(lambda: (s := running.status("env"))["handler_errors"] >= 3 and s, 10, what="handler errors")
         reply = call(running.endpoint("env", "srv"), "reset")
     assert status["inputs"]["action"]["received"] >= 3
+    assert status["last_error"]["where"] == "input 'action'" and status["last_error"]["type"] == "ValueError"
     assert reply["episode"] == 1  # still serving
     assert "input 'action' from 'policy': expected float32 (2,) or a block (k, 2), got float32 (3,)" in caplog.text
 

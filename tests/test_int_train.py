@@ -83,9 +83,8 @@ def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):
         ROBOT_CAMERA_SEED_OFFSET,
         MaskMetrics,
         eval_main,
-        synthetic_task_config,
     )
-    from edgerun.pipelines.int_seg.algorithm import run_int
+    from edgerun.pipelines.int_seg.algorithm import run_int, synthetic_task_config
 
     out = tmp_path / "rc.json"
     assert eval_main(str(SHIPPED_CONFIG), 2, 2, str(out), robot_camera=True) == 0

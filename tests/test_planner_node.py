@@ -50,9 +50,13 @@ def test_unloadable_checkpoint_is_reported_and_node_stays_up(tmp_path, caplog):
     broken = tmp_path / "broken.pt"
     broken.write_text("not a checkpoint")
     with RunningGraph(tmp_path, loop_graph(broken)) as running:
-        status = wait_for(lambda: (s := running.status("planner"))["handler_errors"] >= 2 and s, 15, what="errors")
-    assert f"cannot load {broken}" in status["details"]["error"]
-    assert "cannot load" in caplog.text
+        dropped = lambda s: s["inputs"]["observation"]["drops"].get("setup_failed", 0) >= 2  # noqa: E731
+        status = wait_for(lambda: dropped(s := running.status("planner")) and s, 15, what="observations dropped")
+    error = status["last_error"]
+    assert error["where"] == "setup" and error["type"] == "CheckpointError"
+    assert f"{broken}: not a readable torch checkpoint" in error["message"]
+    assert status["handler_errors"] == 0  # no handler runs on a node whose setup failed
+    assert "node 'planner' failed in setup; it stays up" in caplog.text and str(broken) in caplog.text
 
 
 def test_observation_of_wrong_dtype_is_refused_clearly(small_checkpoint):

@@ -23,6 +23,7 @@ from edgerun.envs.robot_camera import (
 )
 from edgerun.envs.wall import WallLayout
 from edgerun.nodes.env import EnvNode, EnvParams
+from edgerun.runtime.params import ParamError, build_params
 
 SMALL = RobotCameraConfig(width=160, height=120, animals=1, distractors=2)
 RED = np.array([255, 0, 0], np.uint8)
@@ -168,10 +169,9 @@ def test_bad_camera_parameters_are_refused_with_the_reason():
         RobotCameraConfig(substeps=0)
     with pytest.raises(ValueError, match="mount_height_m: expected above the 0.6 m walls"):
         RobotCameraConfig(mount_height_m=0.5)
+    with pytest.raises(ParamError, match=r"params.camera: expected one of '', 'robot', got 'fisheye'"):
+        build_params(EnvParams, {"camera": "fisheye"})  # a Literal: refused before the node starts
     node = EnvNode()
-    node.params = EnvParams(camera="fisheye")
-    with pytest.raises(ValueError, match=r"camera: expected one of \('', 'robot'\).*got 'fisheye'"):
-        node.make_camera()
     node.params, node.env = EnvParams(env_id="Pendulum-v1", camera="robot"), gymnasium.make("Pendulum-v1")
     with pytest.raises(ValueError, match="camera 'robot' rides a Wall robot .* env 'Pendulum-v1' has no layout"):
         node.make_camera()

@@ -54,7 +54,7 @@ def test_streaming_mines_once_then_grounds_and_mines_again_every_n_frames_or_on_
     for run in (masks[:switch], masks[switch:]):
         mined = [i for i, m in enumerate(run) if m["mined"]]
         assert np.all(np.diff(mined) == 3), [m["mined"] for m in run]
-    assert status["details"]["error"] == "" and status["details"]["mined"] >= 1 and status["handler_errors"] == 0
+    assert status["last_error"] is None and status["details"]["mined"] >= 1 and status["handler_errors"] == 0
 
 
 def test_bad_configs_prompts_and_frames_are_reported_and_the_node_stays_up(tmp_path, components, caplog):
@@ -85,15 +85,24 @@ def test_bad_configs_prompts_and_frames_are_reported_and_the_node_stays_up(tmp_p
         params: {{components: "{components['good']}"}}
         inputs: {{frames: gray/frames}}
     """
-    errors = {}
+    settled = {  # each node keeps answering status and counting frames: still up
+        "missing": lambda s: s["inputs"]["frames"]["drops"].get("setup_failed", 0) >= 2,  # setup failed: frames dropped
+        "broken": lambda s: s["inputs"]["frames"]["drops"].get("setup_failed", 0) >= 2,
+        "empty": lambda s: s["handler_errors"] >= 2,  # the handler refuses every frame
+        "shape": lambda s: s["inputs"]["frames"]["drops"].get("wrong_field", 0) >= 2,  # dropped before the handler
+    }
+    statuses = {}
     with RunningGraph(tmp_path, graph) as running:
-        for node in ("missing", "broken", "empty", "shape"):  # each keeps answering frames: still up
-            status = wait_for(lambda: (s := running.status(node, timeout_s=20))["handler_errors"] >= 2 and s, 40, what=f"errors of {node}")
-            errors[node] = status["details"]["error"]
-    assert "no_such_scorer.onnx: file not found; expected an ONNX model with inputs images float32 (batch, 3, S, S)" in errors["missing"]
-    assert "detector.onnx breaks the scorer contract" in errors["broken"] and "Expected inputs images" in errors["broken"]
-    assert "empty task prompt: set parameter 'prompt' or send one on input 'prompt'" in errors["empty"]
-    assert "input 'frames': expected field 'image' RGB uint8 (H, W, 3), got uint8 (120, 160)" in errors["shape"]
+        for node, done in settled.items():
+            statuses[node] = wait_for(lambda: done(s := running.status(node, timeout_s=20)) and s, 40, what=f"errors of {node}")
+    errors = {node: status["last_error"] for node, status in statuses.items()}
+    assert errors["missing"]["where"] == errors["broken"]["where"] == "setup"
+    assert "no_such_scorer.onnx: file not found; expected an ONNX model with inputs images float32 (batch, 3, S, S)" in errors["missing"]["message"]
+    assert "detector.onnx breaks the scorer contract" in errors["broken"]["message"] and "Expected inputs images" in errors["broken"]["message"]
+    assert errors["empty"]["where"] == "input 'frames'"
+    assert errors["empty"]["message"] == "empty task prompt: set parameter 'prompt' or send one on input 'prompt'"
+    assert errors["shape"] is None and statuses["shape"]["handler_errors"] == 0
+    assert "input 'frames': expected uint8 (H, W, 3) in field 'image', got uint8 (120, 160) from node 'gray'" in caplog.text
     assert "no_such_scorer.onnx" in caplog.text and "breaks the scorer contract" in caplog.text
 
 

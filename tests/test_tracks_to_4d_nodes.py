@@ -88,7 +88,8 @@ def test_bad_windows_and_frames_are_flagged_and_skipped_while_the_nodes_stay_up(
     status = graph.status("plain", where=lambda s: s["details"]["windows"] >= 1 and s["details"]["skipped"] >= 2)
     assert status["handler_errors"] == 0 and "window at frame" in status["details"]["last_skip"]
     tracker = graph.status("tracker", where=lambda s: s["details"]["windows"] >= 1, timeout_s=30)
-    assert tracker["details"]["skipped_frames"] >= 1 and "expected a uint8" in tracker["details"]["last_problem"]
+    assert tracker["inputs"]["frames"]["drops"]["wrong_field"] >= 1  # float frames: dropped before the handler
     assert tracker["handler_errors"] == 0
+    assert "input 'frames': expected uint8 array in field 'image', got float32 (240, 320, 3) from node 'frames'" in graph.log
     assert "reconstructor: skipped window at frame" in wait_for(lambda: "skipped window" in graph.log and graph.log, 10)
     assert graph.proc.poll() is None

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.engines import load
+from edgerun.envs import env_name
 from edgerun.errors import EngineError
 from edgerun.export.cache import load_exported
 from edgerun.export.registry import REGISTRY
@@ -67,12 +68,6 @@ RESULT_KEYS = ("env", "episodes", "seed", "success_rate", "random_success_rate",
 def episode_seeds(seed: int, episodes: int) -> list[int]:
     """The reset seeds of an evaluation: ``SeedSequence([seed, 1])``, so not ``collect``'s ``SeedSequence(seed)``."""
     return [int(s) for s in np.random.SeedSequence([seed, 1]).generate_state(episodes, dtype=np.uint32)]
-
-
-def env_name(env_id: str) -> str:
-    """``edgerun/PointMaze-v0`` -> ``pointmaze``: the key of the env's CEM preset, export entry and
-    shipped-checkpoint directory (``checkpoints/dino_wm_<name>``)."""
-    return env_id.split("/")[-1].split("-")[0].lower()
 
 
 def default_planner(env_id: str, planner: str) -> CEMConfig | GDConfig:

@@ -26,9 +26,9 @@ import py_sod_metrics
 from tqdm import tqdm
 
 from edgerun.envs.robot_camera import robot_camera_samples
-from edgerun.pipelines.int_seg.algorithm import INTConfig, INTResult, closest_to_mean, run_generic, run_int
+from edgerun.pipelines.int_seg.algorithm import INTConfig, INTResult, closest_to_mean, run_generic, run_int, synthetic_task_config
 from edgerun.pipelines.int_seg.components import ComponentError, load_components
-from edgerun.sim.camouflage import CATEGORIES, TEST_SEED, generate_split
+from edgerun.sim.camouflage import TEST_SEED, generate_split
 
 PAPER = {
     "chameleon": {"mae": 0.039, "f_beta": 0.801, "e_phi": 0.906, "s_alpha": 0.842},
@@ -37,11 +37,6 @@ PAPER = {
     "chameleon_ablation_s_alpha": {"int_i1": 0.794, "no_mining": 0.746},
 }
 RESULT_KEYS = ("s_alpha_int", "s_alpha_no_mining", "s_alpha_generic", "mae_int", "mae_no_mining", "mae_generic")
-
-
-def synthetic_task_config(**overrides: Any) -> INTConfig:
-    """INTConfig for the generated camouflage set: its categories, and "background" as the background token."""
-    return INTConfig(**{"vocabulary": CATEGORIES, "background": ("background",), **overrides})
 
 
 class MaskMetrics:

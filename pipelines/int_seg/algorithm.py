@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from edgerun.pipelines.int_seg.inpaint import boxes_mask
+from edgerun.sim.camouflage import CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -385,3 +386,8 @@ def ground_prompt(image: np.ndarray, prompt: str, components: Any, config: INTCo
     names = [*config.vocabulary, *config.background]
     tokens = names if prompt in config.vocabulary else [prompt, *names]
     return ground(image, tokens.index(prompt), components.text_encoder.encode(tokens), components, config)
+
+
+def synthetic_task_config(**overrides: Any) -> INTConfig:
+    """INTConfig for the generated camouflage set: its categories, and "background" as the background token."""
+    return INTConfig(**{"vocabulary": CATEGORIES, "background": ("background",), **overrides})

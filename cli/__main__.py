@@ -1,0 +1,5 @@
+"""``python -m edgerun.cli``: the same as the ``edgerun`` command."""
+
+from edgerun.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""``edgerun eval MODEL``: evaluate a trained model on held-out data, beside its baselines."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgerun.envs import env_name
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained model in closed loop")
+    evaluate = p.add_subparsers(dest="eval_command", required=True)
+    e = evaluate.add_parser("dino-wm", help="MPC success rate, plan time, random-action baseline")
+    e.add_argument("--checkpoint", help="default: checkpoints/dino_wm_<env>/model.pt, the shipped model")
+    e.add_argument("--env", default="edgerun/Wall-v0", help="edgerun/Wall-v0 or edgerun/PointMaze-v0")
+    e.add_argument("--episodes", type=int, default=50)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", help="write the result here")
+    e.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="what scores the CEM samples: the torch model, or the exported planning cost on ONNX Runtime")
+    e.add_argument("--cost-engine", help="with --backend onnxruntime: an exported planning cost .onnx (default: export the checkpoint's)")
+    e.add_argument("--workers", type=int, default=1, help="torch backend: episodes in N processes of one thread (same result)")
+    e.add_argument("--max-steps", type=int, metavar="N",
+                   help="env steps per episode, success read once after them (default: the env's max_episode_steps, 100)")
+    e.set_defaults(func=eval_dino_wm)
+    e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
+    e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
+    e.add_argument("--images", "--episodes", type=int, default=100, help="held-out generated images")
+    e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
+    e.add_argument("--json", help="write the result here")
+    e.add_argument("--robot-camera", action="store_true",
+                   help="on 480x360 views of the Wall robot's camera (the demo's perception input) instead")
+    e.set_defaults(func=eval_int_seg)
+    e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
+    e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
+    e.add_argument("--scenes", type=int, default=20, help="held-out generated scenes")
+    e.add_argument("--rendered", type=int, default=2, help="rendered image sequences for the end-to-end check (0: skip)")
+    e.add_argument("--fine-tune-steps", type=int, default=50, help="Adam steps (lr 1e-3) of test-time fine-tuning per window")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=eval_tracks_to_4d)
+
+
+def eval_dino_wm(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.dino_wm.evaluate import eval_main  # lazy: torch
+
+    checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
+    return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers,
+                     args.max_steps)
+
+
+def eval_int_seg(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.int_seg.evaluate import eval_main  # lazy: torch
+
+    return eval_main(args.components, args.images, args.seed, args.json, args.robot_camera)
+
+
+def eval_tracks_to_4d(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.tracks_to_4d.pipeline import eval_main  # lazy: torch
+
+    return eval_main(args.checkpoint, args.scenes, args.json, args.rendered, args.fine_tune_steps)

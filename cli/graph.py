@@ -1,0 +1,242 @@
+"""Commands on graphs and their topics: launch, run, topic, record, view, replay, keys, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from edgerun.errors import GraphError, LaunchError, NoRunError, ParamError
+from edgerun.runtime import introspect
+from edgerun.runtime.deployment import NodeState, RunState, write_run_state
+from edgerun.runtime.graph import load_graph
+from edgerun.runtime.host import configure_logging, run_process
+from edgerun.runtime.introspect import find_run
+from edgerun.runtime.launcher import Launcher
+from edgerun.runtime.params import build_params, parse_cli_params
+from edgerun.runtime.paths import ipc_endpoint, run_dir
+from edgerun.runtime.recording import record, replay
+from edgerun.runtime.runner import import_node_class
+from edgerun.runtime.security import generate_keys
+from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("launch", help="validate a graph file, start its nodes and supervise them")
+    p.add_argument("graph", help="graph YAML file")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--host", help="run this host's part of a multi-host graph")
+    p.add_argument("--live-every", type=float, default=2.0, help="seconds between live status lines")
+    p.set_defaults(func=launch_graph)
+
+    p = sub.add_parser("run", help="run one node alone, for debugging")
+    p.add_argument("node_class", metavar="module:Class")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--input", action="append", default=[], metavar="INPUT=NODE/OUTPUT", help="subscribe to a running graph")
+    p.add_argument("--from", metavar="RUN", help="the running graph --input refers to")
+    p.add_argument("--name", help="node name (default: the class name)")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=run_node)
+
+    p = sub.add_parser("topic", help="list, echo or measure topics of a running graph")
+    p.add_argument("action", choices=["list", "echo", "hz"])
+    p.add_argument("topic", nargs="?", help="node/output")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("-n", "--count", type=int, help="echo: stop after N messages")
+    p.add_argument("--timeout", type=float, help="echo: give up after this many seconds")
+    p.add_argument("--duration", type=float, help="hz: measure for this many seconds")
+    p.set_defaults(func=inspect_topic, check=lambda a: None if a.action == "list" or a.topic else f"topic {a.action} needs a topic (node/output)")
+
+    p = sub.add_parser("record", help="record topics of a running graph to MCAP")
+    p.add_argument("topics", nargs="*", metavar="node/output")
+    p.add_argument("-o", "--output", default="recording.mcap")
+    p.add_argument("--all", action="store_true", help="record every topic")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=record_topics)
+
+    p = sub.add_parser("demo", help="plan, reconstruct and perceive in one graph; summary table, MCAP, Rerun and PNG")
+    p.add_argument("--out", default="out/demo", help="where the recordings, the figure and the resolved graph go")
+    p.add_argument("--timeout", type=float, default=420.0, help="stop the graph after this many seconds at most")
+    p.set_defaults(func=run_demo)
+
+    p = sub.add_parser("view", help="show a running graph live in Rerun (web viewer on localhost, .rrd file, or native viewer)")
+    p.add_argument("topics", nargs="*", metavar="node/output", help="topics to show (default: all)")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--save", metavar="FILE.rrd", help="write a Rerun recording")
+    p.add_argument("--serve", action="store_true", help="serve the web viewer on localhost (the default without --save/--spawn)")
+    p.add_argument("--web-port", type=int, default=9090)
+    p.add_argument("--grpc-port", type=int, default=9876)
+    p.add_argument("--spawn", action="store_true", help="start the native Rerun viewer (needs a display)")
+    p.add_argument("--jpeg-quality", type=int, default=85, help="colour frames as JPEG at this quality (0: raw)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=view_graph)
+
+    p = sub.add_parser("replay", help="publish an MCAP recording with its original timing")
+    p.add_argument("recording")
+    p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--name", help="run name to publish as (default: replay-FILE)")
+    p.set_defaults(func=replay_recording)
+
+    p = sub.add_parser("keys", help="CURVE keys for graphs that span hosts")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("generate", help="make a key pair per host name")
+    k.add_argument("directory")
+    k.add_argument("names", nargs="+", metavar="HOST")
+    k.set_defaults(func=make_keys)
+
+
+def stop_flag() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM, for commands that run until stopped."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def launch_graph(args: argparse.Namespace) -> int:
+    try:
+        graph = load_graph(args.graph)
+        launcher = Launcher(graph, host=args.host, duration_s=args.duration, live_every_s=args.live_every)
+    except (GraphError, LaunchError, ValueError, PermissionError) as exc:
+        print(f"edgerun launch: {exc}", file=sys.stderr)
+        return 2
+    return launcher.run().exit_code
+
+
+def run_node(args: argparse.Namespace) -> int:
+    try:
+        cls = import_node_class(args.node_class)
+        params = parse_cli_params(args.param)
+        build_params(cls.params, params, where="--param")
+        name = args.name or cls.__name__.lower()
+        inputs = []
+        if args.input:
+            _, state = find_run(getattr(args, "from"))
+            for pair in args.input:
+                input_name, _, topic = pair.partition("=")
+                if input_name not in cls.inputs:
+                    raise ValueError(f"--input {pair}: {args.node_class} has no input '{input_name}'")
+                source = state.nodes.get(topic.partition("/")[0])
+                if source is None or topic.partition("/")[2] not in source.outputs:
+                    raise ValueError(f"--input {pair}: run '{state.name}' has no topic '{topic}'")
+                inputs.append(InputWiring(input_name, topic, Link(source.pub)))
+    except (ValueError, TypeError, ParamError, NoRunError) as exc:
+        print(f"edgerun run: {exc}", file=sys.stderr)
+        return 2
+    directory = run_dir(f"run-{name}")
+    pub, ctl, srv = (ipc_endpoint(directory, f"{name}.{kind}") for kind in ("pub", "ctl", "srv"))
+    wiring = NodeWiring(
+        name=name, cls=args.node_class, params=params, pub_binds=(pub,), ctl_binds=(ctl,),
+        srv_binds=(srv,) if cls.services else (), inputs=tuple(inputs),
+    )
+    state = RunState(
+        name=f"run-{name}", graph=args.node_class, launcher_pid=os.getpid(), host=None,
+        nodes={name: NodeState(args.node_class, cls.outputs, cls.services, name, None, pub, ctl, srv if cls.services else None)},
+    )
+    write_run_state(directory, state)
+    configure_logging()
+    stop = threading.Event()
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    return run_process(ProcessWiring(name=name, run=state.name, nodes=(wiring,)), stop=stop)
+
+
+def inspect_topic(args: argparse.Namespace) -> int:
+    try:
+        _, state = introspect.find_run(args.run)
+        if args.action == "list":
+            for topic, _endpoint in introspect.topics(state).items():
+                node = state.nodes[topic.partition("/")[0]]
+                print(f"{topic}  ({node.cls}, pid {node.pid})")
+            return 0
+        if args.action == "echo":
+            shown = introspect.echo(state, args.topic, args.count, args.timeout, sys.stdout)
+            return 0 if shown or args.timeout is None else 1
+        rate = introspect.hz(state, args.topic, args.duration, sys.stdout)
+        print(f"{args.topic}: mean {rate:.2f} Hz")
+        return 0
+    except NoRunError as exc:
+        print(f"edgerun topic: {exc}", file=sys.stderr)
+        return 2
+
+
+def record_topics(args: argparse.Namespace) -> int:
+    try:
+        _, state = introspect.find_run(args.run)
+        available = introspect.topics(state)
+        chosen = list(available) if args.all else args.topics
+        if not chosen:
+            raise NoRunError("name topics to record, or give --all")
+        missing = [t for t in chosen if t not in available]
+        if missing:
+            raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+    except NoRunError as exc:
+        print(f"edgerun record: {exc}", file=sys.stderr)
+        return 2
+    stop = stop_flag()
+    print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
+    count = record({t: available[t] for t in chosen}, Path(args.output), args.duration, stop.is_set)
+    print(f"wrote {count} messages to {args.output}", file=sys.stderr)
+    return 0
+
+
+def view_graph(args: argparse.Namespace) -> int:
+    from edgerun.nodes.viewer import RerunLog, SinkOptions  # lazy: rerun-sdk
+
+    try:
+        _, state = introspect.find_run(args.run)
+        available = introspect.topics(state)
+        missing = [t for t in args.topics if t not in available]
+        if missing:
+            raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+    except NoRunError as exc:
+        print(f"edgerun view: {exc}", file=sys.stderr)
+        return 2
+    chosen = {t: available[t] for t in (args.topics or available)}
+    serve = args.serve or not (args.save or args.spawn)
+    viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn, args.jpeg_quality))
+    where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]
+    print(f"viewing {len(chosen)} topics of '{state.name}' in {', '.join(w for w in where if w)} (Ctrl-C to stop)", file=sys.stderr)
+    stop = stop_flag()
+    try:
+        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64):
+            viewer.log(msg)
+    finally:
+        viewer.close()
+    print(f"logged {viewer.logged} messages", file=sys.stderr)
+    return 0
+
+
+def replay_recording(args: argparse.Namespace) -> int:
+    path = Path(args.recording)
+    if not path.is_file():
+        print(f"edgerun replay: {path}: no such file", file=sys.stderr)
+        return 2
+    stop = stop_flag()
+    announce = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        sent = replay(path, args.name or f"replay-{path.stem}", args.rate, stop.is_set, announce)
+    except ValueError as exc:
+        print(f"edgerun replay: {exc}", file=sys.stderr)
+        return 2
+    print(f"replayed {sent} messages", file=sys.stderr)
+    return 0
+
+
+def make_keys(args: argparse.Namespace) -> int:
+    written = generate_keys(Path(args.directory), args.names)
+    for path in written:
+        print(path)
+    if not written:
+        print(f"keys for {', '.join(args.names)} already exist in {args.directory}", file=sys.stderr)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from edgerun.demo import demo_main  # lazy: torch and every model
+
+    return demo_main(args.out, args.timeout)

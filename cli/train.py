@@ -1,0 +1,56 @@
+"""``edgerun train MODEL``: train a model on data this project generates (each resumable)."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgerun.envs import env_name
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on data this project generates")
+    train = p.add_subparsers(dest="train_command", required=True)
+    t = train.add_parser("dino-wm", help="DINO-WM: offline encoder, then the predictor (resumable)")
+    t.add_argument("--env", default="edgerun/Wall-v0", help="edgerun/Wall-v0 or edgerun/PointMaze-v0")
+    training_arguments(t, None, "(default runs/dino_wm_<env>: checkpoints, loss curve, manifest)", "predictor training steps")
+    t.add_argument("--rollout-blocks", type=int, default=1, metavar="K",
+                   help="1: the paper's teacher-forced loss; K > 1: open-loop rollouts of K action blocks")
+    t.add_argument("--init-from", metavar="PATH", help="fine-tune: a model.pt of the same config (e.g. checkpoints/dino_wm_wall/model.pt: its frozen encoder is kept) or a predictor state (ckpt-latest.pt) of a run on the same data")
+    t.set_defaults(func=train_dino_wm)
+    t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
+    training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
+    t.add_argument("--init-from", metavar="INT_SEG_PT", help="fine-tune these components (e.g. checkpoints/int_seg/int_seg.pt)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: the config's; lower it to fine-tune)")
+    t.add_argument("--robot-camera-images", type=int, default=0, metavar="N",
+                   help="also train on N views of the Wall robot's camera (the demo's perception input)")
+    t.set_defaults(func=train_int_seg)
+    t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
+    training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
+    t.set_defaults(func=train_tracks_to_4d)
+
+
+def training_arguments(parser: argparse.ArgumentParser, out: str | None, holds: str, steps: str = "training steps") -> None:
+    """What every ``edgerun train MODEL`` takes: a run directory, steps, resume, seed."""
+    parser.add_argument("--out", default=out, help=f"run directory {holds}")
+    parser.add_argument("--steps", type=int, help=f"{steps} (default: the config's)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's latest state")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def train_dino_wm(args: argparse.Namespace) -> int:
+    from edgerun.training.dino_wm.train import train_main  # lazy: torch
+
+    out = args.out or f"runs/dino_wm_{env_name(args.env)}"
+    return train_main(args.env, out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
+
+
+def train_int_seg(args: argparse.Namespace) -> int:
+    from edgerun.training.int_seg.train import train_main  # lazy: torch
+
+    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr, args.robot_camera_images)
+
+
+def train_tracks_to_4d(args: argparse.Namespace) -> int:
+    from edgerun.training.tracks_to_4d.train import train_main  # lazy: torch
+
+    return train_main(args.out, args.steps, args.resume, args.seed)
