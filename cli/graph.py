@@ -89,6 +89,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=make_keys)
 
 
+def running_topics(run: str | None, topics: list[str]) -> tuple[RunState, dict[str, str]]:
+    """The running graph ``run`` and the endpoints of ``topics`` in it (all of its topics when none
+    are named); NoRunError names any topic it lacks."""
+    _, state = find_run(run)
+    available = introspect.topics(state)
+    missing = [t for t in topics if t not in available]
+    if missing:
+        raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+    return state, {t: available[t] for t in (topics or available)}
+
+
 def stop_flag() -> threading.Event:
     """An event set by Ctrl-C or SIGTERM, for commands that run until stopped."""
     stop = threading.Event()
@@ -166,20 +177,15 @@ def inspect_topic(args: argparse.Namespace) -> int:
 
 def record_topics(args: argparse.Namespace) -> int:
     try:
-        _, state = introspect.find_run(args.run)
-        available = introspect.topics(state)
-        chosen = list(available) if args.all else args.topics
-        if not chosen:
+        if not (args.all or args.topics):
             raise NoRunError("name topics to record, or give --all")
-        missing = [t for t in chosen if t not in available]
-        if missing:
-            raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+        state, chosen = running_topics(args.run, [] if args.all else args.topics)
     except NoRunError as exc:
         print(f"edgerun record: {exc}", file=sys.stderr)
         return 2
     stop = stop_flag()
     print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
-    count = record({t: available[t] for t in chosen}, Path(args.output), args.duration, stop.is_set)
+    count = record(chosen, Path(args.output), args.duration, stop.is_set)
     print(f"wrote {count} messages to {args.output}", file=sys.stderr)
     return 0
 
@@ -188,15 +194,10 @@ def view_graph(args: argparse.Namespace) -> int:
     from edgerun.nodes.viewer import RerunLog, SinkOptions  # lazy: rerun-sdk
 
     try:
-        _, state = introspect.find_run(args.run)
-        available = introspect.topics(state)
-        missing = [t for t in args.topics if t not in available]
-        if missing:
-            raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+        state, chosen = running_topics(args.run, args.topics)
     except NoRunError as exc:
         print(f"edgerun view: {exc}", file=sys.stderr)
         return 2
-    chosen = {t: available[t] for t in (args.topics or available)}
     serve = args.serve or not (args.save or args.spawn)
     viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn, args.jpeg_quality))
     where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,3 +34,17 @@ class TrainResult:
     manifest: Path
     loss_curve: Path
     manifest_data: dict = field(default_factory=dict)
+
+
+def warmup_cosine(step: int, total: int, peak: float, warmup: int, floor: float) -> float:
+    """Every trainer's learning rate: linear warmup to ``peak`` over ``warmup`` steps, then cosine decay to
+    ``floor`` x ``peak`` at ``total`` (``floor`` 1: constant after the warmup)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

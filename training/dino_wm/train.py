@@ -50,7 +50,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import pickle
 import sys
@@ -79,7 +78,7 @@ from edgerun.models.dino_wm.config import (
 )
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
 from edgerun.models.dino_wm.world_model import DinoWorldModel, make_tokens, predict_tokens
-from edgerun.training.kit import TrainResult, torch_threads
+from edgerun.training.kit import TrainResult, set_lr, torch_threads, warmup_cosine
 
 STATE_FORMAT = "edgerun.dino_wm.train_state"
 STATE_VERSION = 1
@@ -212,19 +211,6 @@ def _load_state(path: Path) -> dict | None:
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
         raise ValueError(f"{path}: not an {STATE_FORMAT} v{STATE_VERSION} state file; move it away or pass another --out")
     return state
-
-
-def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine decay to 10 % of it at ``total``."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def images_to_input(frames: Tensor) -> Tensor:
@@ -438,7 +424,7 @@ def pretrain_encoder(config: TrainConfig, data: _Data, out: Path, progress: bool
         batch = frames[index]
         images = images_to_input(batch)
         mask = torch.rand(config.encoder_batch, N, generator=gen) < config.mask_ratio
-        _set_lr(optimizer, _lr_at(step, config.encoder_steps, config.encoder_lr, config.warmup_steps))
+        set_lr(optimizer, warmup_cosine(step, config.encoder_steps, config.encoder_lr, config.warmup_steps, floor=0.1))
         error = (decoder(encode_masked(encoder, images, mask)) - images).square().mean(1)  # (B, S, S)
         loss = (error * weights[colour_bins(batch)]).mean() if weights is not None else error.mean()
         optimizer.zero_grad(set_to_none=True)
@@ -742,7 +728,7 @@ def train_predictor(config: TrainConfig, data: _Data, encoder: DinoV2Encoder, la
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 7 + step)
         torch.manual_seed(config.seed * 1_000_003 + 11 + step)  # dropout, resume-exact
         index = torch.randint(0, train_set.count, (config.batch,), generator=gen)
-        _set_lr(optimizer, _lr_at(step, config.predictor_steps, config.lr, config.warmup_steps))
+        set_lr(optimizer, warmup_cosine(step, config.predictor_steps, config.lr, config.warmup_steps, floor=0.1))
         losses = latent_losses(model, *train_set.get(index))
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

@@ -58,7 +58,7 @@ from edgerun.pipelines.int_seg.components import MASK_LOGIT, letterbox, load_com
 from edgerun.pipelines.int_seg.inpaint import OpenCVInpainter
 from edgerun.sim.camouflage import CATEGORIES, TRAIN_SEED, VAL_SEED, Sample, SyntheticConfig, generate_split
 from edgerun.training.int_seg import vocabulary as vocab
-from edgerun.training.kit import torch_threads
+from edgerun.training.kit import torch_threads, warmup_cosine
 
 STATE_FORMAT = "edgerun.int_seg.train_state"
 EXPORT_NAMES = {"scorer": "int-scorer", "detector": "int-detector", "sam_encoder": "int-sam-encoder", "sam_decoder": "int-sam-decoder"}
@@ -342,13 +342,6 @@ def segmenter_loss(encoder, decoder, samples: list[Sample], rng: np.random.Gener
 
 # --- the loop ------------------------------------------------------------------------------------
 
-def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume from ``out/state.pt``) and write the outputs listed in the module docstring."""
     with torch_threads(config.threads):
@@ -396,7 +389,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, config.steps, config.lr, config.warmup)
+            group["lr"] = warmup_cosine(step, config.steps, config.lr, config.warmup, floor=0.05)
         texts = draw_texts(table, rng)
         if step == scorer_start and not config.init_from:
             networks["scorer"].start_from_detector(networks["detector"])

@@ -31,7 +31,7 @@ from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D
 from edgerun.sim.point_scenes import HELD_OUT_SEED, SceneConfig, generate_scene, generate_split
-from edgerun.training.kit import TrainResult, torch_threads
+from edgerun.training.kit import TrainResult, set_lr, torch_threads, warmup_cosine
 from edgerun.training.tracks_to_4d.supervision import Targets, batch_targets, supervised_loss
 
 STATE_FILE = "train_state.pt"
@@ -69,10 +69,6 @@ def training_batch(seed: int, step: int, batch: int, scene: SceneConfig) -> tupl
     """(batch, N, 3, T) normalised tracks of step ``step`` (true K applied) and their ground truth."""
     scenes = [generate_scene(np.random.default_rng([seed, step, i]), scene) for i in range(batch)]
     return torch.from_numpy(np.stack([normalize_tracks(s.tracks, s.K)[0] for s in scenes])), batch_targets(scenes)
-
-
-def _lr(config: TrainConfig, step: int) -> float:
-    return config.lr * min(1.0, (step + 1) / max(config.lr_warmup_steps, 1))
 
 
 def _new_state(config: TrainConfig) -> dict:
@@ -117,8 +113,7 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor, targets: 
     loss, plus ``supervision_weight`` x the ground-truth term from step ``supervised_from`` on."""
     model, optimizer = state["model"], state["optimizer"]
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = _lr(config, state["step"])
+    set_lr(optimizer, warmup_cosine(state["step"], config.steps, config.lr, config.lr_warmup_steps, floor=1.0))
     out = model(tracks)
     if state["warmup_done"]:
         terms = reconstruction_losses(out, tracks, config.model)
