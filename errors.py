@@ -63,6 +63,11 @@ class UnsafeCheckpointError(CheckpointError):
     """A pickle that asks for a global not on the allow-list; nothing from it was imported or run."""
 
 
+class TrainingStateError(EdgerunError, ValueError):
+    """A run directory whose resumable state belongs to another trainer or configuration, or one that
+    holds state when ``--resume`` was not asked for; nothing in it was changed."""
+
+
 # ------------------------------------------------------------------------------------- calibration
 class CameraCalibrationError(EdgerunError, ValueError):
     """Camera calibration cannot go on; the message names every image at fault and why."""

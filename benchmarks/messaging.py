@@ -476,46 +476,8 @@ def machine_info() -> dict[str, Any]:
 
 
 # --- dora-rs, when installed ---------------------------------------------------------
-DORA_SENDER = '''
-import os, struct, time
-import numpy as np
-import pyarrow as pa
-from dora import Node
-
-size, total = int(os.environ["BENCH_BYTES"]), int(os.environ["BENCH_TOTAL"])
-payload = np.zeros(size, dtype=np.uint8)
-node = Node()
-sent = 0
-for event in node:
-    if event["type"] == "INPUT" and event["id"] == "tick":
-        payload[:16] = np.frombuffer(struct.pack("<qq", time.time_ns(), sent), dtype=np.uint8)
-        node.send_output("data", pa.array(payload))
-        sent += 1
-        if sent >= total:
-            break
-    elif event["type"] == "STOP":
-        break
-'''
-
-DORA_RECEIVER = '''
-import json, os, struct, time
-from dora import Node
-
-warmup = int(os.environ["BENCH_WARMUP"])
-latency_ns = []
-node = Node()
-for event in node:
-    if event["type"] == "INPUT":
-        now_ns = time.time_ns()
-        head = event["value"].slice(0, 16).to_numpy(zero_copy_only=False).tobytes()
-        capture_ns, seq = struct.unpack("<qq", head)
-        if seq >= warmup:
-            latency_ns.append(now_ns - capture_ns)
-    elif event["type"] == "STOP":
-        break
-with open(os.environ["BENCH_OUT"], "w") as f:
-    json.dump(latency_ns, f)
-'''
+DORA_NODES = Path(__file__).resolve().parent / "dora"
+"""The sender and receiver node scripts ``dora run`` starts (they import dora, not edgerun)."""
 
 
 def dora_available() -> bool:
@@ -529,8 +491,6 @@ def run_dora(payload: int, samples: int, period_s: float, directory: Path) -> fl
         raise BenchError("the dora CLI is not on PATH")
     work = directory / f"dora-{payload}"
     work.mkdir(exist_ok=True)
-    (work / "sender.py").write_text(DORA_SENDER)
-    (work / "receiver.py").write_text(DORA_RECEIVER)
     out = work / "latency.json"
     warmup = 20
     millis = max(1, round(period_s * 1000))
@@ -538,9 +498,9 @@ def run_dora(payload: int, samples: int, period_s: float, directory: Path) -> fl
     env_yaml = "\n".join(f"      {k}: \"{v}\"" for k, v in env.items())
     (work / "dataflow.yml").write_text(
         f"nodes:\n"
-        f"  - id: sender\n    path: sender.py\n    inputs:\n      tick: dora/timer/millis/{millis}\n"
+        f"  - id: sender\n    path: {DORA_NODES / 'sender.py'}\n    inputs:\n      tick: dora/timer/millis/{millis}\n"
         f"    outputs:\n      - data\n    env:\n{env_yaml}\n"
-        f"  - id: receiver\n    path: receiver.py\n    inputs:\n      data: sender/data\n    env:\n{env_yaml}\n"
+        f"  - id: receiver\n    path: {DORA_NODES / 'receiver.py'}\n    inputs:\n      data: sender/data\n    env:\n{env_yaml}\n"
     )
     timeout_s = 60 + 4 * (warmup + samples) * millis / 1000
     result = subprocess.run(

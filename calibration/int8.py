@@ -9,8 +9,9 @@ calibration cache next to the set; later builds reuse it instead of recalibratin
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

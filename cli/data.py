@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from edgerun.calibration.camera import main as calibrate
+from edgerun.calibration.camera import calibrate_chessboard, parse_board
 from edgerun.envs.collect import collect_main
+from edgerun.errors import CameraCalibrationError
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -35,4 +37,26 @@ def collect(args: argparse.Namespace) -> int:
 
 
 def calibrate_camera(args: argparse.Namespace) -> int:
-    return calibrate(args.images, args.board, args.square, args.output, skip_unusable=args.skip_unusable)
+    """``edgerun calibrate camera``: calibrate, print a summary, write ``--output``; 0, or 2 on error."""
+    images = args.images
+    try:
+        intrinsics = calibrate_chessboard(images, board=parse_board(args.board), square_m=args.square,
+                                          skip_unusable=args.skip_unusable)  # fmt: skip
+    except CameraCalibrationError as exc:
+        print(f"edgerun calibrate camera: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = intrinsics.save(args.output)
+    except OSError as exc:
+        print(f"edgerun calibrate camera: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    width, height = intrinsics.image_size
+    k = ", ".join(f"{v:.5f}" for v in intrinsics.distortion)
+    print(
+        f"calibrated from {len(intrinsics.images_used)} of {len(images)} images ({width}x{height}): "
+        f"reprojection RMS {intrinsics.rms_px:.3f} px\n"
+        f"  fx {intrinsics.fx:.2f}  fy {intrinsics.fy:.2f}  cx {intrinsics.cx:.2f}  cy {intrinsics.cy:.2f}\n"
+        f"  distortion (k1, k2, p1, p2, k3) [{k}]\n"
+        f"wrote {path}"
+    )
+    return 0

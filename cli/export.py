@@ -81,6 +81,6 @@ def build_tensorrt(args: argparse.Namespace) -> int:
     return 0
 
 def convert_checkpoint(args: argparse.Namespace) -> int:
-    from edgerun.models.dino_wm.checkpoint import convert_main  # lazy: torch
+    from edgerun.models.dino_wm.official import convert_main  # lazy: torch
 
     return convert_main(args.path, args.out)

@@ -218,7 +218,7 @@ def replay_recording(args: argparse.Namespace) -> int:
         print(f"edgerun replay: {path}: no such file", file=sys.stderr)
         return 2
     stop = stop_flag()
-    announce = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    announce = lambda line: print(line, file=sys.stderr, flush=True)
     try:
         sent = replay(path, args.name or f"replay-{path.stem}", args.rate, stop.is_set, announce)
     except ValueError as exc:

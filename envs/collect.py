@@ -33,7 +33,7 @@ probability 0.3 a uniform random action, otherwise the expert's action plus Gaus
 std 0.3, clipped), ``wander`` (:class:`Wander`: full-speed runs toward random waypoints that ignore
 the wall, so the dot pushes against it and slides along it). ``mixed`` is the default: the data
 must hold door crossings for a world model to learn them, and random actions for it to learn what
-off-expert actions do; DINO-WM training adds ``wander`` (see ``training/dino_wm/train.py``).
+off-expert actions do; DINO-WM training adds ``wander`` (see ``training/dino_wm/config.py``).
 
 Memory: the whole dataset is built in RAM before saving, 12 KiB per 64 x 64 frame (1000 episodes
 of 100 steps: about 1.2 GiB).

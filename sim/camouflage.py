@@ -17,8 +17,9 @@ depends only on (seed, i); :data:`TRAIN_SEED`/:data:`VAL_SEED` are for training 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np

@@ -1,6 +1,6 @@
 """Camera calibration: chessboard views rendered with a known camera give that camera back.
 
-The views are drawn by ``render_chessboard_views`` (exact ray casting onto the board plane, anti-
+The views are drawn by ``edgerun.sim.chessboard.render_chessboard_views`` (exact ray casting onto the board plane, anti-
 aliased, 0.8 px lens blur) for K = [[600, 0, 320], [0, 600, 240], [0, 0, 1]] at 640x480 and 13
 board poses, written as PNGs and calibrated through the same path as ``edgerun calibrate camera``.
 
@@ -19,15 +19,10 @@ import numpy as np
 import pytest
 import yaml
 
-from edgerun.calibration.camera import (
-    Intrinsics,
-    calibrate_chessboard,
-    chessboard_pose,
-    main,
-    parse_board,
-    render_chessboard_views,
-)
+from edgerun.calibration.camera import Intrinsics, calibrate_chessboard, parse_board
+from edgerun.cli import build_parser
 from edgerun.errors import CameraCalibrationError
+from edgerun.sim.chessboard import chessboard_pose, render_chessboard_views
 
 K_TRUE = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
 SIZE = (640, 480)
@@ -230,6 +225,12 @@ def test_progress_callback_sees_every_image(view_paths) -> None:
     seen = []
     calibrate_chessboard(view_paths[:5], BOARD, SQUARE_M, progress=lambda done, total, path: seen.append((done, total, path)))
     assert seen == [(i + 1, 5, str(p)) for i, p in enumerate(view_paths[:5])]
+
+
+def main(images: list[str], board: str, square: float, output: str) -> int:
+    """``edgerun calibrate camera IMAGES --board B --square S -o OUTPUT``, as the command line runs it."""
+    args = build_parser().parse_args(["calibrate", "camera", *images, "--board", board, "--square", str(square), "-o", output])
+    return args.func(args)
 
 
 def test_main_writes_the_yaml_and_prints_a_summary(view_paths, tmp_path: Path, capsys) -> None:

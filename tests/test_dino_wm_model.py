@@ -16,15 +16,7 @@ import torch
 from torch import nn
 
 from edgerun.errors import CheckpointError, CheckpointMismatchError, UnsafeCheckpointError
-from edgerun.models.dino_wm.checkpoint import (
-    convert_main,
-    convert_official,
-    infer_config,
-    load_checkpoint,
-    model_state_dict,
-    read_official,
-    save_checkpoint,
-)
+from edgerun.models.dino_wm.checkpoint import load_checkpoint, save_checkpoint
 from edgerun.models.dino_wm.config import (
     PAPER_POINTMAZE,
     PAPER_WALL,
@@ -34,6 +26,13 @@ from edgerun.models.dino_wm.config import (
     VIT_TINY,
 )
 from edgerun.models.dino_wm.encoder import synthetic_official_state_dict
+from edgerun.models.dino_wm.official import (
+    convert_main,
+    convert_official,
+    infer_config,
+    model_state_dict,
+    read_official,
+)
 from edgerun.models.dino_wm.predictor import Predictor, frame_causal_mask
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent, RolloutModule, planning_cost
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
+from edgerun.engines.trt_cache import sha256_file
 from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, evaluate
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import (
@@ -22,15 +23,12 @@ from edgerun.models.dino_wm.config import (
 )
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
 from edgerun.pipelines.dino_wm.plan import CEMConfig, MPCConfig
-from edgerun.training.dino_wm import train as train_module
-from edgerun.training.dino_wm.train import (
-    TrainConfig,
-    fold_proprio_normalisation,
-    latent_losses,
-    sha256_file,
-    train,
-    train_main,
-)
+from edgerun.training.dino_wm import encoder_pretraining, init_from, predictor
+from edgerun.training.dino_wm.config import TrainConfig
+from edgerun.training.dino_wm.data import load_training_data
+from edgerun.training.dino_wm.predictor import fold_proprio_normalisation, latent_losses
+from edgerun.training.dino_wm.train import train, train_main
+from edgerun.training.kit import TrainResult
 
 WALL_ID = "edgerun/Wall-v0"
 TINY_ENCODER = EncoderConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, img_size=64, input_size=64, layerscale_init=0.1)
@@ -50,11 +48,11 @@ def tiny_config(out: Path, **changes) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> train_module.TrainResult:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     return train(tiny_config(tmp_path_factory.mktemp("dino_wm_train")), progress=False)
 
 
-def test_training_writes_checkpoint_loss_curve_and_manifest(trained: train_module.TrainResult) -> None:
+def test_training_writes_checkpoint_loss_curve_and_manifest(trained: TrainResult) -> None:
     assert trained.loss_curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads(trained.manifest.read_text())
     for key in ("command", "seed", "data", "steps", "final_losses", "metrics", "checkpoint", "created_at"):
@@ -76,7 +74,7 @@ def test_training_writes_checkpoint_loss_curve_and_manifest(trained: train_modul
 def test_resume_after_an_interruption_continues_from_the_saved_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tiny_config(tmp_path)
     calls = {"train": 0, "encoder": 0}
-    real_losses, real_masked = train_module.latent_losses, train_module.encode_masked
+    real_losses, real_masked = predictor.latent_losses, encoder_pretraining.encode_masked
 
     def interrupted(model, *batch):
         if model.training:
@@ -85,7 +83,7 @@ def test_resume_after_an_interruption_continues_from_the_saved_step(tmp_path: Pa
                 raise KeyboardInterrupt
         return real_losses(model, *batch)
 
-    monkeypatch.setattr(train_module, "latent_losses", interrupted)
+    monkeypatch.setattr(predictor, "latent_losses", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(config, progress=False)
     assert torch.load(tmp_path / "ckpt-latest.pt", weights_only=True)["step"] == 3
@@ -100,15 +98,15 @@ def test_resume_after_an_interruption_continues_from_the_saved_step(tmp_path: Pa
         calls["encoder"] += 1
         return real_masked(*args)
 
-    monkeypatch.setattr(train_module, "latent_losses", counting)
-    monkeypatch.setattr(train_module, "encode_masked", counting_masked)
+    monkeypatch.setattr(predictor, "latent_losses", counting)
+    monkeypatch.setattr(encoder_pretraining, "encode_masked", counting_masked)
     result = train(config, progress=False)
     assert calls == {"train": 3, "encoder": 0}  # steps 4..6 only; the finished encoder is not retrained
     assert torch.load(tmp_path / "ckpt-latest.pt", weights_only=True)["step"] == 6
     assert result.manifest_data["steps"]["predictor"] == 6
 
 
-def test_train_main_refuses_to_overwrite_a_run_without_resume(trained: train_module.TrainResult, capsys) -> None:
+def test_train_main_refuses_to_overwrite_a_run_without_resume(trained: TrainResult, capsys) -> None:
     assert train_main(WALL_ID, str(trained.checkpoint.parent), steps=1, resume=False, seed=0) == 2
     assert "--resume" in capsys.readouterr().err
 
@@ -172,20 +170,20 @@ def test_renormalised_step_encoders_give_the_same_embeddings_for_new_statistics(
         return ((raw_actions - stats[0]) / stats[1]).flatten(-2)  # frame-major, as action_blocks lays them out
 
     before = model.proprio_encoder(raw_proprio), model.action_encoder(blocks(old_action))
-    train_module.renormalise_step_encoders(model, old_action, new_action, new_proprio)
+    init_from.renormalise_step_encoders(model, old_action, new_action, new_proprio)
     torch.testing.assert_close(model.proprio_encoder((raw_proprio - new_proprio[0]) / new_proprio[1]), before[0])
     torch.testing.assert_close(model.action_encoder(blocks(new_action)), before[1])
 
 
 def test_fine_tuning_a_model_pt_keeps_its_encoder_and_starts_from_its_predictor(
-    trained: train_module.TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--init-from model.pt on other data: no encoder pretraining, the same frozen encoder, the first
     step's loss is the shipped model's loss on that data, and the earlier stage heads the history."""
     shipped, _, _ = load_checkpoint(trained.checkpoint)
-    monkeypatch.setattr(train_module, "encode_masked", lambda *args: pytest.fail("pretrained the encoder again"))
+    monkeypatch.setattr(encoder_pretraining, "encode_masked", lambda *args: pytest.fail("pretrained the encoder again"))
     first_losses: list[float] = []
-    real_losses = train_module.latent_losses
+    real_losses = predictor.latent_losses
 
     def recording(model, *batch):
         if model.training and not first_losses:
@@ -196,16 +194,16 @@ def test_fine_tuning_a_model_pt_keeps_its_encoder_and_starts_from_its_predictor(
             return losses
         return real_losses(model, *batch)
 
-    monkeypatch.setattr(train_module, "latent_losses", recording)
+    monkeypatch.setattr(predictor, "latent_losses", recording)
     config = tiny_config(tmp_path / "tuned", seed=5, predictor_steps=2, init_from=str(trained.checkpoint))
-    data = train_module._dataset(config, Path(config.out), progress=False)  # seed 5: other episodes, other statistics
+    data = load_training_data(config, Path(config.out), progress=False)  # seed 5: other episodes, other statistics
     start_model = DinoWorldModel(TINY).train()
     start_model.load_state_dict(shipped.state_dict())
-    action_stats = train_module._stats(data.actions[data.train_episodes])
-    proprio_stats = train_module._stats(data.proprio[data.train_episodes])
+    action_stats = predictor._stats(data.actions[data.train_episodes])
+    proprio_stats = predictor._stats(data.proprio[data.train_episodes])
     shipped_extra = load_checkpoint(trained.checkpoint)[2]
     assert not torch.allclose(action_stats[0], torch.tensor(shipped_extra["action_mean"]))
-    train_module.renormalise_step_encoders(
+    init_from.renormalise_step_encoders(
         start_model, (torch.tensor(shipped_extra["action_mean"]), torch.tensor(shipped_extra["action_std"])), action_stats, proprio_stats
     )
     result = train(config, progress=False)
@@ -222,17 +220,17 @@ def test_fine_tuning_a_model_pt_keeps_its_encoder_and_starts_from_its_predictor(
     assert history[0]["steps"] == {"encoder": 4, "predictor": 6}
 
 
-def test_init_from_refuses_a_model_of_another_config(trained: train_module.TrainResult, tmp_path: Path) -> None:
+def test_init_from_refuses_a_model_of_another_config(trained: TrainResult, tmp_path: Path) -> None:
     from edgerun.models.dino_wm.config import SMALL_WALL
 
     config = tiny_config(tmp_path / "other", model=SMALL_WALL, init_from=str(trained.checkpoint))
     with pytest.raises(ValueError, match="holds a model of another config"):
-        train_module.read_init(config)
+        init_from.read_init(config)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        train_module.read_init(replace(config, init_from=str(tmp_path / "missing.pt")))
+        init_from.read_init(replace(config, init_from=str(tmp_path / "missing.pt")))
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable torch file"):
-        train_module.read_init(replace(config, init_from=str(tmp_path / "notes.pt")))
+        init_from.read_init(replace(config, init_from=str(tmp_path / "notes.pt")))
     assert not (tmp_path / "other").exists()
 
 
@@ -282,7 +280,7 @@ class SuccessWatch(gymnasium.Wrapper):
         return obs, reward, terminated, truncated, WatchedInfo(info, self)
 
 
-def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: train_module.TrainResult) -> None:
+def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: TrainResult) -> None:
     watches: list[SuccessWatch] = []
 
     def make_env(env_id: str) -> gymnasium.Env:
@@ -306,7 +304,7 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
     json.dumps(result)  # JSON-able
 
 
-def test_a_budget_beyond_the_registered_time_limit_runs_to_the_budget(trained: train_module.TrainResult) -> None:
+def test_a_budget_beyond_the_registered_time_limit_runs_to_the_budget(trained: TrainResult) -> None:
     assert gymnasium.make(WALL_ID).spec.max_episode_steps == 100
     result = evaluate(
         trained.checkpoint, WALL_ID, episodes=1, seed=0, progress=False, max_steps=105,
@@ -317,7 +315,7 @@ def test_a_budget_beyond_the_registered_time_limit_runs_to_the_budget(trained: t
     assert result["plans"] == 11  # 21 blocks of 5 steps, 2 blocks a plan
 
 
-def test_eval_command_takes_a_step_budget_and_writes_json(trained: train_module.TrainResult, tmp_path: Path, capsys) -> None:
+def test_eval_command_takes_a_step_budget_and_writes_json(trained: TrainResult, tmp_path: Path, capsys) -> None:
     from edgerun.cli import main
 
     out = tmp_path / "eval.json"
@@ -333,7 +331,7 @@ def test_eval_command_takes_a_step_budget_and_writes_json(trained: train_module.
     assert "max_steps: expected >= 1, got 0" in capsys.readouterr().err
 
 
-def test_evaluate_in_worker_processes_gives_the_sequential_result(trained: train_module.TrainResult) -> None:
+def test_evaluate_in_worker_processes_gives_the_sequential_result(trained: TrainResult) -> None:
     settings = dict(
         episodes=3, seed=5, progress=False, max_steps=10, random_baseline=False,
         planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=2), mpc_config=MPCConfig(execute_blocks=1),
@@ -356,7 +354,7 @@ def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_pa
 
     weights = synthetic_official_state_dict(VIT_TINY, seed=3)
     torch.save(weights, tmp_path / "dinov2.pth")
-    monkeypatch.setattr(train_module, "encode_masked", lambda *args: pytest.fail("pretrained an official encoder"))
+    monkeypatch.setattr(encoder_pretraining, "encode_masked", lambda *args: pytest.fail("pretrained an official encoder"))
     config = tiny_config(tmp_path / "run", model=SMALL_WALL, encoder_state_dict=str(tmp_path / "dinov2.pth"), predictor_steps=2)
     result = train(config, progress=False)  # 64 px frames, encoder at 56 px
     model, _, _ = load_checkpoint(result.checkpoint)
@@ -365,10 +363,10 @@ def test_official_encoder_weights_skip_pretraining_and_frames_are_resized(tmp_pa
 
 
 def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgerun.evaluation.dino_wm.evaluate import encoder_for, exported_cost_engine
+    from edgerun.evaluation.dino_wm.evaluate import exported_cost_engine
     from edgerun.export.cache import cached
     from edgerun.models.dino_wm.checkpoint import save_checkpoint
-    from edgerun.pipelines.dino_wm.policy import engine_cost, rollout_cost
+    from edgerun.pipelines.dino_wm.policy import encode_observation, engine_cost, rollout_cost
 
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "wall_cpu.pt", DinoWorldModel(WALL_CPU).eval(), include_encoder=True)
@@ -378,8 +376,8 @@ def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Pat
     model, _, _ = load_checkpoint(checkpoint)
     env = gymnasium.make(WALL_ID)
     obs, info = env.reset(seed=0)
-    encode = encoder_for(model.eval())
-    start, goal = encode(obs["pixels"], obs["proprio"]), encode(info["goal_pixels"], info["goal_proprio"])
+    start = encode_observation(model.eval(), obs["pixels"], obs["proprio"])
+    goal = encode_observation(model, info["goal_pixels"], info["goal_proprio"])
     actions = torch.randn(300, 5, 10, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = rollout_cost(model, start, goal)(actions).numpy()

@@ -10,7 +10,8 @@ import torch
 from edgerun.models.int_seg.checkpoint import KINDS
 from edgerun.models.int_seg.networks import NetworkConfig, build
 from edgerun.pipelines.int_seg.algorithm import INTConfig, blend
-from edgerun.pipelines.int_seg.components import MASK_LOGIT, SHIPPED_CONFIG, load_components, mask_prompt
+from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components
+from edgerun.pipelines.int_seg.images import MASK_LOGIT, mask_prompt
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 from edgerun.training.int_seg.train import initialise_from, loop_view, train_main
 

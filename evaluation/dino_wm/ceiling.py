@@ -30,7 +30,7 @@ import torch
 import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv
-from edgerun.evaluation.dino_wm.evaluate import default_planner, encoder_for, episode_seeds, make_eval_env
+from edgerun.evaluation.dino_wm.evaluate import default_planner, episode_seeds, make_eval_env
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.world_model import planning_cost
 from edgerun.pipelines.dino_wm.plan import (
@@ -42,7 +42,7 @@ from edgerun.pipelines.dino_wm.plan import (
     block_to_env_actions,
     denormalise,
 )
-from edgerun.pipelines.dino_wm.policy import images_to_model
+from edgerun.pipelines.dino_wm.policy import encode_observation, images_to_model
 
 ACTION_STD = {"Wall": (0.58, 0.56), "PointMaze": (0.577, 0.577)}
 """Action normalisation per env: Wall's shipped checkpoint's data (``extra["action_std"]``, rounded);
@@ -91,7 +91,7 @@ def perfect_model_ceiling(
     for episode_seed in episode_seeds(seed, episodes):
         obs, info = env.reset(seed=episode_seed)
         goal = np.asarray(info["goal_proprio"], dtype=np.float64)[:2]
-        goal_latent = None if model is None else encoder_for(model)(info["goal_pixels"], info["goal_proprio"])
+        goal_latent = None if model is None else encode_observation(model, info["goal_pixels"], info["goal_proprio"])
         start = np.asarray(obs["proprio"], dtype=np.float64)
         mpc = MPC(2 * FRAMESKIP, planner_config, mpc_config, generator=generator)
         steps = 0

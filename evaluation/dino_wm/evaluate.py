@@ -45,18 +45,15 @@ from edgerun.errors import EngineError
 from edgerun.export.cache import load_exported
 from edgerun.export.registry import REGISTRY
 from edgerun.models.dino_wm.checkpoint import CheckpointError, load_checkpoint
-from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
 from edgerun.pipelines.dino_wm.plan import (
     CEM_PRESETS,
     GD_PAPER,
-    MPC,
     MPC_PAPER,
     CEMConfig,
     GDConfig,
     MPCConfig,
-    block_to_env_actions,
 )
-from edgerun.pipelines.dino_wm.policy import engine_cost, images_to_model, rollout_cost
+from edgerun.pipelines.dino_wm.policy import WorldModelPolicy
 
 PLANNERS = ("cem", "gd")
 BACKENDS = ("torch", "onnxruntime")
@@ -75,17 +72,6 @@ def default_planner(env_id: str, planner: str) -> CEMConfig | GDConfig:
     if planner == "gd":
         return GD_PAPER
     return CEM_PRESETS.get(env_name(env_id), CEM_PRESETS["wall"])
-
-
-def encoder_for(model: DinoWorldModel) -> Callable[[np.ndarray, np.ndarray], Latent]:
-    """Observation -> :class:`Latent` (batch 1, one frame) with the checkpoint's frozen encoder."""
-
-    @torch.no_grad()
-    def encode(pixels: np.ndarray, proprio: np.ndarray) -> Latent:
-        state = torch.tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
-        return model.encode(images_to_model(pixels), state)
-
-    return encode
 
 
 def make_eval_env(env_id: str, max_steps: int | None = None) -> gymnasium.Env:
@@ -242,7 +228,6 @@ class _EpisodeRunner:
         self.p = config.predictor
         self.action_mean = np.asarray(extra.get("action_mean", np.zeros(self.p.action_dim)), dtype=np.float32)
         self.action_std = np.asarray(extra.get("action_std", np.ones(self.p.action_dim)), dtype=np.float32)
-        self.encode = encoder_for(self.model)
         self.env = make_env(job.env_id) if make_env else make_eval_env(job.env_id, job.max_steps)
         self.budget = _budget(self.env, job.max_steps)
         self.radius = getattr(self.env.unwrapped, "success_radius", None)
@@ -253,25 +238,16 @@ class _EpisodeRunner:
         job, p, env = self.job, self.p, self.env
         state = np.random.SeedSequence([job.seed, 4, index]).generate_state(2, dtype=np.uint32)
         generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-        mpc = MPC(p.action_input_dim, job.planner_config, job.mpc_config, generator=generator, as_numpy=self.cost_engine is not None)
+        policy = WorldModelPolicy(self.model, self.action_mean, self.action_std, job.planner_config, job.mpc_config,
+                                  self.cost_engine, p.frameskip, generator=generator)  # fmt: skip
         low, high = env.action_space.low, env.action_space.high
         obs, info = env.reset(seed=episode_seed)
-        goal = self.encode(info["goal_pixels"], info["goal_proprio"])
+        policy.set_goal(info["goal_pixels"], info["goal_proprio"])
         goal_position = np.asarray(info["goal_proprio"], dtype=np.float64)
         positions = [np.asarray(obs["proprio"], dtype=np.float64)]
-        plan_times: list[float] = []
         steps, done = 0, False
         for _ in range(math.ceil(self.budget / p.frameskip)):
-            cost_fn = None
-            if mpc.needs_plan and self.cost_engine is not None:
-                cost_fn = engine_cost(self.cost_engine, self.encode(obs["pixels"], obs["proprio"]), goal)
-            elif mpc.needs_plan:
-                cost_fn = rollout_cost(self.model, self.encode(obs["pixels"], obs["proprio"]), goal, job.planner == "gd")
-            planned = mpc.needs_plan
-            block = mpc.act(cost_fn)
-            if planned:
-                plan_times.append(mpc.last_plan.time_s)
-            for action in block_to_env_actions(block, self.action_mean, self.action_std, p.frameskip):
+            for action in policy.act(obs["pixels"], obs["proprio"]):
                 obs, _, terminated, truncated, info = env.step(np.clip(action, low, high).astype(np.float32))
                 positions.append(np.asarray(obs["proprio"], dtype=np.float64))
                 steps += 1
@@ -284,7 +260,8 @@ class _EpisodeRunner:
         return {
             "seed": episode_seed, "steps": steps, "success": bool(info["is_success"]),
             "final_distance": float(info["distance"]) if "distance" in info else None,
-            "reached": _reached(positions, goal_position, self.radius), "plans": mpc.plans, "plan_times_s": plan_times,
+            "reached": _reached(positions, goal_position, self.radius), "plans": policy.mpc.plans,
+            "plan_times_s": policy.plan_times_s,
         }  # fmt: skip
 
 

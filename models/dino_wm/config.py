@@ -140,7 +140,7 @@ class DecoderConfig:
     Two stages, each a 3x3 conv, ``res_blocks`` residual blocks, a ReLU and transposed convolutions
     that upsample by ``upsample_stride`` then ``decode_stride`` (2 or 4 each): a 14 x 14 token grid
     becomes a 224 x 224 image at paper size. Names follow the official ``VQVAE`` (``upsample_b``,
-    ``dec``) so its weights convert one to one; see ``checkpoint.py``.
+    ``dec``) so its weights convert one to one; see ``official.py``.
 
     Fields:
         channel: width of the convolutional trunk (``channel`` of the official VQVAE).

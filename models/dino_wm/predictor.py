@@ -9,7 +9,7 @@ predictions at once (teacher forcing) and a rollout takes the last frame's outpu
 Layout follows the official ``models/vit.py`` (lucidrains' ViT): q, k and v from one bias-free
 projection split q | k | v then heads, scale ``head_dim ** -0.5``, exact GELU, LayerNorm eps 1e-5,
 a final LayerNorm. Our names follow the module tree (``pos_embed``, ``blocks.{i}.norm1``,
-``blocks.{i}.attn.qkv``, ...); ``checkpoint.py`` maps the official names onto them.
+``blocks.{i}.attn.qkv``, ...); ``official.py`` maps the official names onto them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ costs only; nothing of the environment's success test reaches it.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,7 @@ from edgerun.pipelines.dino_wm.plan import (
     CEMConfig,
     GDConfig,
     MPCConfig,
-    denormalise,
-    split_block,
+    block_to_env_actions,
 )
 
 
@@ -36,12 +34,24 @@ def images_to_model(pixels: np.ndarray) -> torch.Tensor:
     return (images.permute(0, 3, 1, 2).float() / 127.5 - 1.0).unsqueeze(1)
 
 
+@torch.no_grad()
+def encode_observation(model: DinoWorldModel, pixels: np.ndarray, proprio: np.ndarray) -> Latent:
+    """An observation -> :class:`Latent` (batch 1, one frame) with the model's frozen encoder."""
+    proprio_tensor = torch.tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
+    expected = model.config.predictor.proprio_dim
+    if proprio_tensor.shape[-1] != expected:
+        raise ValueError(f"expected proprio of {expected} values, got {np.asarray(proprio).shape}")
+    return model.encode(images_to_model(pixels), proprio_tensor)
+
+
 class WorldModelPolicy:
     """Observation + goal → env actions, replanning as MPC.
 
     ``action_mean`` / ``action_std`` (per env action dimension) map the planner's normalised
     action space to the env's; they come from the training data. ``cost_engine`` (optional) is an
-    Engine of the exported planning cost; without it the torch model is used.
+    Engine of the exported planning cost; without it the torch model is used. ``generator`` seeds the
+    planner's samples (one generator for every plan: a seeded policy is reproducible). The planner node
+    and ``edgerun eval dino-wm`` both act through this class, so what is evaluated is what is deployed.
     """
 
     def __init__(
@@ -53,6 +63,7 @@ class WorldModelPolicy:
         mpc: MPCConfig = MPCConfig(),
         cost_engine: Any = None,
         frameskip: int = FRAMESKIP,
+        generator: torch.Generator | None = None,
     ):
         self.model = model.eval()
         self.action_mean = np.asarray(action_mean, dtype=np.float32)
@@ -60,20 +71,15 @@ class WorldModelPolicy:
         self.frameskip = frameskip
         self.cost_engine = cost_engine
         block_dim = model.config.predictor.action_input_dim
-        self.mpc = MPC(block_dim, planner, mpc, as_numpy=cost_engine is not None)
+        self.mpc = MPC(block_dim, planner, mpc, generator=generator, as_numpy=cost_engine is not None)
         self.goal: Latent | None = None
         self.plan_times_s: list[float] = []
 
     def reset(self) -> None:
         self.mpc.reset()
 
-    @torch.no_grad()
     def encode(self, pixels: np.ndarray, proprio: np.ndarray) -> Latent:
-        proprio_tensor = torch.tensor(np.asarray(proprio, dtype=np.float32)).reshape(1, 1, -1)
-        expected = self.model.config.predictor.proprio_dim
-        if proprio_tensor.shape[-1] != expected:
-            raise ValueError(f"expected proprio of {expected} values, got {np.asarray(proprio).shape}")
-        return self.model.encode(images_to_model(pixels), proprio_tensor)
+        return encode_observation(self.model, pixels, proprio)
 
     def set_goal(self, pixels: np.ndarray, proprio: np.ndarray) -> None:
         self.goal = self.encode(pixels, proprio)
@@ -87,14 +93,11 @@ class WorldModelPolicy:
         """The next ``frameskip`` env actions, (frameskip, action_dim); replans when the queue is empty."""
         if self.goal is None:
             raise RuntimeError("no goal yet: call set_goal() before act()")
-        cost_fn = self._cost_fn(self.encode(pixels, proprio)) if self.mpc.needs_plan else None
-        started = time.perf_counter()
         planned = self.mpc.needs_plan
-        block = self.mpc.act(cost_fn)
+        block = self.mpc.act(self._cost_fn(self.encode(pixels, proprio)) if planned else None)
         if planned:
-            self.plan_times_s.append(time.perf_counter() - started)
-        env_block = split_block(block.detach().cpu().numpy(), self.frameskip)
-        return np.asarray(denormalise(env_block, self.action_mean, self.action_std), dtype=np.float32)
+            self.plan_times_s.append(self.mpc.last_plan.time_s)
+        return np.asarray(block_to_env_actions(block, self.action_mean, self.action_std, self.frameskip), dtype=np.float32)
 
     def _cost_fn(self, observation: Latent) -> Any:
         if self.cost_engine is not None:

@@ -10,9 +10,10 @@ Images are RGB uint8 (H, W, 3); masks are bool (H, W), True where the region is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np

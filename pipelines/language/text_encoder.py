@@ -10,8 +10,8 @@ ONNX contract (registry entry ``minilm-l6-v2``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class TextEncoder:
         self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
-    def load(cls, onnx_path: str | Path | None = None, backend: str = "onnxruntime-cpu", **options) -> "TextEncoder":
+    def load(cls, onnx_path: str | Path | None = None, backend: str = "onnxruntime-cpu", **options) -> TextEncoder:
         """From an exported ONNX file; by default the package's model, exported into the model cache on first use."""
         if onnx_path is None:
             return cls(load_exported(MODEL_NAME, backend=backend, **options))

