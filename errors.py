@@ -63,6 +63,10 @@ class UnsafeCheckpointError(CheckpointError):
     """A pickle that asks for a global not on the allow-list; nothing from it was imported or run."""
 
 
+class PlanningCancelled(EdgerunError, RuntimeError):
+    """A plan given up between iterations because its node is stopping; nothing of it is queued."""
+
+
 class TrainingStateError(EdgerunError, ValueError):
     """A run directory whose resumable state belongs to another trainer or configuration, or one that
     holds state when ``--resume`` was not asked for; nothing in it was changed."""

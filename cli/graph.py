@@ -152,7 +152,9 @@ def run_node(args: argparse.Namespace) -> int:
     configure_logging()
     stop = threading.Event()
     if args.duration:
-        threading.Timer(args.duration, stop.set).start()
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True  # a node that ends sooner must not wait for the timer
+        timer.start()
     return run_process(ProcessWiring(name=name, run=state.name, nodes=(wiring,)), stop=stop)
 
 

@@ -28,6 +28,7 @@ in the node's log and status (``last_error``); the node stays up.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,8 +54,21 @@ class EnvParams:
     robot_camera: RobotCameraConfig = field(default_factory=RobotCameraConfig)  # size, optics, mount, substeps, floor
 
 
+def all_finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a service's numbers (nested lists and dicts included)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
+    if isinstance(value, (list, tuple)):
+        return all(map(all_finite, value))
+    if isinstance(value, dict):
+        return all(map(all_finite, value.values()))
+    return True
+
+
 class EnvNode(Node):
-    inputs = {"action": Queue(8, fields={"action": Array("floating")})}  # the shape depends on the env: checked in on_action
+    inputs = {"action": Queue(8, fields={"action": Array("floating", finite=True)})}  # the shape depends on the env: checked in on_action
     outputs = ("observation", "goal", "episode", "camera", "camera_pose")
     services = ("reset",)
     params = EnvParams
@@ -71,6 +85,7 @@ class EnvNode(Node):
         self.frame_index = 0
         self.next_frame_at = time.monotonic()
         self.episode = -1
+        self.clipped_actions = 0
         self.reset_env()
         self.every(1.0, self.publish_goal)
         self.every(self.params.republish_s, self.republish_if_idle)
@@ -88,14 +103,20 @@ class EnvNode(Node):
         return RobotCamera(p.robot_camera)
 
     def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
-        self.episode += 1
+        """Start the next episode. A reset the env refuses (or a seed or option that is not a finite
+        number where one is expected) raises before any of the node's episode state changes."""
+        episode = self.episode + 1
+        seed = self.params.seed + episode if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"reset: seed must be an int >= 0, got {seed!r}")
+        if options is not None and not all_finite(options):
+            raise ValueError(f"reset: options must hold finite numbers, got {options!r}"[:300])
+        observation, info = self.env.reset(seed=seed, options=options)
+        self.episode, self.info, self.episode_seed = episode, info, seed
         self.step = 0
         self.episode_return = 0.0
         self.started = time.monotonic()
         self.reached: tuple[int, float] | None = None  # (step, seconds) the success test first held
-        seed = self.params.seed + self.episode if seed is None else seed
-        observation, self.info = self.env.reset(seed=seed, options=options)
-        self.episode_seed = seed
         self.publish_goal()
         capture_ns = None
         if self.camera is not None:
@@ -147,8 +168,12 @@ class EnvNode(Node):
                 f"input 'action' from '{msg.sender}': expected {self.action_dtype} {self.action_shape} or a block "
                 f"(k, {', '.join(map(str, self.action_shape))}), got {actions.dtype} {actions.shape}"
             )
+        space = self.env.action_space
+        inside = np.clip(actions, space.low, space.high)  # the evaluation's clip: a plan may overshoot the bounds
+        self.clipped_actions += int(np.count_nonzero(np.any(inside != actions, axis=tuple(range(1, actions.ndim)))))
+        inside = inside.astype(self.action_dtype)
         capture_ns = None  # the observation's: that of the camera frame showing the same state, if any
-        for action in actions.astype(self.action_dtype):
+        for action in inside:
             observation, reward, terminated, truncated, self.info = self.env.step(action)
             self.step += 1
             if self.camera is not None:
@@ -184,6 +209,9 @@ class EnvNode(Node):
         """Start a new episode now: optional ``seed`` and env ``options`` (e.g. ``start``, ``goal``)."""
         self.reset_env(seed=msg.get("seed"), options=msg.get("options"))
         return {"episode": self.episode, "seed": self.episode_seed}
+
+    def status_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name, None) for name in ("episode", "step", "clipped_actions")}  # None before setup
 
     def teardown(self) -> None:
         if hasattr(self, "env"):

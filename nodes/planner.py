@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgerun.engines import Backend, load
+from edgerun.errors import PlanningCancelled
 from edgerun.runtime import Array, Latest, Message, Node
 
 
@@ -39,7 +40,7 @@ class PlannerParams:
     seed: int = 0
 
 
-OBSERVATION = {"pixels": Array("uint8", ("H", "W", 3)), "proprio": Array("floating", ("P",))}
+OBSERVATION = {"pixels": Array("uint8", ("H", "W", 3)), "proprio": Array("floating", ("P",), finite=True)}
 
 
 class Planner(Node):
@@ -51,6 +52,7 @@ class Planner(Node):
     def setup(self) -> None:
         self.goal_key: tuple | None = None
         self.answered: tuple[Any, Any, int] | None = None  # (episode, step, publish time ns) of the last answer
+        self.observations_before_goal = 0
         self.policy = self.make_policy()
 
     def make_policy(self) -> Any:
@@ -78,7 +80,8 @@ class Planner(Node):
             engine = load(self.params.cost_engine, self.params.backend)
         self.log.info("planner: %s %s, execute %d blocks, cost on %s", self.params.planner, planner,
                       self.params.execute_blocks, engine.backend if engine else "torch")
-        return WorldModelPolicy(model, mean, std, planner, MPCConfig(execute_blocks=self.params.execute_blocks), engine)
+        return WorldModelPolicy(model, mean, std, planner, MPCConfig(execute_blocks=self.params.execute_blocks), engine,
+                                should_stop=self.stopping)  # fmt: skip
 
     def on_goal(self, msg: Message) -> None:
         """A new goal resets the plan; the same goal sent again (envs repeat it for late joiners) does not."""
@@ -89,13 +92,21 @@ class Planner(Node):
         self.goal_key = key
 
     def on_observation(self, msg: Message) -> None:
-        if self.policy.goal is None:
-            raise RuntimeError("observation before any goal: connect input 'goal' (e.g. env/goal)")
+        if self.policy.goal is None:  # at start-up the first observation may arrive before the goal
+            self.observations_before_goal += 1
+            if self.observations_before_goal in (1, 100):
+                self.log.warning("observation before any goal (%d so far): waiting for input 'goal' (e.g. env/goal)",
+                                 self.observations_before_goal)  # fmt: skip
+            return
         if self.is_stale_copy(msg):
             return
         replanning = self.policy.needs_plan
         started = time.perf_counter()
-        actions = self.policy.act(msg["pixels"], msg["proprio"])
+        try:
+            actions = self.policy.act(msg["pixels"], msg["proprio"])
+        except PlanningCancelled:
+            return  # the graph is stopping: no action, no error
+
         plan_time_s = time.perf_counter() - started
         self.publish("action", action=actions, replanned=replanning, plan_time_s=plan_time_s)
         self.answered = (msg.get("episode"), msg.get("step"), time.time_ns())
@@ -138,4 +149,5 @@ class Planner(Node):
             "plan_time_s_last": round(times[-1], 4) if times else None,
             "plan_time_s_mean": round(float(np.mean(times)), 4) if times else None,
             "has_goal": self.policy.goal is not None,
+            "observations_before_goal": self.observations_before_goal,
         }

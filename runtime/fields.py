@@ -31,11 +31,13 @@ class Array:
     ``dtype``: a numpy type name (``"uint8"``) or a kind: ``"floating"``, ``"integer"``,
     ``"number"``. ``shape``: fixed sizes (ints) and named sizes (identifiers: any size, but one
     name is one size across all fields of a message, so ``tracks (N, 3, T)`` and ``track_ids
-    (N,)`` must agree), or None for any shape.
+    (N,)`` must agree), or None for any shape. ``finite``: NaN and infinities are refused
+    (``non_finite``): for values a node acts on, such as a robot's goal or its next action.
     """
 
     dtype: str
     shape: tuple[int | str, ...] | None = None
+    finite: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in KINDS:
@@ -55,7 +57,8 @@ class Array:
                     )
 
     def __str__(self) -> str:
-        return f"{self.dtype} array" if self.shape is None else f"{self.dtype} {shape_text(self.shape)}"
+        text = f"{self.dtype} array" if self.shape is None else f"{self.dtype} {shape_text(self.shape)}"
+        return f"finite {text}" if self.finite else text
 
 
 FieldSpec = Union[Array, type, tuple[type, ...]]  # a scalar field is declared by its type(s): int, str, (int, float)
@@ -90,6 +93,10 @@ def mismatch(fields: Mapping[str, FieldSpec], msg: Message) -> tuple[str, str] |
         problem = _array_problem(spec, value, name, sizes) if isinstance(spec, Array) else _scalar_problem(spec, value)
         if problem is not None:
             return "wrong_field", f"expected {describe(spec)} in field '{name}', got {problem}"
+        if isinstance(spec, Array) and spec.finite and value.dtype.kind in "fc":
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            if bad:
+                return "non_finite", f"expected {describe(spec)} in field '{name}', got {bad} NaN or infinite of {value.size}"
     return None
 
 

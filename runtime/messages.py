@@ -64,6 +64,16 @@ class Limits:
     max_header_bytes: int = 64 * 1024
     max_arrays: int = 64
     max_ndim: int = 16
+    max_clock_skew_ns: int = 600 * 10**9
+    """How far a message's capture time may lie from the receiving node's clock (either way) before the
+    node drops it as ``time_range``: 10 minutes, wide for hosts whose clocks disagree, narrow enough
+    that latency statistics stay meaningful."""
+    max_seq_gap: int = 1 << 20
+    """A forward jump of ``seq`` larger than this is counted once as ``seq_jump``, not as that many
+    ``missed`` messages (a hostile or corrupted sequence number, not real loss)."""
+
+
+INT64_MAX = (1 << 63) - 1
 
 
 class Rejected(Exception):
@@ -134,8 +144,13 @@ def encode(
     """Frames for ``socket.send_multipart``: numpy arrays become buffers, the rest header fields.
 
     Arrays are passed as they are (no copy when contiguous and little-endian); the
-    caller must not modify them after sending.
+    caller must not modify them after sending. ``seq`` and the time stamps must lie in
+    0..2**63-1 (what :func:`decode` accepts); anything else is a ``ValueError`` here.
     """
+    send_ns = time.time_ns() if send_ns is None else send_ns
+    for name, value in (("seq", seq), ("capture_ns", capture_ns), ("send_ns", send_ns)):
+        if not 0 <= value <= INT64_MAX:
+            raise ValueError(f"topic '{topic}': {name} {value} is outside 0..2**63-1")
     arrays: list[ArrayField] = []
     buffers: list[np.ndarray] = []
     fields: dict[str, Any] = {}
@@ -152,7 +167,7 @@ def encode(
         version=WIRE_VERSION,
         seq=seq,
         capture_ns=capture_ns,
-        send_ns=time.time_ns() if send_ns is None else send_ns,
+        send_ns=send_ns,
         sender=sender,
         arrays=tuple(arrays),
         fields=fields,
@@ -198,6 +213,10 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
         # msgspec raises the last two for invalid UTF-8 strings and deep nesting
         raise Rejected("bad_header", str(exc)) from None
     sender = header.sender
+    for name in ("seq", "capture_ns", "send_ns"):
+        value = getattr(header, name)
+        if not 0 <= value <= INT64_MAX:
+            raise Rejected("range", f"{name} {value} is outside 0..2**63-1", sender)
     if header.version != WIRE_VERSION:
         raise Rejected("version", f"wire version {header.version}, this receiver speaks {WIRE_VERSION}", sender)
     buffers = views[2:]

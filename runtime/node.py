@@ -112,6 +112,14 @@ class Node:
         """End this node cleanly after the current handler (exit code 0)."""
         self._runner.request_stop()
 
+    def stopping(self) -> bool:
+        """True once this node is asked to stop (a signal, the graph ending, :meth:`stop`): a handler
+        doing long work (a plan of many iterations) checks it between steps and returns early, so the
+        node stops within its bound instead of being abandoned. A node built without a runner (a unit
+        test calling its methods) is never stopping."""
+        runner = getattr(self, "_runner", None)
+        return runner is not None and runner.stopping()
+
     # --- contract checks ------------------------------------------------------------
     @classmethod
     def check_definition(cls) -> None:

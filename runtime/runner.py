@@ -43,6 +43,8 @@ PUB_HWM = 16
 PUB_LINGER_MS = 2000
 """How long a stopping node keeps sending what it published last (an env's final ``episode`` message,
 queued behind its last camera frames); closed with linger 0 those were silently discarded."""
+IO_FAILURES_FATAL = 20  # I/O-thread failures, each within IO_FAILURE_WINDOW_S of the last, that stop the node
+IO_FAILURE_WINDOW_S = 5.0
 POLL_CAP_MS = 100  # the longest any loop waits before it looks at the stop flag
 RECONNECT_AFTER_NS = 500_000_000  # after a failed tcp:// handshake, which libzmq never retries itself
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -138,6 +140,7 @@ class NodeRunner:
         self._busy_total_ns = 0
         self._handler_errors = ErrorCounter(self.log, f"handler of node '{wiring.name}' raised")
         self._service_drops = DropCounter(self.log, f"node '{wiring.name}' dropped a service request")
+        self._io_errors = ErrorCounter(self.log, f"I/O thread of node '{wiring.name}' raised")
         self._clients: dict[str, zmq.Socket] = {}
         self._started_ns = time.time_ns()
         self._node_thread_id: int | None = None
@@ -253,6 +256,30 @@ class NodeRunner:
 
     # --- I/O thread: receive, validate, conflate or queue; publish status ---------------
     def _io_loop(self) -> None:
+        """Run :meth:`_io_turns`, surviving what one turn raises (counted as ``io_errors`` on the status,
+        the last one as ``last_error``). A thread that keeps failing stops the node as failed, so the
+        process exits non-zero at once and its supervisor restarts it: never a silent stall."""
+        consecutive, last_failure = 0, 0.0
+        while not self.stopping():
+            try:
+                self._io_turns()
+                return
+            except Exception as exc:
+                now = time.monotonic()
+                consecutive = consecutive + 1 if now - last_failure < IO_FAILURE_WINDOW_S else 1
+                last_failure = now
+                self._io_errors.count(type(exc).__name__, f"{exc}")
+                self._record_error(exc, "I/O thread")
+                if consecutive >= IO_FAILURES_FATAL:
+                    self.log.error("node '%s': its I/O thread failed %d times in a row; stopping the node as failed:\n%s",
+                                   self.wiring.name, consecutive, traceback.format_exc().rstrip())  # fmt: skip
+                    self.failed = True
+                    self._stop.set()
+                    self._wake()
+                    return
+                time.sleep(0.01 * consecutive)
+
+    def _io_turns(self) -> None:
         """Drain ``Latest`` inputs continuously and publish status (Queue inputs are the node thread's)."""
         latest = [s for s in self.inputs.values() if isinstance(s.policy, Latest)]
         poller = zmq.Poller()
@@ -315,11 +342,22 @@ class NodeRunner:
         except Rejected as exc:
             state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
             return None
-        if msg.topic.encode() != state.topic:  # a longer topic sharing our prefix
+        if msg.topic.encode() != state.topic:  # ZeroMQ matches prefixes: a longer topic sharing ours
+            state.drops.drop("other_topic", f"topic '{msg.topic}' on input '{state.name}' ('{state.topic.decode()}')", msg.sender)
+            return None
+        if msg.sender != state.sender:
+            state.drops.drop("wrong_sender", f"topic '{msg.topic}' is published by '{state.sender}'", msg.sender)
+            return None
+        skew_ns = msg.capture_ns - time.time_ns()
+        if abs(skew_ns) > self.limits.max_clock_skew_ns:
+            state.drops.drop("time_range", f"capture time {skew_ns / 1e9:+.0f} s from this host's clock", msg.sender)
             return None
         state.received += 1
-        if state.last_seq and msg.seq > state.last_seq + 1:  # dropped on the way: a full queue upstream
-            state.drops.by_reason["missed"] += msg.seq - state.last_seq - 1
+        gap = msg.seq - state.last_seq - 1
+        if state.last_seq and 0 < gap <= self.limits.max_seq_gap:  # dropped on the way: a full queue upstream
+            state.drops.by_reason["missed"] += gap
+        elif state.last_seq and gap > self.limits.max_seq_gap:
+            state.drops.drop("seq_jump", f"seq {msg.seq} after {state.last_seq}", msg.sender)
         state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
         if state.policy.fields:
             found = mismatch(state.policy.fields, msg)
@@ -375,6 +413,7 @@ class NodeRunner:
             "busy_s": round((now_ns - busy_since) / 1e9, 3) if busy_since else 0.0,
             "load": round(self._busy_total_ns / max(now_ns - self._started_ns, 1), 4),
             "handler_errors": self._handler_errors.total,
+            "io_errors": self._io_errors.total,
             "last_error": self._last_error,  # {type, message, where, time_ns} or None
             "service_drops": dict(self._service_drops.by_reason),
             "inputs": inputs,

@@ -47,8 +47,8 @@ class StreamStats:
         now_ns = time.time_ns() if now_ns is None else now_ns
         with self._lock:
             n = min(self._count, self._window)
-            arrivals = np.array(self._arrival_ns[:n], dtype=np.int64)
-            latencies = np.array(self._latency_ns[:n], dtype=np.int64)
+            arrivals = np.array(self._arrival_ns[:n], dtype=np.float64)
+            latencies = np.array(self._latency_ns[:n], dtype=np.float64)  # any int a caller passes: no overflow
             count = self._count
             span_all_ns = self._last_ns - self._first_ns
         recent = now_ns - arrivals <= self._rate_window_ns

@@ -82,8 +82,8 @@ class RoguePublisher(Node):
     def bad_messages(self) -> list[list[bytes]]:
         topic = f"{self.name}/ticks".encode()
         header = lambda **kw: msgspec.msgpack.encode(  # noqa: E731
-            messages.Header(version=kw.get("version", 1), seq=1, capture_ns=time.time_ns(), send_ns=0,
-                            sender="rogue", arrays=kw.get("arrays", ()), fields={"count": -1})
+            messages.Header(version=kw.get("version", 1), seq=kw.get("seq", 1), capture_ns=kw.get("capture_ns", time.time_ns()),
+                            send_ns=0, sender=kw.get("sender", "rogue"), arrays=kw.get("arrays", ()), fields={"count": -1})
         )
         spec = lambda dtype, shape: (messages.ArrayField("payload", dtype, shape, 0),)  # noqa: E731
         return [
@@ -94,6 +94,12 @@ class RoguePublisher(Node):
             [topic, header(arrays=spec("<f4", (1 << 40,))), b"x" * 16],  # length: claims 4 TiB
             [topic, header(arrays=spec("<f4", (4,))), b"x" * 15],        # length: truncated
             [topic, header(arrays=spec("<f4", (4,)))],                   # frame_count: buffer missing
+            [topic, header(seq=(1 << 64) - 1)],                          # range: seq beyond int64
+            [topic, header(capture_ns=-(1 << 63) + 10**9)],              # range: before 1970
+            [topic, header(capture_ns=time.time_ns() + 3600 * 10**9)],   # time_range: an hour ahead
+            [topic, header(sender="impostor")],                          # wrong_sender
+            [topic + b"_extra", header()],                               # other_topic: shares our prefix
+            [topic, header(seq=1 << 62)],                                # seq_jump (then delivered)
         ]
 
     def send(self) -> None:
@@ -198,6 +204,7 @@ class SlowQueueConsumer(Node):
 class ActionParams:
     shape: list[int] = dataclasses.field(default_factory=lambda: [2])
     dtype: str = "float32"
+    value: float = 0.5
 
 
 class ActionSender(Node):
@@ -210,7 +217,7 @@ class ActionSender(Node):
         self.every(0.02, self.send)
 
     def send(self) -> None:
-        action = np.full(self.params.shape, 0.5, dtype=self.params.dtype)
+        action = np.full(self.params.shape, self.params.value, dtype=self.params.dtype)
         self.publish("action", action=action, capture_ns=time.time_ns())
 
 
@@ -317,3 +324,12 @@ class RefusesSetup(Node):
 
     def serve_ping(self, msg: Message) -> dict:
         return {"pong": True}
+
+
+class UnencodableStatus(Node):
+    """Reports a status field no encoder can write: every status its I/O thread publishes raises."""
+
+    outputs = ("ticks",)
+
+    def status_fields(self) -> dict:
+        return {"handle": object()}

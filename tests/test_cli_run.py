@@ -63,3 +63,12 @@ def test_bad_param_is_refused_before_starting():
     assert proc.returncode == 2
     assert "--param.rate_hz: Expected `float`, got `str`" in out
     assert not introspect.running_graphs()
+
+
+def test_a_node_whose_io_thread_keeps_failing_exits_non_zero_at_once():
+    """Not a silent stall: the node stops as failed within seconds and `edgerun run` exits 1."""
+    proc = run_cli("run", "fixture_nodes:UnencodableStatus", "--name", "broken", "--duration", "60")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "I/O thread failed 20 times in a row; stopping the node as failed" in out
+    assert "TypeError" in out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import RunningGraph, wait_for
 
 from edgerun.envs.wall import MAX_SPEED
-from edgerun.runtime.services import call
+from edgerun.runtime.services import ServiceError, call
 
 
-def graph(action_shape: str, env_id: str = "edgerun/Wall-v0") -> str:
+def graph(action_shape: str, env_id: str = "edgerun/Wall-v0", value: str = "0.5") -> str:
     return f"""
     name: envnode
     nodes:
@@ -17,7 +18,7 @@ def graph(action_shape: str, env_id: str = "edgerun/Wall-v0") -> str:
         class: edgerun.nodes.env:EnvNode
         params: {{env_id: {env_id}, seed: 3}}
         inputs: {{action: policy/action}}
-      - {{id: policy, class: "fixture_nodes:ActionSender", params: {{shape: {action_shape}}}}}
+      - {{id: policy, class: "fixture_nodes:ActionSender", params: {{shape: {action_shape}, value: {value}}}}}
     """
 
 
@@ -56,3 +57,30 @@ def test_env_node_runs_point_maze_rendered_offscreen_by_mujoco_in_its_process(tm
     assert all(m["proprio"].shape == (4,) and m["pixels"].dtype == np.uint8 for m in observations)
     assert observations[0]["pixels"].std() > 10  # a rendered maze, not a blank buffer
     assert not np.array_equal(observations[0]["proprio"], observations[-1]["proprio"])  # the policy's actions move it
+
+
+def test_non_finite_actions_are_dropped_and_out_of_range_ones_clipped(tmp_path):
+    """The env executes no action that is not finite and inside its action space."""
+    with RunningGraph(tmp_path, graph("[2]", value=".nan")) as running:
+        status = wait_for(lambda: (s := running.status("env"))["inputs"]["action"]["drops"].get("non_finite", 0) >= 3 and s,
+                          10, what="non-finite actions dropped")  # fmt: skip
+    assert status["details"]["step"] == 0 and status["handler_errors"] == 0
+    with RunningGraph(tmp_path, graph("[2]", value="50.0")) as running:
+        socket = running.subscribe("env/observation")
+        assert socket.poll(5000)
+        positions = [m["proprio"] for m in running.collect("env/observation", 4, socket=socket) if m["step"] > 0]
+        status = wait_for(lambda: (s := running.status("env"))["details"]["clipped_actions"] >= 3 and s, 10, what="clipped")
+    steps = np.abs(np.diff(np.array(positions), axis=0))
+    assert np.all(steps <= MAX_SPEED + 1e-5), steps  # moved as the largest action allows, not 50x
+    assert status["details"]["clipped_actions"] <= status["details"]["step"] + 1
+
+
+def test_a_refused_reset_changes_nothing(tmp_path):
+    with RunningGraph(tmp_path, graph("[2]")) as running:
+        endpoint = running.endpoint("env", "srv")
+        for bad in ({"seed": -1}, {"options": {"start": [float("nan"), 0.3]}}):
+            with pytest.raises(ServiceError, match="reset: (seed|options) must"):
+                call(endpoint, "reset", **bad)
+        assert running.status("env")["details"]["episode"] == 0
+        reply = call(endpoint, "reset", seed=4)
+    assert (reply["episode"], reply["seed"]) == (1, 4)

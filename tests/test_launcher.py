@@ -104,8 +104,13 @@ def test_malformed_messages_are_dropped_counted_and_node_lives(launch):
     first = graph.status("sink")
     status = graph.status("sink", where=lambda s: s["inputs"]["ticks"]["received"] >= 20)
     drops = status["inputs"]["ticks"]["drops"]
-    for reason in ("frame_count", "bad_header", "version", "dtype", "length"):
+    reasons = ("frame_count", "bad_header", "version", "dtype", "length", "range", "time_range", "wrong_sender", "other_topic",
+               "seq_jump")  # fmt: skip
+    for reason in reasons:
         assert drops.get(reason, 0) > 0, drops
+    assert drops.get("missed", 0) < 10**6, drops  # a jump of 2**62 is one seq_jump, not 2**62 missed messages
+    ticks = status["inputs"]["ticks"]
+    assert 0 <= ticks["latency_p50_ms"] < 1000 and 0 <= ticks["latency_p99_ms"] < 1000, ticks
     assert status["pid"] == first["pid"] and status["restarts"] == 0
     assert "dropped a message on input 'ticks'" in graph.log and "from 'rogue'" in graph.log
 

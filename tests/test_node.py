@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import numpy as np
 import pytest
 import zmq
 from conftest import RunningGraph
 
 from edgerun.nodes.camera import CameraParams
-from edgerun.runtime import Latest, Node
+from edgerun.runtime import Latest, Node, messages
 from edgerun.runtime.node import NodeDefinitionError
 from edgerun.runtime.params import ParamError, build_params, parse_cli_params
 from edgerun.runtime.services import ServiceError, call
+from edgerun.runtime.stats import StreamStats
 
 
 def test_params_are_typed_and_unknown_names_rejected():
@@ -111,8 +113,6 @@ def test_call_to_a_silent_service_times_out(tmp_path):
 
 
 def test_stream_stats_keep_the_whole_run_rate_after_the_stream_stops():
-    from edgerun.runtime.stats import StreamStats
-
     stats = StreamStats(rate_window_s=2.0)
     start = 1_000_000_000_000
     for i in range(11):  # 10 Hz for one second, each message 5 ms old
@@ -122,6 +122,27 @@ def test_stream_stats_keep_the_whole_run_rate_after_the_stream_stops():
     assert live["rate_hz"] == later["mean_rate_hz"] == 10.0
     assert later["rate_hz"] == 0.0 and later["count"] == 11
     assert later["latency_p50_ms"] == 5.0
+
+
+def test_stream_stats_snapshot_survives_any_capture_time():
+    """A status must always go out: no capture time a caller passes makes the snapshot raise."""
+    now = 1_700_000_000 * 10**9
+    stats = StreamStats()
+    for capture_ns in (-(1 << 63), (1 << 63) - 1, (1 << 64) + 5, now - 10**6):
+        stats.record(capture_ns, now_ns=now)
+    snapshot = stats.snapshot(now_ns=now)
+    assert snapshot["count"] == 4 and snapshot["latency_p50_ms"] is not None
+    msgspec.msgpack.encode(snapshot)  # and it encodes
+
+
+def test_a_header_outside_int64_is_rejected_by_reason():
+    for field in ("seq", "capture_ns", "send_ns"):
+        for value in (-1, 1 << 63, (1 << 64) - 1):
+            header = {"version": messages.WIRE_VERSION, "seq": 1, "capture_ns": 2, "send_ns": 3, "sender": "cam", field: value}
+            frames = [b"cam/image", msgspec.msgpack.encode(messages.Header(**header))]
+            with pytest.raises(messages.Rejected) as caught:
+                messages.decode(frames)
+            assert caught.value.reason == "range" and field in caught.value.detail
 
 
 def test_the_last_messages_a_node_publishes_before_it_stops_are_delivered(tmp_path):

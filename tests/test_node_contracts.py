@@ -118,6 +118,18 @@ def test_fields_are_checked_by_dtype_shape_named_sizes_and_scalar_type():
     assert mismatch({"image": Array("uint8")}, message(image=np.zeros((2, 2), np.uint8))) is None  # any shape
 
 
+def test_a_finite_array_refuses_nan_and_infinity_and_the_planner_declares_its_goal_finite():
+    from edgerun.nodes.planner import OBSERVATION
+
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    assert mismatch(OBSERVATION, message(pixels=pixels, proprio=np.array([0.2, 0.3]))) is None
+    for bad in (np.nan, np.inf, -np.inf):
+        assert mismatch(OBSERVATION, message(pixels=pixels, proprio=np.array([0.2, bad]))) == (
+            "non_finite", "expected finite floating (P,) in field 'proprio', got 1 NaN or infinite of 2")
+    assert mismatch({"n": Array("integer", finite=True)}, message(n=np.arange(3))) is None  # integers are always finite
+    assert mismatch({"x": Array("floating")}, message(x=np.array([np.nan]))) is None  # only where declared
+
+
 def test_bad_field_declarations_are_refused_when_the_class_is_checked():
     with pytest.raises(NodeDefinitionError, match="Array\\('pixels'\\): expected a numpy type name or one of floating"):
         Array("pixels")

@@ -85,3 +85,22 @@ def test_copies_of_an_observation_sent_while_planning_are_not_answered_again() -
     assert planner.is_stale_copy(observation(5, send_ns=900))  # re-sent while the plan was being made
     assert not planner.is_stale_copy(observation(5, send_ns=1_100))  # re-sent after: the answer was lost
     assert not planner.is_stale_copy(observation(10, send_ns=900))  # a new step is always answered
+
+
+def test_a_plan_in_progress_is_given_up_between_iterations_when_the_node_stops() -> None:
+    """So a graph stops within its bound instead of abandoning a planner mid-plan."""
+    from edgerun.errors import PlanningCancelled
+    from edgerun.pipelines.dino_wm.plan import CEMConfig
+    from edgerun.pipelines.dino_wm.policy import WorldModelPolicy
+
+    torch.manual_seed(0)
+    asked = []
+    policy = WorldModelPolicy(DinoWorldModel(SMALL_WALL).eval(), np.zeros(2), np.ones(2),
+                              CEMConfig(horizon=5, samples=8, topk=2, iterations=10),
+                              should_stop=lambda: asked.append(1) or len(asked) > 3)  # fmt: skip
+    pixels, proprio = np.zeros((64, 64, 3), np.uint8), np.array([0.5, 0.5], np.float32)
+    policy.set_goal(pixels, proprio)
+    with pytest.raises(PlanningCancelled):
+        policy.act(pixels, proprio)
+    assert len(asked) == 4  # three iterations ran, the fourth was given up
+    assert policy.needs_plan and policy.plan_times_s == []  # nothing of the plan was queued

@@ -9,11 +9,13 @@ costs only; nothing of the environment's success test reaches it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from edgerun.errors import PlanningCancelled
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
 from edgerun.pipelines.dino_wm.plan import (
     FRAMESKIP,
@@ -52,6 +54,8 @@ class WorldModelPolicy:
     Engine of the exported planning cost; without it the torch model is used. ``generator`` seeds the
     planner's samples (one generator for every plan: a seeded policy is reproducible). The planner node
     and ``edgerun eval dino-wm`` both act through this class, so what is evaluated is what is deployed.
+    ``should_stop`` is asked before every cost evaluation of a plan (each CEM iteration, each GD
+    step); once it says True the plan is given up with :class:`PlanningCancelled`.
     """
 
     def __init__(
@@ -64,12 +68,14 @@ class WorldModelPolicy:
         cost_engine: Any = None,
         frameskip: int = FRAMESKIP,
         generator: torch.Generator | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ):
         self.model = model.eval()
         self.action_mean = np.asarray(action_mean, dtype=np.float32)
         self.action_std = np.asarray(action_std, dtype=np.float32)
         self.frameskip = frameskip
         self.cost_engine = cost_engine
+        self.should_stop = should_stop
         block_dim = model.config.predictor.action_input_dim
         self.mpc = MPC(block_dim, planner, mpc, generator=generator, as_numpy=cost_engine is not None)
         self.goal: Latent | None = None
@@ -101,8 +107,19 @@ class WorldModelPolicy:
 
     def _cost_fn(self, observation: Latent) -> Any:
         if self.cost_engine is not None:
-            return engine_cost(self.cost_engine, observation, self.goal)
-        return rollout_cost(self.model, observation, self.goal, differentiable=isinstance(self.mpc.planner, GDConfig))
+            cost = engine_cost(self.cost_engine, observation, self.goal)
+        else:
+            cost = rollout_cost(self.model, observation, self.goal, differentiable=isinstance(self.mpc.planner, GDConfig))
+        if self.should_stop is None:
+            return cost
+        should_stop = self.should_stop
+
+        def unless_stopping(actions: Any) -> Any:
+            if should_stop():
+                raise PlanningCancelled("planning given up: the node is stopping")
+            return cost(actions)
+
+        return unless_stopping
 
 
 def engine_cost(engine: Any, observation: Latent, goal: Latent) -> Any:
