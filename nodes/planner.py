@@ -25,6 +25,7 @@ import numpy as np
 from edgerun.engines import Backend, load
 from edgerun.errors import PlanningCancelled
 from edgerun.runtime import Array, Latest, Message, Node
+from edgerun.runtime.stats import ErrorCounter
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Planner(Node):
     def setup(self) -> None:
         self.goal_key: tuple | None = None
         self.answered: tuple[Any, Any, int] | None = None  # (episode, step, publish time ns) of the last answer
-        self.observations_before_goal = 0
+        self.before_goal = ErrorCounter(self.log, "planner: observation before any goal")
         self.policy = self.make_policy()
 
     def make_policy(self) -> Any:
@@ -93,10 +94,7 @@ class Planner(Node):
 
     def on_observation(self, msg: Message) -> None:
         if self.policy.goal is None:  # at start-up the first observation may arrive before the goal
-            self.observations_before_goal += 1
-            if self.observations_before_goal in (1, 100):
-                self.log.warning("observation before any goal (%d so far): waiting for input 'goal' (e.g. env/goal)",
-                                 self.observations_before_goal)  # fmt: skip
+            self.before_goal.count("no_goal_yet", "waiting for input 'goal' (e.g. env/goal)")
             return
         if self.is_stale_copy(msg):
             return
@@ -149,5 +147,5 @@ class Planner(Node):
             "plan_time_s_last": round(times[-1], 4) if times else None,
             "plan_time_s_mean": round(float(np.mean(times)), 4) if times else None,
             "has_goal": self.policy.goal is not None,
-            "observations_before_goal": self.observations_before_goal,
+            "observations_before_goal": self.before_goal.total,
         }

@@ -77,6 +77,8 @@ def load_official(path: str | Path) -> dict[str, Any]:
     """The official file's top-level dict, with stand-ins for every module; no code from it runs."""
     source = str(path)
     try:
+        # weights_only=True cannot read whole pickled modules; the restricted pickle module is the
+        # safe reader instead: every global is checked against an allow-list before it is touched.
         data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle_module(source))
     except UnsafeCheckpointError:
         raise
