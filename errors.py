@@ -16,6 +16,19 @@ class EdgerunError(Exception):
     """Base of every error edgerun raises on purpose."""
 
 
+def cut(text: str, limit: int = 200) -> str:
+    """``text`` whole when short, else its start and how long it was: values that come from a file or
+    a message go into errors and logs through this, so a 10 MB string never fills a terminal."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message, cut; its type name when the message is empty
+    (some library errors are, others span pages)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return cut(lines[0]) if lines else type(exc).__name__
+
+
 # ----------------------------------------------------------------------------------------- runtime
 class GraphError(EdgerunError, ValueError):
     """The graph file is wrong; the message says where and why."""
@@ -35,6 +48,11 @@ class LaunchError(EdgerunError, RuntimeError):
 
 class NoRunError(EdgerunError, LookupError):
     """No running graph matches."""
+
+
+class RecordingError(EdgerunError, ValueError):
+    """An MCAP recording that cannot be read: not MCAP, truncated, or a message off edgerun's layout;
+    the message names the file and, where it applies, the message."""
 
 
 class ServiceError(EdgerunError, RuntimeError):

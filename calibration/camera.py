@@ -43,6 +43,7 @@ import numpy as np
 import yaml
 
 from edgerun.errors import CameraCalibrationError
+from edgerun.runtime.yaml_files import YamlError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +160,9 @@ class Intrinsics:
         """Read and check a YAML file written by :meth:`save` (or by hand in the same layout)."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read intrinsics file: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+            data = load_yaml(path)
+        except YamlError as exc:
+            raise CameraCalibrationError(f"intrinsics file {exc}") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod

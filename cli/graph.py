@@ -79,6 +79,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recording")
     p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
     p.add_argument("--name", help="run name to publish as (default: replay-FILE)")
+    p.add_argument("--max-gap", type=float, default=60.0, metavar="SECONDS",
+                   help="shorten longer gaps between recorded messages to this (a paused recorder, a broken clock)")
     p.set_defaults(func=replay_recording)
 
     p = sub.add_parser("keys", help="CURVE keys for graphs that span hosts")
@@ -222,10 +224,12 @@ def replay_recording(args: argparse.Namespace) -> int:
     stop = stop_flag()
     announce = lambda line: print(line, file=sys.stderr, flush=True)
     try:
-        sent = replay(path, args.name or f"replay-{path.stem}", args.rate, stop.is_set, announce)
+        sent = replay(path, args.name or f"replay-{path.stem}", args.rate, stop.is_set, announce, args.max_gap)
     except ValueError as exc:
         print(f"edgerun replay: {exc}", file=sys.stderr)
         return 2
+    if stop.is_set():
+        print("stopped", file=sys.stderr)
     print(f"replayed {sent} messages", file=sys.stderr)
     return 0
 

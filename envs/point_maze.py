@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium
@@ -105,6 +106,9 @@ class PointMazeEnv(gymnasium.Env):
         self.size = int(size)
         self.success_radius = SUCCESS_RADIUS
         self._maze = _RoboticsPointMaze(maze_map=U_MAZE, continuing_task=True, reset_target=False)
+        # gymnasium-robotics writes the maze's MJCF to the system temp directory and never removes
+        # it; MuJoCo has compiled the model by now, so the file is no longer needed
+        Path(self._maze.tmp_xml_file_path).unlink(missing_ok=True)
         self._point = self._maze.point_env
         self._model, self._data = self._point.model, self._point.data
         self._model.site_rgba[self._maze.target_site_id, 3] = 0.0  # the goal is an image, not a marker

@@ -33,6 +33,7 @@ from edgerun.models.dino_wm.world_model import DinoWorldModel, PlanningCostModul
 from edgerun.models.int_seg.checkpoint import load_network as int_network
 from edgerun.models.int_seg.networks import NetworkConfig as IntNetworkConfig
 from edgerun.models.language import minilm
+from edgerun.models.torch_files import read_torch_file
 from edgerun.models.tracks_to_4d import checkpoint as t4d_checkpoint
 from edgerun.models.tracks_to_4d.config import PAPER as T4D_PAPER
 from edgerun.models.tracks_to_4d.config import SMALL as T4D_SMALL
@@ -69,7 +70,7 @@ def dinov2_encoder(config: EncoderConfig) -> Callable[[str | None], nn.Module]:
         torch.manual_seed(INIT_SEED)
         model = DinoV2Encoder(config)
         if checkpoint:
-            state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+            state = read_torch_file(checkpoint, "DINOv2 state dict")
             load_official_state_dict(model, state)
         return model.eval()
 

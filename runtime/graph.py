@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import msgspec
-import yaml
 
-from edgerun.errors import GraphError
+from edgerun.errors import GraphError, cut
 from edgerun.runtime.node import STATUS_OUTPUT, Node
 from edgerun.runtime.params import ParamError, build_params
 from edgerun.runtime.runner import import_node_class
+from edgerun.runtime.yaml_files import YamlError, load_yaml
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,47}$")
 
@@ -112,7 +112,7 @@ def parse_graph(data: Any, path: Path) -> Graph:
     where = str(path)
 
     def fail(field: str, problem: str) -> GraphError:
-        return GraphError(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        return GraphError(cut(f"{where}: {field}: {problem}" if field else f"{where}: {problem}", 1000))
 
     if not isinstance(data, dict):
         raise fail("", "expected a mapping with a 'nodes' list")
@@ -125,7 +125,7 @@ def parse_graph(data: Any, path: Path) -> Graph:
         raise fail(field, problem) from None
     name = spec.name or path.stem
     if not NAME.match(name):
-        raise fail("name", f"{name!r} must be letters, digits, '-' or '_' (at most 48)")
+        raise fail("name", f"{cut(repr(name), 60)} must be letters, digits, '-' or '_' (at most 48)")
     for host in spec.hosts:
         if not NAME.match(host):
             raise fail(f"hosts.{host}", "host names must be letters, digits, '-' or '_' (at most 48)")
@@ -136,7 +136,7 @@ def parse_graph(data: Any, path: Path) -> Graph:
     for i, node in enumerate(spec.nodes):
         at = f"nodes[{i}]"
         if not NAME.match(node.id):
-            raise fail(f"{at}.id", f"{node.id!r} must be letters, digits, '-' or '_' (at most 48)")
+            raise fail(f"{at}.id", f"{cut(repr(node.id), 60)} must be letters, digits, '-' or '_' (at most 48)")
         if node.id in nodes:
             raise fail(f"{at}.id", f"duplicate node id '{node.id}'")
         try:
@@ -164,7 +164,7 @@ def parse_graph(data: Any, path: Path) -> Graph:
                 )
             source_node, sep, output = source.partition("/")
             if not sep:
-                raise fail(f"{at}.{input_name}", f"{source!r} must be 'node/output'")
+                raise fail(f"{at}.{input_name}", f"{cut(repr(source), 60)} must be 'node/output'")
             if source_node not in nodes:
                 raise fail(
                     f"{at}.{input_name}", f"unknown node '{source_node}' (nodes: {', '.join(nodes)})"
@@ -190,13 +190,11 @@ def parse_graph(data: Any, path: Path) -> Graph:
 
 
 def load_graph(path: str | Path) -> Graph:
+    """The checked graph in ``path``; :class:`GraphError` (one line: the file, the field, why) for a
+    file that cannot be read, is not YAML, is outside the YAML bounds or describes no valid graph."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GraphError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise GraphError(f"{path}: not valid YAML: {exc}") from None
+        data = load_yaml(path)
+    except YamlError as exc:
+        raise GraphError(str(exc)) from None
     return parse_graph(data, path)

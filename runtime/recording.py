@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import cbor2
+import msgspec
 import numpy as np
 import zmq
 from mcap.exceptions import McapError
 from mcap.reader import make_reader
 from mcap.writer import Writer
 
+from edgerun.errors import RecordingError, cut, first_line
 from edgerun.runtime import messages
 from edgerun.runtime.deployment import RUN_STATE, NodeState, RunState, write_run_state
 from edgerun.runtime.introspect import listen, running_graphs
@@ -56,22 +58,41 @@ def to_cbor(msg: Message) -> bytes:
     )
 
 
+class _RecordedArray(msgspec.Struct, forbid_unknown_fields=True):
+    dtype: str
+    shape: list[int]
+    data: bytes
+
+
+class _Recorded(msgspec.Struct, forbid_unknown_fields=True):
+    """The layout above, checked field by field before anything is built from it."""
+
+    seq: int
+    capture_ns: int
+    send_ns: int
+    sender: str
+    fields: dict[str, Any]
+    arrays: dict[str, _RecordedArray]
+
+
 def from_cbor(topic: str, data: bytes) -> Message:
-    record = cbor2.loads(data)
+    """The message one recorded CBOR map holds; :class:`RecordingError` for anything off the layout
+    (garbage, nesting past cbor2's bound, a length past the data, a dtype off the allow-list)."""
+    try:
+        record = msgspec.convert(cbor2.loads(data), _Recorded, strict=True)
+    except (cbor2.CBORError, msgspec.ValidationError) as exc:
+        raise RecordingError(f"message on '{cut(topic, 100)}' is off edgerun's layout: {first_line(exc)}") from None
     arrays = {}
-    for name, spec in record["arrays"].items():
-        if spec["dtype"] not in messages.ALLOWED_DTYPES:
-            raise ValueError(f"recorded array '{name}' on '{topic}' has dtype {spec['dtype']!r}, not allowed")
-        arrays[name] = np.frombuffer(spec["data"], dtype=spec["dtype"]).reshape(spec["shape"])
-    return Message(
-        topic=topic,
-        seq=record["seq"],
-        capture_ns=record["capture_ns"],
-        send_ns=record["send_ns"],
-        sender=record["sender"],
-        arrays=arrays,
-        fields=record["fields"],
-    )
+    for name, spec in record.arrays.items():
+        if spec.dtype not in messages.ALLOWED_DTYPES:
+            raise RecordingError(f"recorded array '{cut(name, 100)}' on '{cut(topic, 100)}' has dtype {cut(repr(spec.dtype), 40)}, not allowed")
+        itemsize = np.dtype(spec.dtype).itemsize
+        if any(d < 0 for d in spec.shape) or int(np.prod(spec.shape, dtype=np.float64)) * itemsize != len(spec.data):
+            raise RecordingError(f"recorded array '{cut(name, 100)}' on '{cut(topic, 100)}': shape {cut(str(spec.shape), 80)} "
+                                 f"of {spec.dtype} does not fit its {len(spec.data):,} bytes")
+        arrays[name] = np.frombuffer(spec.data, dtype=spec.dtype).reshape(spec.shape)
+    return Message(topic=topic, seq=record.seq, capture_ns=record.capture_ns, send_ns=record.send_ns,
+                   sender=record.sender, arrays=arrays, fields=record.fields)
 
 
 class McapRecorder:
@@ -129,25 +150,51 @@ def record(
     return recorder.count
 
 
+_CORRUPT = (McapError, RecordingError, ValueError, KeyError, IndexError, TypeError, EOFError, OSError, MemoryError, RecursionError)
+"""What the mcap reader raises on a corrupt file (it checks little: lengths and records are trusted)."""
+
+
 def read_recording(path: Path, topics: list[str] | None = None) -> Iterator[tuple[int, Message]]:
-    """``(log_time_ns, message)`` in log-time order."""
-    with open(path, "rb") as stream:
-        reader = make_reader(stream)
-        for _schema, channel, record_ in reader.iter_messages(topics=topics, log_time_order=True):
-            if channel.message_encoding != MESSAGE_ENCODING:
-                continue
-            yield record_.log_time, from_cbor(channel.topic, record_.data)
+    """``(log_time_ns, message)`` in log-time order; :class:`RecordingError` naming the file, and the
+    message's index, for a corrupt file or message."""
+    index = -1
+    try:
+        with open(path, "rb") as stream:
+            reader = make_reader(stream)
+            for index, (_schema, channel, record_) in enumerate(reader.iter_messages(topics=topics, log_time_order=True)):
+                if channel.message_encoding != MESSAGE_ENCODING:
+                    continue
+                yield record_.log_time, from_cbor(channel.topic, record_.data)
+    except _CORRUPT as exc:
+        where = f"message {index + 1}" if index >= 0 else "reading its index"
+        raise RecordingError(f"{path}: corrupt recording at {where}: {first_line(exc)}") from None
 
 
 def recording_topics(path: Path) -> list[str]:
+    """The edgerun topics in the recording's summary; :class:`RecordingError` for a file that is not
+    a readable, properly closed MCAP file."""
     try:
         with open(path, "rb") as stream:
             summary = make_reader(stream).get_summary()
-    except McapError as exc:
-        raise ValueError(f"{path}: not a readable MCAP file ({exc})") from None
+    except _CORRUPT as exc:
+        raise RecordingError(f"{path}: not a readable MCAP file ({type(exc).__name__}: {first_line(exc)})") from None
     if summary is None:
-        raise ValueError(f"{path}: no MCAP summary (was the recording closed properly?)")
+        raise RecordingError(f"{path}: no MCAP summary (was the recording closed properly?)")
     return sorted({c.topic for c in summary.channels.values() if c.message_encoding == MESSAGE_ENCODING})
+
+
+STOP_POLL_S = 0.05
+"""How often a replay waiting for its next message looks at ``should_stop``: it stops within this."""
+
+
+def _wait(seconds: float, should_stop: Callable[[], bool]) -> bool:
+    """Sleep ``seconds`` unless told to stop first; True when told to stop."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if should_stop():
+            return True
+        time.sleep(min(left, STOP_POLL_S))
+    return should_stop()
 
 
 def replay(
@@ -156,14 +203,20 @@ def replay(
     rate: float = 1.0,
     should_stop: Callable[[], bool] = lambda: False,
     announce: Callable[[str], None] = lambda line: None,
+    max_gap_s: float = 60.0,
 ) -> int:
     """Publish a recording as the run ``run_name`` (each sender as a node), keeping its timing.
 
-    Inter-message gaps are divided by ``rate``. Capture times are shifted by the
-    offset between recording and replay, so latencies downstream stay meaningful.
+    Inter-message gaps are divided by ``rate``; a gap longer than ``max_gap_s`` (a paused recorder,
+    or a log time from a broken clock) is shortened to it, saying so. Capture times are shifted by the
+    offset between recording and replay, so latencies downstream stay meaningful; a message whose
+    shifted time is outside int64 (an absurd recorded clock) is skipped and counted. Stops within
+    :data:`STOP_POLL_S` of ``should_stop`` turning true.
     """
     if rate <= 0:
         raise ValueError(f"--rate must be positive, got {rate}")
+    if max_gap_s <= 0:
+        raise ValueError(f"--max-gap must be positive, got {max_gap_s}")
     if run_name in running_graphs():
         raise ValueError(f"a graph named '{run_name}' is running; replay under another --name")
     topics = recording_topics(path)
@@ -189,23 +242,31 @@ def replay(
     write_run_state(directory, state)
     announce(f"replaying {path} as run '{run_name}' at {rate:g}x: {', '.join(topics)}")
     time.sleep(0.3)  # let subscribers that were waiting for the run connect
-    sent = 0
+    sent = skipped = 0
     start_wall = time.monotonic()
-    first_log: int | None = None
+    previous_log: int | None = None
     offset_ns = 0
+    elapsed_s = 0.0  # recorded time replayed so far, gaps over max_gap_s shortened
     try:
         for log_time, msg in read_recording(path):
-            if should_stop():
+            if previous_log is None:
+                previous_log, offset_ns = log_time, time.time_ns() - log_time
+            gap_s = (log_time - previous_log) / 1e9
+            if gap_s > max_gap_s:
+                announce(f"gap of {gap_s:.3g} s before message {sent + skipped + 1} ({msg.topic}) shortened to {max_gap_s:g} s")
+                offset_ns -= int((gap_s - max_gap_s) * 1e9)  # capture times follow the shortened clock
+                gap_s = max_gap_s
+            elapsed_s, previous_log = elapsed_s + gap_s, log_time
+            if _wait(elapsed_s / rate - (time.monotonic() - start_wall), should_stop):
                 break
-            if first_log is None:
-                first_log, offset_ns = log_time, time.time_ns() - log_time
-            delay = (log_time - first_log) / 1e9 / rate - (time.monotonic() - start_wall)
-            if delay > 0:
-                time.sleep(delay)
             data: dict[str, Any] = {**msg.fields, **msg.arrays}
-            frames = messages.encode(
-                msg.topic, data, seq=msg.seq, capture_ns=msg.capture_ns + offset_ns, sender=msg.sender
-            )
+            try:
+                frames = messages.encode(msg.topic, data, seq=msg.seq, capture_ns=msg.capture_ns + offset_ns, sender=msg.sender)
+            except ValueError as exc:  # a recorded value the wire format refuses (time stamp out of range, ...)
+                skipped += 1
+                if skipped == 1 or skipped % 100 == 0:
+                    announce(f"skipped message {sent + skipped} ({cut(msg.topic, 100)}): {first_line(exc)} ({skipped} skipped so far)")
+                continue
             sockets[msg.topic.partition("/")[0]].send_multipart(frames)
             sent += 1
     finally:

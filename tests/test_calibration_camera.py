@@ -160,7 +160,7 @@ def test_load_rejects_a_bad_field_naming_the_file_and_the_field(
 
 
 def test_load_names_a_missing_or_non_yaml_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"nothere\.yaml: cannot read intrinsics file"):
+    with pytest.raises(ValueError, match=r"intrinsics file .*nothere\.yaml: cannot read"):
         Intrinsics.load(tmp_path / "nothere.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match=r"list\.yaml: expected a mapping"):

@@ -13,6 +13,7 @@ import torch
 
 import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from edgerun.engines.trt_cache import sha256_file
+from edgerun.errors import CheckpointError
 from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, evaluate
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import (
@@ -226,11 +227,14 @@ def test_init_from_refuses_a_model_of_another_config(trained: TrainResult, tmp_p
     config = tiny_config(tmp_path / "other", model=SMALL_WALL, init_from=str(trained.checkpoint))
     with pytest.raises(ValueError, match="holds a model of another config"):
         init_from.read_init(config)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="missing.pt: no such file"):
         init_from.read_init(replace(config, init_from=str(tmp_path / "missing.pt")))
     (tmp_path / "notes.pt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable torch file"):
+    with pytest.raises(CheckpointError, match="notes.pt: not a readable"):
         init_from.read_init(replace(config, init_from=str(tmp_path / "notes.pt")))
+    (tmp_path / "empty.pt").touch()
+    with pytest.raises(CheckpointError, match=r"empty.pt: empty file \(0 bytes\)"):
+        init_from.read_init(replace(config, init_from=str(tmp_path / "empty.pt")))
     assert not (tmp_path / "other").exists()
 
 

@@ -342,3 +342,19 @@ def test_simulate_is_exactly_what_step_reaches_from_the_same_start(env: gymnasiu
         for action in actions[i]:
             obs, *_ = env.step(action)
         np.testing.assert_allclose(obs["proprio"], predicted[i], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", [edgerun.envs.WALL_ID, edgerun.envs.WALL_RANDOM_ID, edgerun.envs.POINT_MAZE_ID, edgerun.envs.PUSH_T_ID])
+def test_envs_leave_nothing_in_the_temp_directory(env_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gymnasium-robotics writes each maze's MJCF to the temp directory; a test run used to leave
+    hundreds of ant_maze*.xml files there. The temp directory is redirected to an empty one so any
+    file an env leaves behind shows."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    env = gymnasium.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.render()
+    env.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

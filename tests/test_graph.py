@@ -74,7 +74,7 @@ def test_broken_graph_is_refused_naming_the_field(tmp_path, case):
     path = write(tmp_path, text)
     with pytest.raises(GraphError) as error:
         load_graph(path)
-    assert str(error.value).startswith(f"{path}: ")
+    assert str(error.value).startswith(f"{path}:")
     assert expected in str(error.value)
 
 
@@ -95,6 +95,39 @@ def test_launch_of_broken_graph_exits_nonzero_and_starts_nothing(tmp_path, runti
     assert "node 'camera' has no output 'pixels'" in result.stderr
     assert not host_processes(runtime_dir)
     assert not list(runtime_dir.rglob("run.json"))
+
+
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases: 9⁹ strings once expanded, from a 1 KB file."""
+    lines = ['    params:', '      env_kwargs:', '        l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"        l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "name: bomb\nnodes:\n  - id: env\n    class: edgerun.nodes.env:EnvNode\n" + "\n".join(lines) + "\n"
+
+
+HOSTILE = {
+    "alias_bomb": (_alias_bomb(), "expands to more than 100,000 values"),
+    "deep_nesting": ("nodes: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
+    "huge_file": ("name: big\n# " + "x" * (2 << 20) + "\nnodes: []\n", "more than the 1,048,576 allowed"),
+    "empty_file": ("", "expected a mapping with a 'nodes' list"),
+    "binary": ("\x00\x01\x02 \x7f", "not valid YAML"),
+    "huge_value": (GOOD.replace("id: camera", "id: '" + "c" * 500_000 + "'"), "500,002 characters"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_graph_file_gets_one_short_line_and_exit_2(tmp_path, runtime_dir, case):
+    """Bounded before anything is expanded or echoed: the launcher used to grow to 3 GB on an alias
+    bomb, print a RecursionError traceback on deep nesting and echo 10 MB values into its error."""
+    text, expected = HOSTILE[case]
+    path = tmp_path / "graph.yaml"
+    path.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgerun.cli", "launch", str(path), "--duration", "5"], capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 1200, result.stderr[:2000]
+    assert result.stderr.startswith(f"edgerun launch: {path}") and expected in result.stderr, result.stderr[:2000]
+    assert not host_processes(runtime_dir)
 
 
 def test_launch_without_this_hosts_secret_key_is_refused(tmp_path, runtime_dir):

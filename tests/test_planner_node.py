@@ -46,15 +46,16 @@ def test_planner_closes_the_loop_with_the_env(tmp_path, small_checkpoint):
     assert (observation["episode"], observation["step"]) >= (0, 10)  # driven, 5 steps per block (maybe into episode 2)
 
 
-def test_unloadable_checkpoint_is_reported_and_node_stays_up(tmp_path, caplog):
+@pytest.mark.parametrize(("content", "reason"), [("not a checkpoint", "not a readable torch checkpoint"), ("", "empty file (0 bytes)")])
+def test_unloadable_checkpoint_is_reported_and_node_stays_up(tmp_path, caplog, content, reason):
     broken = tmp_path / "broken.pt"
-    broken.write_text("not a checkpoint")
+    broken.write_text(content)
     with RunningGraph(tmp_path, loop_graph(broken)) as running:
         dropped = lambda s: s["inputs"]["observation"]["drops"].get("setup_failed", 0) >= 2  # noqa: E731
         status = wait_for(lambda: dropped(s := running.status("planner")) and s, 15, what="observations dropped")
     error = status["last_error"]
     assert error["where"] == "setup" and error["type"] == "CheckpointError"
-    assert f"{broken}: not a readable torch checkpoint" in error["message"]
+    assert f"{broken}: {reason}" in error["message"]
     assert status["handler_errors"] == 0  # no handler runs on a node whose setup failed
     assert "node 'planner' failed in setup; it stays up" in caplog.text and str(broken) in caplog.text
 

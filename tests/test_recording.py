@@ -401,3 +401,95 @@ def test_listen_still_delivers_what_was_sent_before_the_stop_and_nothing_after(t
         publisher.close(linger=0)
     assert not consumer.is_alive()
     assert [n for n in got if n >= 0] == [0, 1, 2, 3, 4]  # all five, and not the one sent after the stop
+
+
+# --- hostile recordings ------------------------------------------------------------------------
+
+
+def write_recording(path: Path, log_times: list[int], capture_ns: int | None = None, raw: dict[int, bytes] | None = None) -> Path:
+    """A recording of ``len(log_times)`` ticks at those log times; ``raw`` replaces message i's CBOR."""
+    recorder = recording.McapRecorder(path)
+    for i, log_time in enumerate(log_times):
+        msg = Message(topic=TOPIC, seq=i, capture_ns=capture_ns or log_time, send_ns=log_time, sender="ticker",
+                      arrays={"payload": np.zeros(PAYLOAD_BYTES, np.uint8)}, fields={"count": i})
+        if raw and i in raw:
+            channel = recorder._channels.get(TOPIC) or recorder._writer.register_channel(topic=TOPIC, message_encoding="cbor", schema_id=0)
+            recorder._channels[TOPIC] = channel
+            recorder._writer.add_message(channel_id=channel, log_time=log_time, publish_time=log_time, sequence=i, data=raw[i])
+        else:
+            recorder.write(msg, log_time_ns=log_time)
+    recorder.close()
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_replay_stops_within_a_second_of_a_signal_while_waiting_out_a_far_future_log_time(tmp_path, runtime_dir, signum):
+    """A recording whose last log time is 2⁶² ns (146 years) after the first: replay used to sleep
+    through it, deaf to SIGINT and SIGTERM, for 20 minutes and more."""
+    now = time.time_ns()
+    path = write_recording(tmp_path / "future.mcap", [now, now + 10_000_000, now + 2**62])
+    proc = subprocess.Popen([sys.executable, "-m", "edgerun.cli", "replay", str(path), "--name", "rp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith(f"replaying {path}")
+        shortened = proc.stderr.readline()
+        assert "gap of 4.61e+09 s before message 3 (ticker/ticks) shortened to 60 s" in shortened, shortened
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        proc.send_signal(signum)
+        code = proc.wait(timeout=10)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0 and took < 1.0, f"exit {code} {took:.2f} s after the signal"
+    assert "replayed 2 messages" in proc.stderr.read()
+    assert "rp" not in introspect.running_graphs()
+
+
+def test_replay_shortens_long_gaps_and_skips_what_the_wire_refuses(tmp_path, runtime_dir):
+    now = time.time_ns()
+    path = write_recording(tmp_path / "gaps.mcap", [now, now + 30 * 10**9, now + 2**62], capture_ns=now)
+    result, got = replay_and_collect(path, "rp", "--max-gap", "0.3")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("shortened to 0.3 s") == 2
+    # the third message's capture time, moved back with the 146 years cut from its gap, is negative
+    assert "skipped message 3 (ticker/ticks): " in result.stderr and "replayed 2 messages" in result.stderr
+    assert [g[1] for g in got] == [0, 1]
+    assert 0.2 < got[1][0] - got[0][0] < 0.6  # the 30 s gap took 0.3 s
+
+
+def _patched_summary_start(recorded: Path, offset: int) -> bytes:
+    """The recording with its footer's summary offset set to ``offset``: 2⁶² points past the end,
+    100 into the middle of a record, where the reader finds a length of exabytes."""
+    data = bytearray(recorded.read_bytes())
+    at = len(data) - 8 - 20  # the footer (opcode, length, summary_start, summary_offset_start, crc), then the magic
+    data[at : at + 8] = offset.to_bytes(8, "little")
+    return bytes(data)
+
+
+CORRUPT_MESSAGES = {
+    "garbage_cbor": b"\xff\xfe\xfd not cbor",
+    "missing_keys": cbor2.dumps({"seq": 1, "fields": {}}),
+    "deep_nesting": b"\x81" * 100_000 + b"\x00",
+    "huge_cbor_length": b"\x5b\xff\xff\xff\xff\xff\xff\xff\xf0abc",
+    "shape_past_data": cbor2.dumps({"seq": 1, "capture_ns": 1, "send_ns": 1, "sender": "x", "fields": {},
+                                    "arrays": {"a": {"dtype": "<f4", "shape": [10**9, 10**9], "data": b"\0" * 8}}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_MESSAGES) + ["summary_past_the_end", "huge_record_length"])
+def test_corrupt_recording_gets_one_line_naming_the_file_and_exit_2(recorded, tmp_path, runtime_dir, case):
+    path = tmp_path / f"{case}.mcap"
+    if case in ("summary_past_the_end", "huge_record_length"):
+        path.write_bytes(_patched_summary_start(recorded, 2**62 if case == "summary_past_the_end" else 100))
+    else:
+        now = time.time_ns()
+        write_recording(path, [now, now + 1_000_000, now + 2_000_000], raw={1: CORRUPT_MESSAGES[case]})
+    result = cli("replay", str(path), "--name", "rp")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("replaying ")]
+    assert len(lines) == 1 and len(lines[0]) < 600, result.stderr[-2000:]
+    assert lines[0].startswith(f"edgerun replay: {path}: ")
+    assert "rp" not in introspect.running_graphs()

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from edgerun.engines.trt_cache import sha256_file
-from edgerun.errors import TrainingStateError
+from edgerun.errors import CheckpointError, TrainingStateError
+from edgerun.models.torch_files import read_torch_file
 
 STATE_VERSION = 1
 
@@ -104,9 +105,9 @@ def load_state(path: Path, kind: str, expect: Mapping[str, Any] | None = None) -
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a truncated or foreign file
-        raise TrainingStateError(f"{path}: not readable as training state ({error}); move it away or pass another --out") from error
+        state = read_torch_file(path, "training state")
+    except CheckpointError as error:
+        raise TrainingStateError(f"{error}; move it away or pass another --out") from None
     if not isinstance(state, dict) or state.get("format") != kind or state.get("version") != STATE_VERSION:
         raise TrainingStateError(f"{path}: not an {kind} v{STATE_VERSION} state file; move it away or pass another --out")
     for key, value in (expect or {}).items():

@@ -9,7 +9,6 @@ primitives / tensors). The encoder's weights may be left out (they are the publi
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from edgerun.models.dino_wm.config import (
 from edgerun.models.dino_wm.encoder import load_official_state_dict
 from edgerun.models.dino_wm.world_model import DinoWorldModel
 from edgerun.models.state_dicts import mismatch_report
+from edgerun.models.torch_files import read_torch_file
 
 FORMAT = "edgerun.dino_wm"
 VERSION = 1
@@ -103,10 +103,7 @@ def load_checkpoint(
     Raises :class:`CheckpointError` for another format and :class:`CheckpointMismatchError`, naming
     the keys and expected vs got shapes, for weights that do not fit the stored config.
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(

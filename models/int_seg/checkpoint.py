@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgerun.errors import CheckpointError
 from edgerun.models.int_seg.networks import NetworkConfig, build
+from edgerun.models.torch_files import read_torch_file
 
 FORMAT = "edgerun.int_seg.components"
 KINDS = ("scorer", "detector", "sam_encoder", "sam_decoder")
@@ -24,9 +26,10 @@ def save_components(path: Path, networks: dict[str, nn.Module], config: NetworkC
 
 def read_components(checkpoint: str | Path) -> dict:
     """The payload of an INT components checkpoint (tensors and primitives only), its format checked."""
-    payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{checkpoint}: not an INT components checkpoint (format {payload.get('format')!r})")
+    payload = read_torch_file(checkpoint, "INT components checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{checkpoint}: not an INT components checkpoint (format {kind!r})")
     return payload
 
 

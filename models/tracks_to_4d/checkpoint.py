@@ -29,16 +29,15 @@ buffer).
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from edgerun.errors import CheckpointError, CheckpointMismatchError
 from edgerun.models.state_dicts import mismatch_report
+from edgerun.models.torch_files import read_torch_file
 from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
 from edgerun.models.tracks_to_4d.network import TracksTo4D
 
@@ -72,15 +71,6 @@ def official_state_dict(model: TracksTo4D) -> dict[str, Tensor]:
     return {official_key(key): value for key, value in model.state_dict().items()}
 
 
-def _load(path: str | Path) -> Any:
-    try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
-
-
 def save_checkpoint(path: str | Path, model: TracksTo4D, config: TracksTo4DConfig | None = None, extra: dict | None = None) -> Path:
     """Write ``model`` in our format (``extra``: primitives, lists, dicts, tensors); returns the path."""
     config = model.config if config is None else config
@@ -96,7 +86,7 @@ def save_checkpoint(path: str | Path, model: TracksTo4D, config: TracksTo4DConfi
 def load_checkpoint(path: str | Path) -> tuple[TracksTo4D, TracksTo4DConfig, dict]:
     """Read our format -> (model in eval mode, config, extra). An official file is pointed to
     :func:`load_official`; weights that do not fit raise :class:`CheckpointMismatchError`."""
-    payload = _load(path)
+    payload = read_torch_file(path)
     if isinstance(payload, dict) and "model_state_dict" in payload:
         raise CheckpointError(f"{path}: an official TracksTo4D checkpoint; read it with load_official(path, config)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -149,7 +139,7 @@ def load_official(path: str | Path, config: TracksTo4DConfig | None = None) -> t
     Raises :class:`CheckpointMismatchError` naming every missing, unexpected and misshapen key
     (official names) before anything is copied.
     """
-    payload = _load(path)
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or "model_state_dict" not in payload:
         keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an official TracksTo4D checkpoint (expected a dict with 'model_state_dict', got {keys})")
@@ -169,7 +159,7 @@ def load_official(path: str | Path, config: TracksTo4DConfig | None = None) -> t
 def load_any(path: str | Path, config: TracksTo4DConfig | None = None) -> tuple[TracksTo4D, TracksTo4DConfig, dict]:
     """Ours or the official format, whichever ``path`` holds. ``config`` is used for an official
     file (see :func:`load_official`); for ours, a stored config other than ``config`` is an error."""
-    payload = _load(path)
+    payload = read_torch_file(path)
     if isinstance(payload, dict) and "model_state_dict" in payload:
         return load_official(path, config)
     model, stored, extra = load_checkpoint(path)

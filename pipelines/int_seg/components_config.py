@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from edgerun.errors import ComponentError
+from edgerun.errors import ComponentError, cut
 from edgerun.models.language.minilm import MODEL_NAME as TEXT_MODEL
 from edgerun.pipelines.int_seg.images import Normalize
+from edgerun.runtime.yaml_files import YamlError, load_yaml
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,15 @@ class ComponentsConfig:
         if not path.is_file():
             raise ComponentError(f"components config {path}: file not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path) or {}
+        except YamlError as exc:
+            raise ComponentError(f"components config {exc}") from None
+        if not isinstance(data, dict):
+            raise ComponentError(f"components config {path}: expected a mapping of sections, got {type(data).__name__}")
+        try:
             return cls.from_dict(data, source=path.resolve())
-        except (yaml.YAMLError, TypeError, KeyError, ValueError) as exc:
-            raise ComponentError(f"components config {path}: {exc}") from exc
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ComponentError(f"components config {path}: {cut(str(exc), 500)}") from exc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: Path | None = None) -> ComponentsConfig:

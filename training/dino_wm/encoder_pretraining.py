@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from edgerun.models.dino_wm.config import EncoderConfig
 from edgerun.models.dino_wm.encoder import DinoV2Encoder, load_official_state_dict
+from edgerun.models.torch_files import read_torch_file
 from edgerun.training.dino_wm.config import STATE_FORMAT, TrainConfig
 from edgerun.training.dino_wm.data import TrainingData
 from edgerun.training.kit import load_state, save_state, set_lr, tail_mean, warmup_cosine
@@ -92,7 +93,7 @@ def pretrain_encoder(config: TrainConfig, data: TrainingData, out: Path, progres
     enc_config = config.model.encoder
     encoder = DinoV2Encoder(enc_config)
     if config.encoder_state_dict:
-        state = torch.load(config.encoder_state_dict, map_location="cpu", weights_only=True)
+        state = read_torch_file(config.encoder_state_dict, "DINOv2 state dict")
         load_official_state_dict(encoder, state)
         return encoder.requires_grad_(False).eval(), {"losses": [], "seconds": 0.0, "source": str(config.encoder_state_dict)}
     if enc_config.img_size != enc_config.input_size:

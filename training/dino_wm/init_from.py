@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch import Tensor
 from edgerun.models.dino_wm.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.world_model import DinoWorldModel
+from edgerun.models.torch_files import read_torch_file
 from edgerun.training.dino_wm.config import STATE_FORMAT, TrainConfig
 
 
@@ -44,12 +44,7 @@ def read_init(config: TrainConfig) -> InitWeights | None:
     if config.init_from is None:
         return None
     path = Path(config.init_from)
-    if not path.is_file():
-        raise FileNotFoundError(f"init_from: {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f"init_from: {path} is not a readable torch file ({str(error).splitlines()[0]})") from None
+    payload = read_torch_file(path, "DINO-WM checkpoint or training state")
     kind = payload.get("format") if isinstance(payload, dict) else None
     if kind == CHECKPOINT_FORMAT:
         model, model_config, extra = load_checkpoint(path)

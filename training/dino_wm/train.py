@@ -111,11 +111,11 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     timings: dict[str, float] = {}
     run_started = time.perf_counter()
 
+    init = read_init(config)  # before the data: a bad file must not cost a collection first
     started = time.perf_counter()
     data = load_training_data(config, out, progress)
     timings["data_s"] = time.perf_counter() - started
 
-    init = read_init(config)
     if init is not None and init.from_model:  # its frozen encoder, as is
         encoder, encoder_log = init.model.encoder.requires_grad_(False).eval(), {"losses": [], "seconds": 0.0}
     else:
