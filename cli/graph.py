@@ -1,4 +1,4 @@
-"""Commands on graphs and their topics: launch, run, topic, record, view, replay, keys, demo."""
+"""Commands on graphs and their topics: launch, run, top, topic, record, view, replay, keys, demo."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+
+import psutil
+import zmq
 
 from edgerun.errors import GraphError, LaunchError, NoRunError, ParamError
 from edgerun.runtime import introspect
 from edgerun.runtime.deployment import NodeState, RunState, write_run_state
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.host import configure_logging, run_process
-from edgerun.runtime.introspect import find_run
+from edgerun.runtime.introspect import StatusWatcher, find_run
 from edgerun.runtime.launcher import Launcher
+from edgerun.runtime.live_view import LiveView
 from edgerun.runtime.params import build_params, parse_cli_params
 from edgerun.runtime.paths import ipc_endpoint, run_dir
 from edgerun.runtime.recording import record, replay
+from edgerun.runtime.report import format_table
 from edgerun.runtime.runner import import_node_class
 from edgerun.runtime.security import generate_keys
 from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
@@ -49,6 +55,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, help="echo: give up after this many seconds")
     p.add_argument("--duration", type=float, help="hz: measure for this many seconds")
     p.set_defaults(func=inspect_topic, check=lambda a: None if a.action == "list" or a.topic else f"topic {a.action} needs a topic (node/output)")
+
+    p = sub.add_parser("top", help="a running graph's streams live: rate, message age, drops, restarts per stream")
+    p.add_argument("run", nargs="?", help="running graph (default: the only one)")
+    p.add_argument("--every", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--once", action="store_true", help="print the table once every node has reported, then exit")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=show_top)
 
     p = sub.add_parser("record", help="record topics of a running graph to MCAP")
     p.add_argument("topics", nargs="*", metavar="node/output")
@@ -177,6 +190,43 @@ def inspect_topic(args: argparse.Namespace) -> int:
     except NoRunError as exc:
         print(f"edgerun topic: {exc}", file=sys.stderr)
         return 2
+
+
+def show_top(args: argparse.Namespace) -> int:
+    try:
+        _, state = find_run(args.run)
+    except NoRunError as exc:
+        print(f"edgerun top: {exc}", file=sys.stderr)
+        return 2
+    context = zmq.Context()
+    watcher = StatusWatcher(context, state)
+    plain = lambda statuses, _drops: f"{state.name} at {time.strftime('%H:%M:%S')}\n{format_table(statuses, rate='rate_hz')}\n"  # noqa: E731
+    stop = stop_flag()
+    started = time.monotonic()
+    deadline = started + (args.duration if args.duration else float("inf"))
+    try:
+        if args.once:  # every node reports once per status period (1 s by default)
+            while len(watcher.statuses) < len(state.nodes) and time.monotonic() < started + ONCE_WAIT_S and not stop.is_set():
+                watcher.poll(100)
+            if not watcher.statuses:
+                print(f"edgerun top: no status from graph '{state.name}' within {ONCE_WAIT_S:g} s", file=sys.stderr)
+                return 1
+            print(plain(watcher.ordered(), {}), end="")
+            return 0
+        with LiveView(sys.stdout, args.every, plain=plain, keep_on_exit=True) as view:
+            while not stop.is_set() and time.monotonic() < deadline:
+                if not psutil.pid_exists(state.launcher_pid):
+                    view.say(f"graph '{state.name}' has stopped")
+                    break
+                watcher.poll(100)
+                view.show(watcher.ordered(), f"{state.name}: {len(state.nodes)} nodes (Ctrl-C to stop)")
+        return 0
+    finally:
+        watcher.close()
+        context.destroy(linger=0)
+
+
+ONCE_WAIT_S = 5.0
 
 
 def record_topics(args: argparse.Namespace) -> int:

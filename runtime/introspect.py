@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import msgspec
 import numpy as np
@@ -81,6 +81,50 @@ def receive(socket: zmq.Socket, topic: str, timeout_s: float | None) -> Iterator
             continue
         if msg.topic == topic:
             yield msg
+
+
+class StatusWatcher:
+    """The latest status of every node of a run, read from the nodes' control sockets: what the
+    launcher supervises by (a status is also a heartbeat) and what ``edgerun top`` shows."""
+
+    def __init__(self, context: zmq.Context, state: RunState):
+        self._order = list(state.nodes)
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.last_seen: dict[str, float] = {}  # time.monotonic() of each node's latest status
+        self.socket = context.socket(zmq.SUB)
+        self.socket.linger = 0
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        for node in state.nodes.values():
+            self.socket.connect(node.ctl)
+
+    def poll(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` for statuses, then take in every one queued."""
+        if not self.socket.poll(timeout_ms, zmq.POLLIN):
+            return
+        while True:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                msg = messages.decode(frames)
+            except messages.Rejected:
+                continue
+            status = msg.fields.get("status")
+            if isinstance(status, dict) and msg.sender in self._order:
+                self.statuses[msg.sender] = status
+                self.last_seen[msg.sender] = time.monotonic()
+
+    def forget(self, node: str) -> None:
+        """Drop ``node``'s status and heartbeat (its process is being restarted)."""
+        self.last_seen.pop(node, None)
+
+    def ordered(self) -> dict[str, dict[str, Any]]:
+        """Latest status per node, in the graph file's order."""
+        return {name: self.statuses[name] for name in self._order if name in self.statuses}
+
+    def close(self) -> None:
+        self.socket.close()
 
 
 DRAIN_S = 2.0

@@ -24,11 +24,12 @@ import psutil
 import zmq
 
 from edgerun.errors import LaunchError
-from edgerun.runtime import messages
 from edgerun.runtime.deployment import RUN_STATE, read_run_state, run_state, wire_processes, write_run_state
 from edgerun.runtime.graph import Graph, RestartPolicy
+from edgerun.runtime.introspect import StatusWatcher
+from edgerun.runtime.live_view import LiveView
 from edgerun.runtime.paths import run_dir
-from edgerun.runtime.report import format_errors, format_live, format_table
+from edgerun.runtime.report import format_errors, format_table
 from edgerun.runtime.security import load_keys
 from edgerun.runtime.wiring import ProcessWiring, dump
 
@@ -88,11 +89,10 @@ class Launcher:
     ):
         self.graph = graph
         self.duration_s = duration_s
-        self.live_every_s = live_every_s
         self.stop_timeout_s = stop_timeout_s
         self.out = out
+        self.view = LiveView(out, live_every_s)
         self.stop_event = threading.Event()
-        self._print_lock = threading.Lock()
         self.directory = _claim_run_dir(graph)
         self.processes = wire_processes(graph, self.directory, host)
         for wiring in self.processes.values():
@@ -106,13 +106,11 @@ class Launcher:
         for name, wiring in self.processes.items():
             policy = graph.nodes[wiring.nodes[0].name].spec.restart
             self.children[name] = Child(wiring, policy, self.directory / f"process-{name}.json")
-        self.statuses: dict[str, dict[str, Any]] = {}
-        self.last_heartbeat: dict[str, float] = {}
+        self.watcher: StatusWatcher | None = None  # while run() runs
 
     # --- output ----------------------------------------------------------------------
     def say(self, line: str) -> None:
-        with self._print_lock:
-            print(line, file=self.out, flush=True)
+        self.view.say(line)
 
     def _pump_logs(self, name: str, stream: Any) -> None:
         for raw in iter(stream.readline, b""):
@@ -137,7 +135,8 @@ class Launcher:
         for node in child.wiring.nodes:
             self.state.nodes[node.name].pid = child.popen.pid
             self.state.nodes[node.name].restarts = child.restarts
-            self.last_heartbeat.pop(node.name, None)
+            if self.watcher is not None:
+                self.watcher.forget(node.name)
         write_run_state(self.directory, self.state)
         child.log_thread = threading.Thread(target=self._pump_logs, args=(child.wiring.name, child.popen.stdout), daemon=True)
         child.log_thread.start()
@@ -171,34 +170,10 @@ class Launcher:
         for child in self.children.values():
             if not child.alive or now - child.started_at < timeout:
                 continue
-            last = max((self.last_heartbeat.get(n.name, child.started_at) for n in child.wiring.nodes))
+            last = max((self.watcher.last_seen.get(n.name, child.started_at) for n in child.wiring.nodes))
             if now - last > timeout:
                 self.say(f"[edgerun] process '{child.wiring.name}' sent no heartbeat for {now - last:.1f} s; killing it")
                 self._kill(child, signal.SIGKILL)
-
-    # --- status ----------------------------------------------------------------------
-    def _status_socket(self, context: zmq.Context) -> zmq.Socket:
-        socket = context.socket(zmq.SUB)
-        socket.linger = 0
-        socket.setsockopt(zmq.SUBSCRIBE, b"")
-        for node in self.state.nodes.values():
-            socket.connect(node.ctl)
-        return socket
-
-    def _read_status(self, socket: zmq.Socket) -> None:
-        while True:
-            try:
-                frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            try:
-                msg = messages.decode(frames)
-            except messages.Rejected:
-                continue
-            status = msg.fields.get("status")
-            if isinstance(status, dict) and msg.sender in self.state.nodes:
-                self.statuses[msg.sender] = status
-                self.last_heartbeat[msg.sender] = time.monotonic()
 
     def _stop_with_finished(self) -> bool:
         """A node named in the graph's ``stop_with`` has ended cleanly: the graph's work is done."""
@@ -211,7 +186,7 @@ class Launcher:
 
     def ordered_statuses(self) -> dict[str, dict[str, Any]]:
         """Latest status per node, in the graph file's order."""
-        return {name: self.statuses[name] for name in self.state.nodes if name in self.statuses}
+        return self.watcher.ordered() if self.watcher is not None else {}
 
     # --- main loop -------------------------------------------------------------------
     def run(self, install_signal_handlers: bool = True) -> LaunchResult:
@@ -220,40 +195,37 @@ class Launcher:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, lambda *_: self.stop_event.set())
         context = zmq.Context()
-        status_socket = self._status_socket(context)
+        self.watcher = StatusWatcher(context, self.state)
         started = time.monotonic()
-        next_live = started + self.live_every_s
         self.say(
             f"[edgerun] launching '{self.graph.name}': {len(self.state.nodes)} nodes in {len(self.children)} processes"
             + (f" for {self.duration_s:g} s" if self.duration_s else "")
         )
-        try:
-            for child in self.children.values():
-                self._start(child)
-            while not self.stop_event.is_set():
-                if status_socket.poll(100, zmq.POLLIN):
-                    self._read_status(status_socket)
-                now = time.monotonic()
+        with self.view:  # on a terminal: the table in place, log lines above it, gone before the summary
+            try:
                 for child in self.children.values():
-                    if child.popen is not None and (code := child.popen.poll()) is not None:
-                        self._on_exit(child, code)
-                    elif child.restart_at is not None and now >= child.restart_at:
-                        self._start(child)
-                self._check_heartbeats(now)
-                if all(c.done for c in self.children.values()) or self._stop_with_finished():
-                    break
-                if self.duration_s is not None and now - started >= self.duration_s:
-                    break
-                if now >= next_live and self.statuses:
-                    self.say(f"[edgerun] {format_live(self.ordered_statuses())}")
-                    next_live = now + self.live_every_s
-        finally:
-            self._shutdown()
-            status_socket.close()
-            context.destroy(linger=0)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        if self.statuses:
+                    self._start(child)
+                while not self.stop_event.is_set():
+                    self.watcher.poll(100)
+                    now = time.monotonic()
+                    for child in self.children.values():
+                        if child.popen is not None and (code := child.popen.poll()) is not None:
+                            self._on_exit(child, code)
+                        elif child.restart_at is not None and now >= child.restart_at:
+                            self._start(child)
+                    self._check_heartbeats(now)
+                    if all(c.done for c in self.children.values()) or self._stop_with_finished():
+                        break
+                    if self.duration_s is not None and now - started >= self.duration_s:
+                        break
+                    self.view.show(self.ordered_statuses(), self._title(now - started))
+            finally:
+                self._shutdown()
+                self.watcher.close()
+                context.destroy(linger=0)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        if self.ordered_statuses():
             self.say("[edgerun] summary\n" + format_table(self.ordered_statuses()))
             if errors := format_errors(self.ordered_statuses()):
                 self.say("[edgerun] last errors\n" + errors)
@@ -265,6 +237,11 @@ class Launcher:
             statuses=self.ordered_statuses(),
             restarts={name: c.restarts for name, c in self.children.items()},
         )
+
+    def _title(self, elapsed_s: float) -> str:
+        alive = sum(c.alive for c in self.children.values())
+        return (f"{self.graph.name}: {len(self.state.nodes)} nodes, {alive}/{len(self.children)} processes up, "
+                f"{elapsed_s:.0f} s (Ctrl-C to stop)")
 
     def _shutdown(self) -> None:
         for child in self.children.values():

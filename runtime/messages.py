@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 import msgspec
 import numpy as np
 
+from edgerun.errors import cut
+
 WIRE_VERSION = 1
 ZERO_COPY_MIN_BYTES = 64 * 1024
 
@@ -80,6 +82,7 @@ class Rejected(Exception):
     """A received message failed validation; ``reason`` is a short counter key."""
 
     def __init__(self, reason: str, detail: str, sender: str = "?"):
+        detail, sender = cut(detail, 300), cut(sender, 60)  # both come from the peer and end up in logs
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Literal, TypeVar, get_args, get_origin, get_ty
 import msgspec
 import yaml
 
-from edgerun.errors import ParamError
+from edgerun.errors import ParamError, cut
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def check_choices(params_type: type, values: dict[str, Any], where: str) -> None
         if get_origin(kind) is Literal:
             choices = get_args(kind)
             if not any(value == c and type(value) is type(c) for c in choices):  # True is not 1 here
-                raise ParamError(f"{where}.{field.name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+                raise ParamError(f"{where}.{field.name}: expected one of {', '.join(map(repr, choices))}, got {cut(repr(value), 80)}")
         elif dataclasses.is_dataclass(kind) and isinstance(value, dict):
             check_choices(kind, value, f"{where}.{field.name}")
 

@@ -21,12 +21,16 @@ def test_demo_graph_prints_rates_and_exits_zero_on_its_own(runtime_dir):
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    live = [line for line in result.stdout.splitlines() if line.startswith("[edgerun] camera/frames") and "monitor.frames" in line]
-    assert live, result.stdout  # live lines list the streams in the graph's order
-    rate = float(live[-1].split("monitor.frames ")[1].split()[0])
+    # not on a terminal: one short line per period, not every stream
+    live = [line for line in result.stdout.splitlines() if line.startswith("[edgerun] 2/2 streams flowing · slowest ")]
+    assert live, result.stdout
+    rate = float(live[-1].split(" · slowest ")[1].split()[1])
     assert 20 < rate < 40, live[-1]  # the camera runs at 30 Hz
+    assert live[-1].endswith(" · drops 0 · restarts 0"), live[-1]
     assert "monitor | I edgerun.monitor: frame" in result.stdout  # node logs, prefixed by process
-    assert "stream" in result.stdout and "p99 ms" in result.stdout  # the summary table
+    summary = result.stdout.split("[edgerun] summary\n")[1].splitlines()
+    assert summary[0].split() == ["stream", "Hz", "age", "p50", "age", "p99", "drops", "restarts"]
+    assert [row.split()[0] for row in summary[1:3]] == ["camera/frames", "monitor.frames"]  # the graph's order
     assert not host_processes(runtime_dir)
 
 
@@ -181,3 +185,45 @@ def test_graph_stops_when_a_stop_with_node_finishes(launch):
     """)
     assert graph.proc.wait(timeout=30) == 0
     assert "'camera' finished: stopping the graph" in graph.log
+
+
+def test_top_prints_every_stream_of_a_running_graph_and_exits(launch):
+    launch("""
+    name: top
+    nodes:
+      - {id: ticker, class: "fixture_nodes:Ticker", params: {rate_hz: 50}}
+      - {id: sink, class: "fixture_nodes:Sink", inputs: {ticks: ticker/ticks}}
+    """).wait_running()
+    time.sleep(1.5)  # a full rate window
+    result = subprocess.run([sys.executable, "-m", "edgerun.cli", "top", "top", "--once"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("top at ") and lines[1].split()[:2] == ["stream", "Hz"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert set(rows) == {"ticker/ticks", "sink.ticks"}
+    assert 35 < float(rows["sink.ticks"][1]) < 65, rows  # 50 Hz
+    assert rows["sink.ticks"][-2:] == ["0", "0"]  # no drops, no restarts
+    missing = subprocess.run([sys.executable, "-m", "edgerun.cli", "top", "nope", "--once"], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "no running graph named 'nope'" in missing.stderr
+
+
+def test_live_view_on_a_terminal_redraws_one_table_with_log_lines_above_it():
+    import io
+
+    from edgerun.runtime.live_view import LiveView
+
+    def status(rate: float, drops: int) -> dict:
+        stream = {"rate_hz": rate, "mean_rate_hz": rate, "latency_p50_ms": 2.0, "latency_p99_ms": 1500.0, "drops": {"missed": drops}}
+        return {"inputs": {"ticks": stream}, "outputs": {}, "restarts": 0}
+
+    out = io.StringIO()
+    with LiveView(out, every_s=1.0, interactive=True) as view:
+        view.show({"sink": status(50.0, 0)}, "run: 1 node", force=True)
+        view.say("sink | a log line")
+        view.show({"sink": status(0.0, 3)}, "run: 1 node", force=True)
+    text = out.getvalue()
+    assert text.count("run: 1 node") >= 3  # drawn, redrawn below the log line, redrawn with new values
+    assert "sink | a log line" in text
+    assert "50.0" in text and "idle" in text and "1.5 s" in text and "2.0 ms" in text
+    assert "\x1b[1;31m3" in text  # drops that grew since the last refresh, in bold red
+    assert text.endswith("\x1b[2K")  # the table is erased on exit, leaving the terminal to the summary
