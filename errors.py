@@ -42,6 +42,17 @@ class ParamError(EdgerunError, ValueError):
     """A parameter is unknown or has the wrong type; the message names it."""
 
 
+class InputRefused(EdgerunError, ValueError):
+    """Raised by an input handler for a message it will not act on (a check the input's field
+    contract cannot express, e.g. a shape that depends on the env): the runtime counts it as a drop
+    under ``reason`` on the input's status and logs it (first, then every 100th), not as a handler
+    error."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
 class LaunchError(EdgerunError, RuntimeError):
     """The graph cannot be started (e.g. it is already running)."""
 

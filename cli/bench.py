@@ -11,6 +11,11 @@ BENCHMARKS = {
     "planning": "time per DINO-WM CEM plan: torch eager vs ONNX Runtime",
     "segmentation": "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime",
     "reconstruction": "TracksTo4D per window: KLT tracking and the network, torch vs ONNX Runtime; KLT frames/s",
+    "fuzz": "the live Wall graph under hostile messages and service requests: crashes, stalls, restarts, RSS, loop rate",
+}
+OPTIONS = {  # benchmark-specific options, passed to its main() by name
+    "fuzz": [("--messages", {"type": int, "help": "hostile messages in all (default 100,000; 10,000 with --quick)"}),
+             ("--rate", {"type": float, "help": "hostile messages per second, both links together (default 5,000)"})],
 }
 
 
@@ -21,10 +26,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         b = bench.add_parser(name, help=text)
         b.add_argument("--quick", action="store_true")
         b.add_argument("--json", help="write results to this file")
+        for flag, options in OPTIONS.get(name, []):
+            b.add_argument(flag, **options)
         b.set_defaults(func=run_benchmark)
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
     """Each benchmark is ``edgerun.benchmarks.NAME.main``, imported when chosen (most load torch)."""
     module = importlib.import_module(f"edgerun.benchmarks.{args.bench_command}")
-    return module.main(quick=args.quick, json_path=args.json)
+    extra = {flag.lstrip("-").replace("-", "_"): None for flag, _ in OPTIONS.get(args.bench_command, [])}
+    return module.main(quick=args.quick, json_path=args.json, **{key: getattr(args, key) for key in extra})

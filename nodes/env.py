@@ -38,6 +38,7 @@ import numpy as np
 
 import edgerun.envs  # noqa: F401  (registers edgerun's environments)
 from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
+from edgerun.errors import InputRefused
 from edgerun.runtime import Array, Message, Node, Queue
 
 
@@ -164,8 +165,8 @@ class EnvNode(Node):
         if actions.shape == self.action_shape:
             actions = actions[None]
         if actions.ndim != len(self.action_shape) + 1 or actions.shape[1:] != self.action_shape:
-            raise ValueError(
-                f"input 'action' from '{msg.sender}': expected {self.action_dtype} {self.action_shape} or a block "
+            raise InputRefused(
+                "shape", f"expected {self.action_dtype} {self.action_shape} or a block "
                 f"(k, {', '.join(map(str, self.action_shape))}), got {actions.dtype} {actions.shape}"
             )
         space = self.env.action_space

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from edgerun.errors import EdgerunError
+from edgerun.errors import EdgerunError, InputRefused
 from edgerun.runtime import messages
 from edgerun.runtime.fields import mismatch
 from edgerun.runtime.messages import Limits, Message, Rejected
@@ -353,12 +353,6 @@ class NodeRunner:
             state.drops.drop("time_range", f"capture time {skew_ns / 1e9:+.0f} s from this host's clock", msg.sender)
             return None
         state.received += 1
-        gap = msg.seq - state.last_seq - 1
-        if state.last_seq and 0 < gap <= self.limits.max_seq_gap:  # dropped on the way: a full queue upstream
-            state.drops.by_reason["missed"] += gap
-        elif state.last_seq and gap > self.limits.max_seq_gap:
-            state.drops.drop("seq_jump", f"seq {msg.seq} after {state.last_seq}", msg.sender)
-        state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
         if state.policy.fields:
             found = mismatch(state.policy.fields, msg)
             if found is not None:
@@ -366,6 +360,14 @@ class NodeRunner:
                 state.drops.count(reason, f"input '{state.name}': {detail} from node '{msg.sender}'",
                                   where=f"node '{self.wiring.name}' dropped a message")
                 return None
+        # sequence gaps are counted between messages that passed every check, so a dropped message
+        # with a made-up seq cannot make the next good one look like a gap
+        gap = msg.seq - state.last_seq - 1
+        if state.last_seq and 0 < gap <= self.limits.max_seq_gap:  # dropped on the way: a full queue upstream
+            state.drops.by_reason["missed"] += gap
+        elif state.last_seq and gap > self.limits.max_seq_gap:
+            state.drops.drop("seq_jump", f"seq {msg.seq} after {state.last_seq}", msg.sender)
+        state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
         return msg
 
     def _drain_latest(self, state: InputState) -> bool:
@@ -504,7 +506,7 @@ class NodeRunner:
             state.drops.drop("setup_failed", f"setup failed: {self._setup_error}", msg.sender)
             return
         state.stats.record(msg.capture_ns)
-        self._handle(state.handler, msg, where=f"input '{state.name}'")
+        self._handle(state.handler, msg, where=f"input '{state.name}'", drops=state.drops)
 
     def _handle(
         self,
@@ -514,14 +516,19 @@ class NodeRunner:
         where: str,
         capture_ns: int | None = None,
         reraise=False,
+        drops: DropCounter | None = None,
     ) -> Any:
         """Run one handler; an exception is logged, counted and kept as the status's ``last_error``
-        (``where`` says which input, timer or service), and the node keeps running."""
+        (``where`` says which input, timer or service), and the node keeps running. An input
+        handler's :class:`InputRefused` is a drop of that input (``drops``), not an error."""
         self._current_capture_ns = msg.capture_ns if msg is not None else capture_ns
         self._busy_since_ns = start = time.time_ns()
         try:
             return handler() if msg is None else handler(msg)
         except Exception as exc:
+            if isinstance(exc, InputRefused) and drops is not None and msg is not None:
+                drops.drop(exc.reason, f"{where}: {exc}", msg.sender)
+                return None
             self._record_error(exc, where)
             # a deliberate edgerun error says what and where in its message; a traceback only adds noise
             detail = f"{exc}" if isinstance(exc, EdgerunError) else traceback.format_exc().rstrip()
