@@ -39,6 +39,8 @@ class PlannerParams:
     iterations: int = 0  # override the preset's CEM iterations (0: keep)
     execute_blocks: int = 5  # blocks executed per plan before replanning (the paper: 5)
     seed: int = 0
+    threads: int = 0  # torch intra-op threads of this node's process (0: torch's default, every core); on a
+    # small machine leave a core to the other nodes and this node's I/O thread, or planning stalls whenever they run
 
 
 OBSERVATION = {"pixels": Array("uint8", ("H", "W", 3)), "proprio": Array("floating", ("P",), finite=True)}
@@ -59,10 +61,17 @@ class Planner(Node):
     def make_policy(self) -> Any:
         from dataclasses import replace
 
+        import torch  # lazy
+
         from edgerun.models.dino_wm.checkpoint import load_checkpoint  # lazy: torch
         from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig  # lazy: torch
         from edgerun.pipelines.dino_wm.policy import WorldModelPolicy  # lazy: torch
 
+        if self.params.threads < 0:
+            raise ValueError(f"threads must be 0 (torch's default) or positive, got {self.params.threads}")
+        if self.params.threads:
+            torch.set_num_threads(self.params.threads)
+        self.torch_threads = torch.get_num_threads()
         model, _config, extra = load_checkpoint(Path(self.params.checkpoint))
         action_dim = model.config.predictor.action_dim
         mean = np.asarray(extra.get("action_mean", np.zeros(action_dim)), dtype=np.float32)
@@ -148,4 +157,5 @@ class Planner(Node):
             "plan_time_s_mean": round(float(np.mean(times)), 4) if times else None,
             "has_goal": self.policy.goal is not None,
             "observations_before_goal": self.before_goal.total,
+            "torch_threads": self.torch_threads,
         }

@@ -30,7 +30,7 @@ def loop_graph(checkpoint) -> str:
         inputs: {{action: planner/action}}
       - id: planner
         class: edgerun.nodes.planner:Planner
-        params: {{checkpoint: "{checkpoint}", samples: 32, iterations: 2, execute_blocks: 2}}
+        params: {{checkpoint: "{checkpoint}", samples: 32, iterations: 2, execute_blocks: 2, threads: 1}}
         inputs: {{observation: env/observation, goal: env/goal}}
     """
 
@@ -43,6 +43,7 @@ def test_planner_closes_the_loop_with_the_env(tmp_path, small_checkpoint):
     assert all(a["action"].shape == (5, 2) and a["action"].dtype == np.float32 for a in actions)
     assert [a["replanned"] for a in actions[:2]] in ([True, False], [False, True])  # 2 blocks per plan
     assert status["details"]["plan_time_s_mean"] > 0 and status["details"]["has_goal"]
+    assert status["details"]["torch_threads"] == 1  # the graph's `threads`
     assert (observation["episode"], observation["step"]) >= (0, 10)  # driven, 5 steps per block (maybe into episode 2)
 
 
