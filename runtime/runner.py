@@ -97,6 +97,7 @@ class InputState:
     pending: Message | None = None  # Latest inputs: the newest message not yet handled
     queue: collections.deque = field(default_factory=collections.deque)  # Queue inputs, node thread only
     last_seq: int = 0
+    seq_before: int = 0  # last_seq before the latest accepted message: restored if its handler refuses it
     stats: StreamStats = field(default_factory=StreamStats)
     drops: DropCounter | None = None
     handshake_failures: ErrorCounter | None = None
@@ -367,7 +368,7 @@ class NodeRunner:
             state.drops.by_reason["missed"] += gap
         elif state.last_seq and gap > self.limits.max_seq_gap:
             state.drops.drop("seq_jump", f"seq {msg.seq} after {state.last_seq}", msg.sender)
-        state.last_seq = msg.seq  # a restarted publisher starts again at 1: no gap counted
+        state.seq_before, state.last_seq = state.last_seq, msg.seq  # a restarted publisher starts again at 1: no gap
         return msg
 
     def _drain_latest(self, state: InputState) -> bool:
@@ -506,7 +507,7 @@ class NodeRunner:
             state.drops.drop("setup_failed", f"setup failed: {self._setup_error}", msg.sender)
             return
         state.stats.record(msg.capture_ns)
-        self._handle(state.handler, msg, where=f"input '{state.name}'", drops=state.drops)
+        self._handle(state.handler, msg, where=f"input '{state.name}'", refused=state)
 
     def _handle(
         self,
@@ -516,18 +517,21 @@ class NodeRunner:
         where: str,
         capture_ns: int | None = None,
         reraise=False,
-        drops: DropCounter | None = None,
+        refused: InputState | None = None,
     ) -> Any:
         """Run one handler; an exception is logged, counted and kept as the status's ``last_error``
         (``where`` says which input, timer or service), and the node keeps running. An input
-        handler's :class:`InputRefused` is a drop of that input (``drops``), not an error."""
+        handler's :class:`InputRefused` is a drop of that input (``refused``), not an error, and
+        its sequence number no longer counts: a refused message cannot fake a gap either."""
         self._current_capture_ns = msg.capture_ns if msg is not None else capture_ns
         self._busy_since_ns = start = time.time_ns()
         try:
             return handler() if msg is None else handler(msg)
         except Exception as exc:
-            if isinstance(exc, InputRefused) and drops is not None and msg is not None:
-                drops.drop(exc.reason, f"{where}: {exc}", msg.sender)
+            if isinstance(exc, InputRefused) and refused is not None and msg is not None:
+                refused.drops.drop(exc.reason, f"{where}: {exc}", msg.sender)
+                if refused.last_seq == msg.seq:  # nothing newer accepted since
+                    refused.last_seq = refused.seq_before
                 return None
             self._record_error(exc, where)
             # a deliberate edgerun error says what and where in its message; a traceback only adds noise

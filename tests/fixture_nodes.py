@@ -333,3 +333,18 @@ class UnencodableStatus(Node):
 
     def status_fields(self) -> dict:
         return {"handle": object()}
+
+
+class ShapeLiar(Node):
+    """Sends a good (2,) action, then one of shape (3, 7) claiming seq 1 (a restarted publisher), in turn."""
+
+    outputs = ("action",)
+
+    def setup(self) -> None:
+        self.every(0.02, self.send)
+
+    def send(self) -> None:
+        self.publish("action", action=np.zeros(2, np.float32))
+        self._runner.pub.send_multipart(
+            messages.encode(f"{self.name}/action", {"action": np.zeros((3, 7), np.float32)}, seq=1,
+                            capture_ns=time.time_ns(), sender=self.name))

@@ -86,3 +86,15 @@ def test_a_refused_reset_changes_nothing(tmp_path):
         assert running.status("env")["details"]["episode"] == 0
         reply = call(endpoint, "reset", seed=4)
     assert (reply["episode"], reply["seed"]) == (1, 4)
+
+
+def test_refused_actions_with_a_made_up_seq_count_no_missed_messages(tmp_path):
+    """Each good action is followed by a wrong-shape one claiming seq 1: the env refuses those, and
+    their seq must not turn the next good action into a gap (it used to count one per pair)."""
+    text = graph("[2]").replace('"fixture_nodes:ActionSender", params: {shape: [2], value: 0.5}', '"fixture_nodes:ShapeLiar"')
+    with RunningGraph(tmp_path, text) as running:
+        status = wait_for(lambda: (s := running.status("env"))["inputs"]["action"]["drops"].get("shape", 0) >= 30 and s, 15,
+                          what="refused actions")
+    drops = status["inputs"]["action"]["drops"]
+    assert drops.get("missed", 0) == 0, drops
+    assert status["details"]["step"] > 0 or status["details"]["episode"] > 0  # the good ones were executed
