@@ -3,7 +3,8 @@ periodic line in logs), the summary when it ends, and the last errors.
 
 Every view is built from the same rows, one per stream: each input of a node (or each output of a
 node without inputs, a source), with its rate, the age of its messages when handled (capture to
-handling: p50 and p99), its drops and its node's restarts.
+handling: p50 and p99), its drops (lost or refused messages; a ``Latest`` input's conflation is not
+one) and its node's restarts.
 """
 
 from __future__ import annotations
@@ -32,12 +33,21 @@ class StreamRow:
         return self.rate_hz < IDLE_HZ
 
 
+EXPECTED_DISCARDS = frozenset({"conflated"})
+"""Drop reasons that are an input policy doing its job (a ``Latest`` input keeping only the newest
+message), left out of the tables' drops: those count what was lost or refused."""
+
+
+def _losses(stream: Mapping[str, Any]) -> int:
+    return sum(n for reason, n in stream.get("drops", {}).items() if reason not in EXPECTED_DISCARDS)
+
+
 def stream_rows(statuses: Mapping[str, Mapping[str, Any]], rate: str = "rate_hz") -> list[StreamRow]:
     """One row per input (per output for source nodes), in the order of ``statuses``. ``rate`` is
     ``rate_hz`` (the last seconds: live views) or ``mean_rate_hz`` (the whole run: summaries)."""
     rows = []
     for node, status in statuses.items():
-        streams = [(f"{node}.{name}", s, sum(s.get("drops", {}).values())) for name, s in status["inputs"].items()]
+        streams = [(f"{node}.{name}", s, _losses(s)) for name, s in status["inputs"].items()]
         if not streams:
             streams = [(f"{node}/{name}", s, 0) for name, s in status["outputs"].items()]
         for stream, s, drops in streams:

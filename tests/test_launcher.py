@@ -213,7 +213,7 @@ def test_live_view_on_a_terminal_redraws_one_table_with_log_lines_above_it():
     from edgerun.runtime.live_view import LiveView
 
     def status(rate: float, drops: int) -> dict:
-        stream = {"rate_hz": rate, "mean_rate_hz": rate, "latency_p50_ms": 2.0, "latency_p99_ms": 1500.0, "drops": {"missed": drops}}
+        stream = {"rate_hz": rate, "mean_rate_hz": rate, "latency_p50_ms": 2.0, "latency_p99_ms": 1500.0, "drops": {"missed": drops, "conflated": 40}}
         return {"inputs": {"ticks": stream}, "outputs": {}, "restarts": 0}
 
     out = io.StringIO()
