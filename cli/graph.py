@@ -200,7 +200,10 @@ def show_top(args: argparse.Namespace) -> int:
         return 2
     context = zmq.Context()
     watcher = StatusWatcher(context, state)
-    plain = lambda statuses, _drops: f"{state.name} at {time.strftime('%H:%M:%S')}\n{format_table(statuses, rate='rate_hz')}\n"  # noqa: E731
+
+    def plain(statuses: dict, _drops: dict) -> str:  # not on a terminal: the whole table, time-stamped
+        return f"{state.name} at {time.strftime('%H:%M:%S')}\n{format_table(statuses, rate='rate_hz')}\n"
+
     stop = stop_flag()
     started = time.monotonic()
     deadline = started + (args.duration if args.duration else float("inf"))
