@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,8 @@ KINDS = (
     "wrong_shape",       # the forwarded message with its arrays reshaped
     "big_frame",         # 50 MiB with a header that does not fit it (one per big_every messages)
 )
+STATUS_SILENCE_S = 3.0
+"""A node whose status (sent once a second) is older than this while fuzzing counts as a stall."""
 SERVICE_KINDS = ("reset_negative_seed", "reset_nan_start", "reset_garbage_frames", "reset_unknown_service")
 
 
@@ -317,6 +320,7 @@ def run_fuzz(config: FuzzConfig, say: Callable[[str], None] = print) -> dict[str
     log = open(work / "launch.log", "w+")
     launcher = subprocess.Popen([sys.executable, "-m", "edgerun.cli", "launch", str(graph)], stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
+    runtime_before = os.environ.get("XDG_RUNTIME_DIR")
     os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]  # find_run looks there
     context = zmq.Context()
     deadline = time.monotonic() + config.timeout_s
@@ -368,7 +372,7 @@ def run_fuzz(config: FuzzConfig, say: Callable[[str], None] = print) -> dict[str
                 stalls.append(f"no plan for {now - last_plan_at:.0f} s")
                 stalled_nodes.add("loop")
             for node, seen in watcher.last_seen.items():
-                if now - seen > 3 * 1.0 and node not in stalled_nodes:
+                if now - seen > STATUS_SILENCE_S and node not in stalled_nodes:
                     stalls.append(f"no status from '{node}' for {now - seen:.1f} s")
                     stalled_nodes.add(node)
             if now >= next_attack:
@@ -399,9 +403,14 @@ def run_fuzz(config: FuzzConfig, say: Callable[[str], None] = print) -> dict[str
                 os.killpg(launcher.pid, signal.SIGKILL)
                 launcher.wait()
         context.destroy(linger=0)
+        if runtime_before is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = runtime_before
     log.seek(0)
     text = log.read()
     log.close()
+    shutil.rmtree(work, ignore_errors=True)  # the graph file, its run directory and the launcher's log
     crashes = [line for line in text.splitlines() if line.startswith("[edgerun] process") and ("exited with code" in line or "was killed by" in line)]
     drops = {f"{node}.{name}": s.get("drops", {}) for node, st in statuses.items() for name, s in st["inputs"].items()}
     by_kind: Counter[str] = Counter()

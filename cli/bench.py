@@ -34,5 +34,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def run_benchmark(args: argparse.Namespace) -> int:
     """Each benchmark is ``edgerun.benchmarks.NAME.main``, imported when chosen (most load torch)."""
     module = importlib.import_module(f"edgerun.benchmarks.{args.bench_command}")
-    extra = {flag.lstrip("-").replace("-", "_"): None for flag, _ in OPTIONS.get(args.bench_command, [])}
-    return module.main(quick=args.quick, json_path=args.json, **{key: getattr(args, key) for key in extra})
+    names = [flag.lstrip("-").replace("-", "_") for flag, _ in OPTIONS.get(args.bench_command, [])]
+    return module.main(quick=args.quick, json_path=args.json, **{name: getattr(args, name) for name in names})

@@ -192,6 +192,10 @@ def inspect_topic(args: argparse.Namespace) -> int:
         return 2
 
 
+ONCE_WAIT_S = 5.0
+"""How long ``edgerun top --once`` waits for every node's status (each sends one per second)."""
+
+
 def show_top(args: argparse.Namespace) -> int:
     try:
         _, state = find_run(args.run)
@@ -228,8 +232,6 @@ def show_top(args: argparse.Namespace) -> int:
         watcher.close()
         context.destroy(linger=0)
 
-
-ONCE_WAIT_S = 5.0
 
 
 def record_topics(args: argparse.Namespace) -> int:

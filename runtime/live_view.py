@@ -19,8 +19,8 @@ Statuses = Mapping[str, Mapping[str, Any]]
 class LiveView:
     """``say`` a log line, ``show`` the latest statuses (at most every ``every_s``). Use as a context
     manager: on a terminal the table is drawn while inside and removed on exit (unless
-    ``keep_on_exit``), so a summary that follows prints cleanly. ``plain`` renders the statuses when not on a terminal (default: one
-    :func:`format_pulse` line)."""
+    ``keep_on_exit``), so a summary that follows prints cleanly. ``plain`` renders the statuses when
+    not on a terminal (default: one :func:`format_pulse` line)."""
 
     def __init__(self, out: TextIO, every_s: float, interactive: bool | None = None,
                  plain: Callable[[Statuses, Mapping[str, int]], str] | None = None, keep_on_exit: bool = False):

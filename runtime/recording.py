@@ -150,8 +150,9 @@ def record(
     return recorder.count
 
 
-_CORRUPT = (McapError, RecordingError, ValueError, KeyError, IndexError, TypeError, EOFError, OSError, MemoryError, RecursionError)
-"""What the mcap reader raises on a corrupt file (it checks little: lengths and records are trusted)."""
+_CORRUPT = (McapError, ValueError, KeyError, IndexError, TypeError, EOFError, OSError, MemoryError, RecursionError)
+"""What the mcap reader raises on a corrupt file (it checks little: lengths and records are trusted),
+and :func:`from_cbor`'s RecordingError (a ValueError), given the message's index on the way out."""
 
 
 def read_recording(path: Path, topics: list[str] | None = None) -> Iterator[tuple[int, Message]]:
