@@ -71,6 +71,9 @@ KINDS = (
     "seq_jump",          # 2**62, otherwise the forwarded message itself
     "non_finite",        # the forwarded message with NaN in its float arrays
     "wrong_shape",       # the forwarded message with its arrays reshaped
+    "shm_path_escape",   # a shared-memory descriptor naming ../../etc/passwd
+    "shm_other_node",    # a descriptor naming another node's slot
+    "shm_odd_generation",  # a descriptor of a slot being written
     "big_frame",         # 50 MiB with a header that does not fit it (one per big_every messages)
 )
 STATUS_SILENCE_S = 3.0
@@ -79,9 +82,14 @@ SERVICE_KINDS = ("reset_negative_seed", "reset_nan_start", "reset_garbage_frames
 
 
 def _header(sender: str, *, seq: int = 1, capture_ns: int | None = None, arrays: tuple = (), fields: dict | None = None,
-            version: int = messages.WIRE_VERSION) -> bytes:
+            version: int = messages.WIRE_VERSION, shared: messages.Shared | None = None) -> bytes:
     return msgspec.msgpack.encode(messages.Header(version=version, seq=seq, capture_ns=time.time_ns() if capture_ns is None else capture_ns,
-                                                  send_ns=time.time_ns(), sender=sender, arrays=arrays, fields=fields or {}))
+                                                  send_ns=time.time_ns(), sender=sender, arrays=arrays, fields=fields or {},
+                                                  shared=shared))
+
+
+def _descriptor(segment: str, generation: int = 2) -> messages.Shared:
+    return messages.Shared(segment, generation, (messages.SharedArray("x", "<f4", (1024,), 0),))
 
 
 def hostile(kind: str, topic: str, sender: str, last: Message | None, rng: np.random.Generator) -> list[bytes]:
@@ -120,6 +128,13 @@ def hostile(kind: str, topic: str, sender: str, last: Message | None, rng: np.ra
         return [t, _header("impostor")]
     if kind == "big_frame":
         return [t, _header(sender, arrays=spec("<f4", (16,))), b"\0" * BIG_BYTES]
+    node, _, output = topic.partition("/")
+    if kind == "shm_path_escape":
+        return [t, _header(sender, shared=_descriptor("../../etc/passwd"))]
+    if kind == "shm_other_node":
+        return [t, _header(sender, shared=_descriptor(f"camera.frames.{os.getpid()}.0.1"))]
+    if kind == "shm_odd_generation":
+        return [t, _header(sender, shared=_descriptor(f"{node}.{output}.{os.getpid()}.0.1", generation=3))]
     data: dict[str, Any] = dict(last.fields) if last is not None else {}
     arrays = dict(last.arrays) if last is not None else {"x": np.zeros(4, np.float32)}
     if kind == "seq_jump":
@@ -177,7 +192,7 @@ class _FuzzProxy(Node):
             kind = "big_frame" if (i + 1) % self.params.big_every == 0 else small[i % len(small)]
             output = self.outputs[i % len(self.outputs)]
             frames = hostile(kind, f"{self.name}/{output}", self.name, self.last.get(output), self.rng)
-            self._runner.pub.send_multipart(frames)  # raw frames: what Node.publish exists to prevent
+            self._runner.send_raw(frames)  # raw frames: what Node.publish exists to prevent
             self.sent[kind] += 1
 
     def status_fields(self) -> dict[str, Any]:

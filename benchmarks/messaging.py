@@ -1,40 +1,49 @@
-"""``edgerun bench messaging``: edgerun's message path against raw pyzmq PUB/SUB, by payload size.
+"""``edgerun bench messaging``: edgerun's message paths against raw pyzmq and dora-rs, by payload size.
 
-For each payload (1 KiB, 64 KiB, 1 MiB, 4 MiB, 16 MiB of uint8) two processes talk over
-ipc:// twice in the same run, the two systems taking turns:
+For each payload (1 KiB, 64 KiB, 1 MiB, 4 MiB, 16 MiB of uint8) two processes on one host talk in
+the same run, the systems taking turns:
 
-* **edgerun**: a :class:`BenchSender` node and a :class:`BenchReceiver` node, each in its
-  own ``python -m edgerun.runtime.host WIRING.json`` process, wired like a two-process
-  graph (``ipc://`` endpoints in a private run directory). The sender stamps
-  ``capture_ns=time.time_ns()`` in its timer and publishes; the receiver's handler
-  records ``time.time_ns() - msg.capture_ns``. The whole path is measured: encode, PUB,
-  the receiver's I/O thread (decode, validation, queue) and the hand-over to the node
-  thread that runs the handler.
+* **edgerun shm** (``edgerun_*``): a :class:`BenchSender` node and a :class:`BenchReceiver` node,
+  each in its own ``python -m edgerun.runtime.host WIRING.json`` process, wired as the launcher
+  wires two processes of a graph: ipc:// endpoints and a shared-memory slot pool in a private run
+  directory. The sender loans each payload from its output (``Node.loan``: the array lies in a
+  slot) and publishes it, so from 64 KiB up only a descriptor crosses ZeroMQ and the receiver's
+  handler gets a view of the slot. The whole path is measured: encode, XPUB, the receiver's I/O
+  thread (decode, descriptor checks, mapping, hold), and the hand-over to the node thread.
+* **edgerun shm, copy** (``edgerun_copy_*``): the same, but the sender publishes an ordinary
+  array (the unchanged ``publish`` API): one copy into the slot per message.
+* **edgerun zmq** (``edgerun_zmq_*``): shared memory off; every array crosses ipc:// as its own
+  frame (zero-copy send from 64 KiB up): edgerun before shared memory, and the path of every
+  payload below the threshold.
 * **raw**: the same two roles in plain pyzmq (``python -m edgerun.benchmarks.messaging
-  raw-sender|raw-receiver CONFIG.json``): ``[timestamp frame, payload]``, the payload
-  sent with ``copy=False`` from 64 KiB up (as edgerun does) and received with
-  ``copy=False`` on one thread, with the same high-water marks as edgerun's sockets.
+  raw-sender|raw-receiver CONFIG.json``): ``[timestamp frame, payload]``, the payload sent with
+  ``copy=False`` from 64 KiB up and received with ``copy=False`` on one thread, with the high-water
+  marks of edgerun's sockets.
+* **dora** (``dora_*``, when ``dora-rs`` and its CLI are installed: ``pip install -e .[bench]``): a
+  two-node dataflow under ``dora run`` using dora's zero-copy Python path (``send_output_raw`` into
+  a shared-memory pool sized for the payload, the receiver reading a view), paced by dora's own
+  timer at the same period (``benchmarks/dora/``).
 
-Both run the same schedule: warm-up messages until the receiver's "ack" comes back
-(ZeroMQ's slow joiner: a SUB misses whatever was published before it connected) and a
-few more, then **latency**, paced (one message every few ms, longer for big payloads, so
-nothing queues) and **throughput**, back-to-back for a fixed time, counted at the
-receiver as delivered messages per second (PUB drops what its high-water mark does not
-hold, so this is the rate the receiver sustains). MB/s is 10^6 bytes per second.
+Neither the edgerun shm sender nor dora's fills its payload per message (dora's writes a 16-byte
+stamp): both measure the transport, not the producer. Every leg runs the same schedule: warm-up
+until the receiver answers (ZeroMQ's slow joiner), then **latency**, paced (one message every few
+ms, longer for big payloads, so nothing queues), then **throughput**, back-to-back for a fixed time,
+counted at the receiver as delivered messages per second. MB/s is 10^6 bytes per second.
 
-The bar: edgerun's p50 latency at most 1.3 x raw's at 1 MiB and 4 MiB (PASS/FAIL is
-printed). If dora-rs (``import dora`` and the ``dora`` CLI) is installed, its p50 over
-the same payloads is added as ``dora_p50_us``.
+The bars (PASS/FAIL printed, ``bars`` in the JSON): edgerun p50 <= dora p50 at 4 MiB and 16 MiB
+(when dora ran); edgerun p50 <= 1.0 ms at 16 MiB; edgerun p50 at 1 KiB within 10 % of the zmq
+path's (shared memory must not slow what stays below the threshold).
 
-Exit code of :func:`main`: 0 when the bar passes, 1 when it fails, 2 when the benchmark
-could not run (a process failed or timed out). Numbers on a loaded or small machine are
-noisy; the machine is described in the JSON next to the results.
+Exit code of :func:`main`: 0 when the bars pass, 1 when one fails, 2 when the benchmark could not
+run (a process failed or timed out). Numbers on a loaded or small machine are noisy; the machine
+is described in the JSON next to the results.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -56,15 +65,22 @@ import numpy as np
 import zmq
 
 from edgerun.runtime import messages, runner
+from edgerun.runtime.graph import SHM_DEFAULTS
 from edgerun.runtime.host import die_with_parent
 from edgerun.runtime.node import Latest, Node, Queue
-from edgerun.runtime.paths import ipc_endpoint, run_dir
-from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, dump
+from edgerun.runtime.paths import ipc_endpoint, run_dir, segment_dir
+from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, SharedMemory, dump
 
 KiB, MiB = 1024, 1024 * 1024
 PAYLOADS = (1 * KiB, 64 * KiB, 1 * MiB, 4 * MiB, 16 * MiB)
-BAR_PAYLOADS = (1 * MiB, 4 * MiB)
-BAR_RATIO_P50 = 1.3
+SYSTEMS = ("shm", "copy", "zmq", "raw")
+"""Our legs: edgerun with loaned slots, edgerun publishing ordinary arrays, edgerun with shared memory
+off, raw pyzmq; keys in the results: ``edgerun_``, ``edgerun_copy_``, ``edgerun_zmq_``, ``raw_``."""
+PREFIX = {"shm": "edgerun", "copy": "edgerun_copy", "zmq": "edgerun_zmq", "raw": "raw"}
+BAR_DORA_PAYLOADS = (4 * MiB, 16 * MiB)
+BAR_16MIB_P50_US = 1000.0
+BAR_SMALL_RATIO = 1.10  # edgerun at 1 KiB against its own zmq path
+SHM_SLOTS = 4
 # The raw sockets get the high-water marks edgerun's own sockets have (runner._open_sockets):
 # PUB sndhwm PUB_HWM, and a Queue(n) input's SUB rcvhwm n + 1. A small queue keeps the
 # receivers' memory bounded at 16 MiB (about (2n + 1) x 16 MiB in flight at most).
@@ -106,6 +122,7 @@ class SenderParams:
     samples: int = 100  # latency messages
     warmup: int = 10  # messages after the first ack before latency starts
     throughput_s: float = 0.5  # back-to-back phase
+    loan: bool = False  # write each payload into a loaned slot instead of publishing one array
 
 
 @dataclass(frozen=True)
@@ -202,7 +219,8 @@ class BenchSender(Node):
         self.schedule.tick(self.acked, self.send)
 
     def send(self, phase: int) -> None:
-        self.publish("data", capture_ns=time.time_ns(), payload=self.payload, phase=phase)
+        payload = self.loan("data", self.payload.shape, np.uint8) if self.params.loan else self.payload
+        self.publish("data", capture_ns=time.time_ns(), payload=payload, phase=phase)
 
 
 class BenchReceiver(Node):
@@ -314,6 +332,7 @@ def _sender_params(leg: Leg) -> dict[str, Any]:
         "samples": leg.samples,
         "warmup": leg.warmup,
         "throughput_s": leg.throughput_s,
+        "loan": leg.system == "shm",
     }
 
 
@@ -330,15 +349,18 @@ def _commands(leg: Leg, directory: Path, tag: str) -> tuple[list[str], list[str]
         base = [sys.executable, "-m", "edgerun.benchmarks.messaging"]
         return [*base, "raw-receiver", str(path)], [*base, "raw-sender", str(path)], out
     module = "edgerun.benchmarks.messaging"
+    shared = leg.system != "zmq"  # as the launcher wires two processes: the receiver reads column 0
+    segments = str(segment_dir(directory))
     sender = NodeWiring(
         name="tx", cls=f"{module}:BenchSender", params=_sender_params(leg),
         pub_binds=(data,), ctl_binds=(ipc_endpoint(directory, f"{tag}.tx.ctl"),),
-        inputs=(InputWiring(name="ack", topic="rx/ack", link=Link(ack)),),
+        inputs=(InputWiring(name="ack", topic="rx/ack", link=Link(ack)),), segment_dir=segments,
+        shm=SharedMemory(SHM_DEFAULTS.threshold_bytes, SHM_SLOTS, readers={"data": 1}) if shared else None,
     )
     receiver = NodeWiring(
         name="rx", cls=f"{module}:BenchReceiver", params={"out": str(out), "payload_bytes": leg.payload_bytes},
-        pub_binds=(ack,), ctl_binds=(ipc_endpoint(directory, f"{tag}.rx.ctl"),),
-        inputs=(InputWiring(name="data", topic="tx/data", link=Link(data)),),
+        pub_binds=(ack,), ctl_binds=(ipc_endpoint(directory, f"{tag}.rx.ctl"),), segment_dir=segments,
+        inputs=(InputWiring(name="data", topic="tx/data", link=Link(data), shm_column=0 if shared else None),),
     )
     commands = []
     for wiring in (receiver, sender):
@@ -428,18 +450,19 @@ class Measured:
 
 
 def plan_legs(quick: bool, payloads: tuple[int, ...]) -> list[list[Leg]]:
-    """Rounds of legs; each round measures every payload on both systems, alternating who goes first."""
+    """Rounds of legs; each round measures every payload on every system, rotating who goes first."""
     rounds = 3 if quick else 4
     scale = 0.15 if quick else 1.0
     throughput_s = 0.6 if quick else 2.0  # in all, over the rounds
     plan = []
     for r in range(rounds):
         legs = []
-        for payload in payloads:
+        for i, payload in enumerate(payloads):
             pace = PACE.get(payload, Pace(max(0.002, payload / 400e6), 200))
             samples = max(20, int(pace.samples * scale / rounds))
             warmup = max(5, min(30, int(0.15 / pace.period_s)))
-            order = ("raw", "edgerun") if (r + payloads.index(payload)) % 2 == 0 else ("edgerun", "raw")
+            shift = (r + i) % len(SYSTEMS)
+            order = SYSTEMS[shift:] + SYSTEMS[:shift]
             legs += [Leg(system, payload, pace.period_s, samples, warmup, throughput_s / rounds) for system in order]
         plan.append(legs)
     return plan
@@ -484,35 +507,43 @@ def dora_available() -> bool:
     return importlib.util.find_spec("dora") is not None
 
 
-def run_dora(payload: int, samples: int, period_s: float, directory: Path) -> float:
-    """dora-rs p50 one-way latency (µs) for one payload: a two-node dataflow under ``dora run``."""
+DORA_POOL_MIN = 64 * MiB
+"""dora's shared-memory pool per sender: its 8 MB default cannot hold a 16 MiB sample, and dora then
+falls back to a heap copy (~30 ms per send on 2 cores): at least this, and 8 payloads."""
+DORA_QUEUE = 64
+DORA_WARMUP_S = 1.0
+
+
+def run_dora(payload: int, samples: int, period_s: float, directory: Path) -> list[int]:
+    """dora-rs one-way latencies (ns) for one payload: a two-node dataflow under ``dora run``."""
     dora = shutil.which("dora") or str(Path(sys.executable).with_name("dora"))
     if not Path(dora).exists():
         raise BenchError("the dora CLI is not on PATH")
     work = directory / f"dora-{payload}"
     work.mkdir(exist_ok=True)
     out = work / "latency.json"
-    warmup = 20
     millis = max(1, round(period_s * 1000))
-    env = {"BENCH_BYTES": payload, "BENCH_TOTAL": warmup + samples, "BENCH_WARMUP": warmup, "BENCH_OUT": str(out)}
+    env = {"BENCH_BYTES": payload, "BENCH_TOTAL": samples, "BENCH_WARMUP": 20, "BENCH_WARMUP_S": DORA_WARMUP_S,
+           "BENCH_OUT": str(out)}
     env_yaml = "\n".join(f"      {k}: \"{v}\"" for k, v in env.items())
     (work / "dataflow.yml").write_text(
         f"nodes:\n"
         f"  - id: sender\n    path: {DORA_NODES / 'sender.py'}\n    inputs:\n      tick: dora/timer/millis/{millis}\n"
-        f"    outputs:\n      - data\n    env:\n{env_yaml}\n"
-        f"  - id: receiver\n    path: {DORA_NODES / 'receiver.py'}\n    inputs:\n      data: sender/data\n    env:\n{env_yaml}\n"
+        f"    outputs:\n      - data\n    shared_memory_pool_size: {max(DORA_POOL_MIN, 8 * payload)}\n    env:\n{env_yaml}\n"
+        f"  - id: receiver\n    path: {DORA_NODES / 'receiver.py'}\n    inputs:\n      data:\n        source: sender/data\n"
+        f"        queue_size: {DORA_QUEUE}\n    env:\n{env_yaml}\n"
     )
-    timeout_s = 60 + 4 * (warmup + samples) * millis / 1000
+    timeout_s = 60 + DORA_WARMUP_S + 4 * (20 + samples) * millis / 1000
     result = subprocess.run(
         [dora, "run", "dataflow.yml"], check=False, cwd=work, capture_output=True, text=True, timeout=timeout_s,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     if not out.exists():
         raise BenchError(f"dora run exited with {result.returncode}: {(result.stderr or result.stdout)[-1000:]}")
-    latency_ns = json.loads(out.read_text())
-    if not latency_ns:
-        raise BenchError("dora receiver recorded no samples")
-    return float(np.percentile(latency_ns, 50) / 1e3)
+    tally = json.loads(out.read_text())
+    if tally["missing"] or len(tally["latency_ns"]) < samples:
+        raise BenchError(f"dora lost {len(tally['missing'])} of {samples} samples: the figure would be biased")
+    return tally["latency_ns"]
 
 
 # --- report ----------------------------------------------------------------------------
@@ -521,23 +552,17 @@ def _fmt(x: float, digits: int = 0) -> str:
 
 
 def print_table(results: list[dict[str, Any]], with_dora: bool) -> None:
-    header = ["payload", "edgerun p50", "p99", "raw p50", "p99", "ratio p50", "p99",
-              "edgerun msg/s", "MB/s", "raw msg/s", "MB/s", "samples"]
-    if with_dora:
-        header.append("dora p50")
+    systems = ["edgerun", "edgerun_copy", "edgerun_zmq", "raw"] + (["dora"] if with_dora else [])
+    header = ["payload"] + [f"{name} p50" for name in systems]
+    header += ["p99 edgerun", "p99 dora"] if with_dora else ["p99 edgerun"]
+    header += ["edgerun msg/s", "zmq msg/s", "samples"]
     rows = []
     for r in results:
-        row = [
-            size_name(r["payload_bytes"]),
-            _fmt(r["edgerun_p50_us"]), _fmt(r["edgerun_p99_us"]),
-            _fmt(r["raw_p50_us"]), _fmt(r["raw_p99_us"]),
-            _fmt(r["ratio_p50"], 2), _fmt(r["ratio_p99"], 2),
-            _fmt(r["edgerun_msgs_per_s"]), _fmt(r["edgerun_MBps"]),
-            _fmt(r["raw_msgs_per_s"]), _fmt(r["raw_MBps"]),
-            str(r["samples"]),
-        ]
+        row = [size_name(r["payload_bytes"]), *(_fmt(r.get(f"{name}_p50_us", math.nan)) for name in systems),
+               _fmt(r["edgerun_p99_us"])]
         if with_dora:
-            row.append(_fmt(r.get("dora_p50_us", math.nan)))
+            row.append(_fmt(r.get("dora_p99_us", math.nan)))
+        row += [_fmt(r["edgerun_msgs_per_s"]), _fmt(r["edgerun_zmq_msgs_per_s"]), str(r["samples"])]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     print("one-way latency in µs (paced), throughput back-to-back (delivered at the receiver)")
@@ -550,24 +575,43 @@ def _round(x: float, digits: int) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
-def summarize(payload: int, ours: Measured, raw: Measured) -> dict[str, Any]:
-    """One row of the results: latency percentiles, ratios and throughput of both systems."""
-    e50, e99 = ours.percentile_us(50), ours.percentile_us(99)
-    r50, r99 = raw.percentile_us(50), raw.percentile_us(99)
-    return {
-        "payload_bytes": payload,
-        "edgerun_p50_us": _round(e50, 1),
-        "edgerun_p99_us": _round(e99, 1),
-        "raw_p50_us": _round(r50, 1),
-        "raw_p99_us": _round(r99, 1),
-        "ratio_p50": _round(e50 / r50, 3),
-        "ratio_p99": _round(e99 / r99, 3),
-        "edgerun_msgs_per_s": _round(ours.msgs_per_s, 1),
-        "raw_msgs_per_s": _round(raw.msgs_per_s, 1),
-        "edgerun_MBps": _round(ours.msgs_per_s * payload / 1e6, 1),
-        "raw_MBps": _round(raw.msgs_per_s * payload / 1e6, 1),
-        "samples": min(len(ours.latency_ns), len(raw.latency_ns)),
-    }
+def summarize(payload: int, measured: dict[str, Measured], dora_ns: list[int] | None) -> dict[str, Any]:
+    """One row of the results: every system's latency percentiles and throughput, and the ratios."""
+    row: dict[str, Any] = {"payload_bytes": payload}
+    for system, prefix in PREFIX.items():
+        m = measured[system]
+        row[f"{prefix}_p50_us"] = _round(m.percentile_us(50), 1)
+        row[f"{prefix}_p99_us"] = _round(m.percentile_us(99), 1)
+        row[f"{prefix}_msgs_per_s"] = _round(m.msgs_per_s, 1)
+        row[f"{prefix}_MBps"] = _round(m.msgs_per_s * payload / 1e6, 1)
+    if dora_ns:
+        row["dora_p50_us"] = round(float(np.percentile(dora_ns, 50)) / 1e3, 1)
+        row["dora_p99_us"] = round(float(np.percentile(dora_ns, 99)) / 1e3, 1)
+    ours = measured["shm"].percentile_us(50)
+    for other, key in (("raw", "ratio_p50_raw"), ("zmq", "ratio_p50_zmq")):
+        row[key] = _round(ours / measured[other].percentile_us(50), 3)
+    if dora_ns:
+        row["ratio_p50_dora"] = round(ours / row["dora_p50_us"], 3)
+    row["samples"] = min(len(m.latency_ns) for m in measured.values())
+    return row
+
+
+def check_bars(results: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Each bar's verdict; None where it could not be checked (dora not installed)."""
+    by_size = {r["payload_bytes"]: r for r in results}
+    bars: dict[str, bool | None] = {}
+    for payload in BAR_DORA_PAYLOADS:
+        r = by_size.get(payload)
+        if r is not None:
+            dora = r.get("dora_p50_us")
+            bars[f"edgerun_p50 <= dora_p50 at {size_name(payload)}"] = None if dora is None else r["edgerun_p50_us"] <= dora
+    if 16 * MiB in by_size:
+        bars[f"edgerun_p50 <= {BAR_16MIB_P50_US:g} us at 16 MiB"] = by_size[16 * MiB]["edgerun_p50_us"] <= BAR_16MIB_P50_US
+    if 1 * KiB in by_size:
+        r = by_size[1 * KiB]
+        bars[f"edgerun_p50 <= {BAR_SMALL_RATIO} x edgerun_zmq_p50 at 1 KiB"] = (
+            r["edgerun_p50_us"] <= BAR_SMALL_RATIO * r["edgerun_zmq_p50_us"])
+    return bars
 
 
 def measure(quick: bool, payloads: tuple[int, ...], directory: Path) -> tuple[dict[tuple[str, int], Measured], int]:
@@ -576,39 +620,39 @@ def measure(quick: bool, payloads: tuple[int, ...], directory: Path) -> tuple[di
         from tqdm import tqdm
     except ImportError:  # progress is a nicety
         tqdm = None
-    measured = {(system, p): Measured([]) for system in ("edgerun", "raw") for p in payloads}
+    measured = {(system, p): Measured([]) for system in SYSTEMS for p in payloads}
     plan = plan_legs(quick, payloads)
     legs = [(r, leg) for r, legs in enumerate(plan) for leg in legs]
     progress = tqdm(legs, unit="run", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()) if tqdm else legs
     for r, leg in progress:
         if tqdm:
             progress.set_description(f"{leg.system} {size_name(leg.payload_bytes)}")
-        tag = f"r{r}-{leg.system[0]}{leg.payload_bytes // KiB}k"
+        tag = f"r{r}-{leg.system}{leg.payload_bytes // KiB}k"
         measured[leg.system, leg.payload_bytes].add(run_leg(leg, directory, tag))
     return measured, len(plan)
 
 
-def measure_dora(quick: bool, payloads: tuple[int, ...], directory: Path) -> dict[int, float]:
-    """dora-rs p50 by payload, where it is installed and runs; a note for each payload it does not."""
+def measure_dora(quick: bool, payloads: tuple[int, ...], directory: Path) -> dict[int, list[int]]:
+    """dora-rs latencies (ns) by payload, where it is installed and runs; a note for each payload it does not."""
     if not dora_available():
-        print("dora-rs is not installed (no `dora` module): dora_p50_us is left out")
+        print("dora-rs is not installed (no `dora` module; `pip install -e .[bench]`): dora_p50_us is left out")
         return {}
-    p50 = {}
+    latencies = {}
     for payload in payloads:
         pace = PACE.get(payload, Pace(0.01, 200))
         try:
-            p50[payload] = run_dora(payload, max(50, pace.samples // (5 if quick else 1)), pace.period_s, directory)
+            latencies[payload] = run_dora(payload, max(50, pace.samples // (5 if quick else 2)), pace.period_s, directory)
         except Exception as exc:  # noqa: BLE001 - dora is an optional extra; its failure is reported, not fatal
             print(f"dora-rs at {size_name(payload)}: left out ({(str(exc) or type(exc).__name__).splitlines()[0]})")
-    return p50
+    return latencies
 
 
 def main(quick: bool = False, json_path: str | None = None) -> int:
-
     payloads = PAYLOADS
     machine = machine_info()
     print(
-        f"edgerun bench messaging{' --quick' if quick else ''}: {len(payloads)} payloads x edgerun/raw, "
+        f"edgerun bench messaging{' --quick' if quick else ''}: {len(payloads)} payloads x "
+        f"{'/'.join(PREFIX.values())}{'/dora' if dora_available() else ''}, "
         f"{machine['cpus_usable']} CPUs, load {machine['load_average']}",
         flush=True,
     )
@@ -616,31 +660,22 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
     try:
         directory = run_dir(f"bench-{os.getpid()}")
         measured, rounds = measure(quick, payloads, directory)
-        dora_p50 = measure_dora(quick, payloads, directory)
+        dora = measure_dora(quick, payloads, directory)
     except (BenchError, OSError, ValueError) as exc:
         print(f"edgerun bench messaging: {exc}", file=sys.stderr)
         return 2
     finally:
         if directory is not None:
+            shutil.rmtree(segment_dir(directory), ignore_errors=True)
             shutil.rmtree(directory, ignore_errors=True)
 
-    results = []
-    for payload in payloads:
-        entry = summarize(payload, measured["edgerun", payload], measured["raw", payload])
-        if payload in dora_p50:
-            entry["dora_p50_us"] = round(dora_p50[payload], 1)
-        results.append(entry)
-
-    print_table(results, with_dora=bool(dora_p50))
-    verdicts = []
-    for r in results:
-        if r["payload_bytes"] in BAR_PAYLOADS:
-            ok = r["ratio_p50"] is not None and r["ratio_p50"] <= BAR_RATIO_P50
-            verdicts.append(ok)
-            print(f"bar ratio_p50 <= {BAR_RATIO_P50} at {size_name(r['payload_bytes'])}: "
-                  f"{_fmt(r['ratio_p50'], 2)} {'PASS' if ok else 'FAIL'}")
-    passed = bool(verdicts) and all(verdicts)
-    print(f"bar: {'PASS' if passed else 'FAIL'}")
+    results = [summarize(p, {system: measured[system, p] for system in SYSTEMS}, dora.get(p)) for p in payloads]
+    print_table(results, with_dora=bool(dora))
+    bars = check_bars(results)
+    for name, ok in bars.items():
+        print(f"bar {name}: {'not checked (no dora)' if ok is None else 'PASS' if ok else 'FAIL'}")
+    passed = all(ok is not False for ok in bars.values())
+    print(f"bars: {'PASS' if passed else 'FAIL'}")
 
     if json_path:
         document = {
@@ -648,18 +683,29 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
             "config": {
                 "quick": quick,
                 "rounds": rounds,
-                "transport": "ipc",
+                "systems": {**{PREFIX[s]: s for s in SYSTEMS}, **({"dora": "dora-rs send_output_raw"} if dora else {})},
                 "receiver_queue": RECEIVER_QUEUE,
                 "pub_hwm": PUB_HWM,
+                "shm_slots": SHM_SLOTS,
+                "shm_threshold_bytes": SHM_DEFAULTS.threshold_bytes,
+                "dora": _dora_version() if dora else None,
                 "latency_period_s": {str(p): PACE[p].period_s for p in payloads if p in PACE},
-                "bar": {"ratio_p50_max": BAR_RATIO_P50, "payload_bytes": list(BAR_PAYLOADS), "passed": passed},
             },
+            "bars": {name: ok for name, ok in bars.items()},
+            "passed": passed,
             "results": results,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {json_path}")
     return 0 if passed else 1
+
+
+def _dora_version() -> str | None:
+    try:
+        return importlib.metadata.version("dora-rs")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _entry(argv: list[str] | None = None) -> None:

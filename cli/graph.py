@@ -139,9 +139,10 @@ def run_node(args: argparse.Namespace) -> int:
         params = parse_cli_params(args.param)
         build_params(cls.params, params, where="--param")
         name = args.name or cls.__name__.lower()
-        inputs = []
+        inputs, segments = [], None
         if args.input:
             _, state = find_run(getattr(args, "from"))
+            segments = state.segments
             for pair in args.input:
                 input_name, _, topic = pair.partition("=")
                 if input_name not in cls.inputs:
@@ -157,7 +158,7 @@ def run_node(args: argparse.Namespace) -> int:
     pub, ctl, srv = (ipc_endpoint(directory, f"{name}.{kind}") for kind in ("pub", "ctl", "srv"))
     wiring = NodeWiring(
         name=name, cls=args.node_class, params=params, pub_binds=(pub,), ctl_binds=(ctl,),
-        srv_binds=(srv,) if cls.services else (), inputs=tuple(inputs),
+        srv_binds=(srv,) if cls.services else (), inputs=tuple(inputs), segment_dir=segments,
     )
     state = RunState(
         name=f"run-{name}", graph=args.node_class, launcher_pid=os.getpid(), host=None,
@@ -179,7 +180,7 @@ def inspect_topic(args: argparse.Namespace) -> int:
         if args.action == "list":
             for topic, _endpoint in introspect.topics(state).items():
                 node = state.nodes[topic.partition("/")[0]]
-                print(f"{topic}  ({node.cls}, pid {node.pid})")
+                print(f"{topic}  ({node.cls}, pid {node.pid}, {introspect.transport(state, topic)})")
             return 0
         if args.action == "echo":
             shown = introspect.echo(state, args.topic, args.count, args.timeout, sys.stdout)
@@ -244,7 +245,7 @@ def record_topics(args: argparse.Namespace) -> int:
         return 2
     stop = stop_flag()
     print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
-    count = record(chosen, Path(args.output), args.duration, stop.is_set)
+    count = record(chosen, Path(args.output), args.duration, stop.is_set, segments=state.segments)
     print(f"wrote {count} messages to {args.output}", file=sys.stderr)
     return 0
 
@@ -263,7 +264,7 @@ def view_graph(args: argparse.Namespace) -> int:
     print(f"viewing {len(chosen)} topics of '{state.name}' in {', '.join(w for w in where if w)} (Ctrl-C to stop)", file=sys.stderr)
     stop = stop_flag()
     try:
-        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64):
+        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64, segments=state.segments):
             viewer.log(msg)
     finally:
         viewer.close()

@@ -2,8 +2,9 @@
 
 A node binds its outputs on inproc:// (for nodes in its process: no copies), on
 ipc:// in the run's private directory (other processes on this host, and the CLI
-tools) and, when the graph spans hosts, on a CURVE-secured tcp:// port. Each input
-connects over the closest of these.
+tools; big arrays in shared memory, see :mod:`edgerun.runtime.shm`) and, when the graph
+spans hosts, on a CURVE-secured tcp:// port. Each input connects over the closest of
+these; an ipc:// input of a shared-memory output gets a reader column in its pool.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import msgspec
 
 from edgerun.runtime.graph import Graph, GraphNode
-from edgerun.runtime.paths import ipc_endpoint
-from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
+from edgerun.runtime.paths import ipc_endpoint, segment_dir
+from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, SharedMemory
 
 RUN_STATE = "run.json"
 
@@ -73,6 +74,8 @@ def wire_processes(graph: Graph, directory: Path, host: str | None = None) -> di
             server_host=hosts[producer],
         )
 
+    columns, readers = reader_columns(graph)
+    segments = str(segment_dir(directory))
     processes = {}
     for process, members in graph.processes().items():
         if hosts[members[0].name] != host:
@@ -81,9 +84,11 @@ def wire_processes(graph: Graph, directory: Path, host: str | None = None) -> di
         for node in members:
             ends = endpoints[node.name]
             inputs = tuple(
-                InputWiring(name=input_name, topic=source, link=link(node, source.partition("/")[0], "pub"))
+                InputWiring(name=input_name, topic=source, link=link(node, source.partition("/")[0], "pub"),
+                            shm_column=columns.get((node.name, input_name)))
                 for input_name, source in node.spec.inputs.items()
             )
+            shm = node.shm(graph.spec)
             services = {
                 other.name: link(node, other.name, "srv") for other in graph.nodes.values() if other.cls.services
             }
@@ -98,6 +103,12 @@ def wire_processes(graph: Graph, directory: Path, host: str | None = None) -> di
                     inputs=inputs,
                     services=services,
                     status_period_s=graph.spec.status_period_s,
+                    segment_dir=segments,
+                    shm=SharedMemory(
+                        threshold_bytes=shm.threshold_bytes,
+                        slots=shm.slots,
+                        readers={o: readers.get(f"{node.name}/{o}", 0) for o in node.cls.outputs},
+                    ) if shm.enabled else None,
                 )
             )
         processes[process] = ProcessWiring(
@@ -108,6 +119,23 @@ def wire_processes(graph: Graph, directory: Path, host: str | None = None) -> di
             nodes=tuple(wired),
         )
     return processes
+
+
+def reader_columns(graph: Graph) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """``(node, input) -> column`` for every input that reads a shared-memory output of another
+    process on its host (its place in that output's pool, from 0 per output), and the number of
+    columns of each ``node/output``."""
+    hosts = {name: effective_host(graph, node) for name, node in graph.nodes.items()}
+    taken: dict[str, int] = {}
+    columns = {}
+    for consumer in graph.nodes.values():
+        for input_name, source in consumer.spec.inputs.items():
+            producer = graph.nodes[source.partition("/")[0]]
+            if (producer.process != consumer.process and hosts[producer.name] == hosts[consumer.name]
+                    and producer.shm(graph.spec).enabled):
+                columns[consumer.name, input_name] = taken.get(source, 0)
+                taken[source] = columns[consumer.name, input_name] + 1
+    return columns, taken
 
 
 class NodeState(msgspec.Struct):
@@ -121,6 +149,7 @@ class NodeState(msgspec.Struct):
     srv: str | None
     pid: int | None = None
     restarts: int = 0
+    shm_threshold: int | None = None  # arrays from this size up travel in shared memory over ipc://
 
 
 class RunState(msgspec.Struct):
@@ -131,10 +160,11 @@ class RunState(msgspec.Struct):
     launcher_pid: int
     host: str | None
     nodes: dict[str, NodeState]
+    segments: str | None = None  # the run's shared-memory directory
 
 
 def run_state(graph: Graph, directory: Path, host: str | None, processes: dict[str, ProcessWiring]) -> RunState:
-    nodes = {}
+    nodes, segments = {}, None
     for process in processes.values():
         for wiring in process.nodes:
             node = graph.nodes[wiring.name]
@@ -147,8 +177,11 @@ def run_state(graph: Graph, directory: Path, host: str | None, processes: dict[s
                 pub=wiring.pub_binds[1],
                 ctl=wiring.ctl_binds[0],
                 srv=wiring.srv_binds[1] if wiring.srv_binds else None,
+                shm_threshold=wiring.shm.threshold_bytes if wiring.shm else None,
             )
-    return RunState(name=graph.name, graph=str(graph.path), launcher_pid=os.getpid(), host=host, nodes=nodes)
+            segments = wiring.segment_dir
+    return RunState(name=graph.name, graph=str(graph.path), launcher_pid=os.getpid(), host=host, nodes=nodes,
+                    segments=segments)
 
 
 def write_run_state(directory: Path, state: RunState) -> None:

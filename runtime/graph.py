@@ -11,6 +11,8 @@
         process: main                        # optional: share a process (inproc://, one CUDA context)
         host: robot                          # optional: one of `hosts`
         restart: {policy: on-failure, max_restarts: 5, backoff_s: 0.5}
+        shm: {slots: 8}                      # optional: overrides the graph's `shm` field by field
+    shm: {enabled: true, threshold_bytes: 65536, slots: 4}   # optional: the defaults
 
 :func:`load_graph` checks the whole file before anything starts and raises
 :class:`GraphError` naming the file and the field at fault.
@@ -44,6 +46,24 @@ class RestartPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_backoff_s: float = 10.0
 
 
+class SharedMemorySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``shm:`` of a graph or of one node (a node's fields override the graph's, field by field)."""
+
+    enabled: bool | None = None
+    threshold_bytes: int | None = None
+    slots: int | None = None
+
+    def over(self, base: SharedMemorySpec) -> SharedMemorySpec:
+        return SharedMemorySpec(*(mine if mine is not None else theirs for mine, theirs in
+                                  zip(msgspec.structs.astuple(self), msgspec.structs.astuple(base))))
+
+
+SHM_DEFAULTS = SharedMemorySpec(enabled=True, threshold_bytes=64 * 1024, slots=4)
+"""Arrays of 64 KiB and up through shared memory, 4 slots per output: a 1080p RGB stream holds
+4 x 6 MiB, a 4K one 4 x 24 MiB (docs/runtime.md)."""
+SHM_MAX_SLOTS = 64
+
+
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename={"class_": "class"}):
     id: str
     class_: str
@@ -52,6 +72,7 @@ class NodeSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename={
     process: str | None = None
     host: str | None = None
     restart: RestartPolicy = RestartPolicy()
+    shm: SharedMemorySpec = SharedMemorySpec()
 
 
 class HostSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -67,6 +88,7 @@ class GraphSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     heartbeat_timeout_s: float = 10.0
     status_period_s: float = 1.0
     stop_with: list[str] = []  # nodes whose clean exit ends the whole graph (e.g. an env after N episodes)
+    shm: SharedMemorySpec = SharedMemorySpec()
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,10 @@ class GraphNode:
     @property
     def process(self) -> str:
         return self.spec.process or self.spec.id
+
+    def shm(self, graph: GraphSpec) -> SharedMemorySpec:
+        """This node's shared-memory settings: its own, then the graph's, then the defaults."""
+        return self.spec.shm.over(graph.shm).over(SHM_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -132,6 +158,14 @@ def parse_graph(data: Any, path: Path) -> Graph:
     if not spec.nodes:
         raise fail("nodes", "a graph needs at least one node")
 
+    def check_shm(shm: SharedMemorySpec, field: str) -> None:
+        if shm.threshold_bytes is not None and shm.threshold_bytes < 1:
+            raise fail(f"{field}.threshold_bytes", f"must be at least 1, got {shm.threshold_bytes}")
+        if shm.slots is not None and not 1 <= shm.slots <= SHM_MAX_SLOTS:
+            raise fail(f"{field}.slots", f"must be 1..{SHM_MAX_SLOTS}, got {shm.slots}")
+
+    check_shm(spec.shm, "shm")
+
     nodes: dict[str, GraphNode] = {}
     for i, node in enumerate(spec.nodes):
         at = f"nodes[{i}]"
@@ -151,6 +185,7 @@ def parse_graph(data: Any, path: Path) -> Graph:
             raise fail(f"{at} ({node.id}).host", f"unknown host '{node.host}' (hosts: {', '.join(spec.hosts) or 'none'})")
         if node.restart.max_restarts < 0 or node.restart.backoff_s < 0:
             raise fail(f"{at} ({node.id}).restart", "max_restarts and backoff_s must not be negative")
+        check_shm(node.shm, f"{at} ({node.id}).shm")
         nodes[node.id] = GraphNode(node, cls)
 
     for i, node in enumerate(spec.nodes):

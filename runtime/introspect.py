@@ -17,6 +17,7 @@ from edgerun.runtime.deployment import RUN_STATE, RunState, read_run_state
 from edgerun.runtime.messages import Message
 from edgerun.runtime.node import STATUS_OUTPUT
 from edgerun.runtime.paths import runtime_root
+from edgerun.runtime.shm import SharedReader
 
 
 def running_graphs() -> dict[str, tuple[Path, RunState]]:
@@ -68,15 +69,30 @@ def subscribe(context: zmq.Context, state: RunState, topic: str) -> zmq.Socket:
     return socket
 
 
-def receive(socket: zmq.Socket, topic: str, timeout_s: float | None) -> Iterator[Message]:
-    """Messages on exactly ``topic`` until ``timeout_s`` passes (forever if None)."""
+def shared_reader(segments: str | None) -> SharedReader | None:
+    """A tool's reader of a run's shared-memory slots: it copies what it reads and holds nothing."""
+    return SharedReader(Path(segments)) if segments else None
+
+
+def transport(state: RunState, topic: str) -> str:
+    """How ``topic`` reaches a tool: the words ``topic list`` and ``topic hz`` print."""
+    node = state.nodes.get(topic.partition("/")[0])
+    if node is None or node.shm_threshold is None:
+        return "ipc"
+    return f"shm (arrays from {node.shm_threshold:,} bytes; the rest over ipc)"
+
+
+def receive(socket: zmq.Socket, topic: str, timeout_s: float | None, segments: str | None = None) -> Iterator[Message]:
+    """Messages on exactly ``topic`` until ``timeout_s`` passes (forever if None); ``segments``: the
+    run's shared-memory directory, for messages whose arrays lie there."""
+    shared = shared_reader(segments)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while deadline is None or time.monotonic() < deadline:
         wait_ms = 200 if deadline is None else max(1, int((deadline - time.monotonic()) * 1000))
         if not socket.poll(min(wait_ms, 200), zmq.POLLIN):
             continue
         try:
-            msg = messages.decode(socket.recv_multipart(copy=False))
+            msg = messages.decode(socket.recv_multipart(copy=False), shared=shared)
         except messages.Rejected:
             continue
         if msg.topic == topic:
@@ -131,12 +147,18 @@ DRAIN_S = 2.0
 
 
 def listen(
-    topics: dict[str, str], duration_s: float | None, should_stop: Callable[[], bool] = lambda: False, hwm: int = 1000
+    topics: dict[str, str],
+    duration_s: float | None,
+    should_stop: Callable[[], bool] = lambda: False,
+    hwm: int = 1000,
+    segments: str | None = None,
 ) -> Iterator[Message]:
     """Every valid message on ``topics`` (``{topic: endpoint}``) until ``duration_s`` passes or
     ``should_stop()``; malformed ones are skipped. After ``should_stop()`` the queued messages sent
     before it are still delivered (for at most ``DRAIN_S``), so a recorder that lags a busy graph
-    keeps the last messages, such as the episode's outcome, that the graph sent before it stopped."""
+    keeps the last messages, such as the episode's outcome, that the graph sent before it stopped.
+    ``segments``: the run's shared-memory directory (arrays there are copied out)."""
+    shared = shared_reader(segments)
     context = zmq.Context.instance()
     socket = context.socket(zmq.SUB)
     socket.linger = 0
@@ -157,7 +179,7 @@ def listen(
             if drain_until is not None and time.monotonic() > drain_until:
                 break
             try:
-                msg = messages.decode(socket.recv_multipart(copy=False))
+                msg = messages.decode(socket.recv_multipart(copy=False), shared=shared)
             except messages.Rejected:
                 continue
             if stopped_ns is not None and msg.send_ns > stopped_ns:
@@ -185,7 +207,7 @@ def echo(state: RunState, topic: str, count: int | None, timeout_s: float | None
     socket = subscribe(context, state, topic)
     shown = 0
     try:
-        for msg in receive(socket, topic, timeout_s):
+        for msg in receive(socket, topic, timeout_s, state.segments):
             print(describe_message(msg), file=out, flush=True)
             shown += 1
             if count is not None and shown >= count:
@@ -199,6 +221,7 @@ def hz(state: RunState, topic: str, duration_s: float | None, out: TextIO, windo
     """Print the rate of ``topic`` every ``window_s``; returns the mean rate over the whole run."""
     context = zmq.Context.instance()
     socket = subscribe(context, state, topic)
+    print(f"{topic}: transport {transport(state, topic)}", file=out, flush=True)
     arrivals: list[float] = []
     start = last_print = time.monotonic()
     try:

@@ -5,11 +5,15 @@ into one stream (each line prefixed by its process), subscribes to every node's 
 (its heartbeat), restarts a process that dies or falls silent according to its
 restart policy, with exponential back-off, and on Ctrl-C, SIGTERM or ``--duration``
 stops them all: SIGTERM, then SIGKILL for any still alive after ``stop_timeout_s``.
+When a process ends, however it ends, its inputs' holds on shared-memory slots are released
+(their publishers reuse the slots at once); the run's segments are removed when the launcher
+starts (a killed predecessor's) and when it stops.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,9 +32,10 @@ from edgerun.runtime.deployment import RUN_STATE, read_run_state, run_state, wir
 from edgerun.runtime.graph import Graph, RestartPolicy
 from edgerun.runtime.introspect import StatusWatcher
 from edgerun.runtime.live_view import LiveView
-from edgerun.runtime.paths import run_dir
+from edgerun.runtime.paths import run_dir, segment_dir
 from edgerun.runtime.report import format_errors, format_table
 from edgerun.runtime.security import load_keys
+from edgerun.runtime.shm import release_reader, remove_segments
 from edgerun.runtime.wiring import ProcessWiring, dump
 
 
@@ -74,6 +79,7 @@ def _claim_run_dir(graph: Graph) -> Path:
     for stale in directory.iterdir():
         if stale.is_socket() or stale.suffix == ".json":
             stale.unlink()
+    remove_segments(segment_dir(directory))
     return directory
 
 
@@ -141,7 +147,16 @@ class Launcher:
         child.log_thread = threading.Thread(target=self._pump_logs, args=(child.wiring.name, child.popen.stdout), daemon=True)
         child.log_thread.start()
 
+    def _release_holds(self, child: Child) -> None:
+        """The process is gone: what its inputs held in other nodes' slot pools is free again."""
+        for node in child.wiring.nodes:
+            for wired in node.inputs:
+                if wired.shm_column is not None and node.segment_dir is not None:
+                    producer, _, output = wired.topic.partition("/")
+                    release_reader(Path(node.segment_dir), producer, output, wired.shm_column)
+
     def _on_exit(self, child: Child, code: int) -> None:
+        self._release_holds(child)
         name, policy = child.wiring.name, child.policy
         how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
         if code == 0 and policy.policy != "always":
@@ -262,3 +277,4 @@ class Launcher:
         for path in self.directory.iterdir():
             if path.is_socket() or path.suffix == ".json":
                 path.unlink(missing_ok=True)
+        shutil.rmtree(segment_dir(self.directory), ignore_errors=True)

@@ -6,6 +6,10 @@ and the small scalar fields themselves. Each array travels as its own raw C-cont
 little-endian frame: sent without a copy from 64 KiB up and received as a read-only
 numpy view of the ZeroMQ frame.
 
+Between processes on one host, arrays from a threshold up may instead lie in a shared-memory
+slot of the publisher (:mod:`edgerun.runtime.shm`): the header's ``shared`` block names the slot,
+its generation and each array's place in it, and only that descriptor crosses ZeroMQ.
+
 A receiver trusts nothing: :func:`decode` checks the frame count, total size, header
 size, version, dtype allow-list and that shape x itemsize equals each frame's length
 before it builds a single array, and raises :class:`Rejected` with a reason otherwise.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import msgspec
 import numpy as np
@@ -44,6 +48,21 @@ class ArrayField(msgspec.Struct, array_like=True, frozen=True):
     buffer: int
 
 
+class SharedArray(msgspec.Struct, array_like=True, frozen=True):
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int  # bytes from the start of the slot
+
+
+class Shared(msgspec.Struct, array_like=True, frozen=True):
+    """Arrays that lie in a publisher's shared-memory slot instead of frames of their own."""
+
+    segment: str  # the slot's file name in the run's segment directory
+    generation: int  # the slot's generation when written; a reader that sees another drops the message
+    arrays: tuple[SharedArray, ...]
+
+
 class Header(msgspec.Struct, array_like=True, frozen=True):
     version: int
     seq: int
@@ -52,6 +71,7 @@ class Header(msgspec.Struct, array_like=True, frozen=True):
     sender: str
     arrays: tuple[ArrayField, ...] = ()
     fields: dict[str, Any] = {}
+    shared: Shared | None = None  # only between processes of one host, when big arrays lie in a slot
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -124,7 +144,7 @@ class Message(msgspec.Struct, frozen=True):
         return time.time_ns() - self.capture_ns
 
 
-def _wire_array(name: str, value: np.ndarray) -> np.ndarray:
+def wire_array(name: str, value: np.ndarray) -> np.ndarray:
     if value.dtype.byteorder == ">":
         value = value.astype(value.dtype.newbyteorder("<"))
     if value.dtype.str not in ALLOWED_DTYPES:
@@ -143,8 +163,10 @@ def encode(
     capture_ns: int,
     sender: str,
     send_ns: int | None = None,
+    shared: Shared | None = None,
 ) -> list[Any]:
-    """Frames for ``socket.send_multipart``: numpy arrays become buffers, the rest header fields.
+    """Frames for ``socket.send_multipart``: numpy arrays become buffers, the rest header fields;
+    ``shared`` describes arrays the caller already placed in shared memory.
 
     Arrays are passed as they are (no copy when contiguous and little-endian); the
     caller must not modify them after sending. ``seq`` and the time stamps must lie in
@@ -159,7 +181,7 @@ def encode(
     fields: dict[str, Any] = {}
     for name, value in data.items():
         if isinstance(value, np.ndarray):
-            wire = _wire_array(name, value)
+            wire = wire_array(name, value)
             arrays.append(ArrayField(name, wire.dtype.str, tuple(wire.shape), len(buffers)))
             buffers.append(wire)
         elif isinstance(value, np.generic):
@@ -174,6 +196,7 @@ def encode(
         sender=sender,
         arrays=tuple(arrays),
         fields=fields,
+        shared=shared,
     )
     try:
         header_bytes = _encoder.encode(header)
@@ -191,8 +214,15 @@ def _frame_buffer(frame: Any) -> Any:
     return getattr(frame, "buffer", frame)
 
 
-def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
-    """Validate and unpack a received multipart message; arrays are views of the frames.
+class SharedResolver(Protocol):
+    """What turns a ``shared`` block into arrays (:class:`edgerun.runtime.shm.SharedReader`)."""
+
+    def resolve(self, shared: Shared, topic: str, sender: str, seq: int, limits: Limits) -> dict[str, np.ndarray]: ...
+
+
+def decode(frames: Sequence[Any], limits: Limits = Limits(), shared: SharedResolver | None = None) -> Message:
+    """Validate and unpack a received multipart message; arrays are views of the frames (or of
+    shared memory, through ``shared``: a message that names a slot is refused without one).
 
     Raises :class:`Rejected` for anything malformed; never allocates more than the
     frames already hold.
@@ -257,6 +287,15 @@ def decode(frames: Sequence[Any], limits: Limits = Limits()) -> Message:
             raise Rejected("shape", f"array '{spec.name}' has shape {spec.shape}: {exc}", sender) from None
         array.flags.writeable = False
         arrays[spec.name] = array
+    if header.shared is not None:
+        if shared is None:
+            raise Rejected("shm_unexpected", "the message names a shared-memory slot this receiver cannot map", sender)
+        if len(header.shared.arrays) + len(arrays) > limits.max_arrays:
+            raise Rejected("frame_count", f"{len(header.shared.arrays)} shared arrays", sender)
+        for name, array in shared.resolve(header.shared, topic, sender, header.seq, limits).items():
+            if name in arrays or name in header.fields:
+                raise Rejected("shape", f"field '{name}' appears twice", sender)
+            arrays[name] = array
     return Message(
         topic=topic,
         seq=header.seq,

@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Union
 
+import numpy as np
+
 from edgerun.errors import NodeDefinitionError
 from edgerun.runtime.fields import FieldSpec, check_spec
 from edgerun.runtime.messages import Message
@@ -99,6 +101,14 @@ class Node:
         must not be modified after publishing.
         """
         self._runner.publish(output, data, capture_ns)
+
+    def loan(self, output: str, shape: tuple[int, ...], dtype: Any = "uint8") -> np.ndarray:
+        """A writable array to fill and then publish on ``output``, with no copy on the way: when
+        processes on this host subscribe and the array is at least the shared-memory threshold, it
+        lies in one of the output's shared-memory slots (like a ROS 2 loaned message); otherwise it
+        is an ordinary new array. Fill it, publish it, and do not touch it afterwards: the slot is
+        reused. One loan per output at a time."""
+        return self._runner.loan(output, shape, dtype)
 
     def every(self, period_s: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` every ``period_s`` seconds on the node's thread."""

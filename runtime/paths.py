@@ -33,6 +33,34 @@ def run_dir(run_name: str) -> Path:
     return private_dir(runtime_root() / run_name)
 
 
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+
+
+def _filesystem(path: Path) -> str | None:
+    """The type of the filesystem ``path`` lies on, from /proc/mounts (None where there is none)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    resolved, best, kind = str(path.resolve()), "", None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3:
+            mount = parts[1].replace("\\040", " ")
+            if (resolved == mount or resolved.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, kind = mount, parts[2]
+    return kind
+
+
+def segment_dir(run_directory: Path) -> Path:
+    """Where a run keeps its shared-memory segments: ``shm/`` in the run directory when that lies in
+    memory (``$XDG_RUNTIME_DIR`` is tmpfs), else ``/dev/shm/edgerun-UID/RUN``: a file on a disk would
+    be written back to it. Private (0700) either way."""
+    if _filesystem(run_directory) in MEMORY_FILESYSTEMS or not Path("/dev/shm").is_dir():
+        return private_dir(run_directory / "shm")
+    return private_dir(private_dir(Path("/dev/shm") / f"edgerun-{os.getuid()}") / run_directory.name)
+
+
 def ipc_endpoint(directory: Path, name: str) -> str:
     path = str(directory / name)
     if len(path) > IPC_PATH_MAX:

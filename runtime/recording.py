@@ -133,14 +133,16 @@ def record(
     should_stop: Callable[[], bool] = lambda: False,
     on_message: Callable[[Message], None] | None = None,
     select: Callable[[Message], Iterable[Message]] | None = None,
+    segments: str | None = None,
 ) -> int:
     """Subscribe to ``topics`` (``{topic: endpoint}``) and write them to ``path``; the message count.
 
     ``select`` (optional) maps each received message to the messages to write: itself, nothing, or
-    some it held back (e.g. only the camera frames that a result refers to)."""
+    some it held back (e.g. only the camera frames that a result refers to). ``segments``: the run's
+    shared-memory directory; arrays that lie there are recorded like any other."""
     recorder = McapRecorder(path)
     try:
-        for msg in listen(topics, duration_s, should_stop):
+        for msg in listen(topics, duration_s, should_stop, segments=segments):
             for kept in select(msg) if select else (msg,):
                 recorder.write(kept)
             if on_message:

@@ -4,7 +4,8 @@ periodic line in logs), the summary when it ends, and the last errors.
 Every view is built from the same rows, one per stream: each input of a node (or each output of a
 node without inputs, a source), with its rate, the age of its messages when handled (capture to
 handling: p50 and p99), its drops (lost or refused messages; a ``Latest`` input's conflation is not
-one) and its node's restarts.
+one), how it travels (inproc, shm, ipc or tcp; a source's shared-memory output with its slots in use)
+and its node's restarts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class StreamRow:
     p99_ms: float | None
     drops: int
     restarts: int
+    via: str = "-"
 
     @property
     def idle(self) -> bool:
@@ -52,8 +54,15 @@ def stream_rows(statuses: Mapping[str, Mapping[str, Any]], rate: str = "rate_hz"
             streams = [(f"{node}/{name}", s, 0) for name, s in status["outputs"].items()]
         for stream, s, drops in streams:
             rows.append(StreamRow(stream, s.get(rate, s["rate_hz"]), s["latency_p50_ms"], s["latency_p99_ms"], drops,
-                                  status["restarts"]))
+                                  status["restarts"], _via(s)))
     return rows
+
+
+def _via(stream: Mapping[str, Any]) -> str:
+    via = stream.get("transport", "-")
+    if "shm_slots" in stream:  # an output: its pool
+        via += f" {stream['shm_in_use']}/{stream['shm_slots']}"
+    return via
 
 
 def format_age(ms: float | None) -> str:
@@ -66,11 +75,12 @@ def format_rate(row: StreamRow) -> str:
     return "idle" if row.idle else f"{row.rate_hz:.1f}"
 
 
-HEADER = ("stream", "Hz", "age p50", "age p99", "drops", "restarts")
+HEADER = ("stream", "via", "Hz", "age p50", "age p99", "drops", "restarts")
 
 
 def _cells(row: StreamRow) -> tuple[str, ...]:
-    return (row.stream, format_rate(row), format_age(row.p50_ms), format_age(row.p99_ms), str(row.drops), str(row.restarts))
+    return (row.stream, row.via, format_rate(row), format_age(row.p50_ms), format_age(row.p99_ms), str(row.drops),
+            str(row.restarts))
 
 
 def format_table(statuses: Mapping[str, Mapping[str, Any]], rate: str = "mean_rate_hz") -> str:
@@ -91,14 +101,14 @@ def live_table(statuses: Mapping[str, Mapping[str, Any]], title: str, previous_d
         cells = [Text(c) for c in _cells(row)]
         if row.idle:
             cells[0].stylize("dim")
-            cells[1].stylize("dim")
-        for cell, ms in ((cells[2], row.p50_ms), (cells[3], row.p99_ms)):
+            cells[2].stylize("dim")
+        for cell, ms in ((cells[3], row.p50_ms), (cells[4], row.p99_ms)):
             if ms is not None and ms >= 1000:
                 cell.stylize("yellow")
         if row.drops > (previous_drops or {}).get(row.stream, row.drops):
-            cells[4].stylize("bold red")
+            cells[5].stylize("bold red")
         if row.restarts:
-            cells[5].stylize("yellow")
+            cells[6].stylize("yellow")
         table.add_row(*cells)
     if errors := format_errors(statuses):
         table.caption = errors

@@ -6,7 +6,10 @@ newest message (``Latest``) or a bounded queue (``Queue``), so a slow handler ne
 makes ZeroMQ queue stale frames. It wakes the node thread over an inproc pair.
 
 The node thread owns the output (PUB) and service (ROUTER) sockets and runs every
-handler, timer and service of the node, one at a time.
+handler, timer and service of the node, one at a time. With shared memory on, an output's
+ipc:// endpoint is an XPUB socket of its own: the node thread reads its subscriptions, and
+a message's big arrays go into the output's slot pool (:mod:`edgerun.runtime.shm`) only while
+some process on this host subscribes; inproc:// and tcp:// peers get every array inline.
 
 The runner, not each node, keeps what went wrong: the last exception a handler, timer, service
 or ``setup()`` raised is on the status (``last_error``), beside the count of handler errors and
@@ -18,13 +21,16 @@ from __future__ import annotations
 import collections
 import importlib
 import logging
+import math
 import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -36,6 +42,7 @@ from edgerun.runtime.node import STATUS_OUTPUT, Latest, Node, Queue
 from edgerun.runtime.params import build_params
 from edgerun.runtime.security import CurveKeys, connect_curve, serve_curve
 from edgerun.runtime.services import call_socket
+from edgerun.runtime.shm import SharedReader, SlotPool
 from edgerun.runtime.stats import DropCounter, ErrorCounter, StreamStats
 from edgerun.runtime.wiring import Link, NodeWiring
 
@@ -106,6 +113,13 @@ class InputState:
     endpoint: str = ""
     monitor: zmq.Socket | None = None  # tcp:// only: handshake failures, to reconnect
     reconnect_at_ns: int | None = None
+    shared: SharedReader | None = None  # ipc:// inputs: maps the publisher's shared-memory slots
+
+    @property
+    def transport(self) -> str:
+        if self.shared is not None and self.shared.column is not None:
+            return "shm"
+        return self.endpoint.partition("://")[0]
 
 
 @dataclass
@@ -212,12 +226,28 @@ class NodeRunner:
         socket.linger = 0
         return socket
 
+    def _publisher(self, kind: int) -> zmq.Socket:
+        socket = self._socket(kind)
+        socket.sndhwm = PUB_HWM
+        socket.copy_threshold = messages.ZERO_COPY_MIN_BYTES
+        return socket
+
     def _open_sockets(self) -> None:
         w = self.wiring
-        self.pub = self._socket(zmq.PUB)
-        self.pub.sndhwm = PUB_HWM
-        self.pub.copy_threshold = messages.ZERO_COPY_MIN_BYTES
-        bind_all(self.pub, w.pub_binds, self.keys)
+        local = tuple(e for e in w.pub_binds if e.startswith("ipc://"))
+        shared = w.shm is not None and w.segment_dir is not None and bool(local)
+        # Shared memory on: the ipc:// endpoint gets an XPUB socket of its own (descriptors), the
+        # others another (inline arrays), and each message goes only where someone subscribes.
+        self.pub = self._publisher(zmq.XPUB if shared else zmq.PUB)
+        self.local_pub = self._publisher(zmq.XPUB) if shared else None
+        self._remote, self._local = _Subscriptions(self.pub), _Subscriptions(self.local_pub)
+        self._pools: dict[str, SlotPool] = {}
+        if shared:
+            bind_all(self.local_pub, local, self.keys)
+            for output in self.cls.outputs:
+                self._pools[output] = SlotPool(Path(w.segment_dir), w.name, output, w.shm.slots,
+                                               w.shm.readers.get(output, 0), self.limits)
+        bind_all(self.pub, tuple(e for e in w.pub_binds if not (shared and e in local)), self.keys)
         self.ctl = self._socket(zmq.PUB)
         bind_all(self.ctl, w.ctl_binds, self.keys)
         self.srv = None
@@ -240,6 +270,8 @@ class NodeRunner:
             state.endpoint = wired.link.endpoint
             if state.endpoint.startswith("tcp://"):
                 state.monitor = socket.get_monitor_socket(HANDSHAKE_FAILED)
+            if state.endpoint.startswith("ipc://") and w.segment_dir is not None:
+                state.shared = SharedReader(Path(w.segment_dir), wired.shm_column)
             state.handler = getattr(self.node, f"on_{wired.name}")
             state.drops = DropCounter(self.log, f"node '{w.name}' dropped a message on input '{wired.name}'")
             state.handshake_failures = ErrorCounter(self.log, f"input '{wired.name}' of '{w.name}': handshake failed")
@@ -249,6 +281,10 @@ class NodeRunner:
         os.close(self._wake_rx)
         os.close(self._wake_tx)
         self.pub.close(linger=PUB_LINGER_MS)  # bounded: a subscriber that stopped reading cannot hold the exit
+        if self.local_pub is not None:
+            self.local_pub.close(linger=PUB_LINGER_MS)
+        for pool in self._pools.values():
+            pool.close()
         sockets = [self.ctl, self.srv, *self._clients.values()]
         sockets += [s.socket for s in self.inputs.values()] + [s.monitor for s in self.inputs.values()]
         for socket in sockets:
@@ -339,7 +375,7 @@ class NodeRunner:
         """One message from the input's socket, validated; None if it was dropped (and counted)."""
         frames = state.socket.recv_multipart(copy=False)
         try:
-            msg = messages.decode(frames, self.limits)
+            msg = messages.decode(frames, self.limits, state.shared)
         except Rejected as exc:
             state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
             return None
@@ -407,6 +443,8 @@ class NodeRunner:
                 "received": state.received,
                 "drops": dict(state.drops.by_reason),
                 "handshake_failures": state.handshake_failures.total,
+                "transport": state.transport,
+                "torn": state.shared.torn if state.shared is not None else 0,  # must stay 0
             }
         return {
             "node": self.wiring.name,
@@ -420,9 +458,17 @@ class NodeRunner:
             "last_error": self._last_error,  # {type, message, where, time_ns} or None
             "service_drops": dict(self._service_drops.by_reason),
             "inputs": inputs,
-            "outputs": {name: stats.snapshot(now_ns) for name, stats in self._output_stats.items()},
+            "outputs": {name: {**stats.snapshot(now_ns), **self._output_transport(name)}
+                        for name, stats in self._output_stats.items()},
             "details": self._node_status_fields(),
         }
+
+    def _output_transport(self, output: str) -> dict[str, Any]:
+        pool = self._pools.get(output)
+        if pool is None:
+            return {"transport": "zmq"}
+        return {"transport": "shm", "shm_slots": pool.layout.slots, "shm_in_use": pool.in_use(),
+                "shm_fallbacks": pool.fallbacks, "shm_threshold": self.wiring.shm.threshold_bytes}
 
     def _node_status_fields(self) -> dict[str, Any]:
         try:
@@ -597,11 +643,56 @@ class NodeRunner:
         if capture_ns is None:
             capture_ns = self._current_capture_ns if self._current_capture_ns is not None else time.time_ns()
         self._seq[output] += 1
-        frames = messages.encode(
-            f"{self.wiring.name}/{output}", data, seq=self._seq[output], capture_ns=capture_ns, sender=self.wiring.name
-        )
-        self.pub.send_multipart(frames, copy=False)
+        seq, topic, name = self._seq[output], f"{self.wiring.name}/{output}", self.wiring.name
+        pool = self._pools.get(output)
+        if pool is None:
+            frames = messages.encode(topic, data, seq=seq, capture_ns=capture_ns, sender=name)
+            self.pub.send_multipart(frames, copy=False)
+        else:
+            send_ns = time.time_ns()
+            if self._remote.wanted(topic):  # arrays of a loaned slot are the pool's again once sent: copies
+                inline = {k: np.array(v) if pool.is_loaned(v) else v for k, v in data.items()}
+                self.pub.send_multipart(messages.encode(topic, inline, seq=seq, capture_ns=capture_ns, sender=name,
+                                                        send_ns=send_ns), copy=False)
+            if self._local.wanted(topic):
+                self.local_pub.send_multipart(self._local_frames(pool, topic, data, seq, capture_ns, send_ns), copy=False)
+            pool.end_loan()
         self._output_stats[output].record(capture_ns)
+
+    def send_raw(self, frames: list[Any]) -> None:
+        """Send ``frames`` as they are, to every subscriber: for tests and the fuzz bench, which forge
+        what :meth:`publish` exists to prevent."""
+        for socket in (self.pub, self.local_pub):
+            if socket is not None:
+                socket.send_multipart(frames)
+
+    def _local_frames(self, pool: SlotPool, topic: str, data: Mapping[str, Any], seq: int, capture_ns: int,
+                      send_ns: int) -> list[Any]:
+        """Frames for this host's other processes: arrays from the threshold up in a slot, or all inline
+        when there are none or no slot is free."""
+        threshold = self.wiring.shm.threshold_bytes
+        big = {k: v for k, v in data.items() if isinstance(v, np.ndarray) and v.nbytes >= threshold}
+        shared = pool.place(seq, {k: messages.wire_array(k, v) for k, v in big.items()}) if big else None
+        if shared is None:
+            data = {k: np.array(v) if pool.is_loaned(v) else v for k, v in data.items()}
+        else:
+            data = {k: v for k, v in data.items() if k not in big}
+        return messages.encode(topic, data, seq=seq, capture_ns=capture_ns, sender=self.wiring.name,
+                               send_ns=send_ns, shared=shared)
+
+    def loan(self, output: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A writable array to fill and publish on ``output``: in a free shared-memory slot when this
+        host's other processes subscribe (no copy on publish), else an ordinary new array."""
+        self._check_thread("loan")
+        if output not in self._seq:
+            raise KeyError(f"node '{self.wiring.name}' has no output '{output}' (declared: {', '.join(self.cls.outputs) or 'none'})")
+        shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        pool = self._pools.get(output)
+        array = None
+        if (pool is not None and math.prod(shape) * dtype.itemsize >= self.wiring.shm.threshold_bytes
+                and self._local.wanted(f"{self.wiring.name}/{output}")):
+            array = pool.loan(shape, dtype)
+        return array if array is not None else np.empty(shape, dtype)
 
     def add_timer(self, period_s: float, callback: Callable[[], None]) -> None:
         if period_s <= 0:
@@ -625,6 +716,28 @@ class NodeRunner:
         except TimeoutError:
             self._clients.pop(node_name).close(linger=0)  # a late reply must not answer the next call
             raise
+
+
+class _Subscriptions:
+    """The topic prefixes an XPUB socket's peers want: libzmq passes on the first subscription to
+    each prefix and the last one's end (also when a peer disconnects or dies). ``socket=None``: a
+    plain PUB, which sends everything."""
+
+    def __init__(self, socket: zmq.Socket | None):
+        self.socket = socket if socket is not None and socket.type == zmq.XPUB else None
+        self.prefixes: set[bytes] = set()
+
+    def wanted(self, topic: str) -> bool:
+        if self.socket is None:
+            return True
+        while self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            event = self.socket.recv()
+            if event[:1] == b"\x01":
+                self.prefixes.add(event[1:])
+            elif event[:1] == b"\x00":
+                self.prefixes.discard(event[1:])
+        encoded = topic.encode()
+        return any(encoded.startswith(prefix) for prefix in self.prefixes)
 
 
 class _HandlerFailed(Exception):

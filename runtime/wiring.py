@@ -25,6 +25,16 @@ class InputWiring(msgspec.Struct, frozen=True):
     name: str
     topic: str  # "node/output"
     link: Link
+    shm_column: int | None = None  # this input's reader column in the producer's slot pool (ipc:// only)
+
+
+class SharedMemory(msgspec.Struct, frozen=True):
+    """A node's shared-memory outputs: arrays of ``threshold_bytes`` or more go through a pool of
+    ``slots`` per output; ``readers`` counts each output's registered reader columns."""
+
+    threshold_bytes: int
+    slots: int
+    readers: dict[str, int] = {}
 
 
 class NodeWiring(msgspec.Struct, frozen=True):
@@ -38,6 +48,8 @@ class NodeWiring(msgspec.Struct, frozen=True):
     services: dict[str, Link] = {}  # node name -> its service endpoint, as seen from here
     status_period_s: float = 1.0
     restarts: int = 0
+    segment_dir: str | None = None  # the run's shared-memory directory (this host)
+    shm: SharedMemory | None = None  # None: every output travels inline over ZeroMQ
 
 
 class ProcessWiring(msgspec.Struct, frozen=True):

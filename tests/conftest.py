@@ -22,7 +22,8 @@ from edgerun.runtime import messages
 from edgerun.runtime.deployment import wire_processes
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.host import run_process
-from edgerun.runtime.paths import run_dir
+from edgerun.runtime.paths import run_dir, segment_dir
+from edgerun.runtime.shm import SharedReader
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # fixture_nodes, importable here and (via PYTHONPATH) in node processes
@@ -113,9 +114,12 @@ class LaunchedGraph:
         return subscribe(self.context, self.state(), topic)
 
     def receive(self, socket: zmq.Socket, count: int, timeout_s: float = 10.0) -> list[messages.Message]:
+        from edgerun.runtime.introspect import shared_reader
+
+        shared = shared_reader(self.state().segments)  # frames from 64 KiB up lie in shared memory
         got = []
         while len(got) < count and socket.poll(int(timeout_s * 1000)):
-            got.append(messages.decode(socket.recv_multipart()))
+            got.append(messages.decode(socket.recv_multipart(), shared=shared))
         assert len(got) == count, f"got {len(got)} of {count} messages"
         return got
 
@@ -194,10 +198,11 @@ class RunningGraph:
     def collect(self, topic: str, count: int, timeout_s: float = 10.0, socket: zmq.Socket | None = None) -> list[messages.Message]:
         """The next ``count`` messages on ``topic`` (from ``socket`` if already subscribed)."""
         socket = socket or self.subscribe(topic)
+        shared = SharedReader(segment_dir(self.directory))  # frames from 64 KiB up lie in shared memory
         got = []
         try:
             while len(got) < count and socket.poll(int(timeout_s * 1000)):
-                msg = messages.decode(socket.recv_multipart())
+                msg = messages.decode(socket.recv_multipart(), shared=shared)
                 if msg.topic == topic:  # not a longer topic that shares the prefix (env/camera_pose for env/camera)
                     got.append(msg)
         finally:

@@ -104,7 +104,7 @@ class RoguePublisher(Node):
 
     def send(self) -> None:
         for frames in self.bad_messages():
-            self._runner.pub.send_multipart(frames)
+            self._runner.send_raw(frames)
         self.count += 1
         self.publish("ticks", count=self.count, capture_ns=time.time_ns())
 
@@ -345,6 +345,6 @@ class ShapeLiar(Node):
 
     def send(self) -> None:
         self.publish("action", action=np.zeros(2, np.float32))
-        self._runner.pub.send_multipart(
+        self._runner.send_raw(
             messages.encode(f"{self.name}/action", {"action": np.zeros((3, 7), np.float32)}, seq=1,
                             capture_ns=time.time_ns(), sender=self.name))

@@ -10,6 +10,8 @@ import pytest
 from edgerun.benchmarks.fuzz import KINDS, hostile
 from edgerun.runtime import messages
 from edgerun.runtime.messages import Message, Rejected
+from edgerun.runtime.paths import private_dir
+from edgerun.runtime.shm import SharedReader
 
 TOPIC, SENDER = "fuzz/observation", "fuzz"
 LAST = Message(topic=TOPIC, seq=7, capture_ns=0, send_ns=0, sender=SENDER,
@@ -27,6 +29,9 @@ REFUSED_BY_DECODE = {
     "seq_beyond_int64": {"range", "bad_header"},
     "capture_before_1970": {"range", "bad_header"},
     "big_frame": {"length"},
+    "shm_path_escape": {"shm_unexpected"},  # with no shared memory at all
+    "shm_other_node": {"shm_unexpected"},
+    "shm_odd_generation": {"shm_unexpected"},
 }
 
 
@@ -57,3 +62,11 @@ def test_each_hostile_kind_is_refused_by_the_decoder_or_decodes_to_what_a_node_r
         assert {a.shape for a in msg.arrays.values()} == {(3, 7)}
     else:
         pytest.fail(f"kind {kind!r} has no expectation here")
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.startswith("shm_")])
+def test_hostile_descriptors_are_refused_by_a_receiver_with_shared_memory(kind, tmp_path):
+    shared = SharedReader(private_dir(tmp_path / "shm"), column=0)
+    with pytest.raises(Rejected) as refused:
+        messages.decode(hostile(kind, TOPIC, SENDER, LAST, np.random.default_rng(0)), shared=shared)
+    assert refused.value.reason == "shm_segment", refused.value

@@ -29,8 +29,11 @@ def test_demo_graph_prints_rates_and_exits_zero_on_its_own(runtime_dir):
     assert live[-1].endswith(" · drops 0 · restarts 0"), live[-1]
     assert "monitor | I edgerun.monitor: frame" in result.stdout  # node logs, prefixed by process
     summary = result.stdout.split("[edgerun] summary\n")[1].splitlines()
-    assert summary[0].split() == ["stream", "Hz", "age", "p50", "age", "p99", "drops", "restarts"]
-    assert [row.split()[0] for row in summary[1:3]] == ["camera/frames", "monitor.frames"]  # the graph's order
+    assert summary[0].split() == ["stream", "via", "Hz", "age", "p50", "age", "p99", "drops", "restarts"]
+    rows = [row.split() for row in summary[1:3]]
+    assert [row[0] for row in rows] == ["camera/frames", "monitor.frames"]  # the graph's order
+    # the monitor runs in a process of its own: the camera's frames reach it through shared memory
+    assert rows[0][1] == "shm" and rows[1][1] == "shm", summary
     assert not host_processes(runtime_dir)
 
 
@@ -198,10 +201,10 @@ def test_top_prints_every_stream_of_a_running_graph_and_exits(launch):
     result = subprocess.run([sys.executable, "-m", "edgerun.cli", "top", "top", "--once"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("top at ") and lines[1].split()[:2] == ["stream", "Hz"]
+    assert lines[0].startswith("top at ") and lines[1].split()[:3] == ["stream", "via", "Hz"]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"ticker/ticks", "sink.ticks"}
-    assert 35 < float(rows["sink.ticks"][1]) < 65, rows  # 50 Hz
+    assert 35 < float(rows["sink.ticks"][2]) < 65, rows  # 50 Hz
     assert rows["sink.ticks"][-2:] == ["0", "0"]  # no drops, no restarts
     missing = subprocess.run([sys.executable, "-m", "edgerun.cli", "top", "nope", "--once"], capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "no running graph named 'nope'" in missing.stderr

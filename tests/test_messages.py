@@ -172,8 +172,8 @@ def header_bytes(
 def header_with_raw_fields(raw_fields: bytes) -> bytes:
     """A valid header whose ``fields`` map is replaced by hand-written msgpack."""
     plain = header_bytes()
-    assert plain.endswith(b"\x80")  # array_like Header: ``fields`` is last, an empty map
-    return plain[:-1] + raw_fields
+    assert plain.endswith(b"\x80\xc0")  # array_like Header: ``fields``, an empty map, then ``shared``: nil
+    return plain[:-2] + raw_fields + b"\xc0"
 
 
 # --- 1. round trip ------------------------------------------------------------------

@@ -1,0 +1,421 @@
+"""Shared memory for big arrays between processes on one host: only a descriptor crosses ZeroMQ.
+
+A publisher owns, per output, a pool of **slots** (one file each, mode 0600, in the run's private
+segment directory) and one **control** file. A message's arrays at or above the threshold are
+written into a free slot; its header names the slot file, the slot's generation and where each
+array lies in it (``messages.Shared``). Subscribers map the slot read-only and get numpy views onto
+it: no copy on either side when the publisher wrote the array in place (:meth:`SlotPool.loan`), one
+copy (into the slot) otherwise.
+
+The control file holds, as little-endian uint64:
+
+* ``generation[slot]``: odd while the publisher writes the slot, a new even value once written;
+* ``owed[slot, reader]``: the sequence number of the message in that slot sent to each of the
+  output's *registered* readers (graph inputs on this host, each given a column by the launcher);
+* ``held[slot, reader]``: the sequence number a reader holds a view of (0: none), written by it;
+* ``last_received[reader]``: the newest sequence number the reader took in (``NONE`` when it
+  owes nothing: never started, or dead and released by the launcher).
+
+A slot is free when no registered reader holds it (``held == owed``) or may still receive it
+(``owed > last_received``: the descriptor is in flight). The publisher never waits: with no free
+slot, the message travels inline over ZeroMQ as before (counted on the output's status). A
+reader's hold lasts as long as any array of the message is alive (a finalizer on their common
+base), so a ``Latest`` input that is handed a newer frame releases the older one at once.
+
+Readers without a column (``edgerun topic echo``, ``record``) take no hold: they copy the arrays
+and check that the generation did not change meanwhile. A registered reader checks it once it
+holds the slot. Either way a message whose slot was rewritten is dropped as ``overwritten``,
+never delivered torn.
+
+A descriptor is untrusted input like any frame: the slot must be one of the sender's own files
+for that output (by name) in this run's directory, a regular file of this user with mode 0600,
+and every array must lie inside it with an allowed dtype; anything else is :class:`Rejected`.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import re
+import stat
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgerun.runtime.messages import ALLOWED_DTYPES, Limits, Rejected, Shared, SharedArray
+
+MAGIC = 0x314D485345474445  # b"EDGESHM1" little-endian
+NONE = np.iinfo(np.uint64).max
+"""``last_received`` of a reader that owes nothing."""
+ALIGN = 64  # array offsets in a slot: cache-line (and SIMD) aligned
+GROW = 1 << 20  # slot files grow in whole MiB, so a slightly bigger frame does not remap every time
+_HEAD = 4  # magic, slots, readers, reserved
+
+SEGMENT_NAME = re.compile(r"^(?P<node>[A-Za-z][A-Za-z0-9_-]{0,47})\.(?P<output>[A-Za-z_][A-Za-z0-9_]{0,63})"
+                          r"\.(?P<epoch>[0-9]{1,10})\.(?P<slot>[0-9]{1,4})\.(?P<version>[0-9]{1,9})$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each field lies in a control file of ``slots`` x ``readers`` (indices of uint64 words)."""
+
+    slots: int
+    readers: int
+
+    @property
+    def words(self) -> int:
+        return _HEAD + self.slots * (1 + 2 * self.readers) + self.readers
+
+    def views(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        s, r = self.slots, self.readers
+        generation = words[_HEAD:_HEAD + s]
+        owed = words[_HEAD + s:_HEAD + s + s * r].reshape(s, r)
+        held = words[_HEAD + s + s * r:_HEAD + s + 2 * s * r].reshape(s, r)
+        last_received = words[_HEAD + s + 2 * s * r:_HEAD + s + 2 * s * r + r]
+        return generation, owed, held, last_received
+
+
+def control_name(node: str, output: str, epoch: int) -> str:
+    return f"{node}.{output}.{epoch}.ctl"
+
+
+def _create(path: Path, size: int) -> mmap.mmap:
+    """A new private file of ``size`` bytes, mapped read-write (never follows a planted link)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _open_checked(path: Path, writable: bool, max_bytes: int) -> mmap.mmap:
+    """Map an existing segment only if it is this user's private regular file; ``Rejected`` otherwise."""
+    try:
+        fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Rejected("shm_segment", f"cannot open segment '{path.name}': {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            raise Rejected("shm_segment", f"segment '{path.name}' is not a private file of this user")
+        if not 0 < info.st_size <= max_bytes:
+            raise Rejected("shm_segment", f"segment '{path.name}' has {info.st_size} bytes")
+        access = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, info.st_size, mmap.MAP_SHARED, access)
+    finally:
+        os.close(fd)
+
+
+def remove_segments(directory: Path, prefix: str = "") -> None:
+    """Unlink every segment of this run (or those whose name starts with ``prefix``)."""
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.name.startswith(prefix) and path.is_file():
+                path.unlink(missing_ok=True)
+
+
+# --- publisher ------------------------------------------------------------------------
+@dataclass
+class _Slot:
+    index: int
+    version: int = 0
+    path: Path | None = None
+    buffer: mmap.mmap | None = None
+    address: int = 0  # of buffer's first byte, to recognise arrays loaned from it
+
+    @property
+    def capacity(self) -> int:
+        return len(self.buffer) if self.buffer is not None else 0
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+class SlotPool:
+    """One output's slots and control file, owned by the publishing node (its node thread only)."""
+
+    def __init__(self, directory: Path, node: str, output: str, slots: int, readers: int, limits: Limits = Limits()):
+        if slots < 1:
+            raise ValueError(f"output '{output}': shared-memory slots must be at least 1, got {slots}")
+        self.directory, self.node, self.output = directory, node, output
+        self.limits = limits
+        self.epoch = os.getpid()
+        self.prefix = f"{node}.{output}."
+        remove_segments(directory, self.prefix)  # a killed predecessor's files
+        self.layout = Layout(slots, readers)
+        path = directory / control_name(node, output, self.epoch)
+        self._control = _create(path, self.layout.words * 8)
+        words = np.frombuffer(self._control, dtype="<u8")
+        words[:_HEAD] = (MAGIC, slots, readers, 0)
+        self.generation, self.owed, self.held, self.last_received = self.layout.views(words)
+        self.last_received[:] = NONE
+        self._slots = [_Slot(i) for i in range(slots)]
+        self._next = 0
+        self._loan: tuple[_Slot, int] | None = None  # slot, bytes
+        self.fallbacks = 0  # messages sent inline because no slot was free
+
+    # --- slots -------------------------------------------------------------------------
+    def _busy(self) -> np.ndarray:
+        """Per slot: does a registered reader hold it or may still receive it?"""
+        if not self.layout.readers:
+            return np.zeros(self.layout.slots, dtype=bool)
+        owed = self.owed
+        return (((self.held == owed) & (owed != 0)) | (owed > self.last_received)).any(axis=1)
+
+    def in_use(self) -> int:
+        return int(self._busy().sum()) + (self._loan is not None)
+
+    def _take(self) -> _Slot | None:
+        busy = self._busy()
+        loaned = self._loan[0].index if self._loan is not None else -1
+        n = self.layout.slots
+        for step in range(n):
+            k = (self._next + step) % n
+            if not busy[k] and k != loaned:
+                self._next = (k + 1) % n
+                return self._slots[k]
+        return None
+
+    def _fit(self, slot: _Slot, nbytes: int) -> None:
+        """Give ``slot`` a file of at least ``nbytes`` (a new version when it must grow)."""
+        if slot.capacity >= nbytes:
+            return
+        if nbytes > self.limits.max_message_bytes:
+            raise ValueError(f"output '{self.output}': {nbytes} bytes of arrays exceed the message limit "
+                             f"of {self.limits.max_message_bytes}")
+        if slot.path is not None:
+            slot.path.unlink(missing_ok=True)  # readers' mappings stay valid until they let go
+        slot.version += 1
+        slot.path = self.directory / f"{self.prefix}{self.epoch}.{slot.index}.{slot.version}"
+        slot.buffer = _create(slot.path, max(GROW, -(-nbytes // GROW) * GROW))
+        slot.address = _address(np.frombuffer(slot.buffer, dtype=np.uint8, count=1))
+
+    # --- what the runner calls ------------------------------------------------------------
+    def loan(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
+        """A writable array in a free slot, for a node to fill and publish without a copy; None when
+        every slot is busy. One loan per output at a time: a new one returns the previous slot."""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        self._loan = None
+        slot = self._take()
+        if slot is None:
+            return None
+        self._fit(slot, nbytes)
+        self._loan = (slot, nbytes)
+        return np.frombuffer(slot.buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
+
+    def is_loaned(self, value: Any) -> bool:
+        """Is ``value`` an array in the slot lent out by :meth:`loan`?"""
+        return isinstance(value, np.ndarray) and self._loaned_offset(value) is not None
+
+    def end_loan(self) -> None:
+        """The message went out (or nowhere): the loaned slot is the pool's again."""
+        self._loan = None
+
+    def _loaned_offset(self, array: np.ndarray) -> int | None:
+        """Offset of ``array`` in the loaned slot, when it is a C-contiguous view of it."""
+        if self._loan is None or not array.flags.c_contiguous:
+            return None
+        slot, _ = self._loan
+        offset = _address(array) - slot.address
+        return offset if 0 <= offset and offset + array.nbytes <= slot.capacity else None
+
+    def place(self, seq: int, arrays: Mapping[str, np.ndarray]) -> Shared | None:
+        """Write ``arrays`` (little-endian, allowed dtypes) into a slot for message ``seq``; the
+        descriptor, or None when no slot is free (the message then goes inline)."""
+        in_place = {name: self._loaned_offset(a) for name, a in arrays.items()}
+        if self._loan is not None and any(offset is not None for offset in in_place.values()):
+            slot = self._loan[0]
+        else:
+            slot = self._take()
+            in_place = dict.fromkeys(arrays)
+        self._loan = None
+        if slot is None:
+            self.fallbacks += 1
+            return None
+        offsets, end = _arrange(arrays, in_place)
+        if end > slot.capacity and any(o is not None for o in in_place.values()):
+            in_place = dict.fromkeys(arrays)  # the slot must grow: its new file gets copies of all
+            offsets, end = _arrange(arrays, in_place)
+        self._fit(slot, end)
+        k = slot.index
+        self.generation[k] += 1  # odd: being written
+        for name, array in arrays.items():
+            if in_place[name] is None and array.nbytes:
+                target = np.frombuffer(slot.buffer, dtype=np.uint8, count=array.nbytes, offset=offsets[name])
+                np.copyto(target, array.reshape(-1).view(np.uint8))
+        self.generation[k] += 1
+        generation = int(self.generation[k])
+        self.owed[k, :] = seq
+        return Shared(
+            segment=slot.path.name,
+            generation=generation,
+            arrays=tuple(SharedArray(n, a.dtype.str, tuple(a.shape), offsets[n]) for n, a in arrays.items()),
+        )
+
+    def close(self) -> None:
+        """Unlink this output's files; mappings (ours, readers') stay valid until dropped."""
+        remove_segments(self.directory, self.prefix)
+
+
+def _arrange(arrays: Mapping[str, np.ndarray], in_place: Mapping[str, int | None]) -> tuple[dict[str, int], int]:
+    """Offsets in a slot: arrays already there keep theirs, the others follow, aligned; and the end."""
+    end = max((o + arrays[n].nbytes for n, o in in_place.items() if o is not None), default=0)
+    offsets = {}
+    for name, array in arrays.items():
+        if in_place[name] is None:
+            offsets[name] = end = -(-end // ALIGN) * ALIGN
+            end += array.nbytes
+        else:
+            offsets[name] = in_place[name]
+    return offsets, end
+
+
+# --- subscriber -----------------------------------------------------------------------
+class _Control:
+    """A reader's mapping of one publisher output's control file."""
+
+    def __init__(self, buffer: mmap.mmap):
+        words = np.frombuffer(buffer, dtype="<u8")
+        if len(words) < _HEAD or words[0] != MAGIC:
+            raise Rejected("shm_segment", "control file has no edgerun header")
+        slots, readers = int(words[1]), int(words[2])
+        self.layout = Layout(slots, readers)
+        if not 1 <= slots <= 4096 or readers > 4096 or self.layout.words != len(words):
+            raise Rejected("shm_segment", f"control file of {len(words)} words does not fit {slots} x {readers}")
+        self.generation, self.owed, self.held, self.last_received = self.layout.views(words)
+
+
+class SharedReader:
+    """Resolves descriptors for one input (``column``: its registered reader index) or for a tool
+    (``column=None``: copies, no hold). Mappings are cached; a publisher's new file replaces its old."""
+
+    MAX_MAPPINGS = 64
+
+    def __init__(self, directory: Path, column: int | None = None):
+        self.directory = directory
+        self.column = column
+        self._slots: dict[str, mmap.mmap] = {}
+        self._controls: dict[str, _Control] = {}
+        self._lock = threading.Lock()  # finalizers run on whichever thread drops a message last
+        self.torn = 0  # holds whose slot changed anyway: must stay 0 (a test checks it)
+
+    def _control(self, node: str, output: str, epoch: str, limits: Limits) -> _Control:
+        name = f"{node}.{output}.{epoch}.ctl"
+        control = self._controls.get(name)
+        if control is None:
+            for old in [n for n in self._controls if n.startswith(f"{node}.{output}.")]:
+                del self._controls[old]  # the publisher restarted
+            control = _Control(_open_checked(self.directory / name, writable=self.column is not None,
+                                             max_bytes=limits.max_header_bytes * 64))
+            self._controls[name] = control
+        return control
+
+    def _slot(self, name: str, limits: Limits) -> mmap.mmap:
+        buffer = self._slots.get(name)
+        if buffer is None:
+            stem = name.rsplit(".", 1)[0]
+            for old in [n for n in self._slots if n.rsplit(".", 1)[0] == stem]:
+                del self._slots[old]  # the slot grew: its older file is gone
+            if len(self._slots) >= self.MAX_MAPPINGS:
+                del self._slots[next(iter(self._slots))]
+            buffer = self._slots[name] = _open_checked(self.directory / name, writable=False,
+                                                       max_bytes=limits.max_message_bytes)
+        return buffer
+
+    def resolve(self, shared: Shared, topic: str, sender: str, seq: int, limits: Limits) -> dict[str, np.ndarray]:
+        """The message's shared arrays, read-only; ``Rejected`` for a descriptor that does not fit."""
+        match = SEGMENT_NAME.match(shared.segment)
+        node, _, output = topic.partition("/")
+        if match is None or match["node"] != node or match["output"] != output or node != sender:
+            raise Rejected("shm_segment", f"segment {shared.segment!r} is not one of '{topic}''s", sender)
+        slot_index = int(match["slot"])
+        control = self._control(node, output, match["epoch"], limits)
+        if slot_index >= control.layout.slots or shared.generation % 2 or not shared.generation:
+            raise Rejected("shm_segment", f"slot {slot_index} generation {shared.generation} is not valid", sender)
+        if self.column is not None and self.column >= control.layout.readers:
+            raise Rejected("shm_segment", f"reader column {self.column} is not in the control file", sender)
+        buffer = self._slot(shared.segment, limits)
+        extent, specs = _check_arrays(shared, len(buffer), limits, sender)
+        if self.column is None:
+            return self._copy(control, slot_index, shared, buffer, specs, sender)
+        column = self.column
+        control.held[slot_index, column] = seq
+        control.last_received[column] = seq
+        if int(control.generation[slot_index]) != shared.generation:
+            control.held[slot_index, column] = 0
+            raise Rejected("overwritten", f"slot {slot_index} was rewritten before it was read", sender)
+        whole = np.frombuffer(buffer, dtype=np.uint8, count=extent) if extent else np.empty(0, np.uint8)
+        weakref.finalize(whole, self._release, control, slot_index, seq, shared.generation)
+        return {name: _view(whole, spec) for name, spec in specs.items()}
+
+    def _release(self, control: _Control, slot_index: int, seq: int, generation: int) -> None:
+        with self._lock:
+            if int(control.generation[slot_index]) != generation:
+                self.torn += 1
+            if control.held[slot_index, self.column] == seq:
+                control.held[slot_index, self.column] = 0
+
+    def _copy(self, control: _Control, slot_index: int, shared: Shared, buffer: mmap.mmap,
+              specs: dict[str, SharedArray], sender: str) -> dict[str, np.ndarray]:
+        if int(control.generation[slot_index]) != shared.generation:
+            raise Rejected("overwritten", f"slot {slot_index} was rewritten before it was read", sender)
+        whole = np.frombuffer(buffer, dtype=np.uint8)
+        arrays = {name: _view(whole, spec).copy() for name, spec in specs.items()}
+        if int(control.generation[slot_index]) != shared.generation:
+            raise Rejected("overwritten", f"slot {slot_index} was rewritten while it was copied", sender)
+        for array in arrays.values():
+            array.flags.writeable = False
+        return arrays
+
+
+def _check_arrays(shared: Shared, size: int, limits: Limits, sender: str) -> tuple[int, dict[str, SharedArray]]:
+    """Every array's dtype, shape and bounds against the slot's size; the extent they cover."""
+    specs: dict[str, SharedArray] = {}
+    extent = 0
+    for spec in shared.arrays:
+        if spec.dtype not in ALLOWED_DTYPES:
+            raise Rejected("dtype", f"array '{spec.name}' has dtype {spec.dtype!r}, not on the allow-list", sender)
+        itemsize = np.dtype(spec.dtype).itemsize
+        if len(spec.shape) > limits.max_ndim or any(d < 0 for d in spec.shape):
+            raise Rejected("shape", f"array '{spec.name}' has shape {spec.shape}", sender)
+        nbytes = itemsize * math.prod(spec.shape)
+        if spec.offset < 0 or spec.offset % itemsize or spec.offset + nbytes > size or nbytes > limits.max_message_bytes:
+            raise Rejected("shm_bounds", f"array '{spec.name}' {spec.dtype} {spec.shape} at offset {spec.offset} "
+                                         f"does not fit a slot of {size} bytes", sender)
+        if spec.name in specs:
+            raise Rejected("shape", f"field '{spec.name}' appears twice", sender)
+        specs[spec.name] = spec
+        extent = max(extent, spec.offset + nbytes)
+    return extent, specs
+
+
+def _view(whole: np.ndarray, spec: SharedArray) -> np.ndarray:
+    nbytes = np.dtype(spec.dtype).itemsize * math.prod(spec.shape)
+    if not nbytes:
+        return np.empty(spec.shape, dtype=spec.dtype)
+    array = whole[spec.offset:spec.offset + nbytes].view(spec.dtype).reshape(spec.shape)
+    array.flags.writeable = False
+    return array
+
+
+def release_reader(directory: Path, producer: str, output: str, column: int) -> None:
+    """A registered reader died: drop its holds on ``producer/output`` so the publisher reuses them."""
+    for path in directory.glob(f"{producer}.{output}.*.ctl"):
+        try:
+            control = _Control(_open_checked(path, writable=True, max_bytes=1 << 30))
+        except Rejected:
+            continue
+        if column < control.layout.readers:
+            control.held[:, column] = 0
+            control.last_received[column] = NONE

@@ -1,0 +1,245 @@
+"""Shared memory between processes: slots and their holds, overwrite detection, hostile descriptors,
+private segments, and no segment left behind by a killed publisher or subscriber."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import RunningGraph, wait_for
+
+from edgerun.runtime import messages
+from edgerun.runtime.messages import Limits, Rejected, Shared, SharedArray
+from edgerun.runtime.paths import private_dir, segment_dir
+from edgerun.runtime.shm import SharedReader, SlotPool, release_reader
+
+LIMITS = Limits()
+MiB = 1 << 20
+
+
+@pytest.fixture
+def segments(tmp_path: Path) -> Path:
+    return private_dir(tmp_path / "shm")
+
+
+def frame(value: int, n: int = MiB) -> np.ndarray:
+    return np.full(n, value % 256, np.uint8)
+
+
+# --- slots and holds --------------------------------------------------------------------
+def test_reader_gets_a_read_only_view_of_the_slot_not_a_copy(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=2, readers=1)
+    reader = SharedReader(segments, column=0)
+    loaned = pool.loan((480, 640, 3), np.uint8)
+    loaned[:] = 7
+    shared = pool.place(1, {"image": loaned})
+    image = reader.resolve(shared, "cam/frames", "cam", 1, LIMITS)["image"]
+    assert image.shape == (480, 640, 3) and (image == 7).all()
+    assert not image.flags.writeable
+    loaned[0, 0, 0] = 9  # the publisher's memory and the reader's view are the same bytes
+    assert image[0, 0, 0] == 9
+
+
+def test_a_held_slot_is_not_reused_and_is_free_once_every_view_is_gone(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=2, readers=1)
+    reader = SharedReader(segments, column=0)
+    first = pool.place(1, {"f": frame(1)})
+    held = reader.resolve(first, "cam/frames", "cam", 1, LIMITS)["f"]
+    part = held[10:20]  # a view of the view keeps the hold too
+    del held
+    second = pool.place(2, {"f": frame(2)})
+    assert second.segment != first.segment
+    reader.resolve(second, "cam/frames", "cam", 2, LIMITS)  # received and dropped at once: released
+    third = pool.place(3, {"f": frame(3)})
+    assert third.segment == second.segment  # slot 0 still held: slot 1 again
+    assert pool.place(4, {"f": frame(4)}) is None and pool.fallbacks == 1  # 0 held, 1 in flight: none free
+    assert (part == 1).all()
+    del part
+    assert pool.place(5, {"f": frame(5)}).segment == first.segment
+
+
+def test_a_descriptor_in_flight_keeps_its_slot_until_the_reader_has_moved_past_it(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=2, readers=1)
+    reader = SharedReader(segments, column=0)
+    reader.resolve(pool.place(1, {"f": frame(1)}), "cam/frames", "cam", 1, LIMITS)  # the reader is live
+    in_flight = pool.place(2, {"f": frame(2)})
+    pool.place(3, {"f": frame(3)})
+    assert pool.place(4, {"f": frame(4)}) is None  # 2 and 3 not yet received
+    arrays = reader.resolve(in_flight, "cam/frames", "cam", 2, LIMITS)
+    assert (arrays["f"] == 2).all()  # not overwritten while it travelled
+
+
+def test_a_reader_that_died_is_released_by_the_launcher(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=1, readers=1)
+    reader = SharedReader(segments, column=0)
+    kept = reader.resolve(pool.place(1, {"f": frame(1)}), "cam/frames", "cam", 1, LIMITS)
+    assert pool.place(2, {"f": frame(2)}) is None
+    release_reader(segments, "cam", "frames", 0)  # what the launcher does when the reader's process ends
+    assert pool.place(3, {"f": frame(3)}) is not None
+    del kept
+
+
+def test_a_slot_rewritten_before_it_is_read_is_dropped_as_overwritten_never_delivered(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=1, readers=1)  # its reader has taken nothing yet
+    tool, registered = SharedReader(segments), SharedReader(segments, column=0)
+    stale = pool.place(1, {"f": frame(1)})
+    pool.place(2, {"f": frame(2)})
+    for reader in (tool, registered):
+        with pytest.raises(Rejected) as caught:
+            reader.resolve(stale, "cam/frames", "cam", 1, LIMITS)
+        assert caught.value.reason == "overwritten"
+
+
+def test_a_slot_grows_for_a_bigger_frame_and_readers_follow(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=1, readers=1)
+    reader = SharedReader(segments, column=0)
+    small = pool.place(1, {"f": frame(1, MiB)})
+    reader.resolve(small, "cam/frames", "cam", 1, LIMITS)
+    big = pool.place(2, {"f": frame(2, 3 * MiB), "g": np.arange(100_000, dtype=np.float32)})
+    assert big.segment != small.segment and not (segments / small.segment).exists()
+    arrays = reader.resolve(big, "cam/frames", "cam", 2, LIMITS)
+    assert arrays["f"].nbytes == 3 * MiB and (arrays["g"] == np.arange(100_000, dtype=np.float32)).all()
+
+
+# --- hostile descriptors -----------------------------------------------------------------
+def _hostile(segments: Path, pool: SlotPool) -> dict[str, tuple[Shared, str]]:
+    good = pool.place(1, {"f": frame(1)})
+    link = segments / f"cam.frames.{pool.epoch}.1.9"
+    link.symlink_to(segments / good.segment)
+    loose = segments / f"cam.frames.{pool.epoch}.1.5"
+    loose.write_bytes(b"x" * 4096)
+    loose.chmod(0o644)
+    spec = good.arrays[0]
+
+    def with_array(**changes) -> Shared:
+        fields = {"name": spec.name, "dtype": spec.dtype, "shape": spec.shape, "offset": spec.offset, **changes}
+        return Shared(good.segment, good.generation, (SharedArray(**fields),))
+
+    return {
+        "another node's segment": (Shared(good.segment.replace("cam.", "arm.", 1), good.generation, good.arrays), "shm_segment"),
+        "a path outside the directory": (Shared("../../etc/passwd", good.generation, good.arrays), "shm_segment"),
+        "a planted link": (Shared(link.name, good.generation, good.arrays), "shm_segment"),
+        "a file readable by others": (Shared(loose.name, good.generation, good.arrays), "shm_segment"),
+        "a slot that does not exist": (Shared(f"cam.frames.{pool.epoch}.3.1", good.generation, good.arrays), "shm_segment"),
+        "an odd generation": (Shared(good.segment, good.generation + 1, good.arrays), "shm_segment"),
+        "an offset past the end": (with_array(offset=MiB), "shm_bounds"),
+        "a negative offset": (with_array(offset=-64), "shm_bounds"),
+        "a misaligned offset": (with_array(dtype="<f4", shape=(1000,), offset=2), "shm_bounds"),
+        "a shape larger than the slot": (with_array(shape=(1 << 40,)), "shm_bounds"),
+        "a negative dimension": (with_array(shape=(-1, 4)), "shape"),
+        "an object dtype": (with_array(dtype="|O"), "dtype"),
+    }
+
+
+def test_hostile_descriptors_are_refused_with_a_reason(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=2, readers=1)
+    reader = SharedReader(segments, column=0)
+    for what, (shared, reason) in _hostile(segments, pool).items():
+        with pytest.raises(Rejected) as caught:
+            reader.resolve(shared, "cam/frames", "cam", 1, LIMITS)
+        assert caught.value.reason == reason, what
+    assert (reader.resolve(pool.place(2, {"f": frame(2)}), "cam/frames", "cam", 2, LIMITS)["f"] == 2).all()
+
+
+def test_a_message_naming_a_slot_is_refused_by_a_receiver_without_shared_memory(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=1, readers=0)
+    frames = messages.encode("cam/frames", {}, seq=1, capture_ns=time.time_ns(), sender="cam",
+                             shared=pool.place(1, {"f": frame(1)}))
+    with pytest.raises(Rejected) as caught:
+        messages.decode(frames)
+    assert caught.value.reason == "shm_unexpected"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching to a second user needs root")
+def test_another_user_cannot_map_a_segment(segments):
+    pool = SlotPool(segments, "cam", "frames", slots=1, readers=0)
+    path = segments / pool.place(1, {"f": frame(1)}).segment
+    assert path.stat().st_mode & 0o777 == 0o600
+    for target in (path, path.parent / next(p.name for p in segments.iterdir() if p.suffix == ".ctl")):
+        pid = os.fork()
+        if pid == 0:  # the child becomes 'nobody' and tries to open the file
+            code = 3
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    os.open(target, os.O_RDONLY)
+                    code = 1
+                except PermissionError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, f"uid 65534 could open {target.name}"
+
+
+# --- real processes ----------------------------------------------------------------------
+CHECKED_GRAPH = """
+name: {name}
+nodes:
+  - {{id: camera, class: "shm_fixture_nodes:ChecksumFrames", params: {{size_bytes: 1048576, period_s: 0.002}}}}
+  - {{id: latest, class: "shm_fixture_nodes:LatestChecker", inputs: {{frames: camera/frames}}, params: {{hold_s: 0.05}}}}
+  - id: queue
+    class: "shm_fixture_nodes:QueueChecker"
+    inputs: {{frames: camera/frames}}
+    params: {{hold_s: 0.03}}
+    restart: {{policy: {queue_restart}}}
+"""
+
+
+def test_slow_readers_under_a_fast_publisher_only_ever_accept_intact_frames(launch):
+    """10 s of 1 MiB frames at up to 500 Hz into a slow Latest and a slow Queue reader, each of which
+    checks every frame it accepts when it gets it and again after holding it."""
+    graph = launch(CHECKED_GRAPH.format(name="checked", queue_restart="on-failure")).wait_running()
+    time.sleep(10)
+    camera = graph.status("camera")
+    assert camera["outputs"]["frames"]["transport"] == "shm", camera
+    assert 0 <= camera["outputs"]["frames"]["shm_in_use"] <= camera["outputs"]["frames"]["shm_slots"] == 4
+    for node in ("latest", "queue"):
+        status = graph.status(node)
+        details, frames = status["details"], status["inputs"]["frames"]
+        assert frames["transport"] == "shm" and frames["torn"] == 0, frames
+        assert details["bad"] == 0 and details["changed"] == 0, details
+        assert details["accepted"] > 100, details  # 20-30 Hz for 10 s
+    # the Queue reader holds up to 5 frames (4 queued, 1 in hand): with 4 slots some go inline, counted
+    assert camera["outputs"]["frames"]["shm_fallbacks"] > 0, camera
+
+
+def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(launch, runtime_dir):
+    graph = launch(CHECKED_GRAPH.format(name="killed", queue_restart="never")).wait_running()
+    directory = segment_dir(runtime_dir / "edgerun" / "killed")
+    wait_for(lambda: any(p.name.startswith("camera.frames.") and p.suffix != ".ctl" for p in directory.iterdir()),
+             what="a slot file")
+    queue_pid = graph.status("queue")["pid"]
+    os.kill(queue_pid, signal.SIGKILL)
+    wait_for(lambda: "process 'queue' was killed by SIGKILL" in graph.log, what="the launcher to see the reader die")
+    # its holds (up to 5: the pool of 4 was full) are gone with it: only the Latest reader's remain
+    wait_for(lambda: graph.status("camera")["outputs"]["frames"]["shm_in_use"] < 4, what="slots freed")
+    camera_pid = graph.status("camera")["pid"]
+    os.kill(camera_pid, signal.SIGKILL)
+    wait_for(lambda: graph.status("camera")["pid"] != camera_pid, timeout_s=15, what="the publisher's restart")
+    names = {p.name for p in directory.iterdir()}
+    assert not any(f".{camera_pid}." in name for name in names), names  # the restarted publisher removed them
+    assert graph.status("latest", where=lambda s: s["details"]["accepted"] > 0)["details"]["bad"] == 0
+    assert graph.stop() == 1  # the queue reader stayed dead ('never'): the run ends as failed
+    assert not directory.exists() or not any(directory.iterdir())
+
+
+def test_in_one_process_and_to_tools_the_arrays_are_the_same(tmp_path):
+    """inproc:// peers get the arrays inline, tools copies out of the slot: both equal what was sent."""
+    with RunningGraph(tmp_path, """
+    name: mixed
+    nodes:
+      - {id: camera, class: "shm_fixture_nodes:ChecksumFrames", params: {size_bytes: 262144, period_s: 0.02}, process: one}
+      - {id: near, class: "shm_fixture_nodes:LatestChecker", inputs: {frames: camera/frames}, params: {hold_s: 0.0}, process: one}
+    """) as running:
+        import zlib
+
+        got = running.collect("camera/frames", 5)
+        assert all(zlib.crc32(m["frame"]) == m["crc"] for m in got)
+        near = wait_for(lambda: (s := running.status("near"))["details"]["accepted"] > 5 and s, what="inproc frames")
+        assert near["inputs"]["frames"]["transport"] == "inproc" and near["details"]["bad"] == 0
