@@ -206,7 +206,7 @@ def encode(
     return [topic.encode(), header_bytes, *(memoryview(b).cast("B") if b.size else b"" for b in buffers)]
 
 
-_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in ALLOWED_DTYPES}
+ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in ALLOWED_DTYPES}
 
 
 def _frame_buffer(frame: Any) -> Any:
@@ -260,7 +260,7 @@ def decode(frames: Sequence[Any], limits: Limits = Limits(), shared: SharedResol
     arrays: dict[str, np.ndarray] = {}
     used: set[int] = set()
     for spec in header.arrays:
-        itemsize = _ITEMSIZE.get(spec.dtype)
+        itemsize = ITEMSIZE.get(spec.dtype)
         if itemsize is None:
             raise Rejected("dtype", f"array '{spec.name}' has dtype {spec.dtype!r}, not on the allow-list", sender)
         if not 0 <= spec.buffer < len(buffers) or spec.buffer in used:

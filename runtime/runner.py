@@ -55,6 +55,7 @@ IO_FAILURE_WINDOW_S = 5.0
 POLL_CAP_MS = 100  # the longest any loop waits before it looks at the stop flag
 RECONNECT_AFTER_NS = 500_000_000  # after a failed tcp:// handshake, which libzmq never retries itself
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+EVENTS, READABLE = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enums cost microseconds per message
 
 
 def import_node_class(path: str) -> type[Node]:
@@ -99,6 +100,7 @@ class InputState:
     name: str
     topic: bytes
     policy: Latest | Queue
+    topic_text: str
     socket: zmq.Socket
     sender: str
     pending: Message | None = None  # Latest inputs: the newest message not yet handled
@@ -266,7 +268,8 @@ class NodeRunner:
             socket.maxmsgsize = self.limits.max_message_bytes
             socket.setsockopt(zmq.SUBSCRIBE, wired.topic.encode())
             connect(socket, wired.link, self.keys)
-            state = InputState(wired.name, wired.topic.encode(), policy, socket, sender=wired.topic.split("/")[0])
+            state = InputState(wired.name, wired.topic.encode(), policy, wired.topic, socket,
+                               sender=wired.topic.split("/")[0])
             state.endpoint = wired.link.endpoint
             if state.endpoint.startswith("tcp://"):
                 state.monitor = socket.get_monitor_socket(HANDSHAKE_FAILED)
@@ -379,7 +382,7 @@ class NodeRunner:
         except Rejected as exc:
             state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
             return None
-        if msg.topic.encode() != state.topic:  # ZeroMQ matches prefixes: a longer topic sharing ours
+        if msg.topic != state.topic_text:  # ZeroMQ matches prefixes: a longer topic sharing ours
             state.drops.drop("other_topic", f"topic '{msg.topic}' on input '{state.name}' ('{state.topic.decode()}')", msg.sender)
             return None
         if msg.sender != state.sender:
@@ -410,7 +413,7 @@ class NodeRunner:
     def _drain_latest(self, state: InputState) -> bool:
         """Read everything waiting; keep only the newest message (older ones count as ``conflated``)."""
         newest = None
-        while state.socket.get(zmq.EVENTS) & zmq.POLLIN:
+        while state.socket.get(EVENTS) & READABLE:
             msg = self._receive(state)
             if msg is None:
                 continue
@@ -467,7 +470,7 @@ class NodeRunner:
         pool = self._pools.get(output)
         if pool is None:
             return {"transport": "zmq"}
-        return {"transport": "shm", "shm_slots": pool.layout.slots, "shm_in_use": pool.in_use(),
+        return {"transport": "shm", "shm_slots": pool.slots, "shm_in_use": pool.in_use(),
                 "shm_fallbacks": pool.fallbacks, "shm_threshold": self.wiring.shm.threshold_bytes}
 
     def _node_status_fields(self) -> dict[str, Any]:
@@ -495,6 +498,9 @@ class NodeRunner:
             poller.register(self.srv, zmq.POLLIN)
         for state in queues:
             poller.register(state.socket, zmq.POLLIN)
+        subscriptions = {s.socket: s for s in (self._remote, self._local) if s.socket is not None}
+        for socket in subscriptions:
+            poller.register(socket, zmq.POLLIN)
         monitors = self._register_monitors(poller, queues)
         more_queued = False
         while not self.stopping():
@@ -512,6 +518,8 @@ class NodeRunner:
             more_queued = self._dispatch_queues(queues)
             if self.srv is not None and self.srv in ready:
                 self._serve()
+            for socket in ready.keys() & subscriptions.keys():
+                subscriptions[socket].update()
             self._service_monitors(monitors, ready)
             self._run_timers()
 
@@ -535,7 +543,7 @@ class NodeRunner:
         for state in queues:
             if self.stopping():
                 break
-            while state.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            while state.socket.get(EVENTS) & READABLE:
                 msg = self._receive(state)
                 if msg is None:
                     continue
@@ -651,7 +659,7 @@ class NodeRunner:
         else:
             send_ns = time.time_ns()
             if self._remote.wanted(topic):  # arrays of a loaned slot are the pool's again once sent: copies
-                inline = {k: np.array(v) if pool.is_loaned(v) else v for k, v in data.items()}
+                inline = pool.without_loans(data)
                 self.pub.send_multipart(messages.encode(topic, inline, seq=seq, capture_ns=capture_ns, sender=name,
                                                         send_ns=send_ns), copy=False)
             if self._local.wanted(topic):
@@ -673,10 +681,7 @@ class NodeRunner:
         threshold = self.wiring.shm.threshold_bytes
         big = {k: v for k, v in data.items() if isinstance(v, np.ndarray) and v.nbytes >= threshold}
         shared = pool.place(seq, {k: messages.wire_array(k, v) for k, v in big.items()}) if big else None
-        if shared is None:
-            data = {k: np.array(v) if pool.is_loaned(v) else v for k, v in data.items()}
-        else:
-            data = {k: v for k, v in data.items() if k not in big}
+        data = pool.without_loans(data) if shared is None else {k: v for k, v in data.items() if k not in big}
         return messages.encode(topic, data, seq=seq, capture_ns=capture_ns, sender=self.wiring.name,
                                send_ns=send_ns, shared=shared)
 
@@ -720,24 +725,35 @@ class NodeRunner:
 
 class _Subscriptions:
     """The topic prefixes an XPUB socket's peers want: libzmq passes on the first subscription to
-    each prefix and the last one's end (also when a peer disconnects or dies). ``socket=None``: a
-    plain PUB, which sends everything."""
+    each prefix and the last one's end (also when a peer disconnects or dies). The node thread
+    reads them as they come (:meth:`update`, from its poll loop), so a publish asks a dict.
+    ``socket=None``: a plain PUB, which sends everything."""
 
     def __init__(self, socket: zmq.Socket | None):
         self.socket = socket if socket is not None and socket.type == zmq.XPUB else None
         self.prefixes: set[bytes] = set()
+        self._wanted: dict[str, bool] = {}
 
-    def wanted(self, topic: str) -> bool:
-        if self.socket is None:
-            return True
-        while self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-            event = self.socket.recv()
+    def update(self) -> None:
+        while True:
+            try:
+                event = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
             if event[:1] == b"\x01":
                 self.prefixes.add(event[1:])
             elif event[:1] == b"\x00":
                 self.prefixes.discard(event[1:])
-        encoded = topic.encode()
-        return any(encoded.startswith(prefix) for prefix in self.prefixes)
+            self._wanted.clear()
+
+    def wanted(self, topic: str) -> bool:
+        if self.socket is None:
+            return True
+        found = self._wanted.get(topic)
+        if found is None:
+            encoded = topic.encode()
+            found = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self.prefixes)
+        return found
 
 
 class _HandlerFailed(Exception):

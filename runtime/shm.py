@@ -34,6 +34,7 @@ and every array must lie inside it with an allowed dtype; anything else is :clas
 
 from __future__ import annotations
 
+import array
 import math
 import mmap
 import os
@@ -47,7 +48,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgerun.runtime.messages import ALLOWED_DTYPES, Limits, Rejected, Shared, SharedArray
+from edgerun.runtime.messages import ITEMSIZE, Limits, Rejected, Shared, SharedArray
 
 MAGIC = 0x314D485345474445  # b"EDGESHM1" little-endian
 NONE = np.iinfo(np.uint64).max
@@ -60,24 +61,63 @@ SEGMENT_NAME = re.compile(r"^(?P<node>[A-Za-z][A-Za-z0-9_-]{0,47})\.(?P<output>[
                           r"\.(?P<epoch>[0-9]{1,10})\.(?P<slot>[0-9]{1,4})\.(?P<version>[0-9]{1,9})$")
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where each field lies in a control file of ``slots`` x ``readers`` (indices of uint64 words)."""
+class Control:
+    """A mapped control file of ``slots`` x ``readers``, read and written word by word through a
+    memoryview (a Python int per access: several times cheaper than numpy scalars on this path).
+    Words are native uint64: little-endian on every platform edgerun targets."""
 
-    slots: int
-    readers: int
+    def __init__(self, buffer: mmap.mmap | memoryview):
+        if len(buffer) % 8:
+            raise Rejected("shm_segment", f"control file of {len(buffer)} bytes is not whole words")
+        self.words = memoryview(buffer).cast("Q")
+        w = self.words
+        if len(w) < _HEAD or w[0] != MAGIC:
+            raise Rejected("shm_segment", "control file has no edgerun header")
+        self.slots, self.readers = s, r = w[1], w[2]
+        if not 1 <= s <= 4096 or r > 4096 or self.size_words(s, r) != len(w):
+            raise Rejected("shm_segment", f"control file of {len(w)} words does not fit {s} x {r}")
+        self._owed, self._held, self._last = _HEAD + s, _HEAD + s + s * r, _HEAD + s + 2 * s * r
 
-    @property
-    def words(self) -> int:
-        return _HEAD + self.slots * (1 + 2 * self.readers) + self.readers
+    @staticmethod
+    def size_words(slots: int, readers: int) -> int:
+        return _HEAD + slots * (1 + 2 * readers) + readers
 
-    def views(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        s, r = self.slots, self.readers
-        generation = words[_HEAD:_HEAD + s]
-        owed = words[_HEAD + s:_HEAD + s + s * r].reshape(s, r)
-        held = words[_HEAD + s + s * r:_HEAD + s + 2 * s * r].reshape(s, r)
-        last_received = words[_HEAD + s + 2 * s * r:_HEAD + s + 2 * s * r + r]
-        return generation, owed, held, last_received
+    def generation(self, slot: int) -> int:
+        return self.words[_HEAD + slot]
+
+    def set_generation(self, slot: int, value: int) -> None:
+        self.words[_HEAD + slot] = value
+
+    def set_owed(self, slot: int, seq: int) -> None:
+        """``seq`` went out in ``slot`` to every registered reader."""
+        start = self._owed + slot * self.readers
+        for i in range(start, start + self.readers):
+            self.words[i] = seq
+
+    def held(self, slot: int, reader: int) -> int:
+        return self.words[self._held + slot * self.readers + reader]
+
+    def set_held(self, slot: int, reader: int, seq: int) -> None:
+        self.words[self._held + slot * self.readers + reader] = seq
+
+    def set_last_received(self, reader: int, seq: int) -> None:
+        self.words[self._last + reader] = seq
+
+    def busy(self, slot: int) -> bool:
+        """Does a registered reader hold ``slot``, or may it still receive it?"""
+        w, r = self.words, self.readers
+        owed, held = self._owed + slot * r, self._held + slot * r
+        for reader in range(r):
+            seq = w[owed + reader]
+            if seq and (w[held + reader] == seq or seq > w[self._last + reader]):
+                return True
+        return False
+
+    def release(self, reader: int) -> None:
+        """Forget every hold of ``reader`` and what it may still receive (it is gone)."""
+        for slot in range(self.slots):
+            self.set_held(slot, reader, 0)
+        self.set_last_received(reader, NONE)
 
 
 def control_name(node: str, output: str, epoch: int) -> str:
@@ -152,36 +192,31 @@ class SlotPool:
         self.epoch = os.getpid()
         self.prefix = f"{node}.{output}."
         remove_segments(directory, self.prefix)  # a killed predecessor's files
-        self.layout = Layout(slots, readers)
         path = directory / control_name(node, output, self.epoch)
-        self._control = _create(path, self.layout.words * 8)
-        words = np.frombuffer(self._control, dtype="<u8")
-        words[:_HEAD] = (MAGIC, slots, readers, 0)
-        self.generation, self.owed, self.held, self.last_received = self.layout.views(words)
-        self.last_received[:] = NONE
+        buffer = _create(path, Control.size_words(slots, readers) * 8)
+        memoryview(buffer).cast("Q")[:_HEAD] = array.array("Q", (MAGIC, slots, readers, 0))
+        self.control = Control(buffer)
+        for reader in range(readers):
+            self.control.set_last_received(reader, NONE)
         self._slots = [_Slot(i) for i in range(slots)]
         self._next = 0
         self._loan: tuple[_Slot, int] | None = None  # slot, bytes
         self.fallbacks = 0  # messages sent inline because no slot was free
 
     # --- slots -------------------------------------------------------------------------
-    def _busy(self) -> np.ndarray:
-        """Per slot: does a registered reader hold it or may still receive it?"""
-        if not self.layout.readers:
-            return np.zeros(self.layout.slots, dtype=bool)
-        owed = self.owed
-        return (((self.held == owed) & (owed != 0)) | (owed > self.last_received)).any(axis=1)
+    @property
+    def slots(self) -> int:
+        return self.control.slots
 
     def in_use(self) -> int:
-        return int(self._busy().sum()) + (self._loan is not None)
+        return sum(self.control.busy(k) for k in range(self.slots)) + (self._loan is not None)
 
     def _take(self) -> _Slot | None:
-        busy = self._busy()
         loaned = self._loan[0].index if self._loan is not None else -1
-        n = self.layout.slots
+        n = self.slots
         for step in range(n):
             k = (self._next + step) % n
-            if not busy[k] and k != loaned:
+            if k != loaned and not self.control.busy(k):
                 self._next = (k + 1) % n
                 return self._slots[k]
         return None
@@ -214,9 +249,13 @@ class SlotPool:
         self._loan = (slot, nbytes)
         return np.frombuffer(slot.buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
-    def is_loaned(self, value: Any) -> bool:
-        """Is ``value`` an array in the slot lent out by :meth:`loan`?"""
-        return isinstance(value, np.ndarray) and self._loaned_offset(value) is not None
+    def without_loans(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``data`` with copies of the arrays that lie in the loaned slot: for a path that sends them
+        inline (ZeroMQ may still read them after the slot is reused)."""
+        if self._loan is None:
+            return data
+        return {k: np.array(v) if isinstance(v, np.ndarray) and self._loaned_offset(v) is not None else v
+                for k, v in data.items()}
 
     def end_loan(self) -> None:
         """The message went out (or nowhere): the loaned slot is the pool's again."""
@@ -249,14 +288,14 @@ class SlotPool:
             offsets, end = _arrange(arrays, in_place)
         self._fit(slot, end)
         k = slot.index
-        self.generation[k] += 1  # odd: being written
+        generation = self.control.generation(k) + 2
+        self.control.set_generation(k, generation - 1)  # odd: being written
         for name, array in arrays.items():
             if in_place[name] is None and array.nbytes:
                 target = np.frombuffer(slot.buffer, dtype=np.uint8, count=array.nbytes, offset=offsets[name])
                 np.copyto(target, array.reshape(-1).view(np.uint8))
-        self.generation[k] += 1
-        generation = int(self.generation[k])
-        self.owed[k, :] = seq
+        self.control.set_generation(k, generation)
+        self.control.set_owed(k, seq)
         return Shared(
             segment=slot.path.name,
             generation=generation,
@@ -282,20 +321,6 @@ def _arrange(arrays: Mapping[str, np.ndarray], in_place: Mapping[str, int | None
 
 
 # --- subscriber -----------------------------------------------------------------------
-class _Control:
-    """A reader's mapping of one publisher output's control file."""
-
-    def __init__(self, buffer: mmap.mmap):
-        words = np.frombuffer(buffer, dtype="<u8")
-        if len(words) < _HEAD or words[0] != MAGIC:
-            raise Rejected("shm_segment", "control file has no edgerun header")
-        slots, readers = int(words[1]), int(words[2])
-        self.layout = Layout(slots, readers)
-        if not 1 <= slots <= 4096 or readers > 4096 or self.layout.words != len(words):
-            raise Rejected("shm_segment", f"control file of {len(words)} words does not fit {slots} x {readers}")
-        self.generation, self.owed, self.held, self.last_received = self.layout.views(words)
-
-
 class SharedReader:
     """Resolves descriptors for one input (``column``: its registered reader index) or for a tool
     (``column=None``: copies, no hold). Mappings are cached; a publisher's new file replaces its old."""
@@ -306,18 +331,19 @@ class SharedReader:
         self.directory = directory
         self.column = column
         self._slots: dict[str, mmap.mmap] = {}
-        self._controls: dict[str, _Control] = {}
+        self._controls: dict[str, Control] = {}
+        self._names: dict[str, tuple[str, str, str, int]] = {}  # segment -> node, output, epoch, slot
         self._lock = threading.Lock()  # finalizers run on whichever thread drops a message last
         self.torn = 0  # holds whose slot changed anyway: must stay 0 (a test checks it)
 
-    def _control(self, node: str, output: str, epoch: str, limits: Limits) -> _Control:
+    def _control(self, node: str, output: str, epoch: str, limits: Limits) -> Control:
         name = f"{node}.{output}.{epoch}.ctl"
         control = self._controls.get(name)
         if control is None:
             for old in [n for n in self._controls if n.startswith(f"{node}.{output}.")]:
                 del self._controls[old]  # the publisher restarted
-            control = _Control(_open_checked(self.directory / name, writable=self.column is not None,
-                                             max_bytes=limits.max_header_bytes * 64))
+            control = Control(_open_checked(self.directory / name, writable=self.column is not None,
+                                            max_bytes=limits.max_header_bytes * 64))
             self._controls[name] = control
         return control
 
@@ -335,44 +361,54 @@ class SharedReader:
 
     def resolve(self, shared: Shared, topic: str, sender: str, seq: int, limits: Limits) -> dict[str, np.ndarray]:
         """The message's shared arrays, read-only; ``Rejected`` for a descriptor that does not fit."""
-        match = SEGMENT_NAME.match(shared.segment)
-        node, _, output = topic.partition("/")
-        if match is None or match["node"] != node or match["output"] != output or node != sender:
+        node_name, output, epoch, slot_index = self._parse(shared.segment, sender)
+        if f"{node_name}/{output}" != topic or node_name != sender:
             raise Rejected("shm_segment", f"segment {shared.segment!r} is not one of '{topic}''s", sender)
-        slot_index = int(match["slot"])
-        control = self._control(node, output, match["epoch"], limits)
-        if slot_index >= control.layout.slots or shared.generation % 2 or not shared.generation:
+        control = self._control(node_name, output, epoch, limits)
+        if slot_index >= control.slots or shared.generation % 2 or not shared.generation:
             raise Rejected("shm_segment", f"slot {slot_index} generation {shared.generation} is not valid", sender)
-        if self.column is not None and self.column >= control.layout.readers:
+        if self.column is not None and self.column >= control.readers:
             raise Rejected("shm_segment", f"reader column {self.column} is not in the control file", sender)
         buffer = self._slot(shared.segment, limits)
         extent, specs = _check_arrays(shared, len(buffer), limits, sender)
         if self.column is None:
             return self._copy(control, slot_index, shared, buffer, specs, sender)
         column = self.column
-        control.held[slot_index, column] = seq
-        control.last_received[column] = seq
-        if int(control.generation[slot_index]) != shared.generation:
-            control.held[slot_index, column] = 0
+        control.set_held(slot_index, column, seq)  # the hold first, then the check: see the module docstring
+        control.set_last_received(column, seq)
+        if control.generation(slot_index) != shared.generation:
+            control.set_held(slot_index, column, 0)
             raise Rejected("overwritten", f"slot {slot_index} was rewritten before it was read", sender)
         whole = np.frombuffer(buffer, dtype=np.uint8, count=extent) if extent else np.empty(0, np.uint8)
         weakref.finalize(whole, self._release, control, slot_index, seq, shared.generation)
         return {name: _view(whole, spec) for name, spec in specs.items()}
 
-    def _release(self, control: _Control, slot_index: int, seq: int, generation: int) -> None:
-        with self._lock:
-            if int(control.generation[slot_index]) != generation:
-                self.torn += 1
-            if control.held[slot_index, self.column] == seq:
-                control.held[slot_index, self.column] = 0
+    def _parse(self, segment: str, sender: str) -> tuple[str, str, str, int]:
+        parsed = self._names.get(segment)
+        if parsed is None:
+            match = SEGMENT_NAME.match(segment)
+            if match is None:
+                raise Rejected("shm_segment", f"{segment!r} is not a segment name", sender)
+            parsed = (match["node"], match["output"], match["epoch"], int(match["slot"]))
+            if len(self._names) >= self.MAX_MAPPINGS:
+                self._names.clear()
+            self._names[segment] = parsed
+        return parsed
 
-    def _copy(self, control: _Control, slot_index: int, shared: Shared, buffer: mmap.mmap,
+    def _release(self, control: Control, slot_index: int, seq: int, generation: int) -> None:
+        with self._lock:
+            if control.generation(slot_index) != generation:
+                self.torn += 1
+            if control.held(slot_index, self.column) == seq:
+                control.set_held(slot_index, self.column, 0)
+
+    def _copy(self, control: Control, slot_index: int, shared: Shared, buffer: mmap.mmap,
               specs: dict[str, SharedArray], sender: str) -> dict[str, np.ndarray]:
-        if int(control.generation[slot_index]) != shared.generation:
+        if control.generation(slot_index) != shared.generation:
             raise Rejected("overwritten", f"slot {slot_index} was rewritten before it was read", sender)
         whole = np.frombuffer(buffer, dtype=np.uint8)
         arrays = {name: _view(whole, spec).copy() for name, spec in specs.items()}
-        if int(control.generation[slot_index]) != shared.generation:
+        if control.generation(slot_index) != shared.generation:
             raise Rejected("overwritten", f"slot {slot_index} was rewritten while it was copied", sender)
         for array in arrays.values():
             array.flags.writeable = False
@@ -384,9 +420,9 @@ def _check_arrays(shared: Shared, size: int, limits: Limits, sender: str) -> tup
     specs: dict[str, SharedArray] = {}
     extent = 0
     for spec in shared.arrays:
-        if spec.dtype not in ALLOWED_DTYPES:
+        itemsize = ITEMSIZE.get(spec.dtype)
+        if itemsize is None:
             raise Rejected("dtype", f"array '{spec.name}' has dtype {spec.dtype!r}, not on the allow-list", sender)
-        itemsize = np.dtype(spec.dtype).itemsize
         if len(spec.shape) > limits.max_ndim or any(d < 0 for d in spec.shape):
             raise Rejected("shape", f"array '{spec.name}' has shape {spec.shape}", sender)
         nbytes = itemsize * math.prod(spec.shape)
@@ -401,7 +437,7 @@ def _check_arrays(shared: Shared, size: int, limits: Limits, sender: str) -> tup
 
 
 def _view(whole: np.ndarray, spec: SharedArray) -> np.ndarray:
-    nbytes = np.dtype(spec.dtype).itemsize * math.prod(spec.shape)
+    nbytes = ITEMSIZE[spec.dtype] * math.prod(spec.shape)
     if not nbytes:
         return np.empty(spec.shape, dtype=spec.dtype)
     array = whole[spec.offset:spec.offset + nbytes].view(spec.dtype).reshape(spec.shape)
@@ -413,9 +449,8 @@ def release_reader(directory: Path, producer: str, output: str, column: int) -> 
     """A registered reader died: drop its holds on ``producer/output`` so the publisher reuses them."""
     for path in directory.glob(f"{producer}.{output}.*.ctl"):
         try:
-            control = _Control(_open_checked(path, writable=True, max_bytes=1 << 30))
+            control = Control(_open_checked(path, writable=True, max_bytes=1 << 30))
         except Rejected:
             continue
-        if column < control.layout.readers:
-            control.held[:, column] = 0
-            control.last_received[column] = NONE
+        if column < control.readers:
+            control.release(column)

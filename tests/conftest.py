@@ -184,6 +184,7 @@ class RunningGraph:
         for thread in self.threads:
             thread.join(timeout=5)
         self.context.destroy(linger=0)
+        shutil.rmtree(segment_dir(self.directory), ignore_errors=True)  # what the launcher does at exit
         assert not any(t.is_alive() for t in self.threads), "a process did not stop"
 
     def endpoint(self, node: str, kind: str = "pub") -> str:

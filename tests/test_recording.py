@@ -112,6 +112,21 @@ def test_topic_hz_reports_the_publish_rate(ticker):
     assert abs(float(match.group(1)) - RATE_HZ) <= 0.2 * RATE_HZ, result.stdout
 
 
+def test_tools_read_frames_that_travel_in_shared_memory(launch, tmp_path):
+    """256 KiB payloads lie in the ticker's slots: echo and record copy them out, hz names the path."""
+    launch(GRAPH.replace(f"payload_bytes: {PAYLOAD_BYTES}", "payload_bytes: 262144")).wait_running()
+    hz = cli("topic", "hz", TOPIC, "--duration", "1")
+    assert hz.returncode == 0 and f"{TOPIC}: transport shm (arrays from 65,536 bytes" in hz.stdout, hz.stdout
+    assert ", shm (arrays from 65,536 bytes" in cli("topic", "list").stdout
+    echo = cli("topic", "echo", TOPIC, "-n", "2", "--timeout", "10")
+    assert re.findall(r"^\s+payload: uint8 \((\d+),\)", echo.stdout, re.M) == ["262144"] * 2, echo.stdout + echo.stderr
+    out = tmp_path / "big.mcap"
+    assert cli("record", TOPIC, "-o", str(out), "--duration", "1").returncode == 0
+    recorded = [msg for _, msg in recording.read_recording(out)]
+    assert len(recorded) >= 20
+    assert all((m["payload"] == m["count"] % 256).all() and m["payload"].shape == (262144,) for m in recorded)
+
+
 # --- record ------------------------------------------------------------------------------------
 
 
