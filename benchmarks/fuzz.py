@@ -66,7 +66,7 @@ KINDS = (
     "seq_beyond_int64",  # 2**64 - 1
     "capture_before_1970",  # -2**63 + 1e9
     "capture_an_hour_ahead",
-    "prefix_topic",      # our topic + '_extra': ZeroMQ's prefix match delivers it
+    "prefix_topic",      # our topic, its NUL and '_extra': ZeroMQ's prefix match delivers it
     "impostor_sender",
     "seq_jump",          # 2**62, otherwise the forwarded message itself
     "non_finite",        # the forwarded message with NaN in its float arrays
@@ -95,7 +95,7 @@ def _descriptor(segment: str, generation: int = 2) -> messages.Shared:
 def hostile(kind: str, topic: str, sender: str, last: Message | None, rng: np.random.Generator) -> list[bytes]:
     """The frames of one hostile message of ``kind`` on ``topic``; ``last`` (the latest forwarded
     message, if any) is the base of the kinds that are well formed but wrong."""
-    t = topic.encode()
+    t = messages.subscription(topic)
     spec = lambda dtype, shape: (messages.ArrayField("x", dtype, shape, 0),)  # noqa: E731
     if kind == "random_frames":
         return [t, *(rng.bytes(int(rng.integers(0, 256))) for _ in range(int(rng.integers(1, 5))))]

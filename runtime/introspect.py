@@ -64,7 +64,7 @@ def subscribe(context: zmq.Context, state: RunState, topic: str) -> zmq.Socket:
     socket = context.socket(zmq.SUB)
     socket.linger = 0
     socket.rcvhwm = 64
-    socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    socket.setsockopt(zmq.SUBSCRIBE, messages.subscription(topic))
     socket.connect(known[topic])
     return socket
 
@@ -164,7 +164,7 @@ def listen(
     socket.linger = 0
     socket.rcvhwm = hwm
     for topic, endpoint in topics.items():
-        socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        socket.setsockopt(zmq.SUBSCRIBE, messages.subscription(topic))
         socket.connect(endpoint)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     drain_until = stopped_ns = None
@@ -247,6 +247,6 @@ def receive_ticks(socket: zmq.Socket, topic: str, duration_s: float | None, arri
                     frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                if bytes(frames[0].buffer) == topic.encode():
+                if bytes(frames[0].buffer) == messages.subscription(topic):
                     arrivals.append(time.monotonic())
         yield

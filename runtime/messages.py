@@ -1,5 +1,9 @@
 """The wire format: one ZeroMQ multipart message is ``[topic, header, buf0, buf1, ...]``.
 
+``topic`` is the UTF-8 ``node/output`` followed by one NUL byte, so that a subscription to
+``topic + NUL`` matches that topic exactly: ZeroMQ matches prefixes, and ``env/camera`` would
+otherwise also receive ``env/camera_pose`` (:func:`subscription`).
+
 ``header`` is MessagePack (msgspec): format version, sequence number, capture and send
 time (ns since the epoch), sender, the array fields (name, dtype, shape, buffer index)
 and the small scalar fields themselves. Each array travels as its own raw C-contiguous
@@ -72,6 +76,14 @@ class Header(msgspec.Struct, array_like=True, frozen=True):
     arrays: tuple[ArrayField, ...] = ()
     fields: dict[str, Any] = {}
     shared: Shared | None = None  # only between processes of one host, when big arrays lie in a slot
+
+
+TOPIC_END = b"\0"
+
+
+def subscription(topic: str) -> bytes:
+    """What a SUB socket subscribes to for exactly ``topic``."""
+    return topic.encode() + TOPIC_END
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -203,7 +215,7 @@ def encode(
     except TypeError as exc:
         raise TypeError(f"topic '{topic}': a field cannot be sent in the header: {exc}") from None
     # memoryview(ndarray) keeps shape; ZeroMQ wants the flat bytes.
-    return [topic.encode(), header_bytes, *(memoryview(b).cast("B") if b.size else b"" for b in buffers)]
+    return [subscription(topic), header_bytes, *(memoryview(b).cast("B") if b.size else b"" for b in buffers)]
 
 
 ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in ALLOWED_DTYPES}
@@ -236,8 +248,9 @@ def decode(frames: Sequence[Any], limits: Limits = Limits(), shared: SharedResol
         raise Rejected("too_large", f"{total} bytes exceeds the limit of {limits.max_message_bytes}")
     if sizes[1] > limits.max_header_bytes:
         raise Rejected("too_large", f"header of {sizes[1]} bytes exceeds the limit of {limits.max_header_bytes}")
+    raw_topic = bytes(views[0])
     try:
-        topic = bytes(views[0]).decode()
+        topic = (raw_topic[:-1] if raw_topic.endswith(TOPIC_END) else raw_topic).decode()
     except UnicodeDecodeError:
         raise Rejected("bad_topic", "topic is not UTF-8") from None
     try:

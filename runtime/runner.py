@@ -266,7 +266,7 @@ class NodeRunner:
             socket = self._socket(zmq.SUB)
             socket.rcvhwm = 2 if isinstance(policy, Latest) else policy.maxlen
             socket.maxmsgsize = self.limits.max_message_bytes
-            socket.setsockopt(zmq.SUBSCRIBE, wired.topic.encode())
+            socket.setsockopt(zmq.SUBSCRIBE, messages.subscription(wired.topic))
             connect(socket, wired.link, self.keys)
             state = InputState(wired.name, wired.topic.encode(), policy, wired.topic, socket,
                                sender=wired.topic.split("/")[0])
@@ -382,7 +382,7 @@ class NodeRunner:
         except Rejected as exc:
             state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
             return None
-        if msg.topic != state.topic_text:  # ZeroMQ matches prefixes: a longer topic sharing ours
+        if msg.topic != state.topic_text:  # a forged topic frame that starts with ours and its NUL
             state.drops.drop("other_topic", f"topic '{msg.topic}' on input '{state.name}' ('{state.topic.decode()}')", msg.sender)
             return None
         if msg.sender != state.sender:
@@ -751,7 +751,7 @@ class _Subscriptions:
             return True
         found = self._wanted.get(topic)
         if found is None:
-            encoded = topic.encode()
+            encoded = messages.subscription(topic)
             found = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self.prefixes)
         return found
 

@@ -187,6 +187,11 @@ class RunningGraph:
         shutil.rmtree(segment_dir(self.directory), ignore_errors=True)  # what the launcher does at exit
         assert not any(t.is_alive() for t in self.threads), "a process did not stop"
 
+    @property
+    def shared(self) -> SharedReader:
+        """A tool's reader of this run's slots: frames from 64 KiB up lie in shared memory."""
+        return SharedReader(segment_dir(self.directory))
+
     def endpoint(self, node: str, kind: str = "pub") -> str:
         return f"ipc://{self.directory}/{node}.{kind}"
 
@@ -199,7 +204,7 @@ class RunningGraph:
     def collect(self, topic: str, count: int, timeout_s: float = 10.0, socket: zmq.Socket | None = None) -> list[messages.Message]:
         """The next ``count`` messages on ``topic`` (from ``socket`` if already subscribed)."""
         socket = socket or self.subscribe(topic)
-        shared = SharedReader(segment_dir(self.directory))  # frames from 64 KiB up lie in shared memory
+        shared = self.shared
         got = []
         try:
             while len(got) < count and socket.poll(int(timeout_s * 1000)):

@@ -80,7 +80,7 @@ class RoguePublisher(Node):
         self.every(0.02, self.send)
 
     def bad_messages(self) -> list[list[bytes]]:
-        topic = f"{self.name}/ticks".encode()
+        topic = messages.subscription(f"{self.name}/ticks")
         header = lambda **kw: msgspec.msgpack.encode(  # noqa: E731
             messages.Header(version=kw.get("version", 1), seq=kw.get("seq", 1), capture_ns=kw.get("capture_ns", time.time_ns()),
                             send_ns=0, sender=kw.get("sender", "rogue"), arrays=kw.get("arrays", ()), fields={"count": -1})
@@ -98,7 +98,7 @@ class RoguePublisher(Node):
             [topic, header(capture_ns=-(1 << 63) + 10**9)],              # range: before 1970
             [topic, header(capture_ns=time.time_ns() + 3600 * 10**9)],   # time_range: an hour ahead
             [topic, header(sender="impostor")],                          # wrong_sender
-            [topic + b"_extra", header()],                               # other_topic: shares our prefix
+            [topic + b"_extra", header()],                               # other_topic: our topic, NUL and more
             [topic, header(seq=1 << 62)],                                # seq_jump (then delivered)
         ]
 

@@ -49,7 +49,7 @@ def test_each_hostile_kind_is_refused_by_the_decoder_or_decodes_to_what_a_node_r
         return
     msg = messages.decode(frames)  # well formed: the receiving node's own checks must catch it
     if kind == "prefix_topic":
-        assert msg.topic == TOPIC + "_extra"
+        assert msg.topic == TOPIC + "\0_extra"
     elif kind == "impostor_sender":
         assert msg.sender == "impostor"
     elif kind == "capture_an_hour_ahead":
