@@ -119,7 +119,8 @@ class InputState:
 
     @property
     def transport(self) -> str:
-        if self.shared is not None and self.shared.column is not None:
+        """How its messages came: ``shm`` once one brought arrays in shared memory, else the endpoint's scheme."""
+        if self.shared is not None and self.shared.resolved:
             return "shm"
         return self.endpoint.partition("://")[0]
 
@@ -468,7 +469,7 @@ class NodeRunner:
 
     def _output_transport(self, output: str) -> dict[str, Any]:
         pool = self._pools.get(output)
-        if pool is None:
+        if pool is None or not pool.placed:
             return {"transport": "zmq"}
         return {"transport": "shm", "shm_slots": pool.slots, "shm_in_use": pool.in_use(),
                 "shm_fallbacks": pool.fallbacks, "shm_threshold": self.wiring.shm.threshold_bytes}

@@ -202,6 +202,7 @@ class SlotPool:
         self._next = 0
         self._loan: tuple[_Slot, int] | None = None  # slot, bytes
         self.fallbacks = 0  # messages sent inline because no slot was free
+        self.placed = 0  # messages sent through a slot
 
     # --- slots -------------------------------------------------------------------------
     @property
@@ -296,6 +297,7 @@ class SlotPool:
                 np.copyto(target, array.reshape(-1).view(np.uint8))
         self.control.set_generation(k, generation)
         self.control.set_owed(k, seq)
+        self.placed += 1
         return Shared(
             segment=slot.path.name,
             generation=generation,
@@ -335,6 +337,7 @@ class SharedReader:
         self._names: dict[str, tuple[str, str, str, int]] = {}  # segment -> node, output, epoch, slot
         self._lock = threading.Lock()  # finalizers run on whichever thread drops a message last
         self.torn = 0  # holds whose slot changed anyway: must stay 0 (a test checks it)
+        self.resolved = 0  # messages whose arrays came through a slot
 
     def _control(self, node: str, output: str, epoch: str, limits: Limits) -> Control:
         name = f"{node}.{output}.{epoch}.ctl"
@@ -371,6 +374,7 @@ class SharedReader:
             raise Rejected("shm_segment", f"reader column {self.column} is not in the control file", sender)
         buffer = self._slot(shared.segment, limits)
         extent, specs = _check_arrays(shared, len(buffer), limits, sender)
+        self.resolved += 1
         if self.column is None:
             return self._copy(control, slot_index, shared, buffer, specs, sender)
         column = self.column
