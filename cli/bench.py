@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 BENCHMARKS = {
-    "messaging": "edgerun vs raw pyzmq: latency and throughput by payload",
+    "messaging": "edgerun (shared memory, zmq) vs raw pyzmq and dora-rs: latency and throughput by payload",
     "engines": "torch eager vs each available backend, per exportable model",
     "planning": "time per DINO-WM CEM plan: torch eager vs ONNX Runtime",
     "segmentation": "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime",

@@ -55,10 +55,16 @@ def _filesystem(path: Path) -> str | None:
 def segment_dir(run_directory: Path) -> Path:
     """Where a run keeps its shared-memory segments: ``shm/`` in the run directory when that lies in
     memory (``$XDG_RUNTIME_DIR`` is tmpfs), else ``/dev/shm/edgerun-UID/RUN``: a file on a disk would
-    be written back to it. Private (0700) either way."""
+    be written back to it. Only named here; the first publisher creates it (:func:`private_segment_dir`)."""
     if _filesystem(run_directory) in MEMORY_FILESYSTEMS or not Path("/dev/shm").is_dir():
-        return private_dir(run_directory / "shm")
-    return private_dir(private_dir(Path("/dev/shm") / f"edgerun-{os.getuid()}") / run_directory.name)
+        return run_directory / "shm"
+    return Path("/dev/shm") / f"edgerun-{os.getuid()}" / run_directory.name
+
+
+def private_segment_dir(path: Path) -> Path:
+    """Create a :func:`segment_dir` and its parent, both 0700 and ours (or check they are)."""
+    private_dir(path.parent)
+    return private_dir(path)
 
 
 def ipc_endpoint(directory: Path, name: str) -> str:

@@ -40,6 +40,7 @@ from edgerun.runtime.fields import mismatch
 from edgerun.runtime.messages import Limits, Message, Rejected
 from edgerun.runtime.node import STATUS_OUTPUT, Latest, Node, Queue
 from edgerun.runtime.params import build_params
+from edgerun.runtime.paths import private_segment_dir
 from edgerun.runtime.security import CurveKeys, connect_curve, serve_curve
 from edgerun.runtime.services import call_socket
 from edgerun.runtime.shm import SharedReader, SlotPool
@@ -247,9 +248,10 @@ class NodeRunner:
         self._pools: dict[str, SlotPool] = {}
         if shared:
             bind_all(self.local_pub, local, self.keys)
+            directory = private_segment_dir(Path(w.segment_dir))
             for output in self.cls.outputs:
-                self._pools[output] = SlotPool(Path(w.segment_dir), w.name, output, w.shm.slots,
-                                               w.shm.readers.get(output, 0), self.limits)
+                self._pools[output] = SlotPool(directory, w.name, output, w.shm.slots, w.shm.readers.get(output, 0),
+                                               self.limits)
         bind_all(self.pub, tuple(e for e in w.pub_binds if not (shared and e in local)), self.keys)
         self.ctl = self._socket(zmq.PUB)
         bind_all(self.ctl, w.ctl_binds, self.keys)
@@ -673,7 +675,7 @@ class NodeRunner:
         what :meth:`publish` exists to prevent."""
         for socket in (self.pub, self.local_pub):
             if socket is not None:
-                socket.send_multipart(frames)
+                socket.send_multipart(frames, copy=False)
 
     def _local_frames(self, pool: SlotPool, topic: str, data: Mapping[str, Any], seq: int, capture_ns: int,
                       send_ns: int) -> list[Any]:

@@ -212,8 +212,8 @@ def test_slow_readers_under_a_fast_publisher_only_ever_accept_intact_frames(laun
 def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(launch, runtime_dir):
     graph = launch(CHECKED_GRAPH.format(name="killed", queue_restart="never")).wait_running()
     directory = segment_dir(runtime_dir / "edgerun" / "killed")
-    wait_for(lambda: any(p.name.startswith("camera.frames.") and p.suffix != ".ctl" for p in directory.iterdir()),
-             what="a slot file")
+    wait_for(lambda: directory.is_dir() and any(p.name.startswith("camera.frames.") and p.suffix != ".ctl"
+                                                for p in directory.iterdir()), what="a slot file")
     queue_pid = graph.status("queue")["pid"]
     os.kill(queue_pid, signal.SIGKILL)
     wait_for(lambda: "process 'queue' was killed by SIGKILL" in graph.log, what="the launcher to see the reader die")
