@@ -19,7 +19,7 @@ from edgerun.runtime import Node
 
 @dataclass(frozen=True)
 class CameraParams:
-    uri: str = "synthetic://pattern"  # v4l2:///dev/video0, file://clip.mp4, rtsp://…, synthetic://NAME, gym://ENV_ID
+    uri: str = "synthetic://pattern"  # v4l2:///dev/video0, file://clip.mp4, rtsp://…, synthetic://NAME, gym://ENV_ID, rosbag2://BAG?topic=T
     width: int = 0  # resize frames to this size (0: the source's own)
     height: int = 0
     fps: float = 0.0  # publishing rate (0: the source's own rate; a live source as fast as it delivers)
@@ -45,7 +45,7 @@ class Camera(Node):
             self.log.error("%s", exc)
             self.stop()
             return
-        capture_ns = time.time_ns()
+        capture_ns = self.source.last_capture_ns or time.time_ns()  # a bag's own stamps, shifted to now
         if image is None:
             self.log.info("camera %s: end of source after %d frames", self.source.uri, self.index)
             self.stop()

@@ -8,11 +8,14 @@
                                        ``scene`` (a rendered 3-D scene, moving camera),
                                        ``camouflage`` (INT's camouflage scenes)
 ``gym://ENV_ID``                       a gymnasium env's ``rgb_array`` render, random actions
+``rosbag2://PATH?topic=/cam/image``     a ROS 2 bag's Image or CompressedImage topic, at the
+                                       bag's pace, with its time stamps
+                                       (:mod:`edgerun.nodes.rosbag_source`)
 =====================================  =================================================
 
 Query parameters tune a source: ``?width=640&height=480&fps=30`` (a device's capture mode, a
 synthetic scene's size and rate), ``?loop=1`` (a file starts again at its end),
-``?timeout_s=5`` (rtsp), ``?seed=0`` (synthetic, gym). Every source yields RGB uint8 frames
+``?timeout_s=5`` (rtsp), ``?seed=0`` (synthetic, gym), ``?topic=/camera/image_raw`` (rosbag2). Every source yields RGB uint8 frames
 ``(height, width, 3)``. A URI that cannot be opened raises :class:`SourceError`, whose message
 names the URI (credentials hidden) and the cause.
 """
@@ -47,6 +50,7 @@ class FrameSource(Protocol):
     uri: str
     fps: float  # the source's own rate; 0 when it has none (read as fast as asked)
     live: bool  # a device or stream: read() blocks until the next frame
+    last_capture_ns: int | None  # the capture time of the frame read last, when the source has one (a bag)
 
     def read(self) -> np.ndarray | None:
         """The next RGB uint8 frame, or None at the end of a finite source."""
@@ -71,10 +75,11 @@ class SourceOptions:
     loop: bool = False
     timeout_s: float = 5.0
     seed: int = 0
+    topic: str = ""
 
     @classmethod
     def from_query(cls, uri: str, query: str) -> "SourceOptions":
-        known = {"width": int, "height": int, "fps": float, "loop": _flag, "timeout_s": float, "seed": int}
+        known = {"width": int, "height": int, "fps": float, "loop": _flag, "timeout_s": float, "seed": int, "topic": str}
         values: dict[str, Any] = {}
         for key, text in parse_qsl(query, keep_blank_values=True):
             if key not in known:
@@ -102,6 +107,8 @@ def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
 
 class OpenCVSource:
     """A device, file or stream read through ``cv2.VideoCapture``."""
+
+    last_capture_ns = None  # no clock of its own: the camera stamps each frame when it reads it
 
     def __init__(self, uri: str, capture: Any, live: bool, loop: bool):
         import cv2
@@ -176,6 +183,8 @@ def _open_rtsp(uri: str, location: str, options: SourceOptions) -> FrameSource:
 
 class GeneratedSource:
     """Frames from a function of the frame index, at a fixed rate."""
+
+    last_capture_ns = None  # no clock of its own: the camera stamps each frame when it reads it
 
     live = False
 
@@ -260,6 +269,8 @@ def _open_synthetic(uri: str, location: str, options: SourceOptions) -> FrameSou
 class GymSource:
     """A gymnasium env rendered offscreen under uniformly random actions, reset at episode ends."""
 
+    last_capture_ns = None  # no clock of its own: the camera stamps each frame when it reads it
+
     live = False
 
     def __init__(self, uri: str, env: Any, seed: int, fps: float):
@@ -293,12 +304,19 @@ def _open_gym(uri: str, location: str, options: SourceOptions) -> FrameSource:
     return GymSource(uri, env, options.seed, fps)
 
 
+def _open_rosbag2(uri: str, location: str, options: SourceOptions) -> FrameSource:
+    from edgerun.nodes.rosbag_source import open_rosbag2  # lazy: rosbags, and it builds on this module
+
+    return open_rosbag2(uri, location, options)
+
+
 OPENERS: dict[str, Callable[[str, str, SourceOptions], FrameSource]] = {
     "v4l2": _open_v4l2,
     "file": _open_file,
     "rtsp": _open_rtsp,
     "synthetic": _open_synthetic,
     "gym": _open_gym,
+    "rosbag2": _open_rosbag2,
 }
 
 
@@ -308,7 +326,7 @@ def open_source(uri: str) -> FrameSource:
     if parts.scheme not in OPENERS:
         raise SourceError(uri, f"unknown scheme '{parts.scheme}' (expected one of {', '.join(s + '://' for s in OPENERS)})")
     options = SourceOptions.from_query(uri, parts.query)
-    if parts.scheme in ("v4l2", "file"):
+    if parts.scheme in ("v4l2", "file", "rosbag2"):
         location = parts.netloc + parts.path  # file://clip.mp4 is relative, file:///abs/clip.mp4 absolute
     elif parts.scheme == "rtsp":
         location = parts.netloc
