@@ -34,7 +34,6 @@ and every array must lie inside it with an allowed dtype; anything else is :clas
 
 from __future__ import annotations
 
-import array
 import math
 import mmap
 import os
@@ -194,7 +193,8 @@ class SlotPool:
         remove_segments(directory, self.prefix)  # a killed predecessor's files
         path = directory / control_name(node, output, self.epoch)
         buffer = _create(path, Control.size_words(slots, readers) * 8)
-        memoryview(buffer).cast("Q")[:_HEAD] = array.array("Q", (MAGIC, slots, readers, 0))
+        words = memoryview(buffer).cast("Q")
+        words[0], words[1], words[2] = MAGIC, slots, readers
         self.control = Control(buffer)
         for reader in range(readers):
             self.control.set_last_received(reader, NONE)
