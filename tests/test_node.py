@@ -51,6 +51,7 @@ def test_relay_keeps_capture_time_of_the_source(tmp_path):
     """
     with RunningGraph(tmp_path, graph) as running:
         source_socket = running.subscribe("ticker/ticks")
+        assert source_socket.poll(10_000)  # the ticks reach this socket before any relayed one is collected
         relayed = running.collect("relay/ticks", 5)
         sources = running.collect("ticker/ticks", 50, socket=source_socket)  # 1 s of ticks from before the relayed ones
     assert all(m.sender == "relay" for m in relayed)
