@@ -738,11 +738,8 @@ class _Subscriptions:
         self._wanted: dict[str, bool] = {}
 
     def update(self) -> None:
-        while True:
-            try:
-                event = self.socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        while self.socket.get(EVENTS) & READABLE:
+            event = self.socket.recv()
             if event[:1] == b"\x01":
                 self.prefixes.add(event[1:])
             elif event[:1] == b"\x00":
@@ -753,7 +750,8 @@ class _Subscriptions:
         if self.socket is None:
             return True
         found = self._wanted.get(topic)
-        if found is None:
+        if not found:  # nobody yet, as far as we know: a subscription may be waiting (setup, a long handler)
+            self.update()
             encoded = messages.subscription(topic)
             found = self._wanted[topic] = any(encoded.startswith(prefix) for prefix in self.prefixes)
         return found
