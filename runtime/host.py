@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import zmq
@@ -55,9 +56,13 @@ def configure_logging() -> None:
 def run_process(wiring: ProcessWiring, stop: threading.Event | None = None, handle_signals: bool = True) -> int:
     """Run every node of ``wiring`` until they end or ``stop`` is set; the exit code."""
     stop = stop or threading.Event()
+    signalled: list[int] = []
     if handle_signals:
+        # A handler runs on the main thread between any two bytecodes, also inside stop.wait() while
+        # it holds the event's lock: stop.set() there waits for that lock forever (a node process that
+        # outlived its killed launcher). So the handler only notes the signal; the loop below acts.
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda number, _frame: signalled.append(number))
     context = zmq.Context()
     keys = load_keys(Path(wiring.keys_dir), wiring.host) if wiring.keys_dir else None
     auth = start_authenticator(context, keys) if keys else None
@@ -71,8 +76,8 @@ def run_process(wiring: ProcessWiring, stop: threading.Event | None = None, hand
     threads = [threading.Thread(target=r.run, name=r.wiring.name, daemon=True) for r in runners]
     for thread in threads:
         thread.start()
-    while not stop.is_set() and any(t.is_alive() for t in threads):
-        stop.wait(0.05)
+    while not signalled and not stop.is_set() and any(t.is_alive() for t in threads):
+        time.sleep(0.05)
     stop.set()
     if handle_signals:  # a whole process of its own: shutdown may not outlast its bound
         exit_after(wiring.stop_timeout_s + 2.0, EXIT_STUCK)
