@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgerun.nodes.sources import SourceError, SourceOptions
+from edgerun.nodes.source_base import SourceError, SourceOptions
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

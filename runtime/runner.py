@@ -99,9 +99,8 @@ def connect(socket: zmq.Socket, link: Link, keys: CurveKeys | None) -> None:
 @dataclass
 class InputState:
     name: str
-    topic: bytes
+    topic: str  # "node/output"
     policy: Latest | Queue
-    topic_text: str
     socket: zmq.Socket
     sender: str
     pending: Message | None = None  # Latest inputs: the newest message not yet handled
@@ -271,8 +270,7 @@ class NodeRunner:
             socket.maxmsgsize = self.limits.max_message_bytes
             socket.setsockopt(zmq.SUBSCRIBE, messages.subscription(wired.topic))
             connect(socket, wired.link, self.keys)
-            state = InputState(wired.name, wired.topic.encode(), policy, wired.topic, socket,
-                               sender=wired.topic.split("/")[0])
+            state = InputState(wired.name, wired.topic, policy, socket, sender=wired.topic.split("/")[0])
             state.endpoint = wired.link.endpoint
             if state.endpoint.startswith("tcp://"):
                 state.monitor = socket.get_monitor_socket(HANDSHAKE_FAILED)
@@ -385,8 +383,8 @@ class NodeRunner:
         except Rejected as exc:
             state.drops.drop(exc.reason, exc.detail, exc.sender if exc.sender != "?" else state.sender)
             return None
-        if msg.topic != state.topic_text:  # a forged topic frame that starts with ours and its NUL
-            state.drops.drop("other_topic", f"topic '{msg.topic}' on input '{state.name}' ('{state.topic.decode()}')", msg.sender)
+        if msg.topic != state.topic:  # a forged topic frame that starts with ours and its NUL
+            state.drops.drop("other_topic", f"topic '{msg.topic}' on input '{state.name}' ('{state.topic}')", msg.sender)
             return None
         if msg.sender != state.sender:
             state.drops.drop("wrong_sender", f"topic '{msg.topic}' is published by '{state.sender}'", msg.sender)
@@ -645,12 +643,15 @@ class NodeRunner:
         if threading.get_ident() != self._node_thread_id:
             raise RuntimeError(f"node '{self.wiring.name}': {what}() must be called from the node's own handlers")
 
-    def publish(self, output: str, data: Mapping[str, Any], capture_ns: int | None) -> None:
-        self._check_thread("publish")
+    def _check_output(self, what: str, output: str) -> None:
+        self._check_thread(what)
         if output not in self._seq:
             raise KeyError(
                 f"node '{self.wiring.name}' has no output '{output}' (declared: {', '.join(self.cls.outputs) or 'none'})"
             )
+
+    def publish(self, output: str, data: Mapping[str, Any], capture_ns: int | None) -> None:
+        self._check_output("publish", output)
         if capture_ns is None:
             capture_ns = self._current_capture_ns if self._current_capture_ns is not None else time.time_ns()
         self._seq[output] += 1
@@ -691,9 +692,7 @@ class NodeRunner:
     def loan(self, output: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A writable array to fill and publish on ``output``: in a free shared-memory slot when this
         host's other processes subscribe (no copy on publish), else an ordinary new array."""
-        self._check_thread("loan")
-        if output not in self._seq:
-            raise KeyError(f"node '{self.wiring.name}' has no output '{output}' (declared: {', '.join(self.cls.outputs) or 'none'})")
+        self._check_output("loan", output)
         shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         pool = self._pools.get(output)
         array = None

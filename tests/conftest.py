@@ -227,3 +227,37 @@ class RunningGraph:
         finally:
             socket.close(linger=0)
 
+
+
+@pytest.fixture(scope="session")
+def t4d_checkpoint(tmp_path_factory) -> Path:
+    """A tiny, untrained TracksTo4D checkpoint: enough for the reconstructor node's wiring."""
+    import torch
+
+    from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
+    from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
+    from edgerun.models.tracks_to_4d.network import TracksTo4D
+
+    tiny = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("t4d") / "tiny.pt"
+    save_checkpoint(path, TracksTo4D(tiny), tiny, {})
+    return path
+
+
+def reconstruct_graph(name: str, camera: str, checkpoint: Path) -> str:
+    """camera → tracker → reconstructor, ``camera`` being the camera node's ``class`` and ``params`` lines."""
+    return f"""
+    name: {name}
+    heartbeat_timeout_s: 60
+    nodes:
+      - id: camera
+        {camera}
+      - id: tracker
+        class: edgerun.nodes.tracker:Tracker
+        inputs: {{frames: camera/frames}}
+      - id: reconstructor
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{checkpoint}"}}
+        inputs: {{tracks: tracker/tracks}}
+    """

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import RunningGraph
+from conftest import RunningGraph, reconstruct_graph
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -165,38 +165,17 @@ def test_a_camera_node_publishes_a_bag_with_its_stamps(tmp_path):
         np.testing.assert_array_equal(msg["image"], picture(msg["frame_index"] % 4))
 
 
-def test_a_reconstruction_graph_runs_on_a_bag(launch, tmp_path):
+def test_a_reconstruction_graph_runs_on_a_bag(launch, tmp_path, t4d_checkpoint):
     """The reconstruct graph with its camera replaced by a bag of a moving camera's frames."""
-    import torch
-
-    from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
-    from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
-    from edgerun.models.tracks_to_4d.network import TracksTo4D
-
     scene = open_source("synthetic://scene?width=320&height=240&fps=25&seed=1")
     stamps = [T0 + i * 40_000_000 for i in range(30)]
     frames = [scene.read() for _ in stamps]
     scene.close()
     bag = write_bag(tmp_path / "bag", {"/camera/image_raw": [(s, raw(f, "rgb8", s)) for s, f in zip(stamps, frames)]},
                     StoragePlugin.MCAP)
-    tiny = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "tiny.pt", TracksTo4D(tiny), tiny, {})
-    graph = launch(f"""
-    name: bagrecon
-    heartbeat_timeout_s: 60
-    nodes:
-      - id: camera
-        class: edgerun.nodes.camera:Camera
-        params: {{uri: "rosbag2://{bag}?topic=/camera/image_raw&loop=1"}}
-      - id: tracker
-        class: edgerun.nodes.tracker:Tracker
-        inputs: {{frames: camera/frames}}
-      - id: reconstructor
-        class: edgerun.nodes.reconstructor:Reconstructor
-        params: {{checkpoint: "{tmp_path / 'tiny.pt'}"}}
-        inputs: {{tracks: tracker/tracks}}
-    """).wait_running(timeout_s=60)
+    camera = f"""class: edgerun.nodes.camera:Camera
+        params: {{uri: "rosbag2://{bag}?topic=/camera/image_raw&loop=1"}}"""
+    graph = launch(reconstruct_graph("bagrecon", camera, t4d_checkpoint)).wait_running(timeout_s=60)
     window = graph.receive(graph.subscribe("reconstructor/reconstruction"), 1, timeout_s=60)[0]
     assert not window["skipped"] and window["cam_from_world"].shape == (20, 4, 4)
     assert np.allclose(np.diff(window["stamps_ns"]), 40_000_000, atol=1_000_000)  # the bag's 25 Hz, across the loop too

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgerun.nodes.sources import SourceError, open_source, redact
+from edgerun.nodes.source_base import redact
+from edgerun.nodes.sources import SourceError, open_source
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 20.0) -> None:

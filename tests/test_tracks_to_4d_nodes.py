@@ -4,42 +4,15 @@ windows that cannot be reconstructed flagged and skipped while the nodes stay up
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
-from conftest import wait_for
+from conftest import reconstruct_graph, wait_for
 
 from edgerun.calibration.camera import Intrinsics
-from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
-from edgerun.models.tracks_to_4d.config import TracksTo4DConfig
-from edgerun.models.tracks_to_4d.network import TracksTo4D
-
-TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("t4d") / "tiny.pt"
-    save_checkpoint(path, TracksTo4D(TINY), TINY, {})
-    return path
-
-
-def test_camera_tracker_reconstructor_graph_turns_frames_into_chained_cameras(launch, checkpoint):
-    graph = launch(f"""
-    name: reconstruct
-    heartbeat_timeout_s: 60
-    nodes:
-      - id: camera
-        class: edgerun.nodes.scene_camera:RenderedSceneCamera
-        params: {{seed: 1, frames: 25, width: 320, height: 240, fps: 25}}
-      - id: tracker
-        class: edgerun.nodes.tracker:Tracker
-        inputs: {{frames: camera/frames}}
-      - id: reconstructor
-        class: edgerun.nodes.reconstructor:Reconstructor
-        params: {{checkpoint: "{checkpoint}"}}
-        inputs: {{tracks: tracker/tracks}}
-    """).wait_running(timeout_s=60)
+def test_camera_tracker_reconstructor_graph_turns_frames_into_chained_cameras(launch, t4d_checkpoint):
+    camera = """class: edgerun.nodes.scene_camera:RenderedSceneCamera
+        params: {seed: 1, frames: 25, width: 320, height: 240, fps: 25}"""
+    graph = launch(reconstruct_graph("reconstruct", camera, t4d_checkpoint)).wait_running(timeout_s=60)
     windows = graph.receive(graph.subscribe("reconstructor/reconstruction"), 2, timeout_s=60)
     status = graph.status("reconstructor", where=lambda s: s["details"].get("windows", 0) >= 2)
     first, second = windows
@@ -53,7 +26,8 @@ def test_camera_tracker_reconstructor_graph_turns_frames_into_chained_cameras(la
     assert status["handler_errors"] == 0 and status["details"]["skipped"] == 0
 
 
-def test_bad_windows_and_frames_are_flagged_and_skipped_while_the_nodes_stay_up(launch, checkpoint, tmp_path):
+def test_bad_windows_and_frames_are_flagged_and_skipped_while_the_nodes_stay_up(launch, t4d_checkpoint, tmp_path):
+    checkpoint = t4d_checkpoint
     calibration = Intrinsics(np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]), np.zeros(5), (1280, 720)).save(tmp_path / "cam.yaml")
     graph = launch(f"""
     name: faults
