@@ -50,7 +50,7 @@ import numpy as np
 from edgerun.runtime.messages import ITEMSIZE, Limits, Rejected, Shared, SharedArray
 
 MAGIC = 0x314D485345474445  # b"EDGESHM1" little-endian
-NONE = np.iinfo(np.uint64).max
+NONE = (1 << 64) - 1
 """``last_received`` of a reader that owes nothing."""
 ALIGN = 64  # array offsets in a slot: cache-line (and SIMD) aligned
 GROW = 1 << 20  # slot files grow in whole MiB, so a slightly bigger frame does not remap every time
@@ -119,7 +119,7 @@ class Control:
         self.set_last_received(reader, NONE)
 
 
-def control_name(node: str, output: str, epoch: int) -> str:
+def control_name(node: str, output: str, epoch: int | str) -> str:
     return f"{node}.{output}.{epoch}.ctl"
 
 
@@ -340,7 +340,7 @@ class SharedReader:
         self.resolved = 0  # messages whose arrays came through a slot
 
     def _control(self, node: str, output: str, epoch: str, limits: Limits) -> Control:
-        name = f"{node}.{output}.{epoch}.ctl"
+        name = control_name(node, output, epoch)
         control = self._controls.get(name)
         if control is None:
             for old in [n for n in self._controls if n.startswith(f"{node}.{output}.")]:
