@@ -389,6 +389,8 @@ class NodeRunner:
         if msg.sender != state.sender:
             state.drops.drop("wrong_sender", f"topic '{msg.topic}' is published by '{state.sender}'", msg.sender)
             return None
+        if state.shared is not None:
+            state.shared.received(msg.seq)
         skew_ns = msg.capture_ns - time.time_ns()
         if abs(skew_ns) > self.limits.max_clock_skew_ns:
             state.drops.drop("time_range", f"capture time {skew_ns / 1e9:+.0f} s from this host's clock", msg.sender)
@@ -449,6 +451,7 @@ class NodeRunner:
                 "handshake_failures": state.handshake_failures.total,
                 "transport": state.transport,
                 "torn": state.shared.torn if state.shared is not None else 0,  # must stay 0
+                "shm_copied": state.shared.copied if state.shared is not None else 0,
             }
         return {
             "node": self.wiring.name,

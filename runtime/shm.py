@@ -13,14 +13,17 @@ The control file holds, as little-endian uint64:
 * ``owed[slot, reader]``: the sequence number of the message in that slot sent to each of the
   output's *registered* readers (graph inputs on this host, each given a column by the launcher);
 * ``held[slot, reader]``: the sequence number a reader holds a view of (0: none), written by it;
-* ``last_received[reader]``: the newest sequence number the reader took in (``NONE`` when it
-  owes nothing: never started, or dead and released by the launcher).
+* ``last_received[reader]``: the newest sequence number the reader took in, inline or in a slot
+  (``NONE`` when it owes nothing: never started, or dead and released by the launcher).
 
 A slot is free when no registered reader holds it (``held == owed``) or may still receive it
 (``owed > last_received``: the descriptor is in flight). The publisher never waits: with no free
 slot, the message travels inline over ZeroMQ as before (counted on the output's status). A
 reader's hold lasts as long as any array of the message is alive (a finalizer on their common
-base), so a ``Latest`` input that is handed a newer frame releases the older one at once.
+base), so a ``Latest`` input that is handed a newer frame releases the older one at once. A reader
+holds at most its fair share of the pool (``slots // readers``, at least one): beyond that it copies
+the arrays out and holds nothing, so one slow ``Queue`` input cannot take every slot and push every
+other reader of the output back to inline frames.
 
 Readers without a column (``edgerun topic echo``, ``record``) take no hold: they copy the arrays
 and check that the generation did not change meanwhile. A registered reader checks it once it
@@ -338,6 +341,9 @@ class SharedReader:
         self._lock = threading.Lock()  # finalizers run on whichever thread drops a message last
         self.torn = 0  # holds whose slot changed anyway: must stay 0 (a test checks it)
         self.resolved = 0  # messages whose arrays came through a slot
+        self.copied = 0  # of those, copied out because this reader held its share of the pool
+        self.holding = 0  # slots this reader holds now
+        self._current: Control | None = None  # the control file of the publisher's newest descriptor
 
     def _control(self, node: str, output: str, epoch: str, limits: Limits) -> Control:
         name = control_name(node, output, epoch)
@@ -367,7 +373,7 @@ class SharedReader:
         node_name, output, epoch, slot_index = self._parse(shared.segment, sender)
         if f"{node_name}/{output}" != topic or node_name != sender:
             raise Rejected("shm_segment", f"segment {shared.segment!r} is not one of '{topic}''s", sender)
-        control = self._control(node_name, output, epoch, limits)
+        control = self._current = self._control(node_name, output, epoch, limits)
         if slot_index >= control.slots or shared.generation % 2 or not shared.generation:
             raise Rejected("shm_segment", f"slot {slot_index} generation {shared.generation} is not valid", sender)
         if self.column is not None and self.column >= control.readers:
@@ -375,17 +381,38 @@ class SharedReader:
         buffer = self._slot(shared.segment, limits)
         extent, specs = _check_arrays(shared, len(buffer), limits, sender)
         self.resolved += 1
-        if self.column is None:
-            return self._copy(control, slot_index, shared, buffer, specs, sender)
         column = self.column
+        if column is None:
+            return self._copy(control, slot_index, shared, buffer, specs, sender)
+        with self._lock:
+            share = max(1, control.slots // max(1, control.readers))
+            hold = self.holding < share
+            self.holding += hold
+        if not hold:  # the slot stays owed to this reader (in flight) until the copy is done
+            try:
+                arrays = self._copy(control, slot_index, shared, buffer, specs, sender)
+            finally:
+                control.set_last_received(column, seq)
+            self.copied += 1
+            return arrays
         control.set_held(slot_index, column, seq)  # the hold first, then the check: see the module docstring
         control.set_last_received(column, seq)
         if control.generation(slot_index) != shared.generation:
             control.set_held(slot_index, column, 0)
+            with self._lock:
+                self.holding -= 1
             raise Rejected("overwritten", f"slot {slot_index} was rewritten before it was read", sender)
         whole = np.frombuffer(buffer, dtype=np.uint8, count=extent) if extent else np.empty(0, np.uint8)
         weakref.finalize(whole, self._release, control, slot_index, seq, shared.generation)
         return {name: _view(whole, spec) for name, spec in specs.items()}
+
+    def received(self, seq: int) -> None:
+        """The input took in message ``seq``, inline or not: every descriptor sent before it has
+        arrived or was dropped on the way (a full queue at the publisher), so none is still in flight.
+        Without this, slots owed to a reader that only gets inline frames (no free slot) would stay
+        in flight for ever, and the output would never use shared memory again."""
+        if self.column is not None and self._current is not None:
+            self._current.set_last_received(self.column, seq)
 
     def _parse(self, segment: str, sender: str) -> tuple[str, str, str, int]:
         parsed = self._names.get(segment)
@@ -401,6 +428,7 @@ class SharedReader:
 
     def _release(self, control: Control, slot_index: int, seq: int, generation: int) -> None:
         with self._lock:
+            self.holding -= 1
             if control.generation(slot_index) != generation:
                 self.torn += 1
             if control.held(slot_index, self.column) == seq:

@@ -3,6 +3,7 @@ private segments, and no segment left behind by a killed publisher or subscriber
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -73,6 +74,19 @@ def test_a_descriptor_in_flight_keeps_its_slot_until_the_reader_has_moved_past_i
     assert (arrays["f"] == 2).all()  # not overwritten while it travelled
 
 
+def test_an_inline_message_tells_the_publisher_that_missed_descriptors_are_no_longer_in_flight(segments):
+    """A descriptor dropped on the way (the subscriber's queue full) must not keep its slot for ever: once
+    the publisher is out of slots every frame goes inline, and the reader must still move past it."""
+    pool = SlotPool(segments, "cam", "frames", slots=2, readers=1)
+    reader = SharedReader(segments, column=0)
+    reader.resolve(pool.place(1, {"f": frame(1)}), "cam/frames", "cam", 1, LIMITS)
+    pool.place(2, {"f": frame(2)})  # both lost on the way
+    pool.place(3, {"f": frame(3)})
+    assert pool.place(4, {"f": frame(4)}) is None  # sent inline instead
+    reader.received(4)  # what the runner does with every message it takes in
+    assert pool.place(5, {"f": frame(5)}) is not None
+
+
 def test_a_reader_that_died_is_released_by_the_launcher(segments):
     pool = SlotPool(segments, "cam", "frames", slots=1, readers=1)
     reader = SharedReader(segments, column=0)
@@ -81,6 +95,24 @@ def test_a_reader_that_died_is_released_by_the_launcher(segments):
     release_reader(segments, "cam", "frames", 0)  # what the launcher does when the reader's process ends
     assert pool.place(3, {"f": frame(3)}) is not None
     del kept
+
+
+def test_a_reader_holds_only_its_share_of_the_pool_and_copies_beyond_it(segments):
+    """A slow Queue reader keeping every frame must not take every slot from the output's other readers."""
+    pool = SlotPool(segments, "cam", "frames", slots=4, readers=2)
+    slow, fast = SharedReader(segments, column=0), SharedReader(segments, column=1)
+    kept = []
+    for seq in (1, 2, 3):
+        shared = pool.place(seq, {"f": frame(seq)})
+        kept.append(slow.resolve(shared, "cam/frames", "cam", seq, LIMITS)["f"])
+        fast.resolve(shared, "cam/frames", "cam", seq, LIMITS)  # dropped at once
+    assert slow.holding == 2 and slow.copied == 1  # 4 slots // 2 readers; the third frame was copied
+    assert [int(k[0]) for k in kept] == [1, 2, 3] and not kept[2].flags.writeable
+    shared = pool.place(4, {"f": frame(4)})
+    assert shared is not None  # 2 slots free: the third frame's slot was let go once copied
+    assert fast.resolve(shared, "cam/frames", "cam", 4, LIMITS)["f"].base is not None and fast.copied == 0
+    del kept[:2]
+    assert slow.holding == 0
 
 
 def test_a_slot_rewritten_before_it_is_read_is_dropped_as_overwritten_never_delivered(segments):
@@ -202,11 +234,13 @@ def test_slow_readers_under_a_fast_publisher_only_ever_accept_intact_frames(laun
     for node in ("latest", "queue"):
         status = graph.status(node)
         details, frames = status["details"], status["inputs"]["frames"]
-        assert frames["transport"] == "shm" and frames["torn"] == 0, frames
+        assert frames["transport"] == "shm" and frames["torn"] == 0, json.dumps([node, status, camera, graph.status("queue" if node == "latest" else "latest")])
         assert details["bad"] == 0 and details["changed"] == 0, details
         assert details["accepted"] > 100, details  # 20-30 Hz for 10 s
-    # the Queue reader holds up to 5 frames (4 queued, 1 in hand): with 4 slots some go inline, counted
-    assert camera["outputs"]["frames"]["shm_fallbacks"] > 0, camera
+    # the Queue reader keeps 5 frames (4 queued, 1 in hand) but holds only its share of the 4 slots (2):
+    # it copies the rest out, or found no free slot (an inline frame), and the Latest reader still got slots
+    copied = graph.status("queue")["inputs"]["frames"]["shm_copied"]
+    assert copied + camera["outputs"]["frames"]["shm_fallbacks"] > 0, camera
 
 
 def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(launch, runtime_dir):
@@ -217,7 +251,7 @@ def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(l
     queue_pid = graph.status("queue")["pid"]
     os.kill(queue_pid, signal.SIGKILL)
     wait_for(lambda: "process 'queue' was killed by SIGKILL" in graph.log, what="the launcher to see the reader die")
-    # its holds (up to 5: the pool of 4 was full) are gone with it: only the Latest reader's remain
+    # its holds (its share of the pool: 2) are gone with it: only the Latest reader's remain
     wait_for(lambda: graph.status("camera")["outputs"]["frames"]["shm_in_use"] < 4, what="slots freed")
     camera_pid = graph.status("camera")["pid"]
     os.kill(camera_pid, signal.SIGKILL)
