@@ -128,8 +128,10 @@ def run_demo(config: DemoConfig) -> int:
     mcap_path = out / "demo.mcap"
     done = threading.Event()
     select = FramesOfResults(config.camera, config.results_on_camera, config.frame_every_s)
-    recorder = threading.Thread(target=record, args=(topics(launcher.state), mcap_path, None, done.is_set),
-                                kwargs={"select": select}, name="recorder", daemon=True)
+    recorded = topics(launcher.state, include_status=True)  # status as JSON beside the data
+    views = {topic: launcher.state.topic_views(topic) for topic in recorded}
+    recorder = threading.Thread(target=record, args=(recorded, mcap_path, None, done.is_set),
+                                kwargs={"select": select, "views": views}, name="recorder", daemon=True)
     recorder.start()
     started = time.monotonic()
     result = launcher.run()

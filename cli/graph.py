@@ -21,12 +21,14 @@ from edgerun.runtime.host import configure_logging, run_process
 from edgerun.runtime.introspect import StatusWatcher, find_run
 from edgerun.runtime.launcher import Launcher
 from edgerun.runtime.live_view import LiveView
+from edgerun.runtime.node import STATUS_OUTPUT
 from edgerun.runtime.params import build_params, parse_cli_params
 from edgerun.runtime.paths import ipc_endpoint, run_dir
 from edgerun.runtime.recording import record, replay
 from edgerun.runtime.report import format_table
 from edgerun.runtime.runner import import_node_class
 from edgerun.runtime.security import generate_keys
+from edgerun.runtime.views import views_of
 from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring
 
 
@@ -65,10 +67,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("record", help="record topics of a running graph to MCAP")
     p.add_argument("topics", nargs="*", metavar="node/output")
-    p.add_argument("-o", "--output", default="recording.mcap")
+    p.add_argument("-o", "--output", help="the MCAP file (default recording.mcap), or with --ros2 the bag directory (default recording)")
     p.add_argument("--all", action="store_true", help="record every topic")
     p.add_argument("--run", help="running graph (default: the only one)")
     p.add_argument("--duration", type=float)
+    p.add_argument("--jpeg-quality", type=int, metavar="Q",
+                   help="write the standard image channels as JPEG (foxglove.CompressedImage) of quality Q (1-100)")
+    p.add_argument("--ros2", nargs="?", const="sqlite3", choices=("sqlite3", "mcap"), metavar="STORAGE",
+                   help="write a ROS 2 bag of the standard views instead (storage sqlite3, the default, or mcap)")
     p.set_defaults(func=record_topics)
 
     p = sub.add_parser("demo", help="plan, reconstruct and perceive in one graph; summary table, MCAP, Rerun and PNG")
@@ -108,10 +114,11 @@ def running_topics(run: str | None, topics: list[str]) -> tuple[RunState, dict[s
     """The running graph ``run`` and the endpoints of ``topics`` in it (all of its topics when none
     are named); NoRunError names any topic it lacks."""
     _, state = find_run(run)
-    available = introspect.topics(state)
+    available = introspect.topics(state, include_status=bool(topics))  # status topics only when named
     missing = [t for t in topics if t not in available]
     if missing:
-        raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {', '.join(available)})")
+        names = ", ".join(t for t in available if not t.endswith(STATUS_OUTPUT))
+        raise NoRunError(f"graph '{state.name}' has no topic {', '.join(missing)} (topics: {names}, and NODE/{STATUS_OUTPUT})")
     return state, {t: available[t] for t in (topics or available)}
 
 
@@ -162,7 +169,8 @@ def run_node(args: argparse.Namespace) -> int:
     )
     state = RunState(
         name=f"run-{name}", graph=args.node_class, launcher_pid=os.getpid(), host=None,
-        nodes={name: NodeState(args.node_class, cls.outputs, cls.services, name, None, pub, ctl, srv if cls.services else None)},
+        nodes={name: NodeState(args.node_class, cls.outputs, cls.services, name, None, pub, ctl, srv if cls.services else None,
+                               views=views_of(cls))},
     )
     write_run_state(directory, state)
     configure_logging()
@@ -243,10 +251,18 @@ def record_topics(args: argparse.Namespace) -> int:
     except NoRunError as exc:
         print(f"edgerun record: {exc}", file=sys.stderr)
         return 2
+    output = Path(args.output or ("recording" if args.ros2 else "recording.mcap"))
+    views = {topic: state.topic_views(topic) for topic in chosen}
     stop = stop_flag()
-    print(f"recording {', '.join(chosen)} from '{state.name}' to {args.output} (Ctrl-C to stop)", file=sys.stderr)
-    count = record(chosen, Path(args.output), args.duration, stop.is_set, segments=state.segments)
-    print(f"wrote {count} messages to {args.output}", file=sys.stderr)
+    what = f"a ROS 2 bag ({args.ros2})" if args.ros2 else "MCAP"
+    print(f"recording {', '.join(chosen)} from '{state.name}' to {output}, {what} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        count = record(chosen, output, args.duration, stop.is_set, segments=state.segments, views=views,
+                       jpeg_quality=args.jpeg_quality, ros2_storage=args.ros2)
+    except ValueError as exc:  # RecordingError among them
+        print(f"edgerun record: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} messages to {output}", file=sys.stderr)
     return 0
 
 

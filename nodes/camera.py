@@ -15,6 +15,7 @@ import numpy as np
 
 from edgerun.nodes.sources import SourceError, open_source
 from edgerun.runtime import Node
+from edgerun.runtime.views import Image
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class CameraParams:
 
 class Camera(Node):
     outputs = ("frames",)
+    views = {"frames": (Image("image"),)}
     params = CameraParams
 
     def setup(self) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerun.runtime import Node
+from edgerun.runtime.views import Image
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 
 
@@ -30,6 +31,7 @@ class CamouflageCameraParams:
 
 class CamouflageCamera(Node):
     outputs = ("frames",)
+    views = {"frames": (Image("image"), Image("target_mask"))}
     params = CamouflageCameraParams
 
     def setup(self) -> None:

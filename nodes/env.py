@@ -40,6 +40,7 @@ import edgerun.envs  # noqa: F401  (registers edgerun's environments)
 from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
 from edgerun.errors import InputRefused
 from edgerun.runtime import Array, Message, Node, Queue
+from edgerun.runtime.views import Image, Json, Transform
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,13 @@ def all_finite(value: Any) -> bool:
 class EnvNode(Node):
     inputs = {"action": Queue(8, fields={"action": Array("floating", finite=True)})}  # the shape depends on the env: checked in on_action
     outputs = ("observation", "goal", "episode", "camera", "camera_pose")
+    views = {
+        "camera": (Image("image"), Image("target_mask")),
+        "camera_pose": (Transform("cam_from_world", parent="world", child="camera", inverse=True),),
+        "episode": (Json({"episode": "integer", "seed": "integer", "steps": "integer", "success": "boolean",
+                          "terminated": "boolean", "episode_return": "number", "duration_s": "number",
+                          "steps_to_goal": "integer", "time_to_goal_s": "number"}, title="edgerun episode"),),
+    }
     services = ("reset",)
     params = EnvParams
 

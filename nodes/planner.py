@@ -26,6 +26,7 @@ from edgerun.engines import Backend, load
 from edgerun.errors import PlanningCancelled
 from edgerun.runtime import Array, Latest, Message, Node
 from edgerun.runtime.stats import ErrorCounter
+from edgerun.runtime.views import Json
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ OBSERVATION = {"pixels": Array("uint8", ("H", "W", 3)), "proprio": Array("floati
 class Planner(Node):
     inputs = {"observation": Latest(fields=OBSERVATION), "goal": Latest(fields=OBSERVATION)}
     outputs = ("action", "plan")
+    views = {
+        "action": (Json({"action": "array", "replanned": "boolean", "plan_time_s": "number"}, title="edgerun action"),),
+        "plan": (Json({"actions": "array", "best_costs": "array", "cost": "number", "plan_time_s": "number"},
+                      title="edgerun plan"),),
+    }
     params = PlannerParams
     setup_failure = "stay_up"  # a checkpoint that does not load fails the same way on every restart
 

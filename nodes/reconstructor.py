@@ -31,6 +31,7 @@ from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.pipelines.tracks_to_4d.reconstruct import from_outputs, network_input, window_problem, with_bundle_adjustment
 from edgerun.pipelines.tracks_to_4d.windows import TrajectoryChainer
 from edgerun.runtime import Array, Message, Node, Queue
+from edgerun.runtime.views import Json, Points, Trajectory
 
 OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma")
 
@@ -59,6 +60,12 @@ WINDOW = {  # what the tracker node sends
 class Reconstructor(Node):
     inputs = {"tracks": Queue(4, fields=WINDOW)}
     outputs = ("reconstruction",)
+    views = {"reconstruction": (
+        Points("points_world"),
+        Trajectory("trajectory", inverse=True),
+        Json({"skipped": "boolean", "reason": "string", "start_frame": "integer", "segment": "integer",
+              "reconstruct_ms": "number"}, title="edgerun reconstruction"),
+    )}
     params = ReconstructorParams
     setup_failure = "stay_up"  # a checkpoint or engine that does not load fails the same way on every restart
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from edgerun.runtime import Node
+from edgerun.runtime.views import Image, Transform
 from edgerun.sim.textured_scenes import RenderConfig, build_scene, render_frame
 
 
@@ -28,6 +29,7 @@ class RenderedSceneParams:
 
 class RenderedSceneCamera(Node):
     outputs = ("frames",)
+    views = {"frames": (Image("image"), Transform("cam_from_world", parent="world", child="camera", inverse=True))}
     params = RenderedSceneParams
 
     def setup(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgerun.runtime import Array, Latest, Message, Node
+from edgerun.runtime.views import Image, Json
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class SegmenterParams:
 class Segmenter(Node):
     inputs = {"frames": Latest(fields={"image": Array("uint8", ("H", "W", 3))}), "prompt": Latest(fields={"prompt": str})}
     outputs = ("mask",)
+    views = {"mask": (Image("mask"), Json({"prompt": "string", "task_prompt": "string", "confidence": "number",
+                                            "mined": "boolean", "frame_index": "integer", "segment_ms": "number"},
+                                           title="edgerun segmentation"))}
     params = SegmenterParams
     setup_failure = "stay_up"  # a broken component config fails the same way on every restart
 

@@ -16,6 +16,7 @@ import msgspec
 
 from edgerun.runtime.graph import Graph, GraphNode
 from edgerun.runtime.paths import ipc_endpoint, segment_dir
+from edgerun.runtime.views import View, topic_views, views_of
 from edgerun.runtime.wiring import InputWiring, Link, NodeWiring, ProcessWiring, SharedMemory
 
 RUN_STATE = "run.json"
@@ -150,6 +151,7 @@ class NodeState(msgspec.Struct):
     pid: int | None = None
     restarts: int = 0
     shm_threshold: int | None = None  # arrays from this size up travel in shared memory over ipc://
+    views: dict[str, tuple[View, ...]] = {}  # standard views per output (edgerun.runtime.views)
 
 
 class RunState(msgspec.Struct):
@@ -161,6 +163,11 @@ class RunState(msgspec.Struct):
     host: str | None
     nodes: dict[str, NodeState]
     segments: str | None = None  # the run's shared-memory directory
+
+    def topic_views(self, topic: str) -> tuple[View, ...]:
+        """The standard views of ``topic`` (``node/output``), as its node's class declares them."""
+        node = self.nodes.get(topic.partition("/")[0])
+        return topic_views(node.views, topic) if node is not None else ()
 
 
 def run_state(graph: Graph, directory: Path, host: str | None, processes: dict[str, ProcessWiring]) -> RunState:
@@ -178,6 +185,7 @@ def run_state(graph: Graph, directory: Path, host: str | None, processes: dict[s
                 ctl=wiring.ctl_binds[0],
                 srv=wiring.srv_binds[1] if wiring.srv_binds else None,
                 shm_threshold=wiring.shm.threshold_bytes if wiring.shm else None,
+                views=views_of(node.cls),
             )
             segments = wiring.segment_dir
     return RunState(name=graph.name, graph=str(graph.path), launcher_pid=os.getpid(), host=host, nodes=nodes,

@@ -69,6 +69,9 @@ class Node:
     inputs: ClassVar[Mapping[str, InputPolicy]] = {}
     outputs: ClassVar[tuple[str, ...]] = ()
     services: ClassVar[tuple[str, ...]] = ()
+    views: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    """Per output, how standard tools show it: ``edgerun.runtime.views`` (Image, Transform, Points,
+    Trajectory, Json); used by recordings, ROS 2 bags and the live Foxglove view."""
     params: Any = NoParams  # the dataclass type on the class; its instance on a running node
     setup_failure: ClassVar[Literal["exit", "stay_up"]] = "exit"
     """What an exception in ``setup()`` does. ``"exit"``: the process ends with code 1 and the

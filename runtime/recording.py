@@ -3,7 +3,12 @@
 File layout (any MCAP reader can open it; the layout is also stored in the file's
 ``edgerun`` metadata record):
 
-- one channel per topic (``node/output``), ``message_encoding = "cbor"``, schemaless;
+- one lossless channel per topic (``node/output``), ``message_encoding = "cbor"``, schemaless: what
+  replay reads;
+- beside it, one channel per standard view the topic's output declares (:mod:`edgerun.runtime.views`),
+  named ``/node/output/field``, with a Foxglove protobuf schema (images, transforms, point clouds,
+  trajectories) or a JSON Schema (``json``): what Foxglove, the ``mcap`` readers' decoders and
+  other tools show;
 - each message is one CBOR map::
 
       {"seq": int, "capture_ns": int, "send_ns": int, "sender": str,
@@ -19,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import cbor2
 import msgspec
@@ -32,9 +37,12 @@ from mcap.writer import Writer
 from edgerun.errors import RecordingError, cut, first_line
 from edgerun.runtime import messages
 from edgerun.runtime.deployment import RUN_STATE, NodeState, RunState, write_run_state
+from edgerun.runtime.foxglove_messages import StandardChannel, standard_channels
 from edgerun.runtime.introspect import listen, running_graphs
 from edgerun.runtime.messages import Message
 from edgerun.runtime.paths import ipc_endpoint, run_dir
+from edgerun.runtime.ros2_bag import Ros2BagRecorder
+from edgerun.runtime.views import View
 
 MESSAGE_ENCODING = "cbor"
 LAYOUT = (
@@ -96,14 +104,20 @@ def from_cbor(topic: str, data: bytes) -> Message:
 
 
 class McapRecorder:
-    """Writes messages to an MCAP file, one channel per topic."""
+    """Writes messages to an MCAP file: each topic's lossless channel, and a standard channel per
+    view in ``views`` (``{topic: views}``; images as JPEG of ``jpeg_quality`` when given)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, views: Mapping[str, tuple[View, ...]] | None = None, jpeg_quality: int | None = None):
+        if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"JPEG quality must be 1-100, got {jpeg_quality}")
         self._file = open(path, "wb")
         self._writer = Writer(self._file)
         self._writer.start(profile="", library="edgerun")
         self._writer.add_metadata("edgerun", {"layout": LAYOUT, "wire_version": str(messages.WIRE_VERSION)})
+        self._views = dict(views or {})
+        self._jpeg_quality = jpeg_quality
         self._channels: dict[str, int] = {}
+        self._standard: dict[str, list[tuple[int, StandardChannel]]] = {}
         self.count = 0
 
     def write(self, msg: Message, log_time_ns: int | None = None) -> None:
@@ -112,14 +126,24 @@ class McapRecorder:
             channel = self._channels[msg.topic] = self._writer.register_channel(
                 topic=msg.topic, message_encoding=MESSAGE_ENCODING, schema_id=0
             )
-        self._writer.add_message(
-            channel_id=channel,
-            log_time=time.time_ns() if log_time_ns is None else log_time_ns,
-            publish_time=msg.send_ns,
-            sequence=msg.seq & 0xFFFFFFFF,
-            data=to_cbor(msg),
-        )
+            self._standard[msg.topic] = [(self._register(c), c) for c in
+                                         standard_channels(msg.topic, self._views.get(msg.topic, ()), self._jpeg_quality)]
+        log_time = time.time_ns() if log_time_ns is None else log_time_ns
+        sequence = msg.seq & 0xFFFFFFFF
+        self._writer.add_message(channel_id=channel, log_time=log_time, publish_time=msg.send_ns, sequence=sequence,
+                                 data=to_cbor(msg))
+        for channel_id, standard in self._standard[msg.topic]:
+            data = standard.encode(msg)
+            if data is not None:
+                self._writer.add_message(channel_id=channel_id, log_time=log_time, publish_time=msg.send_ns,
+                                         sequence=sequence, data=data)
         self.count += 1
+
+    def _register(self, channel: StandardChannel) -> int:
+        schema = channel.schema
+        schema_id = self._writer.register_schema(name=schema.name, encoding=schema.encoding, data=bytes(schema.data))
+        return self._writer.register_channel(topic=channel.topic, message_encoding=channel.message_encoding,
+                                             schema_id=schema_id)
 
     def close(self) -> None:
         self._writer.finish()
@@ -134,17 +158,26 @@ def record(
     on_message: Callable[[Message], None] | None = None,
     select: Callable[[Message], Iterable[Message]] | None = None,
     segments: str | None = None,
+    views: Mapping[str, tuple[View, ...]] | None = None,
+    jpeg_quality: int | None = None,
+    ros2_storage: str | None = None,
 ) -> int:
     """Subscribe to ``topics`` (``{topic: endpoint}``) and write them to ``path``; the message count.
 
     ``select`` (optional) maps each received message to the messages to write: itself, nothing, or
     some it held back (e.g. only the camera frames that a result refers to). ``segments``: the run's
-    shared-memory directory; arrays that lie there are recorded like any other."""
-    recorder = McapRecorder(path)
+    shared-memory directory; arrays that lie there are recorded like any other. ``views``: the
+    standard views per topic (``RunState.topic_views``), written beside the lossless channels.
+    ``ros2_storage`` (``sqlite3`` or ``mcap``): write a ROS 2 bag directory of the standard views
+    instead (:mod:`edgerun.runtime.ros2_bag`); ``count`` is then the ROS 2 messages written."""
+    if ros2_storage is None:
+        recorder = McapRecorder(path, views, jpeg_quality)
+    else:
+        recorder = Ros2BagRecorder(path, views or {}, ros2_storage)
     try:
         for msg in listen(topics, duration_s, should_stop, segments=segments):
             for kept in select(msg) if select else (msg,):
-                recorder.write(kept)
+                recorder.write(kept, time.time_ns())
             if on_message:
                 on_message(msg)
     finally:

@@ -45,6 +45,7 @@ from edgerun.runtime.security import CurveKeys, connect_curve, serve_curve
 from edgerun.runtime.services import call_socket
 from edgerun.runtime.shm import SharedReader, SlotPool
 from edgerun.runtime.stats import DropCounter, ErrorCounter, StreamStats
+from edgerun.runtime.views import views_of
 from edgerun.runtime.wiring import Link, NodeWiring
 
 PUB_HWM = 16
@@ -74,6 +75,7 @@ def import_node_class(path: str) -> type[Node]:
     if not (isinstance(cls, type) and issubclass(cls, Node)):
         raise ValueError(f"class {path!r} is not a subclass of edgerun.runtime.Node")
     cls.check_definition()
+    views_of(cls)
     return cls
 
 

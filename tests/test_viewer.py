@@ -98,7 +98,7 @@ def test_view_command_names_a_missing_topic(launch):
     """).wait_running()
     result = subprocess.run([sys.executable, "-m", "edgerun.cli", "view", "--run", "viewme2", "camera/nope", "--save", "x.rrd"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "has no topic camera/nope (topics: camera/frames)" in result.stderr
+    assert "has no topic camera/nope (topics: camera/frames, and NODE/_status)" in result.stderr
 
 
 def free_port() -> int:
