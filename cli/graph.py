@@ -16,6 +16,7 @@ import zmq
 from edgerun.errors import GraphError, LaunchError, NoRunError, ParamError
 from edgerun.runtime import introspect
 from edgerun.runtime.deployment import NodeState, RunState, write_run_state
+from edgerun.runtime.foxglove_view import FoxgloveView
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.host import configure_logging, run_process
 from edgerun.runtime.introspect import StatusWatcher, find_run
@@ -82,9 +83,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=420.0, help="stop the graph after this many seconds at most")
     p.set_defaults(func=run_demo)
 
-    p = sub.add_parser("view", help="show a running graph live in Rerun (web viewer on localhost, .rrd file, or native viewer)")
+    p = sub.add_parser("view", help="show a running graph live in Rerun (web viewer on localhost, .rrd file, or native viewer), "
+                                    "or serve it to Foxglove (--foxglove)")
     p.add_argument("topics", nargs="*", metavar="node/output", help="topics to show (default: all)")
     p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--foxglove", action="store_true",
+                   help="serve the graph's standard views over the Foxglove WebSocket protocol instead (ws://HOST:PORT)")
+    p.add_argument("--host", default="127.0.0.1", help="with --foxglove: the address to serve on (default: this host only)")
+    p.add_argument("--port", type=int, default=8765, help="with --foxglove: the port (default 8765, Foxglove's)")
     p.add_argument("--save", metavar="FILE.rrd", help="write a Rerun recording")
     p.add_argument("--serve", action="store_true", help="serve the web viewer on localhost (the default without --save/--spawn)")
     p.add_argument("--web-port", type=int, default=9090)
@@ -274,6 +280,8 @@ def view_graph(args: argparse.Namespace) -> int:
     except NoRunError as exc:
         print(f"edgerun view: {exc}", file=sys.stderr)
         return 2
+    if args.foxglove:
+        return serve_foxglove(args, state, chosen)
     serve = args.serve or not (args.save or args.spawn)
     viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn, args.jpeg_quality))
     where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]
@@ -285,6 +293,25 @@ def view_graph(args: argparse.Namespace) -> int:
     finally:
         viewer.close()
     print(f"logged {viewer.logged} messages", file=sys.stderr)
+    return 0
+
+
+def serve_foxglove(args: argparse.Namespace, state: RunState, chosen: dict[str, str]) -> int:
+    quality = args.jpeg_quality or None
+    try:
+        view = FoxgloveView(f"edgerun/{state.name}", {t: state.topic_views(t) for t in chosen}, args.host, args.port, quality)
+    except RuntimeError as exc:  # the port is taken, the address is not this host's
+        print(f"edgerun view: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    print(f"serving {len(chosen)} topics of '{state.name}' to Foxglove at ws://{args.host}:{view.port} (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
+    stop = stop_flag()
+    try:
+        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64, segments=state.segments):
+            view.log(msg)
+    finally:
+        view.close()
+    print(f"sent {view.logged} messages", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,9 @@ both from a running graph through ``edgerun record``."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import subprocess
 import sys
 import time
@@ -15,12 +17,15 @@ import numpy as np
 import pytest
 from conftest import reconstruct_graph
 from mcap.reader import make_reader
+from mcap.records import Schema as McapSchema
 from mcap_protobuf.decoder import DecoderFactory
 from rosbags.rosbag2 import Reader
 from scipy.spatial.transform import Rotation
+from websockets.sync.client import connect
 
 from edgerun.errors import RecordingError
 from edgerun.runtime import Node
+from edgerun.runtime.foxglove_view import FoxgloveView
 from edgerun.runtime.messages import Message
 from edgerun.runtime.recording import McapRecorder, read_recording
 from edgerun.runtime.ros2_bag import TYPES, Ros2BagRecorder
@@ -208,3 +213,103 @@ def test_edgerun_record_writes_schema_channels_and_a_ros2_bag_from_a_running_gra
     assert types["/camera/frames/image"] == "sensor_msgs/msg/Image" and counts["/camera/frames/image"] > 10
     assert types["/camera/frames/cam_from_world"] == "geometry_msgs/msg/PoseStamped"
     assert types["/reconstructor/reconstruction/points_world"] == "sensor_msgs/msg/PointCloud2"
+
+
+# --- the live Foxglove view ------------------------------------------------------------------
+class FoxgloveClient:
+    """What the Foxglove app does on "Open connection": read the advertised channels, subscribe,
+    decode the binary message frames (opcode 1: subscription id, log time, payload)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.channels: dict[str, dict] = {}
+
+    def __enter__(self) -> FoxgloveClient:
+        self._connection = connect(f"ws://127.0.0.1:{self.port}", subprotocols=["foxglove.sdk.v1"], open_timeout=10)
+        self.ws = self._connection.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._connection.__exit__(*exc)
+
+    def wait_for_channels(self, topics: set[str], timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not topics <= set(self.channels):
+            frame = self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01))
+            message = json.loads(frame) if isinstance(frame, str) else {}
+            for channel in message.get("channels", []) if message.get("op") == "advertise" else []:
+                self.channels[channel["topic"]] = channel
+
+    def subscribe(self, topics: list[str]) -> None:
+        subscriptions = [{"id": i, "channelId": self.channels[t]["id"]} for i, t in enumerate(topics)]
+        self.ws.send(json.dumps({"op": "subscribe", "subscriptions": subscriptions}))
+        self.subscribed = topics
+
+    def receive(self, count_per_topic: int, timeout_s: float = 20.0) -> dict[str, list]:
+        got: dict[str, list] = {t: [] for t in self.subscribed}
+        factory = DecoderFactory()
+        deadline = time.monotonic() + timeout_s
+        while any(len(v) < count_per_topic for v in got.values()):
+            frame = self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01))
+            if isinstance(frame, str) or frame[0] != 1:
+                continue
+            subscription, log_time = struct.unpack_from("<IQ", frame, 1)
+            topic = self.subscribed[subscription]
+            channel = self.channels[topic]
+            schema = McapSchema(id=channel["id"], name=channel["schemaName"], encoding=channel["schemaEncoding"],
+                                data=base64.b64decode(channel["schema"]))
+            got[topic].append((log_time, factory.decoder_for(channel["encoding"], schema)(frame[13:])))
+        return got
+
+
+def test_the_foxglove_view_serves_what_a_client_subscribes_to_and_encodes_only_that():
+    view = FoxgloveView("test", VIEWS, port=0, jpeg_quality=None)
+    try:
+        with FoxgloveClient(view.port) as client:
+            client.wait_for_channels({"/cam/frames/image", "/cam/frames/cam_from_world", "/rec/reconstruction/json"})
+            assert client.channels["/rec/reconstruction/json"]["schemaEncoding"] == "jsonschema"
+            view.log(frame_message(1))
+            assert view.logged == 0  # nobody subscribed yet: nothing encoded
+            client.subscribe(["/cam/frames/image", "/cam/frames/cam_from_world"])
+            sent = []
+            deadline = time.monotonic() + 10
+            while view.logged < 4 and time.monotonic() < deadline:  # until the subscription reaches the server
+                sent.append(frame_message(len(sent) + 2))
+                view.log(sent[-1])
+                time.sleep(0.05)
+            got = client.receive(1)
+    finally:
+        view.close()
+    log_time, image = got["/cam/frames/image"][0]
+    original = next(m for m in sent if m.capture_ns == log_time)
+    assert np.array_equal(np.frombuffer(image.data, np.uint8).reshape(24, 32, 3), original["image"])
+    _, tf = got["/cam/frames/cam_from_world"][0]
+    np.testing.assert_allclose([tf.translation.x, tf.translation.y, tf.translation.z],
+                               np.linalg.inv(CAM_FROM_WORLD.astype(np.float64))[:3, 3], atol=1e-5)
+
+
+def test_edgerun_view_foxglove_serves_a_running_graph(launch, tmp_path):
+    graph = launch("""
+    name: live
+    nodes:
+      - id: camera
+        class: edgerun.nodes.scene_camera:RenderedSceneCamera
+        params: {seed: 2, frames: 500, width: 160, height: 120, fps: 25}
+    """).wait_running(timeout_s=60)
+    proc = subprocess.Popen([sys.executable, "-m", "edgerun.cli", "view", "--foxglove", "--port", "0", "--duration", "30",
+                             "--run", "live"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "to Foxglove at ws://127.0.0.1:" in line, line
+        with FoxgloveClient(int(line.rsplit(":", 1)[1].split()[0])) as client:
+            client.wait_for_channels({"/camera/frames/image", "/camera/frames/cam_from_world"})
+            client.subscribe(["/camera/frames/image", "/camera/frames/cam_from_world"])
+            got = client.receive(2)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    _, jpeg = got["/camera/frames/image"][0]  # the view's default: JPEG of quality 85
+    assert jpeg.format == "jpeg" and cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+    _, tf = got["/camera/frames/cam_from_world"][0]
+    assert (tf.parent_frame_id, tf.child_frame_id) == ("world", "camera")
+    assert graph.status("camera")["handler_errors"] == 0
