@@ -131,7 +131,8 @@ def run_demo(config: DemoConfig) -> int:
     recorded = topics(launcher.state, include_status=True)  # status as JSON beside the data
     views = {topic: launcher.state.topic_views(topic) for topic in recorded}
     recorder = threading.Thread(target=record, args=(recorded, mcap_path, None, done.is_set),
-                                kwargs={"select": select, "views": views}, name="recorder", daemon=True)
+                                kwargs={"select": select, "views": views, "segments": launcher.state.segments},
+                                name="recorder", daemon=True)
     recorder.start()
     started = time.monotonic()
     result = launcher.run()

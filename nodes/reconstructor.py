@@ -61,8 +61,8 @@ class Reconstructor(Node):
     inputs = {"tracks": Queue(4, fields=WINDOW)}
     outputs = ("reconstruction",)
     views = {"reconstruction": (
-        Points("points_world"),
-        Trajectory("trajectory", inverse=True),
+        Points("points_world", frame_id="reconstruction"),  # its own frame: the reconstruction is up to scale
+        Trajectory("trajectory", frame_id="reconstruction", inverse=True),
         Json({"skipped": "boolean", "reason": "string", "start_frame": "integer", "segment": "integer",
               "reconstruct_ms": "number"}, title="edgerun reconstruction"),
     )}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
@@ -18,6 +19,9 @@ from edgerun.runtime.messages import Message
 from edgerun.runtime.node import STATUS_OUTPUT
 from edgerun.runtime.paths import runtime_root
 from edgerun.runtime.shm import SharedReader
+from edgerun.runtime.stats import DropCounter
+
+LOG = logging.getLogger("edgerun.tools")
 
 
 def running_graphs() -> dict[str, tuple[Path, RunState]]:
@@ -159,6 +163,7 @@ def listen(
     keeps the last messages, such as the episode's outcome, that the graph sent before it stopped.
     ``segments``: the run's shared-memory directory (arrays there are copied out)."""
     shared = shared_reader(segments)
+    skipped = DropCounter(LOG, "skipped a message")
     context = zmq.Context.instance()
     socket = context.socket(zmq.SUB)
     socket.linger = 0
@@ -180,7 +185,8 @@ def listen(
                 break
             try:
                 msg = messages.decode(socket.recv_multipart(copy=False), shared=shared)
-            except messages.Rejected:
+            except messages.Rejected as exc:  # said, not silent: a recording must not lose a topic unnoticed
+                skipped.drop(exc.reason, exc.detail, exc.sender)
                 continue
             if stopped_ns is not None and msg.send_ns > stopped_ns:
                 break  # sent after the stop: the queue is drained

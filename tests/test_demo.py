@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -13,6 +15,7 @@ from edgerun.demo_summary import episode_summary, load_topics, summary_figure
 from edgerun.runtime import messages
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.recording import McapRecorder
+from edgerun.runtime.views import channel_topic, views_of
 
 
 def test_demo_graph_resolves_and_validates(tmp_path):
@@ -117,3 +120,20 @@ def test_the_recording_keeps_only_the_camera_frames_a_kept_mask_was_computed_on(
     assert [m.topic for m in kept] == ["segmenter/mask"]
     assert [(m.topic, m.capture_ns) for m in select(message("segmenter/mask", 4 * second))][0] == ("env/camera", 4 * second)
     assert [m.topic for m in select(message("env/observation", 5))] == ["env/observation"]  # anything else as it comes
+
+
+def test_the_demo_records_a_standard_channel_for_every_camera_pose_point_and_mask_and_its_foxglove_layout_fits(tmp_path):
+    """The demo's MCAP shows in Foxglove: each camera, pose, point and mask field has a standard view,
+    and the layout committed under docs/ names only channels the demo records."""
+    engines = {name: tmp_path / f"{name}.onnx" for name in ENGINES}
+    graph = load_graph(resolve_graph(PACKAGE / "graphs" / "demo.yaml", tmp_path, engines))
+    channels = {}
+    for name, node in graph.nodes.items():
+        for output, views in views_of(node.cls).items():
+            channels.update({channel_topic(f"{name}/{output}", v): type(v).__name__ for v in views})
+    assert {"/env/camera/image": "Image", "/env/camera/target_mask": "Image", "/env/camera_pose/cam_from_world": "Transform",
+            "/reconstructor/reconstruction/points_world": "Points", "/reconstructor/reconstruction/trajectory": "Trajectory",
+            "/segmenter/mask/mask": "Image", "/planner/plan/json": "Json", "/env/episode/json": "Json"}.items() <= channels.items()
+    layout = json.loads((PACKAGE / "docs" / "foxglove" / "demo_layout.json").read_text())
+    named = set(re.findall(r'"(/[a-z_]+/[a-z_]+/[a-z_]+)', json.dumps(layout)))
+    assert named and named <= set(channels), named - set(channels)

@@ -127,6 +127,14 @@ def test_tools_read_frames_that_travel_in_shared_memory(launch, tmp_path):
     assert all((m["payload"] == m["count"] % 256).all() and m["payload"].shape == (262144,) for m in recorded)
 
 
+def test_a_tool_that_cannot_map_shared_memory_says_so_instead_of_losing_the_topic_silently(launch, caplog):
+    launch(GRAPH.replace(f"payload_bytes: {PAYLOAD_BYTES}", "payload_bytes: 262144")).wait_running()
+    _, state = introspect.find_run("tick")
+    got = list(introspect.listen(introspect.topics(state), 1.0))  # no segments= given: it cannot read the slots
+    assert got == []
+    assert any("skipped a message (shm_unexpected, 1 so far)" in r.getMessage() for r in caplog.records), caplog.text
+
+
 # --- record ------------------------------------------------------------------------------------
 
 
