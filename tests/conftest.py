@@ -261,3 +261,11 @@ def reconstruct_graph(name: str, camera: str, checkpoint: Path) -> str:
         params: {{checkpoint: "{checkpoint}"}}
         inputs: {{tracks: tracker/tracks}}
     """
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> tuple[Path, Path]:
+    """``(transformers folder, onnxruntime-genai folder)`` of a tiny LM trained here on reasoning traces."""
+    from language_fixtures import build_tiny_lm
+
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))

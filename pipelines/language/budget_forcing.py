@@ -1,0 +1,102 @@
+"""Budget forcing (s1, arXiv 2501.19393): a host loop around plain generation that bounds how long
+a model thinks, so its latency is bounded too.
+
+* **Maximum**: when thinking reaches ``budget`` tokens, the end-of-thinking delimiter and
+  "Final Answer:" are appended, so the model must answer now.
+* **Minimum**: when the model ends its thinking before ``min_tokens``, the delimiter is taken back
+  out of the sequence and "Wait" appended, so it goes on thinking.
+
+Delimiters are text (none of the small models has thinking tokens). Works with any
+:class:`edgerun.engines.language.LanguageModel`; the KV cache carries over every append.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from edgerun.engines.language import LanguageModel
+
+THINK_START = "Thinking:\n"
+THINK_END = "</think>"
+ANSWER_START = "\nFinal Answer:"
+WAIT = "\nWait,"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``budget`` thinking tokens at most (``None``: unbounded: the model decides), ``min_tokens`` at
+    least, then at most ``answer_tokens`` for the answer (one line)."""
+
+    budget: int | None
+    min_tokens: int = 0
+    answer_tokens: int = 24
+    max_waits: int = 8  # give up on "Wait" after this many (a model that insists it is done)
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"a thinking budget must be at least 1 token, got {self.budget}")
+        if self.min_tokens < 0 or (self.budget is not None and self.min_tokens > self.budget):
+            raise ValueError(f"min_tokens must lie in [0, budget], got {self.min_tokens} with budget {self.budget}")
+
+
+@dataclass(frozen=True)
+class Forced:
+    """One budget-forced answer: the thinking and answer text, the thinking tokens generated (the
+    appended "Wait"s included), how many times it was told to wait, whether its end was forced."""
+
+    thinking: str
+    answer: str
+    thinking_tokens: int
+    waits: int
+    forced_end: bool
+    seconds: float
+
+
+def budget_forced(model: LanguageModel, question: str, budget: Budget, max_length: int | None = None) -> Forced:
+    """Think about ``question`` within ``budget``, then answer. The prompt is ``question`` followed by
+    :data:`THINK_START`; thinking ends at :data:`THINK_END`, the answer follows :data:`ANSWER_START`."""
+    started = time.perf_counter()
+    session = model.session(question + THINK_START, max_length=max_length)
+    thinking, used, waits = "", 0, 0
+    forced_end = False
+    while True:
+        left = (budget.budget - used) if budget.budget is not None else session.max_length
+        if left <= 0:
+            forced_end = True
+            break
+        step = session.generate(left, stop=(THINK_END,))
+        thinking += step.text
+        used += step.tokens
+        if step.reason == "stop" and used < budget.min_tokens and waits < budget.max_waits:
+            session.take_back_stop(step)  # below the minimum: "Wait" replaces the end of thinking
+            wait_tokens = len(model.encode(WAIT))
+            session.append(WAIT)
+            thinking += WAIT
+            used += wait_tokens
+            waits += 1
+            continue
+        forced_end = step.reason in ("length", "max_length")
+        break
+    # the model's own delimiter stays as it wrote it; a cut-off or ended thinking gets one
+    session.append((ANSWER_START if step.reason == "stop" else "\n" + THINK_END + ANSWER_START))
+    answer = session.generate(budget.answer_tokens, stop=("\n",))
+    return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started)
+
+
+def control(thinking_tokens: Sequence[int], budget: int | None) -> float:
+    """s1's Control: the fraction of runs whose thinking stayed within the budget."""
+    if budget is None or not thinking_tokens:
+        return 1.0
+    return sum(t <= budget for t in thinking_tokens) / len(thinking_tokens)
+
+
+def scaling(points: Sequence[tuple[float, float]]) -> float:
+    """s1's Scaling: the mean slope of accuracy against thinking tokens over every pair of
+    ``(mean thinking tokens, accuracy)`` points (accuracy per token)."""
+    pairs = [(a, b) for a, b in itertools.combinations(sorted(points), 2) if b[0] > a[0]]
+    if not pairs:
+        return 0.0
+    return sum((b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs) / len(pairs)

@@ -1,0 +1,65 @@
+"""A tiny causal LM the tests build (no downloads): a byte-level BPE tokenizer trained on generated
+reasoning traces, a 2-layer Llama trained for a few hundred steps to follow their format
+(``Q: … Thinking: … </think> Final Answer: …``), saved as a transformers folder and built into an
+onnxruntime-genai folder through the same export path as the real models."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from edgerun.export.language_export import export_hf_folder
+from edgerun.pipelines.language.budget_forcing import ANSWER_START, THINK_END, THINK_START
+
+
+def trace(rng: random.Random) -> str:
+    """A question and its complete reasoning: counting on one at a time, then the answer."""
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    steps = " ".join(f"{i} more is {a + i}." for i in range(1, b + 1))
+    return f"Q: {a} + {b} = ?\n{THINK_START}{steps} So {a + b}.{THINK_END}{ANSWER_START} {a + b}\n"
+
+
+def cut_trace(rng: random.Random) -> str:
+    """Reasoning cut off as budget forcing cuts it, answered with what the steps so far imply: so a
+    bigger budget gives a better answer."""
+    a, b = rng.randint(1, 9), rng.randint(2, 9)
+    done = rng.randint(1, b - 1)
+    steps = " ".join(f"{i} more is {a + i}." for i in range(1, done + 1))
+    return f"Q: {a} + {b} = ?\n{THINK_START}{steps}\n{THINK_END}{ANSWER_START} {a + done}\n"
+
+
+def build_tiny_lm(root: Path, steps: int = 600) -> tuple[Path, Path]:
+    """``(transformers folder, onnxruntime-genai folder)`` under ``root``."""
+    rng = random.Random(0)
+    corpus = [trace(rng) if rng.random() < 0.7 else cut_trace(rng) for _ in range(3000)]
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    encoded = [fast.encode(text, add_special_tokens=False) + [2] for text in corpus]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        batch = [encoded[(step * 16 + i) % len(encoded)] for i in range(16)]
+        length = max(map(len, batch))
+        ids = torch.tensor([b + [2] * (length - len(b)) for b in batch])
+        labels = torch.tensor([b + [-100] * (length - len(b)) for b in batch])
+        loss = model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    hf = root / "hf"
+    model.save_pretrained(hf)
+    fast.save_pretrained(hf)
+    onnx = export_hf_folder(hf, root / "onnx", "tiny", source_sha256="0" * 64, precision="fp32")
+    return hf, onnx
