@@ -12,6 +12,7 @@ BENCHMARKS = {
     "segmentation": "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime",
     "reconstruction": "TracksTo4D per window: KLT tracking and the network, torch vs ONNX Runtime; KLT frames/s",
     "fuzz": "the live Wall graph under hostile messages and service requests: crashes, stalls, restarts, RSS, loop rate",
+    "language": "small LMs: tokens/s and time to first token, onnxruntime-genai int4 vs transformers eager",
 }
 OPTIONS = {  # benchmark-specific options, passed to its main() by name
     "fuzz": [("--messages", {"type": int, "help": "hostile messages in all (default 100,000; 10,000 with --quick)"}),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgerun.engines.manifest import default_model_dir
 from edgerun.errors import BuildError, EngineError, ExportError, Int8CalibrationError
+from edgerun.export.language_export import LANGUAGE_MODELS, exported_language_model
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
     p.add_argument("--recorded", action="append", default=[], metavar="NPZ", help="recorded inputs for the parity check")
     p.add_argument("--list", action="store_true", help="list exportable models")
+    p.add_argument("--precision", choices=("int4", "fp32"), default="int4", help="language models: the weights' precision")
     p.set_defaults(func=export_onnx)
 
     p = sub.add_parser("build", help="build (or find cached) the TensorRT engine file of an exported ONNX model")
@@ -49,8 +51,18 @@ def export_onnx(args: argparse.Namespace) -> int:
     if args.list or not args.model:
         for name, entry in REGISTRY.items():
             print(f"{name:16} {entry.description}")
+        for name, source in LANGUAGE_MODELS.items():
+            print(f"{name:16} {source.description} (onnxruntime-genai; pip install {source.pip})")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.model in LANGUAGE_MODELS:
+        try:
+            folder = exported_language_model(args.model, args.precision, Path(args.out) if args.out else None)
+        except EngineError as exc:
+            print(f"edgerun export: {exc}", file=sys.stderr)
+            return 2
+        print(folder)
+        return 0
     try:
         path, manifest = export_model(
             args.model, Path(args.out) if args.out else default_model_dir(), checkpoint=args.checkpoint, opset=args.opset,

