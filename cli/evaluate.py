@@ -38,6 +38,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--fine-tune-steps", type=int, default=50, help="Adam steps (lr 1e-3) of test-time fine-tuning per window")
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=eval_tracks_to_4d)
+    e = evaluate.add_parser("budget-forcing", help="s1 budget forcing on held-out robot word problems: accuracy, Control, Scaling per budget")
+    e.add_argument("--models", nargs="+", default=["gemma3-270m", "qwen2.5-coder-0.5b"], help="registry language models")
+    e.add_argument("--budgets", nargs="+", type=int, default=[32, 64, 128, 256], help="thinking budgets in tokens")
+    e.add_argument("--per-family", type=int, default=10, help="held-out tasks per problem family (6 families)")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=eval_budget_forcing)
 
 
 def eval_dino_wm(args: argparse.Namespace) -> int:
@@ -58,3 +64,9 @@ def eval_tracks_to_4d(args: argparse.Namespace) -> int:
     from edgerun.evaluation.tracks_to_4d.pipeline import eval_main  # lazy: torch
 
     return eval_main(args.checkpoint, args.scenes, args.json, args.rendered, args.fine_tune_steps)
+
+
+def eval_budget_forcing(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.language.budget_forcing import eval_main  # lazy: onnxruntime-genai
+
+    return eval_main(args.models, args.budgets, args.per_family, args.json)

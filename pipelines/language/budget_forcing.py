@@ -22,6 +22,7 @@ from edgerun.engines.language import LanguageModel
 THINK_START = "Thinking:\n"
 THINK_END = "</think>"
 ANSWER_START = "\nFinal Answer:"
+ANSWER_MARK = ANSWER_START.strip()
 WAIT = "\nWait,"
 
 
@@ -61,27 +62,27 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
     started = time.perf_counter()
     session = model.session(question + THINK_START, max_length=max_length)
     thinking, used, waits = "", 0, 0
-    forced_end = False
+    ended_by: str | None = None  # the delimiter the model wrote and kept; None: cut off, or it ended
     while True:
         left = (budget.budget - used) if budget.budget is not None else session.max_length
         if left <= 0:
-            forced_end = True
             break
-        step = session.generate(left, stop=(THINK_END,))
+        # a model that skips the delimiter and starts answering has ended its thinking too
+        step = session.generate(left, stop=(THINK_END, ANSWER_MARK))
         thinking += step.text
         used += step.tokens
         if step.reason == "stop" and used < budget.min_tokens and waits < budget.max_waits:
             session.take_back_stop(step)  # below the minimum: "Wait" replaces the end of thinking
-            wait_tokens = len(model.encode(WAIT))
             session.append(WAIT)
             thinking += WAIT
-            used += wait_tokens
+            used += len(model.encode(WAIT))
             waits += 1
             continue
-        forced_end = step.reason in ("length", "max_length")
+        ended_by = step.stop
         break
-    # the model's own delimiter stays as it wrote it; a cut-off or ended thinking gets one
-    session.append((ANSWER_START if step.reason == "stop" else "\n" + THINK_END + ANSWER_START))
+    forced_end = ended_by is None and (budget.budget is not None and used >= budget.budget or step.reason == "max_length")
+    # what the model wrote stays as it wrote it; the rest of the delimiters is appended
+    session.append({THINK_END: ANSWER_START, ANSWER_MARK: ""}.get(ended_by, "\n" + THINK_END + ANSWER_START))
     answer = session.generate(budget.answer_tokens, stop=("\n",))
     return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started)
 
