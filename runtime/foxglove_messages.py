@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,9 +16,14 @@ import foxglove.messages as fg
 import numpy as np
 
 from edgerun.runtime.messages import Message
+from edgerun.runtime.stats import ErrorCounter
 from edgerun.runtime.views import Image, Json, Points, Trajectory, Transform, View, channel_topic
 
 JSON_SCHEMA_ENCODING = "jsonschema"
+
+
+LOG = logging.getLogger("edgerun.views")
+SKIPPED = ErrorCounter(LOG, "a standard view was not written")
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,16 @@ class StandardChannel:
     topic: str
     schema: foxglove.Schema
     message_encoding: str
-    encode: Callable[[Message], bytes | None]
+    encoder: Callable[[Message], bytes | None]
+
+    def encode(self, msg: Message) -> bytes | None:
+        """The payload, or None; a field the view cannot show (a float64 image, a (N, 2) point set) is
+        logged and skipped: a recording never stops for a view."""
+        try:
+            return self.encoder(msg)
+        except (ValueError, TypeError, IndexError) as exc:
+            SKIPPED.count(self.topic, f"{self.topic}: {exc}")
+            return None
 
 
 def standard_channels(topic: str, views: tuple[View, ...], jpeg_quality: int | None = None) -> list[StandardChannel]:

@@ -25,7 +25,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
 from edgerun.errors import RecordingError
-from edgerun.runtime.foxglove_messages import cloud_points, image_encoding, rigid
+from edgerun.runtime.foxglove_messages import SKIPPED, cloud_points, image_encoding, rigid
 from edgerun.runtime.messages import Message
 from edgerun.runtime.views import Image, Points, Trajectory, Transform, View, channel_topic
 
@@ -113,7 +113,11 @@ class Ros2BagRecorder:
                 for view in self._views.get(msg.topic, ()) if type(view) in _MSGTYPES
             ]
         for connection, view in connections:
-            ros = ros_message(msg, view)
+            try:
+                ros = ros_message(msg, view)
+            except (ValueError, TypeError, IndexError) as exc:  # a field this view cannot show: the bag goes on
+                SKIPPED.count(connection.topic, f"{connection.topic}: {exc}")
+                continue
             if ros is not None:
                 self._writer.write(connection, log_time_ns, TYPES.serialize_cdr(ros, connection.msgtype))
                 self.count += 1

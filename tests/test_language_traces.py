@@ -14,7 +14,7 @@ from edgerun.training.language.traces import collect_traces, done_tasks
 
 def test_traces_are_appended_with_correctness_and_a_killed_run_resumes(tiny_lm, tmp_path):
     model = load_language_model(tiny_lm[1])
-    tasks = task_set("train", 1)[:3]
+    tasks = task_set("train", 2)[1:4]  # not the prompt's worked examples (distance 0, inventory 1): those are skipped
     out = tmp_path / "traces.jsonl"
     assert collect_traces(model, tasks, out, budget=8)[0] == 3
     records = [json.loads(line) for line in out.read_text().splitlines()]

@@ -119,6 +119,24 @@ def test_each_declared_view_is_written_with_its_schema_and_decoded_by_the_mcap_r
         assert got.fields == want.fields and all(np.array_equal(got[k], want[k]) for k in want.arrays)
 
 
+def test_a_field_a_view_cannot_show_is_skipped_and_said_while_the_recording_goes_on(tmp_path, caplog):
+    path, bag = tmp_path / "odd.mcap", tmp_path / "bag"
+    recorder, ros = McapRecorder(path, VIEWS), Ros2BagRecorder(bag, VIEWS)
+    odd = frame_message(1)
+    odd.arrays["image"] = np.zeros((24, 32, 3), np.float64)  # no image encoding for float64 RGB
+    for msg in (odd, frame_message(2)):
+        recorder.write(msg, T0 + 1000 * msg.seq)
+        ros.write(msg, T0 + 1000 * msg.seq)
+    recorder.close()
+    ros.close()
+    found = decoded(path)
+    assert len(found["/cam/frames/image"]) == 1 and len(found["/cam/frames/mask"]) == 2
+    assert [m.seq for _, m in read_recording(path)] == [1, 2]  # the lossless channel has both
+    with Reader(bag) as reader:
+        assert {c.topic: c.msgcount for c in reader.connections}["/cam/frames/image"] == 1
+    assert "a standard view was not written" in caplog.text and "float64" in caplog.text
+
+
 def test_jpeg_on_request_for_colour_while_depth_stays_exact(tmp_path):
     path = tmp_path / "jpeg.mcap"
     recorder = McapRecorder(path, VIEWS, jpeg_quality=95)
