@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import zmq
@@ -273,8 +274,6 @@ def record_topics(args: argparse.Namespace) -> int:
 
 
 def view_graph(args: argparse.Namespace) -> int:
-    from edgerun.nodes.viewer import RerunLog, SinkOptions  # lazy: rerun-sdk
-
     try:
         state, chosen = running_topics(args.run, args.topics)
     except NoRunError as exc:
@@ -282,16 +281,13 @@ def view_graph(args: argparse.Namespace) -> int:
         return 2
     if args.foxglove:
         return serve_foxglove(args, state, chosen)
+    from edgerun.nodes.viewer import RerunLog, SinkOptions  # lazy: rerun-sdk
+
     serve = args.serve or not (args.save or args.spawn)
     viewer = RerunLog(f"edgerun/{state.name}", SinkOptions(args.save or "", serve, args.web_port, args.grpc_port, args.spawn, args.jpeg_quality))
     where = [f"web viewer {viewer.url}" if viewer.url else "", f"file {args.save}" if args.save else "", "native viewer" if args.spawn else ""]
     print(f"viewing {len(chosen)} topics of '{state.name}' in {', '.join(w for w in where if w)} (Ctrl-C to stop)", file=sys.stderr)
-    stop = stop_flag()
-    try:
-        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64, segments=state.segments):
-            viewer.log(msg)
-    finally:
-        viewer.close()
+    feed(viewer, state, chosen, args.duration)
     print(f"logged {viewer.logged} messages", file=sys.stderr)
     return 0
 
@@ -305,14 +301,20 @@ def serve_foxglove(args: argparse.Namespace, state: RunState, chosen: dict[str, 
         return 2
     print(f"serving {len(chosen)} topics of '{state.name}' to Foxglove at ws://{args.host}:{view.port} (Ctrl-C to stop)",
           file=sys.stderr, flush=True)
-    stop = stop_flag()
-    try:
-        for msg in introspect.listen(chosen, args.duration, stop.is_set, hwm=64, segments=state.segments):
-            view.log(msg)
-    finally:
-        view.close()
+    feed(view, state, chosen, args.duration)
     print(f"sent {view.logged} messages", file=sys.stderr)
     return 0
+
+
+def feed(viewer: Any, state: RunState, chosen: dict[str, str], duration: float | None) -> None:
+    """Log every message of ``chosen`` into ``viewer`` (a RerunLog or a FoxgloveView: ``log``, ``close``)
+    until Ctrl-C, SIGTERM or ``duration``; then close it."""
+    stop = stop_flag()
+    try:
+        for msg in introspect.listen(chosen, duration, stop.is_set, hwm=64, segments=state.segments):
+            viewer.log(msg)
+    finally:
+        viewer.close()
 
 
 def replay_recording(args: argparse.Namespace) -> int:
