@@ -118,6 +118,7 @@ class McapRecorder:
         self._jpeg_quality = jpeg_quality
         self._channels: dict[str, int] = {}
         self._standard: dict[str, list[tuple[int, StandardChannel]]] = {}
+        self._schemas: dict[tuple[str, bytes], int] = {}
         self.count = 0
 
     def write(self, msg: Message, log_time_ns: int | None = None) -> None:
@@ -141,7 +142,11 @@ class McapRecorder:
 
     def _register(self, channel: StandardChannel) -> int:
         schema = channel.schema
-        schema_id = self._writer.register_schema(name=schema.name, encoding=schema.encoding, data=bytes(schema.data))
+        key = (schema.name, bytes(schema.data))
+        schema_id = self._schemas.get(key)
+        if schema_id is None:  # one schema record per schema, however many channels use it
+            schema_id = self._schemas[key] = self._writer.register_schema(name=schema.name, encoding=schema.encoding,
+                                                                          data=key[1])
         return self._writer.register_channel(topic=channel.topic, message_encoding=channel.message_encoding,
                                              schema_id=schema_id)
 

@@ -86,6 +86,9 @@ def test_each_declared_view_is_written_with_its_schema_and_decoded_by_the_mcap_r
         recorder.write(msg, T0 + 1000 * msg.seq)
     recorder.close()
     found = decoded(path)
+    with open(path, "rb") as stream:  # the three image channels share one schema record
+        assert sorted(s.name for s in make_reader(stream).get_summary().schemas.values()) == [
+            "foxglove.FrameTransform", "foxglove.PointCloud", "foxglove.PosesInFrame", "foxglove.RawImage", "rec"]
     assert set(found) == {"/cam/frames/image", "/cam/frames/mask", "/cam/frames/depth", "/cam/frames/cam_from_world",
                           "/rec/reconstruction/points_world", "/rec/reconstruction/trajectory", "/rec/reconstruction/json"}
     name, image = found["/cam/frames/image"][1]
