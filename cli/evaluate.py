@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgerun.envs import env_name
 
@@ -44,6 +45,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--per-family", type=int, default=10, help="held-out tasks per problem family (6 families)")
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=eval_budget_forcing)
+    e = evaluate.add_parser("rsd", help="reward-guided speculative decoding vs draft only and target only on held-out "
+                                        "robot word problems: accuracy, target tokens, wall time")
+    e.add_argument("--draft", default="gemma3-270m-distilled", help="registry language model that drafts each step")
+    e.add_argument("--target", default="qwen2.5-coder-0.5b", help="registry language model that rewrites doubted steps")
+    e.add_argument("--prm", default="checkpoints/language/prm", help="process reward model folder (edgerun train language-prm)")
+    e.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.7, 0.9], help="reward thresholds δ")
+    e.add_argument("--budget", type=int, default=128, help="thinking budget in tokens")
+    e.add_argument("--per-family", type=int, default=5, help="held-out tasks per problem family (6 families)")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=eval_rsd)
 
 
 def eval_dino_wm(args: argparse.Namespace) -> int:
@@ -70,3 +81,9 @@ def eval_budget_forcing(args: argparse.Namespace) -> int:
     from edgerun.evaluation.language.budget_forcing import eval_main  # lazy: onnxruntime-genai
 
     return eval_main(args.models, args.budgets, args.per_family, args.json)
+
+
+def eval_rsd(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.language.rsd import eval_main  # lazy: onnxruntime-genai
+
+    return eval_main(args.draft, args.target, Path(args.prm), args.thresholds, args.budget, args.per_family, args.json)

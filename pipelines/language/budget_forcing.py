@@ -54,6 +54,7 @@ class Forced:
     waits: int
     forced_end: bool
     seconds: float
+    answer_tokens: int = 0
 
 
 def budget_forced(model: LanguageModel, question: str, budget: Budget, max_length: int | None = None) -> Forced:
@@ -84,7 +85,7 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
     # what the model wrote stays as it wrote it; the rest of the delimiters is appended
     session.append({THINK_END: ANSWER_START, ANSWER_MARK: ""}.get(ended_by, "\n" + THINK_END + ANSWER_START))
     answer = session.generate(budget.answer_tokens, stop=("\n",))
-    return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started)
+    return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started, answer.tokens)
 
 
 def control(thinking_tokens: Sequence[int], budget: int | None) -> float:
