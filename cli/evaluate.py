@@ -55,6 +55,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--per-family", type=int, default=5, help="held-out tasks per problem family (6 families)")
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=eval_rsd)
+    e = evaluate.add_parser("guard", help="the constitutional command guards on held-out requests and responses: input "
+                                          "recall and false positives, output halt rate, added time")
+    e.add_argument("--guards", default="checkpoints/language/guard", help="guard folder (edgerun train language-guard)")
+    e.add_argument("--model", default="qwen2.5-coder-0.5b",
+                   help="registry language model whose tokens the output guard streams and whose generation it is timed "
+                        "against ('none': words, no timing)")
+    e.add_argument("--per-template", type=int, default=24, help="requests per held-out template")
+    e.add_argument("--halt-before", type=int, default=32, help="an unsafe response counts as halted before this token")
+    e.add_argument("--overhead-prompts", type=int, default=12, help="generations timed with the output guard")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=eval_guard)
 
 
 def eval_dino_wm(args: argparse.Namespace) -> int:
@@ -81,6 +92,13 @@ def eval_budget_forcing(args: argparse.Namespace) -> int:
     from edgerun.evaluation.language.budget_forcing import eval_main  # lazy: onnxruntime-genai
 
     return eval_main(args.models, args.budgets, args.per_family, args.json)
+
+
+def eval_guard(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.language.guard import eval_main  # lazy: onnxruntime-genai
+
+    return eval_main(Path(args.guards), None if args.model == "none" else args.model, args.per_template, args.halt_before,
+                     args.overhead_prompts, args.json)
 
 
 def eval_rsd(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
     p.add_argument("--recorded", action="append", default=[], metavar="NPZ", help="recorded inputs for the parity check")
     p.add_argument("--list", action="store_true", help="list exportable models")
-    p.add_argument("--precision", choices=("int4", "fp32"), default="int4", help="language models: the weights' precision")
+    p.add_argument("--precision", choices=("int4", "fp32"), help="language models: the weights' precision "
+                   "(default: the model's own, int4 but for the distilled draft)")
     p.set_defaults(func=export_onnx)
 
     p = sub.add_parser("build", help="build (or find cached) the TensorRT engine file of an exported ONNX model")

@@ -49,6 +49,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-embedding", action="store_true", help="checks only, no MiniLM embeddings (an ablation)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=train_language_prm)
+    t = train.add_parser("language-guard", help="the constitutional command guards (input and streaming output) on "
+                                                "requests generated from the constitution (minutes on the CPU)")
+    t.add_argument("--constitution", default="checkpoints/language/constitution.yaml", help="the constitution (YAML)")
+    t.add_argument("--out", default="checkpoints/language/guard", help="where the guards (input.npz, output.npz, manifest.json) go")
+    t.add_argument("--per-template", type=int, default=16, help="requests per training template")
+    t.add_argument("--paraphrases", default="checkpoints/language/guard-paraphrases.jsonl",
+                   help="the LM's paraphrases of train requests (edgerun train language-guard-paraphrases), used if present")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=train_language_guard)
+    t = train.add_parser("language-guard-paraphrases", help="the target LM paraphrases the constitution's train requests "
+                                                            "(more varied guard training data; resumable)")
+    t.add_argument("--constitution", default="checkpoints/language/constitution.yaml", help="the constitution (YAML)")
+    t.add_argument("--model", default="qwen2.5-coder-0.5b", help="registry language model that paraphrases")
+    t.add_argument("--per-template", type=int, default=3, help="filled requests paraphrased per train template")
+    t.add_argument("--lines", type=int, default=6, help="paraphrases asked for per request")
+    t.add_argument("--out", default="checkpoints/language/guard-paraphrases.jsonl")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=train_language_guard_paraphrases)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
     t.set_defaults(func=train_tracks_to_4d)
@@ -92,6 +110,22 @@ def train_language_draft(args: argparse.Namespace) -> int:
 
     return train_draft(Path(args.traces), Path(args.out), DistillConfig(rank=args.rank, alpha=2 * args.rank, epochs=args.epochs),
                        args.resume)
+
+
+def train_language_guard(args: argparse.Namespace) -> int:
+    from edgerun.training.language.guard import GuardConfig, train_main  # lazy: torch
+
+    paraphrases = args.paraphrases if Path(args.paraphrases).is_file() else None
+    if paraphrases is None:
+        print(f"no paraphrases at {args.paraphrases}: templates only (edgerun train language-guard-paraphrases writes them)")
+    return train_main(Path(args.constitution), Path(args.out),
+                      GuardConfig(per_template=args.per_template, paraphrases=paraphrases, seed=args.seed))
+
+
+def train_language_guard_paraphrases(args: argparse.Namespace) -> int:
+    from edgerun.training.language.guard_paraphrases import paraphrase_main  # lazy: onnxruntime-genai
+
+    return paraphrase_main(Path(args.constitution), args.model, Path(args.out), args.per_template, args.lines, args.seed)
 
 
 def train_language_prm(args: argparse.Namespace) -> int:

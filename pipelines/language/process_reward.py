@@ -23,6 +23,7 @@ import numpy as np
 
 from edgerun.models.language.minilm import MODEL_NAME
 from edgerun.pipelines.language.budget_forcing import ANSWER_MARK
+from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
 from edgerun.pipelines.language.steps import CONSTANTS, equations, numbers
 from edgerun.pipelines.language.tasks import parse_answer
 from edgerun.pipelines.language.text_encoder import TextEncoder
@@ -86,23 +87,20 @@ def step_features(contexts: Sequence[StepContext], encoder: Encoder | None) -> n
 class ProcessRewardModel:
     """``reward(contexts)`` → one probability per step that it is right."""
 
-    def __init__(self, weights: dict[str, np.ndarray], encoder: Encoder | None, manifest: dict[str, Any]):
+    def __init__(self, weights: Weights, encoder: Encoder | None, manifest: dict[str, Any]):
         self.weights = weights
         self.encoder = encoder
         self.manifest = manifest
         expected = len(CHECKS) + 2 * int(manifest.get("embedding_dim", 0))
-        if weights["w1"].shape[0] != expected:
-            raise ValueError(f"PRM weights take {weights['w1'].shape[0]} inputs, the features are {expected} "
+        if head_inputs(weights) != expected:
+            raise ValueError(f"PRM weights take {head_inputs(weights)} inputs, the features are {expected} "
                              "(a PRM trained with another encoder?)")
 
     def reward(self, contexts: Sequence[StepContext]) -> np.ndarray:
         return self.apply(step_features(contexts, self.encoder))
 
     def apply(self, features: np.ndarray) -> np.ndarray:
-        w = self.weights
-        x = (features - w["mean"]) / w["std"]
-        hidden = np.maximum(x @ w["w1"] + w["b1"], 0.0)
-        return 1.0 / (1.0 + np.exp(-(hidden @ w["w2"] + w["b2"])[:, 0]))
+        return head_probability(self.weights, features)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,14 +24,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgerun.models.language.minilm import MODEL_NAME
 from edgerun.pipelines.language.budget_forcing import ANSWER_MARK
+from edgerun.pipelines.language.heads import Weights
 from edgerun.pipelines.language.process_reward import CHECKS, Encoder, ProcessRewardModel, StepContext, step_features
 from edgerun.pipelines.language.steps import equations, split_steps, step_correct
 from edgerun.pipelines.language.tasks import Task, make_task, parse_answer, task_set
 from edgerun.pipelines.language.text_encoder import TextEncoder
+from edgerun.training.language.heads import HeadConfig, fit_head
 
 
 @dataclass(frozen=True)
@@ -144,25 +145,9 @@ def metrics(rewards: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
-def fit(features: np.ndarray, labels: np.ndarray, config: PrmConfig) -> dict[str, np.ndarray]:
-    """A two-layer MLP (the PRM's head) by full-batch Adam on class-balanced cross-entropy."""
-    torch.manual_seed(config.seed)
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    x = torch.from_numpy((features - mean) / std)
-    y = torch.from_numpy(labels.astype(np.float32))
-    head = torch.nn.Sequential(torch.nn.Linear(x.shape[1], config.hidden), torch.nn.ReLU(), torch.nn.Linear(config.hidden, 1))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    positive = float(labels.mean())
-    weight = torch.where(y > 0, 0.5 / max(positive, 1e-6), 0.5 / max(1 - positive, 1e-6))
-    for _ in range(config.epochs):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(x)[:, 0], y, weight=weight)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    first, second = head[0], head[2]
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
-            "w1": first.weight.detach().numpy().T.copy(), "b1": first.bias.detach().numpy().copy(),
-            "w2": second.weight.detach().numpy().T.copy(), "b2": second.bias.detach().numpy().copy()}
+def fit(features: np.ndarray, labels: np.ndarray, config: PrmConfig) -> Weights:
+    """The PRM's head on ``features``."""
+    return fit_head(features, labels, HeadConfig(config.hidden, config.epochs, config.lr, config.weight_decay, config.seed))
 
 
 def train_prm(examples: list[Example], encoder: Encoder | None, encoder_name: str, config: PrmConfig) -> ProcessRewardModel:
