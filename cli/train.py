@@ -39,6 +39,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--rank", type=int, default=16, help="LoRA rank")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's state")
+    t.add_argument("--worked-solutions", type=int, default=0, metavar="N",
+                   help="add N of the task generator's worked solutions per family to the target's right traces")
     t.set_defaults(func=train_language_draft)
     t = train.add_parser("language-prm", help="the process reward model RSD scores steps with, on step labels the "
                                               "train split's tasks give (minutes on the CPU)")
@@ -54,8 +56,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--constitution", default="checkpoints/language/constitution.yaml", help="the constitution (YAML)")
     t.add_argument("--out", default="checkpoints/language/guard", help="where the guards (input.npz, output.npz, manifest.json) go")
     t.add_argument("--per-template", type=int, default=16, help="requests per training template")
-    t.add_argument("--paraphrases", default="checkpoints/language/guard-paraphrases.jsonl",
-                   help="the LM's paraphrases of train requests (edgerun train language-guard-paraphrases), used if present")
+    t.add_argument("--paraphrases", help="add the LM's paraphrases of train requests (edgerun train "
+                                         "language-guard-paraphrases; with Qwen 0.5B they did not help, see docs/language.md)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=train_language_guard)
     t = train.add_parser("language-guard-paraphrases", help="the target LM paraphrases the constitution's train requests "
@@ -108,18 +110,16 @@ def train_language_traces(args: argparse.Namespace) -> int:
 def train_language_draft(args: argparse.Namespace) -> int:
     from edgerun.training.language.distill import DistillConfig, train_draft  # lazy: torch, peft
 
-    return train_draft(Path(args.traces), Path(args.out), DistillConfig(rank=args.rank, alpha=2 * args.rank, epochs=args.epochs),
+    return train_draft(Path(args.traces), Path(args.out), DistillConfig(rank=args.rank, alpha=2 * args.rank, epochs=args.epochs,
+                                                                        worked_per_family=args.worked_solutions),
                        args.resume)
 
 
 def train_language_guard(args: argparse.Namespace) -> int:
     from edgerun.training.language.guard import GuardConfig, train_main  # lazy: torch
 
-    paraphrases = args.paraphrases if Path(args.paraphrases).is_file() else None
-    if paraphrases is None:
-        print(f"no paraphrases at {args.paraphrases}: templates only (edgerun train language-guard-paraphrases writes them)")
     return train_main(Path(args.constitution), Path(args.out),
-                      GuardConfig(per_template=args.per_template, paraphrases=paraphrases, seed=args.seed))
+                      GuardConfig(per_template=args.per_template, paraphrases=args.paraphrases, seed=args.seed))
 
 
 def train_language_guard_paraphrases(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@ from language_fixtures import trace
 
 from edgerun.engines.language import load_language_model
 from edgerun.export.language_export import export_hf_folder, merge_adapter
-from edgerun.training.language.distill import ADAPTER_MANIFEST, DistillConfig, distill, examples
+from edgerun.evaluation.language.budget_forcing import EXAMPLES, question_prompt
+from edgerun.pipelines.language.tasks import parse_answer, task_set
+from edgerun.training.language.distill import ADAPTER_MANIFEST, DistillConfig, distill, examples, worked_examples
 
 
 def write_traces(path, n: int) -> None:
@@ -34,6 +36,17 @@ def test_only_right_traces_become_examples_in_the_drafts_format(tmp_path):
     prompt, completion = pairs[0]
     assert prompt.endswith("\nThinking:\n") and "Q: " in prompt
     assert completion.endswith("</think>\nFinal Answer: " + completion.rsplit(" ", 1)[1]) and completion.endswith("\n")
+    question = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[1])["question"]
+    assert prompt == question_prompt(question) + "Thinking:\n"  # what the draft is asked at evaluation
+
+
+def test_worked_solutions_are_right_and_leave_out_the_prompts_own_examples():
+    worked = worked_examples(3)
+    tasks = [t for t in task_set("train", 3) if t not in EXAMPLES]
+    assert len(worked) == len(tasks) == 6 * 3 - 2
+    for (prompt, completion), task in zip(worked, tasks):
+        assert prompt == question_prompt(task.question) + "Thinking:\n"
+        assert parse_answer(completion.rsplit("Final Answer:", 1)[1]) == task.answer
 
 
 def test_a_lora_adapter_trains_resumes_merges_and_builds(tiny_lm, tmp_path):

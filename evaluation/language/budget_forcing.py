@@ -36,9 +36,13 @@ DRAFT, DISTILLED = "gemma3-270m", "gemma3-270m-distilled"
 
 def prompt(task: Task) -> str:
     """The few-shot prompt that ends where thinking begins (budget forcing appends :data:`THINK_START`)."""
+    return question_prompt(task.question)
+
+
+def question_prompt(question: str) -> str:
     shots = "".join(f"Q: {e.question}\n{THINK_START}{' '.join(e.steps)}{THINK_END}{ANSWER_START} {e.answer}\n\n"
                     for e in EXAMPLES)
-    return f"{INSTRUCTION}{shots}Q: {task.question}\n"
+    return f"{INSTRUCTION}{shots}Q: {question}\n"
 
 
 def evaluate(model: LanguageModel, tasks: list[Task], budgets: list[int], progress: tqdm | None = None) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from edgerun.evaluation.language.budget_forcing import INSTRUCTION
+from edgerun.evaluation.language.budget_forcing import EXAMPLES, question_prompt
 from edgerun.export.language_export import DISTILLED_ADAPTER, LANGUAGE_MODELS, gguf_to_safetensors, source_gguf
 from edgerun.pipelines.language.budget_forcing import ANSWER_START, THINK_END, THINK_START
+from edgerun.pipelines.language.tasks import task_set
 
 ADAPTER_MANIFEST = "edgerun_adapter.json"
 
@@ -36,21 +37,29 @@ class DistillConfig:
     lr: float = 2e-4
     epochs: int = 2
     batch: int = 4
-    max_tokens: int = 384  # longer examples are dropped, not cut (a cut trace teaches a wrong end)
+    max_tokens: int = 512  # longer examples are dropped, not cut (a cut trace teaches a wrong end)
+    worked_per_family: int = 0  # the generator's worked solutions added per family (0: the target's traces only)
     seed: int = 0
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def examples(traces: Path) -> list[tuple[str, str]]:
-    """``(prompt, completion)`` of every right trace in ``traces`` (JSON Lines)."""
+    """``(prompt, completion)`` of every right trace in ``traces`` (JSON Lines); the prompt is the
+    one the draft answers at evaluation (the few-shot prompt of ``eval budget-forcing``)."""
     pairs = []
     for line in traces.read_text().splitlines():
         trace = json.loads(line)
         if trace["correct"]:
-            prompt = f"{INSTRUCTION}Q: {trace['question']}\n{THINK_START}"
             completion = f"{trace['thinking'].strip()}{THINK_END}{ANSWER_START} {trace['answer']}\n"
-            pairs.append((prompt, completion))
+            pairs.append((question_prompt(trace["question"]) + THINK_START, completion))
     return pairs
+
+
+def worked_examples(per_family: int) -> list[tuple[str, str]]:
+    """``(prompt, completion)`` of the train split's worked solutions (the task generator's own steps,
+    right by construction), for the families the target's right traces leave out."""
+    return [(question_prompt(t.question) + THINK_START, f"{' '.join(t.steps)}{THINK_END}{ANSWER_START} {t.answer}\n")
+            for t in task_set("train", per_family) if t not in EXAMPLES]
 
 
 def tokenized(tokenizer, pairs: list[tuple[str, str]], max_tokens: int, add_bos: bool) -> list[tuple[list[int], int]]:
@@ -85,7 +94,7 @@ def distill(base: Path, traces: Path, run: Path, config: DistillConfig, add_bos:
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    data = tokenized(tokenizer, examples(traces), config.max_tokens, add_bos)
+    data = tokenized(tokenizer, examples(traces) + worked_examples(config.worked_per_family), config.max_tokens, add_bos)
     if not data:
         raise ValueError(f"{traces}: no right traces of at most {config.max_tokens} tokens to learn from")
     model = AutoModelForCausalLM.from_pretrained(base, dtype="float32")
@@ -125,6 +134,7 @@ def distill(base: Path, traces: Path, run: Path, config: DistillConfig, add_bos:
             bar.set_postfix_str(f"loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
             if step % 25 == 0 or step == total:
                 model.save_pretrained(run / "adapter")
+                (run / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
                 torch.save({"optimizer": optimizer.state_dict(), "step": step, "losses": losses}, state)
     (run / "loss.json").write_text(json.dumps(losses) + "\n")
     (run / "adapter" / ADAPTER_MANIFEST).write_text(json.dumps({

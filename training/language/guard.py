@@ -99,6 +99,10 @@ def train_guards(constitution: Constitution, encoder: Encoder, encoder_name: str
 
 def train_main(constitution_path: Path, out: Path, config: GuardConfig) -> int:
     """``edgerun train language-guard``."""
+    if config.paraphrases and not Path(config.paraphrases).is_file():
+        print(f"edgerun train language-guard: no paraphrases at {config.paraphrases} "
+              "(edgerun train language-guard-paraphrases writes them)", file=sys.stderr)
+        return 2
     try:
         constitution = Constitution.load(constitution_path)
     except (FileNotFoundError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """Paraphrases of the constitution's *train* requests written by the target LM: the variety that
 Constitutional Classifiers get from an LLM, on the CPU. Each filled template is given to the model
 (ChatML, sampled at a seeded temperature) to rewrite several ways; lines that are refusals,
-numbered lists' leftovers, too short or too long are dropped. Held-out (*test*) templates are never
+numbered lists' leftovers, repeats, too short or too long are dropped. Held-out (*test*) templates are never
 paraphrased, so nothing of them reaches training. JSON Lines, resumable: a template already in the
 file is skipped."""
 
@@ -48,7 +48,7 @@ def paraphrase_main(constitution_path: Path, model_name: str, out: Path, per_tem
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as stream, tqdm(todo, desc=f"[paraphrase] {model_name}", unit="template", file=sys.stderr) as bar:
         for category, template in bar:
-            rows = []
+            rows, seen = [], set()
             for k in range(per_template):
                 source = fill(template, constitution.slots, rng)
                 generated = model.session(PROMPT.format(n=lines, request=source),
@@ -56,7 +56,8 @@ def paraphrase_main(constitution_path: Path, model_name: str, out: Path, per_tem
                                               24 * lines, stop=("<|im_end|>",))
                 for line in generated.text.splitlines():
                     text = clean(line)
-                    if text and text.lower() != source.lower():
+                    if text and text.lower() != source.lower() and text.lower() not in seen:
+                        seen.add(text.lower())
                         rows.append({"category": category.name, "forbidden": category.forbidden, "template": template,
                                      "source": source, "text": text})
             for row in rows:  # a template's rows land together: a resumed run never holds half a template
