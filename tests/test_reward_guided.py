@@ -19,7 +19,8 @@ from edgerun.pipelines.language.process_reward import ProcessRewardModel, StepCo
 from edgerun.pipelines.language.reward_guided import RsdConfig, reward_guided
 from edgerun.pipelines.language.steps import equations, split_steps, step_correct
 from edgerun.pipelines.language.tasks import make_task
-from edgerun.training.language.prm import PrmConfig, fit, gold_examples, load_traces, train_prm
+from edgerun.training.language.heads import HeadConfig, fit_head
+from edgerun.training.language.prm import PrmConfig, gold_examples, load_traces, train_prm
 
 
 def test_steps_are_sentences_and_their_arithmetic_is_read():
@@ -53,7 +54,7 @@ def test_the_prm_learns_step_labels_and_ranks_held_out_steps(tmp_path):
          "thinking": "First part: 9 * 9 = 81 m. Total: 81 + 1 = 80 m.", "answer_text": "80"})))
     from_traces = load_traces([traces])
     assert [e.label for e in from_traces] == [True] * (len(right.steps) + 1) + [False, False, False]
-    model = train_prm(from_traces + gold_examples(tasks, seed=0), None, "none", PrmConfig(epochs=300))
+    model = train_prm(from_traces + gold_examples(tasks, seed=0), None, "none", PrmConfig(head=HeadConfig(epochs=300)))
     held_out = model.manifest["validation_metrics"]
     assert held_out["steps"] > 50 and held_out["auc"] > 0.95, held_out
     model.save(tmp_path / "prm")
@@ -110,7 +111,7 @@ def tiny_prm():
         for given, label in ((value, True), (value + 1, False)):
             contexts.append(StepContext(question, tuple(steps), f"{ANSWER_MARK} {given}"))
             labels.append(label)
-    weights = fit(step_features(contexts, None), np.array(labels), PrmConfig(epochs=300))
+    weights = fit_head(step_features(contexts, None), np.array(labels), HeadConfig(epochs=300))
     return ProcessRewardModel(weights, None, {"embedding_dim": 0})
 
 

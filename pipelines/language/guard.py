@@ -26,8 +26,7 @@ import numpy as np
 
 from edgerun.pipelines.language.constitution import Constitution
 from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
-from edgerun.pipelines.language.process_reward import Encoder
-from edgerun.pipelines.language.text_encoder import TextEncoder
+from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 
 ANCHOR_WORDS = 4
 # words with which an output declines what it names: a refusal names the forbidden act too, and a

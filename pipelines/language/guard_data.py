@@ -12,7 +12,6 @@ they name the forbidden act).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from edgerun.pipelines.language.constitution import Category, Constitution
+from edgerun.pipelines.language.tasks import hash_fraction
 
 Split = Literal["train", "test"]
 TEST_FRACTION = 0.25
@@ -85,15 +85,12 @@ class Response:
     request: Request
 
 
-def template_split(category: str, template: str) -> Split:
-    digest = hashlib.sha256(f"{category}:{template}".encode()).digest()
-    return "test" if int.from_bytes(digest[:4], "big") / 2**32 < TEST_FRACTION else "train"
-
-
 def template_splits(category: Category) -> dict[str, Split]:
-    """Each template's split; a category always has a template on each side."""
-    splits = {t: template_split(category.name, t) for t in category.templates}
-    ordered = sorted(category.templates, key=lambda t: hashlib.sha256(f"{category.name}:{t}".encode()).digest())
+    """Each template's split (a quarter held out, by a hash of the template); a category always has
+    a template on each side."""
+    position = {t: hash_fraction(f"{category.name}:{t}") for t in category.templates}
+    splits: dict[str, Split] = {t: "test" if p < TEST_FRACTION else "train" for t, p in position.items()}
+    ordered = sorted(category.templates, key=position.__getitem__)
     if "test" not in splits.values():
         splits[ordered[0]] = "test"
     if "train" not in splits.values():

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -26,16 +26,12 @@ from edgerun.pipelines.language.budget_forcing import ANSWER_MARK
 from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
 from edgerun.pipelines.language.steps import CONSTANTS, equations, numbers
 from edgerun.pipelines.language.tasks import parse_answer
-from edgerun.pipelines.language.text_encoder import TextEncoder
+from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 
 CHECKS = ("has_equation", "arithmetic_holds", "operands_given", "numbers_given", "repeats_result",
           "is_answer", "answer_is_last_result", "answer_is_a_result", "position", "length")
 WEIGHTS = "prm.npz"
 MANIFEST = "manifest.json"
-
-
-class Encoder(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

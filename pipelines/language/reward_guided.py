@@ -69,12 +69,11 @@ class _Writer:
         self.session: LanguageSession = model.session(prompt, max_length=max_length)
         self.tokens = 0
 
-    def write(self, max_tokens: int, stop: tuple[str, ...]) -> tuple[Generated, int]:
-        """Generate from the shared text → (generation, token count to rewind to)."""
-        mark = self.session.token_count
+    def write(self, max_tokens: int, stop: tuple[str, ...]) -> Generated:
+        """Generate from the shared text, counting the tokens."""
         generated = self.session.generate(max_tokens, stop=stop)
         self.tokens += generated.tokens
-        return generated, mark
+        return generated
 
 
 def _sentence(generated: Generated) -> str:
@@ -111,13 +110,13 @@ def reward_guided(draft: LanguageModel, target: LanguageModel, prm: ProcessRewar
     def thinking_step(author: Author, limit: int) -> tuple[str, int, bool] | None:
         """``author``'s next sentence, its token count, and whether the thinking ends after it (its
         delimiter, the answer mark or its end of text); None where it ends the thinking at once."""
-        generated, _ = writers[author].write(limit, stop)
+        generated = writers[author].write(limit, stop)
         text = _sentence(generated)
         ends = generated.stop in (THINK_END, ANSWER_MARK) or generated.reason in ("end", "max_length")
         return (text, generated.tokens, ends) if text else None
 
     def answer_line(author: Author) -> str:
-        generated, _ = writers[author].write(config.answer_tokens, ("\n",))
+        generated = writers[author].write(config.answer_tokens, ("\n",))
         return generated.text.strip()
 
     def reward(step: str) -> float:

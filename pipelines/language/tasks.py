@@ -10,6 +10,7 @@ rewards are trained on.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ from typing import Callable, Literal
 
 Split = Literal["train", "test"]
 SPLIT_SEEDS = {"train": 0, "test": 1_000_000}  # test seeds start far from train's
+
+
+def hash_fraction(key: str) -> float:
+    """A fixed number in [0, 1) for ``key``: held-out sets chosen by it never depend on order or runs."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +25,12 @@ log = logging.getLogger("edgerun.language")
 
 INPUTS = REGISTRY[MODEL_NAME].inputs
 OUTPUTS = REGISTRY[MODEL_NAME].outputs
+
+
+class Encoder(Protocol):
+    """What the language heads (PRM, guards) need of a sentence encoder: texts → (n, d) float32."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class TextEncoder:

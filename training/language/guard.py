@@ -9,7 +9,6 @@ halted at some prefix. The held-out *test* templates are for ``edgerun eval guar
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +19,8 @@ from edgerun.models.language.minilm import MODEL_NAME
 from edgerun.pipelines.language.constitution import Constitution
 from edgerun.pipelines.language.guard import ANCHOR_WORDS, Guards, output_features
 from edgerun.pipelines.language.guard_data import Request, Response, paraphrased_requests, requests, responses
-from edgerun.pipelines.language.process_reward import Encoder
-from edgerun.pipelines.language.text_encoder import TextEncoder
+from edgerun.pipelines.language.tasks import hash_fraction
+from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 from edgerun.training.language.heads import HeadConfig, fit_head
 
 
@@ -39,8 +38,7 @@ class GuardConfig:
 
 
 def calibrating(request: Request, fraction: float) -> bool:
-    digest = hashlib.sha256(f"calibration:{request.category}:{request.template}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+    return hash_fraction(f"calibration:{request.category}:{request.template}") < fraction
 
 
 def scored_prefixes(response: Response, unsafe_after_words: int) -> list[tuple[str, bool]]:

@@ -16,31 +16,26 @@ of a validation task was seen in training; its metrics go into the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgerun.models.language.minilm import MODEL_NAME
 from edgerun.pipelines.language.budget_forcing import ANSWER_MARK
-from edgerun.pipelines.language.heads import Weights
-from edgerun.pipelines.language.process_reward import CHECKS, Encoder, ProcessRewardModel, StepContext, step_features
+from edgerun.pipelines.language.process_reward import CHECKS, ProcessRewardModel, StepContext, step_features
 from edgerun.pipelines.language.steps import equations, split_steps, step_correct
-from edgerun.pipelines.language.tasks import Task, make_task, parse_answer, task_set
-from edgerun.pipelines.language.text_encoder import TextEncoder
+from edgerun.pipelines.language.tasks import Task, hash_fraction, make_task, parse_answer, task_set
+from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 from edgerun.training.language.heads import HeadConfig, fit_head
 
 
 @dataclass(frozen=True)
 class PrmConfig:
-    hidden: int = 64
-    epochs: int = 400  # full-batch Adam steps
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
+    head: HeadConfig = field(default_factory=HeadConfig)
     validation: float = 0.2  # fraction of tasks held out
     gold_per_family: int = 200  # worked solutions (and their corruptions) per family
     seed: int = 0
@@ -55,8 +50,7 @@ class Example:
 
 
 def held_out(task: tuple[str, int], fraction: float) -> bool:
-    digest = hashlib.sha256(f"{task[0]}:{task[1]}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+    return hash_fraction(f"{task[0]}:{task[1]}") < fraction
 
 
 def trace_examples(task: Task, thinking: str, answer_text: str, source: str) -> list[Example]:
@@ -145,18 +139,13 @@ def metrics(rewards: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
-def fit(features: np.ndarray, labels: np.ndarray, config: PrmConfig) -> Weights:
-    """The PRM's head on ``features``."""
-    return fit_head(features, labels, HeadConfig(config.hidden, config.epochs, config.lr, config.weight_decay, config.seed))
-
-
 def train_prm(examples: list[Example], encoder: Encoder | None, encoder_name: str, config: PrmConfig) -> ProcessRewardModel:
     """Fit on the training tasks' steps; the manifest carries the held-out tasks' metrics."""
     validation = np.array([held_out(e.task, config.validation) for e in examples])
     labels = np.array([e.label for e in examples])
     embedding_dim = int(encoder.encode(["a"]).shape[1]) if encoder is not None else 0
     features = step_features([e.context for e in examples], encoder)
-    weights = fit(features[~validation], labels[~validation], config)
+    weights = fit_head(features[~validation], labels[~validation], config.head)
     manifest = {"encoder": encoder_name, "embedding_dim": embedding_dim, "checks": list(CHECKS), "config": asdict(config),
                 "train_steps": int((~validation).sum()), "validation_steps": int(validation.sum()),
                 "validation": "whole tasks held out by a hash of family and seed"}
