@@ -4,9 +4,9 @@
    checkpoints on the first run (parity-checked, with progress) and reused from the model cache
    after (:mod:`edgerun.export.cache`).
 2. **The graph** (``graphs/demo.yaml``, its ``${…}`` placeholders filled and written to
-   ``OUT/graph.yaml``) runs until the env has finished its episode: the DINO-WM planner drives the
-   Wall env to its goal while the tracker → reconstructor and the INT segmenter run on the robot's
-   camera. Every topic is recorded to ``OUT/demo.mcap``, but of the camera's raw frames only those
+   ``OUT/graph.yaml``) runs until the env has finished its episode: the DINO-WM planner (anytime,
+   torch) drives the Wall env, stepping on its own clock, to its goal while the tracker →
+   reconstructor and the INT segmenter run on the robot's camera. Every topic is recorded to ``OUT/demo.mcap``, but of the camera's raw frames only those
    the segmenter's kept masks were computed on (:class:`FramesOfResults`); the viewer node writes
    every frame (as JPEG) to ``OUT/demo.rrd``.
 3. **The summary**: the launcher's per-node table (rate, p50/p99 latency from capture time, drops),
@@ -39,7 +39,6 @@ log = logging.getLogger("edgerun.demo")
 
 # registry model -> the shipped checkpoint it is exported from (relative to the package)
 ENGINES: dict[str, str] = {
-    "dino-wm-wall-cpu": "checkpoints/dino_wm_wall/model.pt",
     "tracks-to-4d-small": "checkpoints/tracks_to_4d/model.pt",
 }
 INT_COMPONENTS = "checkpoints/int_seg/components.yaml"

@@ -48,6 +48,10 @@ def episode_summary(path: Path) -> str:
             f" after {msg['steps']} steps, {msg['duration_s']:.1f} s"
             + (f"; first at the goal after {msg['steps_to_goal']} steps, {msg['time_to_goal_s']:.1f} s" if reached else "")
         )
+        latencies = msg.get("action_latencies_ms")
+        if latencies is not None and len(latencies):  # an env on its own clock (control_hz)
+            lines.append(f"[demo]   real time: action latency p99 {np.percentile(latencies, 99):.1f} ms over {len(latencies)} "
+                         f"answers, {msg['held_steps']} steps held for want of a plan, first plan after {msg['first_action_s']:.1f} s")
     if not lines:
         lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
     ious, named = segmentation_scores(topics)
@@ -79,7 +83,7 @@ def _wall_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
     ax.imshow(np.maximum(goal["pixels"], observations[0]["pixels"]), extent=(0, 1, 1, 0))
     executed = np.array([m["proprio"][:2] for m in observations])
     for i, plan in enumerate(topics.get(f"{PLANNER}/plan", [])):
-        start = _position_at(observations, plan.capture_ns)
+        start = _position_at(observations, plan)
         if start is None:
             continue
         steps = np.clip(plan["actions"], -1.0, 1.0)
@@ -94,10 +98,14 @@ def _wall_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
     ax.legend(loc="lower left", fontsize=7)
 
 
-def _position_at(observations: list[Message], capture_ns: int) -> np.ndarray | None:
-    """The position of the observation a plan answered: the last one captured before it."""
-    earlier = [m for m in observations if m.capture_ns <= capture_ns]
-    return np.asarray(earlier[-1]["proprio"][:2]) if earlier else None
+def _position_at(observations: list[Message], plan: Message) -> np.ndarray | None:
+    """The position of the observation a plan started from: the one of its ``step`` (an anytime
+    plan's), else the last one captured before it."""
+    if plan.get("step") is not None:
+        same = [m for m in observations if m.get("step") == plan["step"] and m.get("episode") == plan.get("episode")]
+    else:
+        same = [m for m in observations if m.capture_ns <= plan.capture_ns][-1:]
+    return np.asarray(same[-1]["proprio"][:2]) if same else None
 
 
 def _cost_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
@@ -107,7 +115,7 @@ def _cost_panel(ax: Any, topics: dict[str, list[Message]]) -> None:
     ax.set_xlabel("CEM iteration")
     ax.set_ylabel("best sampled cost")
     ax.set_yscale("log")
-    ax.set_title("planning cost (latent MSE to the goal)")
+    ax.set_title("planning cost per CEM iteration")
     if plans:
         ax.legend(fontsize=7)
 

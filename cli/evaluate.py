@@ -22,7 +22,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--cost-engine", help="with --backend onnxruntime: an exported planning cost .onnx (default: export the checkpoint's)")
     e.add_argument("--workers", type=int, default=1, help="torch backend: episodes in N processes of one thread (same result)")
     e.add_argument("--max-steps", type=int, metavar="N",
-                   help="env steps per episode, success read once after them (default: the env's max_episode_steps, 100)")
+                   help="env steps per episode, scored after them (default: the env's time limit, 300: 12 plans of 25 steps)")
+    e.add_argument("--planner", default="free-space", choices=("free-space", "paper", "gd"),
+                   help="free-space: the paper's CEM on the distance through free space (default); paper: the paper's "
+                        "planner exactly; gd: the paper's gradient descent")
+    e.add_argument("--official-episodes", action="store_true",
+                   help="the official evaluation's 50 start/goal pairs (seeds 99n+1, its samplers) instead of seeded resets")
+    e.add_argument("--realtime", action="store_true",
+                   help="run the graph's env and planner nodes in real processes: the env steps at --control-hz, the "
+                        "planner replans continuously (anytime) and answers at once; reports action latency and replan rate")
+    e.add_argument("--control-hz", type=float, default=10.0, help="with --realtime: env steps per second of wall clock")
+    e.add_argument("--samples", type=int, default=100, help="with --realtime: CEM samples per anytime plan")
+    e.add_argument("--iterations", type=int, default=3, help="with --realtime: CEM iterations per anytime plan")
     e.set_defaults(func=eval_dino_wm)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
@@ -72,8 +83,15 @@ def eval_dino_wm(args: argparse.Namespace) -> int:
     from edgerun.evaluation.dino_wm.evaluate import eval_main  # lazy: torch
 
     checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
+    if args.realtime:
+        from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_main  # lazy: the runtime
+
+        config = RealtimeConfig(control_hz=args.control_hz, samples=args.samples, iterations=args.iterations,
+                                max_steps=args.max_steps)  # fmt: skip
+        return realtime_main(checkpoint, args.env, args.episodes, args.seed, config, args.official_episodes, args.planner,
+                             args.json)  # fmt: skip
     return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers,
-                     args.max_steps)
+                     args.max_steps, args.planner, args.official_episodes)
 
 
 def eval_int_seg(args: argparse.Namespace) -> int:

@@ -18,6 +18,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="1: the paper's teacher-forced loss; K > 1: open-loop rollouts of K action blocks")
     t.add_argument("--init-from", metavar="PATH", help="fine-tune: a model.pt of the same config (e.g. checkpoints/dino_wm_wall/model.pt: its frozen encoder is kept) or a predictor state (ckpt-latest.pt) of a run on the same data")
     t.set_defaults(func=train_dino_wm)
+    t = train.add_parser("dino-wm-map", help="DINO-WM: the free-space map of an env (free_space.npz) from its training data")
+    t.add_argument("--env", default="edgerun/Wall-v0", help="edgerun/Wall-v0 or edgerun/PointMaze-v0")
+    t.add_argument("--data", nargs="+", metavar="NPZ", help="datasets (edgerun collect); default: the env recipe's, "
+                                                             "collected into --work when missing")
+    t.add_argument("--work", help="where the recipe's datasets are (default runs/dino_wm_<env>, as edgerun train dino-wm)")
+    t.add_argument("--out", help="default checkpoints/dino_wm_<env>/free_space.npz, beside the shipped model")
+    t.add_argument("--seed", type=int, default=0, help="the recipe data's collection seed (as edgerun train dino-wm)")
+    t.set_defaults(func=train_dino_wm_map)
     t = train.add_parser("int-seg", help="INT's small components (scorer, detector, SAM-contract decoder) on synthetic camouflage")
     training_arguments(t, "runs/int_seg", "(state, checkpoint, ONNX, loss curve, manifest)")
     t.add_argument("--init-from", metavar="INT_SEG_PT", help="fine-tune these components (e.g. checkpoints/int_seg/int_seg.pt)")
@@ -87,6 +95,12 @@ def train_dino_wm(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/dino_wm_{env_name(args.env)}"
     return train_main(args.env, out, args.steps, args.resume, args.seed, args.rollout_blocks, args.init_from)
+
+
+def train_dino_wm_map(args: argparse.Namespace) -> int:
+    from edgerun.training.dino_wm.free_space import map_main  # lazy: torch
+
+    return map_main(args.env, args.data, args.out, args.work, args.seed)
 
 
 def train_int_seg(args: argparse.Namespace) -> int:

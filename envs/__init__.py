@@ -15,11 +15,13 @@ from edgerun.envs.wall import RANDOM_DOOR_Y_RANGE
 
 WALL_ID = "edgerun/Wall-v0"
 WALL_RANDOM_ID = "edgerun/WallRandom-v0"
-WALL_MAX_EPISODE_STEPS = 100
-"""Four horizon-5 plans of 25 steps; the scripted expert needs at most 19 (1000 seeded episodes)."""
+WALL_MAX_EPISODE_STEPS = 300
+"""The evaluation's budget: twelve plans of the paper's planner (horizon 5 blocks of 5 steps, all executed),
+a finite stand-in for the official replan-until-success; the scripted expert needs at most 19 steps
+(1000 seeded episodes)."""
 POINT_MAZE_ID = "edgerun/PointMaze-v0"
-POINT_MAZE_MAX_EPISODE_STEPS = 100
-"""Four horizon-5 plans of 25 steps (5 s of simulated time at 0.05 s per step)."""
+POINT_MAZE_MAX_EPISODE_STEPS = 300
+"""Twelve plans of 25 steps, as Wall (15 s of simulated time at 0.05 s per step)."""
 
 if WALL_ID not in gymnasium.registry:
     gymnasium.register(

@@ -198,6 +198,11 @@ class PointMazeEnv(gymnasium.Env):
                 full = rollout.rollout(self._model, self._rollout_data, full, actions[:, t : t + 1], nstep=1)[0][:, -1]
         return full[:, 1:5].copy()
 
+    def success_of(self, states: np.ndarray) -> np.ndarray:
+        """The env's success test of this episode's goal on recorded ``(N, >= 2)`` states -> (N,) bool."""
+        xy = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])[:, :2]
+        return np.linalg.norm(xy - self.goal[:2], axis=-1) < self.success_radius
+
     def render_states(self, states: np.ndarray) -> np.ndarray:
         """Frames ``(N, S, S, 3)`` of ``(N, 4)`` states (only x, y show), the env's own state kept."""
         saved = self._state()
@@ -250,6 +255,6 @@ class PointMazeEnv(gymnasium.Env):
         return {
             "goal_proprio": self.goal.astype(np.float32),
             "goal_pixels": self._goal_pixels.copy(),
-            "is_success": bool(dist < self.success_radius),
+            "is_success": bool(self.success_of(self._data.qpos[:2])[0]),
             "distance": dist,
         }

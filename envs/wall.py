@@ -451,6 +451,10 @@ class WallEnv(gymnasium.Env):
             positions = move_batch(positions, actions[:, t] * self.max_speed, self.layout)
         return positions
 
+    def success_of(self, states: np.ndarray) -> np.ndarray:
+        """The env's success test of this episode's goal on recorded ``(N, 2)`` positions -> (N,) bool."""
+        return np.atleast_1d(success(np.asarray(states, dtype=np.float64)[..., :2], self.goal, self.success_radius))
+
     def render_states(self, positions: np.ndarray) -> np.ndarray:
         """Frames ``(N, S, S, 3)`` of the dot at ``(N, 2)`` positions in this episode's layout."""
         return np.stack([render_agent(self._scene, p, self.layout.agent_radius) for p in np.asarray(positions)])
@@ -493,7 +497,7 @@ class WallEnv(gymnasium.Env):
         return {
             "goal_proprio": self.goal.astype(np.float32),
             "goal_pixels": self._goal_pixels.copy(),
-            "is_success": bool(dist <= self.success_radius),
+            "is_success": bool(self.success_of(self.position)[0]),
             "distance": dist,
             "door_y": float(self.layout.door_y),
             "wall_x": float(self.layout.wall_x),

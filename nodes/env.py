@@ -20,7 +20,16 @@ The frame after a block's last step carries the observation's capture time. The 
 themselves are untouched: the planner sees exactly what it sees without the camera.
 
 An ``action`` message carries ``action``: one env action ``(action_dim,)`` or a block of
-them ``(k, action_dim)`` of a floating type, stepped in order. One without a floating array
+them ``(k, action_dim)`` of a floating type, stepped in order.
+
+With ``control_hz`` > 0 the env steps on a wall-clock timer instead, as a robot's controller
+does: every tick it takes the action for the current step from the newest block that covers it (a
+block answering the observation of step ``s`` — its ``step`` field — covers steps ``s .. s + k - 1``),
+holds still (a zero action) when none does, steps once and publishes the observation. Each
+observation is an action request; the time from it to the block answering it is the action latency,
+whose per-episode values go out on ``episode`` (``action_latencies_ms``, with ``held_steps``). An
+episode starts moving with its first block (until then each tick asks again): ``first_action_s``
+is that wait, and the episode's ``duration_s`` and ``time_to_goal_s`` count from the first step. One without a floating array
 ``action`` is dropped by the runtime before the handler (counted on the status by reason); a
 shape that does not fit the env's action space is refused by the handler with a clear error
 in the node's log and status (``last_error``); the node stays up.
@@ -54,6 +63,10 @@ class EnvParams:
     camera: Literal["", "robot"] = ""  # "robot": publish the robot's body camera on 'camera' (Wall envs); "": none
     camera_fps: float = 15.0  # camera frames per second: the env steps at this pace (substeps frames per step)
     robot_camera: RobotCameraConfig = field(default_factory=RobotCameraConfig)  # size, optics, mount, substeps, floor
+    control_hz: float = 0.0  # > 0: step at this wall-clock rate with the newest actions (the robot does not wait);
+    # 0: step when actions arrive (lockstep with the planner)
+    episode_list: list[dict[str, Any]] = field(default_factory=list)  # episode i resets with episode_list[i]
+    # ({"seed": S, "options": {...}}: an evaluation's episodes); after the list, seed + i
 
 
 def all_finite(value: Any) -> bool:
@@ -77,7 +90,8 @@ class EnvNode(Node):
         "camera_pose": (Transform("cam_from_world", parent="world", child="camera", inverse=True),),
         "episode": (Json({"episode": "integer", "seed": "integer", "steps": "integer", "success": "boolean",
                           "terminated": "boolean", "episode_return": "number", "duration_s": "number",
-                          "steps_to_goal": "integer", "time_to_goal_s": "number"}, title="edgerun episode"),),
+                          "steps_to_goal": "integer", "time_to_goal_s": "number", "action_latencies_ms": "array",
+                          "held_steps": "integer", "first_action_s": "number"}, title="edgerun episode"),),
     }
     services = ("reset",)
     params = EnvParams
@@ -95,9 +109,20 @@ class EnvNode(Node):
         self.next_frame_at = time.monotonic()
         self.episode = -1
         self.clipped_actions = 0
+        self.blocks: list[tuple[int, np.ndarray]] = []  # control_hz: (first step, actions) of this episode's newest block
+        self.requested: dict[int, float] = {}  # control_hz: step -> when its observation went out (monotonic)
         self.reset_env()
         self.every(1.0, self.publish_goal)
-        self.every(self.params.republish_s, self.republish_if_idle)
+        if self.params.control_hz > 0:
+            if self.camera is not None and self.params.robot_camera.substeps / self.params.camera_fps > 1 / self.params.control_hz:
+                raise ValueError(f"control_hz {self.params.control_hz}: the robot camera's {self.params.robot_camera.substeps} "
+                                 f"frames per step at {self.params.camera_fps} frames/s allow at most "
+                                 f"{self.params.camera_fps / self.params.robot_camera.substeps:g} steps a second")
+            self.every(1.0 / self.params.control_hz, self.control_tick)
+        elif self.params.control_hz < 0:
+            raise ValueError(f"control_hz: expected 0 (lockstep) or a positive rate, got {self.params.control_hz}")
+        else:
+            self.every(self.params.republish_s, self.republish_if_idle)
 
     def make_camera(self) -> RobotCamera | None:
         p = self.params
@@ -115,6 +140,9 @@ class EnvNode(Node):
         """Start the next episode. A reset the env refuses (or a seed or option that is not a finite
         number where one is expected) raises before any of the node's episode state changes."""
         episode = self.episode + 1
+        if seed is None and options is None and episode < len(self.params.episode_list):
+            listed = self.params.episode_list[episode]
+            seed, options = listed.get("seed"), listed.get("options")
         seed = self.params.seed + episode if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"reset: seed must be an int >= 0, got {seed!r}")
@@ -126,6 +154,8 @@ class EnvNode(Node):
         self.episode_return = 0.0
         self.started = time.monotonic()
         self.reached: tuple[int, float] | None = None  # (step, seconds) the success test first held
+        self.blocks, self.requested, self.latencies_ms, self.held_steps = [], {}, [], 0
+        self.waited_s: float | None = None  # control_hz: from the reset to the episode's first block
         self.publish_goal()
         capture_ns = None
         if self.camera is not None:
@@ -138,6 +168,10 @@ class EnvNode(Node):
         self.last_observation = (observation, capture_ns or time.time_ns())
         self.last_published = time.monotonic()
         self.publish("observation", capture_ns=self.last_observation[1], episode=self.episode, step=self.step, **data)
+        if self.params.control_hz > 0:
+            self.requested[self.step] = self.last_published
+            if len(self.requested) > 64:  # requests nobody answered: keep the newest
+                self.requested.pop(min(self.requested))
 
     def publish_frames(self, views: list[CameraView]) -> int:
         """Send camera frames at ``camera_fps``, each when its turn comes → the last one's capture time."""
@@ -181,19 +215,58 @@ class EnvNode(Node):
         inside = np.clip(actions, space.low, space.high)  # the evaluation's clip: a plan may overshoot the bounds
         self.clipped_actions += int(np.count_nonzero(np.any(inside != actions, axis=tuple(range(1, actions.ndim)))))
         inside = inside.astype(self.action_dtype)
-        capture_ns = None  # the observation's: that of the camera frame showing the same state, if any
+        if self.params.control_hz > 0:
+            self.keep_block(msg, inside)
+            return
         for action in inside:
-            observation, reward, terminated, truncated, self.info = self.env.step(action)
-            self.step += 1
-            if self.camera is not None:
-                capture_ns = self.publish_frames(self.camera.advance(self.env.unwrapped.position))
-            self.episode_return += float(reward)
-            if self.reached is None and self.info.get("is_success"):
-                self.reached = (self.step, time.monotonic() - self.started)
-            if terminated or truncated:
-                self.end_episode(terminated)
+            if self.advance(action):
                 return
-        self.publish_observation(observation, capture_ns)
+        self.publish_observation(*self.last_step)
+
+    def advance(self, action: np.ndarray) -> bool:
+        """One env step (and its camera frames); True when it ended the episode."""
+        observation, reward, terminated, truncated, self.info = self.env.step(action)
+        self.step += 1
+        capture_ns = None  # the observation's: that of the camera frame showing the same state, if any
+        if self.camera is not None:
+            capture_ns = self.publish_frames(self.camera.advance(self.env.unwrapped.position))
+        self.last_step = (observation, capture_ns)
+        self.episode_return += float(reward)
+        if self.reached is None and self.info.get("is_success"):
+            self.reached = (self.step, time.monotonic() - self.started)
+        if terminated or truncated:
+            self.end_episode(terminated)
+            return True
+        return False
+
+    def keep_block(self, msg: Message, actions: np.ndarray) -> None:
+        """control_hz: keep a block answering this episode's observation of step ``msg["step"]``."""
+        step = msg.get("step")
+        if msg.get("episode") != self.episode or not isinstance(step, int) or step not in self.requested:
+            return  # an answer to another episode, or to nothing this node asked: nothing to execute
+        self.latencies_ms.append((time.monotonic() - self.requested.pop(step)) * 1000.0)
+        self.requested = {s: t for s, t in self.requested.items() if s > step}
+        if not self.blocks or step >= self.blocks[-1][0]:
+            self.blocks = [(step, actions)]
+
+    def control_tick(self) -> None:
+        """control_hz: one step with the newest block's action for this step (zero if none covers it).
+        An episode starts moving with its first block: until then each tick asks again."""
+        if self.step == 0 and not self.blocks:
+            self.publish_observation(*self.last_observation)
+            return
+        if self.waited_s is None:  # the first block came: the episode's clock starts now
+            self.waited_s = time.monotonic() - self.started
+            self.started = time.monotonic()
+        action = np.zeros(self.action_shape, dtype=self.action_dtype)
+        covered = [(first, block) for first, block in self.blocks if 0 <= self.step - first < len(block)]
+        if covered:
+            first, block = covered[-1]
+            action = block[self.step - first]
+        else:
+            self.held_steps += 1
+        if not self.advance(action):
+            self.publish_observation(*self.last_step)
 
     def end_episode(self, terminated: bool) -> None:
         self.publish(
@@ -208,6 +281,9 @@ class EnvNode(Node):
             duration_s=time.monotonic() - self.started,
             steps_to_goal=self.reached[0] if self.reached else -1,
             time_to_goal_s=self.reached[1] if self.reached else -1.0,
+            action_latencies_ms=np.asarray(self.latencies_ms, dtype=np.float64),
+            held_steps=self.held_steps,
+            first_action_s=-1.0 if self.waited_s is None else self.waited_s,
         )
         if self.params.episodes and self.episode + 1 >= self.params.episodes:
             self.stop()

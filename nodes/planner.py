@@ -6,6 +6,12 @@ time is on the node's status (``details``) and on every action message; each new
 goes out whole on ``plan`` (env actions over the horizon, its cost, the cost per iteration). The planner never
 subscribes to the env's episode topic: it sees images, proprio and model costs only.
 
+With ``anytime: true`` the robot does not wait for plans (``pipelines/dino_wm/anytime.py``): a thread
+replans continuously from the newest observation, each plan warm-started from the last, and every
+observation is answered at once with the newest plan's actions from its step on (``plan_step`` on the
+action says which plan's); observations no plan covers yet get no answer, and an env node stepping at
+its ``control_hz`` holds still for them. ``replan_hz`` is on the status.
+
 An observation or goal without uint8 (H, W, 3) ``pixels`` and a floating (P,) ``proprio`` is
 dropped by the runtime before the handler (counted on the status by reason); an observation
 before any goal is an error of its handler (logged, the status's ``last_error``); a checkpoint
@@ -39,6 +45,11 @@ class PlannerParams:
     samples: int = 0  # override the preset's CEM samples (0: keep)
     iterations: int = 0  # override the preset's CEM iterations (0: keep)
     execute_blocks: int = 5  # blocks executed per plan before replanning (the paper: 5)
+    objective: Literal["free_space", "paper"] = "free_space"  # distance through free space (needs the map), or the paper's
+    # last-state latent distance (the only one a cost_engine computes)
+    free_space: str = ""  # the free-space map (default: free_space.npz beside the checkpoint)
+    anytime: bool = False  # replan continuously in a thread, warm-started, and answer every observation at once from
+    # the newest plan (for an env node stepping at its own control_hz); False: plan when the executed blocks run out
     seed: int = 0
     threads: int = 0  # torch intra-op threads of this node's process (0: torch's default, every core); on a
     # small machine leave a core to the other nodes and this node's I/O thread, or planning stalls whenever they run
@@ -63,6 +74,14 @@ class Planner(Node):
         self.answered: tuple[Any, Any, int] | None = None  # (episode, step, publish time ns) of the last answer
         self.before_goal = ErrorCounter(self.log, "planner: observation before any goal")
         self.policy = self.make_policy()
+        self.anytime = None
+        if self.params.anytime:
+            from edgerun.pipelines.dino_wm.anytime import AnytimePlanner  # lazy: torch
+
+            self.plan_errors = ErrorCounter(self.log, "planner: an anytime plan failed")
+            self.anytime = AnytimePlanner(self.policy, on_error=lambda error: self.plan_errors.count(type(error).__name__, str(error)))
+            self.anytime.start()
+            self.every(0.02, self.publish_new_plan)
 
     def make_policy(self) -> Any:
         from dataclasses import replace
@@ -70,8 +89,9 @@ class Planner(Node):
         import torch  # lazy
 
         from edgerun.models.dino_wm.checkpoint import load_checkpoint  # lazy: torch
+        from edgerun.pipelines.dino_wm.free_space import FILE_NAME, FreeSpaceMap  # lazy: scipy
         from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig  # lazy: torch
-        from edgerun.pipelines.dino_wm.policy import WorldModelPolicy  # lazy: torch
+        from edgerun.pipelines.dino_wm.policy import MPCPolicy, Objective, WorldModelPlanning  # lazy: torch
 
         if self.params.threads < 0:
             raise ValueError(f"threads must be 0 (torch's default) or positive, got {self.params.threads}")
@@ -94,20 +114,30 @@ class Planner(Node):
         engine = None
         if self.params.cost_engine:
             engine = load(self.params.cost_engine, self.params.backend)
-        self.log.info("planner: %s %s, execute %d blocks, cost on %s", self.params.planner, planner,
-                      self.params.execute_blocks, engine.backend if engine else "torch")
-        return WorldModelPolicy(model, mean, std, planner, MPCConfig(execute_blocks=self.params.execute_blocks), engine,
-                                should_stop=self.stopping)  # fmt: skip
+        free_space = None
+        if self.params.objective == "free_space":
+            free_space = FreeSpaceMap.load(self.params.free_space or Path(self.params.checkpoint).with_name(FILE_NAME))
+        self.log.info("planner: %s %s on the %s objective, execute %d blocks, cost on %s", self.params.planner, planner,
+                      self.params.objective, self.params.execute_blocks, engine.backend if engine else "torch")
+        return MPCPolicy(WorldModelPlanning(model, mean, std, engine), planner,
+                         MPCConfig(execute_blocks=self.params.execute_blocks), Objective(self.params.objective), free_space,
+                         should_stop=self.stopping)  # fmt: skip
 
     def on_goal(self, msg: Message) -> None:
         """A new goal resets the plan; the same goal sent again (envs repeat it for late joiners) does not."""
         key = (msg.get("episode"), msg["pixels"].tobytes(), msg["proprio"].tobytes())
         if key == self.goal_key:
             return
-        self.policy.set_goal(msg["pixels"], msg["proprio"])
+        if self.anytime is not None:
+            self.anytime.set_goal(msg.get("episode"), msg["pixels"], msg["proprio"])
+        else:
+            self.policy.set_goal(msg["pixels"], msg["proprio"])
         self.goal_key = key
 
     def on_observation(self, msg: Message) -> None:
+        if self.anytime is not None:
+            self.answer_at_once(msg)
+            return
         if self.policy.goal is None:  # at start-up the first observation may arrive before the goal
             self.before_goal.count("no_goal_yet", "waiting for input 'goal' (e.g. env/goal)")
             return
@@ -137,13 +167,34 @@ class Planner(Node):
         episode, step, answered_ns = self.answered
         return (msg.get("episode"), msg.get("step")) == (episode, step) and msg.send_ns < answered_ns
 
+    def answer_at_once(self, msg: Message) -> None:
+        """Anytime mode: hand the observation to the planning thread and answer it now from the newest
+        plan, if one covers its step (otherwise the env holds still until one does)."""
+        episode, step = msg.get("episode"), msg.get("step")
+        if not isinstance(step, int):
+            self.before_goal.count("no_step", "anytime planning needs observations with a step (an env node's)")
+            return
+        self.anytime.observe(episode, step, msg["pixels"], msg["proprio"])
+        actions = self.anytime.actions_for(episode, step, self.policy.model.frameskip)
+        if actions is not None:
+            plan = self.anytime.newest
+            self.publish("action", action=actions, replanned=False, plan_time_s=plan.time_s, plan_step=plan.step,
+                         episode=episode, step=step)  # fmt: skip
+
+    def publish_new_plan(self) -> None:
+        plan = self.anytime.take_new_plan()
+        if plan is not None:
+            self.publish("plan", actions=plan.actions, best_costs=np.asarray(plan.best_costs, dtype=np.float32),
+                         cost=plan.cost, plan_time_s=plan.time_s, episode=plan.episode, step=plan.step)  # fmt: skip
+
     def publish_plan(self, plan_time_s: float) -> None:
         """The whole new plan in env actions, its cost and the planner's cost per iteration."""
         from edgerun.pipelines.dino_wm.plan import block_to_env_actions  # lazy: torch
 
         plan = self.policy.mpc.last_plan
+        model = self.policy.model
         env_actions = np.concatenate(
-            [block_to_env_actions(block, self.policy.action_mean, self.policy.action_std, self.policy.frameskip) for block in plan.actions]
+            [block_to_env_actions(block, model.action_mean, model.action_std, model.frameskip) for block in plan.actions]
         )
         self.publish(
             "plan",
@@ -152,6 +203,10 @@ class Planner(Node):
             cost=float(plan.cost),
             plan_time_s=plan_time_s,
         )
+
+    def teardown(self) -> None:
+        if getattr(self, "anytime", None) is not None:
+            self.anytime.stop()
 
     def status_fields(self) -> dict[str, Any]:
         if not hasattr(self, "policy"):  # setup failed: the runtime's last_error says why
@@ -162,6 +217,7 @@ class Planner(Node):
             "plan_time_s_last": round(times[-1], 4) if times else None,
             "plan_time_s_mean": round(float(np.mean(times)), 4) if times else None,
             "has_goal": self.policy.goal is not None,
+            "replan_hz": round(self.anytime.replan_hz(), 3) if self.anytime is not None else None,
             "observations_before_goal": self.before_goal.total,
             "torch_threads": self.torch_threads,
         }

@@ -21,7 +21,8 @@ from edgerun.runtime.views import channel_topic, views_of
 def test_demo_graph_resolves_and_validates(tmp_path):
     engines = {name: tmp_path / f"{name}.onnx" for name in ENGINES}
     graph = load_graph(resolve_graph(PACKAGE / "graphs" / "demo.yaml", tmp_path, engines))
-    assert graph.nodes["planner"].spec.params["cost_engine"] == str(engines["dino-wm-wall-cpu"])
+    assert graph.nodes["planner"].spec.params["anytime"] and graph.nodes["env"].spec.params["control_hz"] == 2.5  # real time
+    assert (PACKAGE / "checkpoints" / "dino_wm_wall" / "free_space.npz").is_file()  # the planner's map, shipped
     assert graph.nodes["viewer"].spec.params["save"] == str(tmp_path.resolve() / "demo.rrd")
     assert {"env", "planner", "tracker", "reconstructor", "segmenter", "viewer"} <= set(graph.nodes)
     assert all((PACKAGE / checkpoint).is_file() for checkpoint in ENGINES.values())  # shipped, not downloaded
@@ -61,7 +62,8 @@ def write_recording(path: Path) -> None:
     mask[10:20, 10:30] = True
     add("env/camera", 60, image=image, target_mask=mask, target="frog", frame_index=0)
     add("segmenter/mask", 60, mask=mask, prompt="frog", task_prompt="the camouflaged animal")
-    add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5)
+    add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5,
+        action_latencies_ms=np.linspace(1.0, 10.0, 100), held_steps=3, first_action_s=2.5)
     recorder.close()
 
 
@@ -71,6 +73,7 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     text = episode_summary(recording)
     assert "episode 0 (seed 1000): GOAL REACHED after 100 steps, 30.0 s; first at the goal after 42 steps, 12.5 s" in text
     assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
+    assert "real time: action latency p99 9.9 ms over 100 answers, 3 steps held for want of a plan, first plan after 2.5 s" in text
     assert "segmentation: 1 recorded frames show a camouflaged animal; mask IoU with it 1.00 (mean), " \
            "instance prompt = its category on 1" in text
     # the estimate is the true path up to scale: ATE 0 after the Sim(3) alignment; standing still: the path's RMS spread

@@ -13,8 +13,9 @@ import torch
 
 import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
 from edgerun.engines.trt_cache import sha256_file
+from edgerun.envs.collect import load_dataset
 from edgerun.errors import CheckpointError
-from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, evaluate
+from edgerun.evaluation.dino_wm.evaluate import RESULT_KEYS, PlannerSettings, evaluate
 from edgerun.models.dino_wm.checkpoint import load_checkpoint
 from edgerun.models.dino_wm.config import (
     WALL_CPU,
@@ -23,9 +24,13 @@ from edgerun.models.dino_wm.config import (
     WorldModelConfig,
 )
 from edgerun.models.dino_wm.world_model import DinoWorldModel, Latent
-from edgerun.pipelines.dino_wm.plan import CEMConfig, MPCConfig
+from edgerun.pipelines.dino_wm.plan import MPC_PAPER, CEMConfig, MPCConfig
+from edgerun.pipelines.dino_wm.free_space import FILE_NAME as FREE_SPACE_FILE
+from edgerun.pipelines.dino_wm.free_space import FreeSpaceMap
+from edgerun.pipelines.dino_wm.policy import PAPER_OBJECTIVE, Objective
 from edgerun.training.dino_wm import encoder_pretraining, init_from, predictor
 from edgerun.training.dino_wm.config import TrainConfig
+from edgerun.training.dino_wm.free_space import free_space_of
 from edgerun.training.dino_wm.data import load_training_data
 from edgerun.training.dino_wm.predictor import fold_proprio_normalisation, latent_losses
 from edgerun.training.dino_wm.train import train, train_main
@@ -70,6 +75,11 @@ def test_training_writes_checkpoint_loss_curve_and_manifest(trained: TrainResult
     assert not any(p.requires_grad for p in model.encoder.parameters())
     state = torch.load(trained.checkpoint.parent / "ckpt-latest.pt", weights_only=True)
     assert state["step"] == 6 and "optimizer" in state and "model" in state
+    # the free-space objective's map beside the model: exactly the cells the training data visited
+    free_space = FreeSpaceMap.load(trained.checkpoint.with_name(FREE_SPACE_FILE))
+    positions = np.concatenate([load_dataset(f["path"]).proprio for f in manifest["data"]["files"]])
+    np.testing.assert_array_equal(free_space.free, free_space_of(WALL_ID, positions).free)
+    assert 0 < free_space.free.sum() < free_space.free.size
 
 
 def test_resume_after_an_interruption_continues_from_the_saved_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,7 +303,7 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
 
     result = evaluate(
         trained.checkpoint, WALL_ID, episodes=2, seed=0, progress=False, make_env=make_env,
-        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=2), mpc_config=MPCConfig(execute_blocks=1),
+        settings=PlannerSettings(CEMConfig(horizon=2, samples=8, topk=2, iterations=2), MPCConfig(execute_blocks=1), Objective()),
     )  # fmt: skip
     for key in RESULT_KEYS:
         assert key in result, key
@@ -308,11 +318,11 @@ def test_evaluate_scores_at_the_end_and_the_planner_never_sees_success(trained: 
     json.dumps(result)  # JSON-able
 
 
-def test_a_budget_beyond_the_registered_time_limit_runs_to_the_budget(trained: TrainResult) -> None:
-    assert gymnasium.make(WALL_ID).spec.max_episode_steps == 100
+def test_a_budget_other_than_the_registered_time_limit_runs_to_the_budget(trained: TrainResult) -> None:
+    assert gymnasium.make(WALL_ID).spec.max_episode_steps == 300  # 12 plans of the paper's 25 steps
     result = evaluate(
         trained.checkpoint, WALL_ID, episodes=1, seed=0, progress=False, max_steps=105,
-        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=1), mpc_config=MPCConfig(execute_blocks=2),
+        settings=PlannerSettings(CEMConfig(horizon=2, samples=8, topk=2, iterations=1), MPCConfig(execute_blocks=2), PAPER_OBJECTIVE),
     )  # fmt: skip
     assert result["steps_per_episode"] == 105
     assert [r["steps"] for r in result["episode_records"] + result["random_episode_records"]] == [105, 105]
@@ -329,6 +339,14 @@ def test_eval_command_takes_a_step_budget_and_writes_json(trained: TrainResult, 
     assert done.value.code == 0
     result = json.loads(out.read_text())
     assert result["steps_per_episode"] == 5 and result["episode_records"][0]["steps"] == 5
+    assert result["objective"]["kind"] == "free_space" and not result["official_episodes"]
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "dino-wm", "--checkpoint", str(trained.checkpoint), "--episodes", "2", "--max-steps", "5",
+              "--official-episodes", "--planner", "paper", "--json", str(out)])  # fmt: skip
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["episode_records"]] == [1, 100]  # the official seeds 99 n + 1
+    assert result["objective"]["kind"] == "paper" and result["official_episodes"]
     with pytest.raises(SystemExit) as done:
         main(["eval", "dino-wm", "--checkpoint", str(trained.checkpoint), "--episodes", "1", "--max-steps", "0"])
     assert done.value.code == 2
@@ -338,7 +356,7 @@ def test_eval_command_takes_a_step_budget_and_writes_json(trained: TrainResult, 
 def test_evaluate_in_worker_processes_gives_the_sequential_result(trained: TrainResult) -> None:
     settings = dict(
         episodes=3, seed=5, progress=False, max_steps=10, random_baseline=False,
-        planner_config=CEMConfig(horizon=2, samples=8, topk=2, iterations=2), mpc_config=MPCConfig(execute_blocks=1),
+        settings=PlannerSettings(CEMConfig(horizon=2, samples=8, topk=2, iterations=2), MPCConfig(execute_blocks=1), Objective()),
     )  # fmt: skip
     sequential = evaluate(trained.checkpoint, WALL_ID, **settings)
     parallel = evaluate(trained.checkpoint, WALL_ID, workers=2, **settings)
@@ -389,10 +407,12 @@ def test_onnxruntime_backend_scores_like_torch_and_needs_an_engine(tmp_path: Pat
 
     with pytest.raises(ValueError, match="exported planning cost: pass cost_engine"):
         evaluate(checkpoint, WALL_ID, episodes=1, seed=0, backend="onnxruntime", progress=False)
-    small = CEMConfig(horizon=5, samples=16, topk=4, iterations=2)
+    with pytest.raises(ValueError, match="on the paper objective"):
+        evaluate(checkpoint, WALL_ID, episodes=1, seed=0, backend="onnxruntime", cost_engine=engine, progress=False)
+    small = PlannerSettings(CEMConfig(horizon=5, samples=16, topk=4, iterations=2), MPC_PAPER, PAPER_OBJECTIVE)
     runs = [
         evaluate(checkpoint, WALL_ID, episodes=1, seed=0, backend=backend, cost_engine=cost_engine, progress=False,
-                 planner_config=small, max_steps=10, random_baseline=False)
+                 settings=small, max_steps=10, random_baseline=False)
         for backend, cost_engine in (("torch", None), ("onnxruntime", engine))
     ]  # fmt: skip
     assert runs[1]["backend"] == "onnxruntime" and runs[1]["plans"] == runs[0]["plans"] == 1

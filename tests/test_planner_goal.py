@@ -6,21 +6,16 @@ import logging
 
 import gymnasium
 import numpy as np
-import torch
 from conftest import RunningGraph
-from test_planner_node import loop_graph
+from test_planner_node import loop_graph, write_small_checkpoint
 
 import edgerun.envs  # noqa: F401  (registers edgerun/Wall-v0)
-from edgerun.models.dino_wm.checkpoint import save_checkpoint
-from edgerun.models.dino_wm.config import SMALL_WALL
-from edgerun.models.dino_wm.world_model import DinoWorldModel
 from edgerun.nodes.planner import Planner, PlannerParams
 from edgerun.runtime import messages
 
 
 def small_checkpoint(tmp_path):
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path / "small.pt", DinoWorldModel(SMALL_WALL), SMALL_WALL, {"action_mean": [0.0, 0.0], "action_std": [1.0, 1.0]})
+    return write_small_checkpoint(tmp_path / "small.pt")
 
 
 def message(topic, data):

@@ -10,14 +10,20 @@ from conftest import RunningGraph, wait_for
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
 from edgerun.models.dino_wm.config import SMALL_WALL
 from edgerun.models.dino_wm.world_model import DinoWorldModel
+from edgerun.pipelines.dino_wm.free_space import FILE_NAME, FreeSpaceMap
+
+
+def write_small_checkpoint(path):
+    """An untrained SMALL_WALL model, and beside it the default objective's map with every place free."""
+    torch.manual_seed(0)
+    save_checkpoint(path, DinoWorldModel(SMALL_WALL), SMALL_WALL, {"action_mean": [0.0, 0.0], "action_std": [1.0, 1.0]})
+    FreeSpaceMap(np.zeros(2), 0.1, np.ones((10, 10), dtype=bool)).save(path.with_name(FILE_NAME))
+    return path
 
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small_wall.pt"
-    save_checkpoint(path, DinoWorldModel(SMALL_WALL), SMALL_WALL, {"action_mean": [0.0, 0.0], "action_std": [1.0, 1.0]})
-    return path
+    return write_small_checkpoint(tmp_path_factory.mktemp("ckpt") / "small_wall.pt")
 
 
 def loop_graph(checkpoint) -> str:
@@ -93,13 +99,14 @@ def test_a_plan_in_progress_is_given_up_between_iterations_when_the_node_stops()
     """So a graph stops within its bound instead of abandoning a planner mid-plan."""
     from edgerun.errors import PlanningCancelled
     from edgerun.pipelines.dino_wm.plan import CEMConfig
-    from edgerun.pipelines.dino_wm.policy import WorldModelPolicy
+    from edgerun.pipelines.dino_wm.policy import MPCPolicy, WorldModelPlanning
 
     torch.manual_seed(0)
     asked = []
-    policy = WorldModelPolicy(DinoWorldModel(SMALL_WALL).eval(), np.zeros(2), np.ones(2),
-                              CEMConfig(horizon=5, samples=8, topk=2, iterations=10),
-                              should_stop=lambda: asked.append(1) or len(asked) > 3)  # fmt: skip
+    policy = MPCPolicy(WorldModelPlanning(DinoWorldModel(SMALL_WALL).eval(), np.zeros(2), np.ones(2)),
+                       CEMConfig(horizon=5, samples=8, topk=2, iterations=10),
+                       free_space=FreeSpaceMap(np.zeros(2), 0.1, np.ones((10, 10), dtype=bool)),
+                       should_stop=lambda: asked.append(1) or len(asked) > 3)  # fmt: skip
     pixels, proprio = np.zeros((64, 64, 3), np.uint8), np.array([0.5, 0.5], np.float32)
     policy.set_goal(pixels, proprio)
     with pytest.raises(PlanningCancelled):

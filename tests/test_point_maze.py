@@ -160,12 +160,17 @@ def test_render_states_draws_what_the_env_shows_and_keeps_its_state(env: PointMa
     np.testing.assert_array_equal(env.render(), later[-1]["pixels"])  # the env is where it was
 
 
-def test_perfect_model_ceiling_runs_the_protocol_and_names_its_cost() -> None:
+@pytest.mark.parametrize("objective", ["free_space", "paper"])
+def test_perfect_model_ceiling_runs_the_protocol_with_either_objective(objective: str) -> None:
+    """The free-space objective with the shipped map of the maze (checkpoints/dino_wm_pointmaze/free_space.npz)."""
     from edgerun.evaluation.dino_wm.ceiling import perfect_model_ceiling
-    from edgerun.pipelines.dino_wm.plan import CEMConfig
+    from edgerun.evaluation.dino_wm.evaluate import PlannerSettings
+    from edgerun.pipelines.dino_wm.plan import MPC_PAPER, CEMConfig
+    from edgerun.pipelines.dino_wm.policy import Objective
 
-    quick = CEMConfig(horizon=5, samples=20, topk=4, iterations=2)
-    result = perfect_model_ceiling(POINT_MAZE_ID, episodes=2, seed=0, planner_config=quick, max_steps=10)
-    assert result["episodes"] == 2 and result["steps_per_episode"] == 10 and result["cost"] == "euclidean"
+    quick = PlannerSettings(CEMConfig(horizon=5, samples=20, topk=4, iterations=2), MPC_PAPER, Objective(objective))
+    result = perfect_model_ceiling(POINT_MAZE_ID, episodes=2, seed=0, settings=quick, max_steps=10)
+    assert result["episodes"] == 2 and result["steps_per_episode"] == 10 and result["cost"] == "true states"
+    assert result["objective"]["kind"] == objective and result["plans"] == 2 * 1  # 10 steps: one 25-step plan each
     assert 0.0 <= result["success_rate"] <= 1.0
     assert len(result["failures"]) == round((1 - result["success_rate"]) * 2)

@@ -544,13 +544,7 @@ class MPC:
         """Replan now (dropping any queued blocks) and queue the first ``execute_blocks`` blocks."""
         init = self.warm_start if self.config.warm_start else None
         self.last_init = None if init is None else init.clone()
-        if isinstance(self.planner, CEMConfig):
-            result = cem_plan(
-                cost_fn, self.block_dim, self.planner, init, self.generator,
-                device=self.device, dtype=self.dtype, as_numpy=self.as_numpy,
-            )
-        else:
-            result = gd_plan(cost_fn, self.block_dim, self.planner, init, self.generator, device=self.device, dtype=self.dtype)
+        result = self._plan(cost_fn, init)
         n = self.config.execute_blocks
         actions = result.actions.detach()
         self._queue = list(actions[:n].clone())
@@ -559,6 +553,30 @@ class MPC:
         self.last_plan = result
         self.plans += 1
         return result
+
+    def replan(self, cost_fn: CostFn, elapsed_blocks: int) -> PlanResult:
+        """Anytime replanning: a whole new plan from the current observation, warm-started from the
+        latest plan with the ``elapsed_blocks`` blocks executed since its observation dropped (and
+        zeros after it). The queue is not used: the caller executes from the newest plan.
+        ``elapsed_blocks`` at or beyond the horizon (or no plan yet) starts from zeros."""
+        if elapsed_blocks < 0:
+            raise ValueError(f"elapsed_blocks must be >= 0, got {elapsed_blocks}")
+        init = None
+        if self.config.warm_start and self.last_plan is not None and elapsed_blocks < self.planner.horizon:
+            init = self.last_plan.actions.detach()[elapsed_blocks:].clone()
+        self.last_init = init
+        result = self._plan(cost_fn, init)
+        self.last_plan = result
+        self.plans += 1
+        return result
+
+    def _plan(self, cost_fn: CostFn, init: Tensor | None) -> PlanResult:
+        if isinstance(self.planner, CEMConfig):
+            return cem_plan(
+                cost_fn, self.block_dim, self.planner, init, self.generator,
+                device=self.device, dtype=self.dtype, as_numpy=self.as_numpy,
+            )
+        return gd_plan(cost_fn, self.block_dim, self.planner, init, self.generator, device=self.device, dtype=self.dtype)
 
     def act(self, cost_fn: CostFn) -> Tensor:
         """The next block to execute (block_dim,), normalised; plans first if the queue is empty."""

@@ -21,11 +21,16 @@ class EnvRecipe:
     frame_extent: float
     """Proprio position units across one frame (Wall: 1, the unit arena; PointMaze: 5.2 m): turns
     the encoder probe's error into pixels."""
+    map_bounds: tuple[float, float, float, float]
+    """The free-space map's extent, ``(x0, y0, x1, y1)`` in proprio position units."""
+    map_cell: float
+    """Its cell: finer than any wall, so that cells on either side of one are never neighbours (Wall:
+    0.02 against a wall 0.10 wide with the dot's radius; PointMaze: 0.1 m against 1 m wall cells)."""
 
 
 RECIPES: dict[str, EnvRecipe] = {
-    "edgerun/Wall-v0": EnvRecipe(WALL_CPU, ("mixed", "wander"), 400, 1.0),
-    "edgerun/PointMaze-v0": EnvRecipe(POINT_MAZE_CPU, ("random",), 1000, 5.2),
+    "edgerun/Wall-v0": EnvRecipe(WALL_CPU, ("mixed", "wander"), 400, 1.0, (0.0, 0.0, 1.0, 1.0), 0.02),
+    "edgerun/PointMaze-v0": EnvRecipe(POINT_MAZE_CPU, ("random",), 1000, 5.2, (-2.5, -2.5, 2.5, 2.5), 0.1),
 }
 """PointMaze's data are uniform random actions, as the paper's (2000 episodes of 100 steps there)."""
 

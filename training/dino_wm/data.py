@@ -31,7 +31,7 @@ class TrainingData:
     info: dict
 
 
-def _dataset_paths(config: TrainConfig, out: Path, progress: bool) -> list[tuple[Path, bool]]:
+def dataset_paths(config: TrainConfig, out: Path, progress: bool) -> list[tuple[Path, bool]]:
     """The dataset files, collecting the missing ones: (path, collected by this call)."""
 
     if config.dataset:
@@ -58,7 +58,7 @@ def load_training_data(config: TrainConfig, out: Path, progress: bool) -> Traini
     size = config.model.encoder.input_size
     frames, proprio, actions, train_eps, val_eps, files = [], [], [], [], [], []
     offset = 0
-    for path, collected in _dataset_paths(config, out, progress):
+    for path, collected in dataset_paths(config, out, progress):
         data = load_dataset(path)
         if data.metadata.get("env_id") not in (None, config.env):
             raise ValueError(f"dataset {path} was collected on {data.metadata.get('env_id')!r}, training is for {config.env!r}")

@@ -55,8 +55,10 @@ from typing import Any
 
 from edgerun.evaluation.dino_wm.evaluate import evaluate
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
+from edgerun.pipelines.dino_wm.free_space import FILE_NAME as FREE_SPACE_FILE
 from edgerun.training.dino_wm.config import RECIPES, TrainConfig
 from edgerun.training.dino_wm.data import load_training_data
+from edgerun.training.dino_wm.free_space import free_space_of
 from edgerun.training.dino_wm.encoder_pretraining import encode_frames, pretrain_encoder, probe_position
 from edgerun.training.dino_wm.init_from import InitWeights, read_init, stage_summary
 from edgerun.training.dino_wm.predictor import fold_proprio_normalisation, train_predictor
@@ -145,6 +147,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         "data_sha256": [f["sha256"] for f in data.info["files"]],
     }  # fmt: skip
     checkpoint = save_checkpoint(out / "model.pt", model, extra=extra, include_encoder=True)
+    if config.env in RECIPES:  # the free-space objective's map, from the positions the model trained on
+        free_space_of(config.env, data.proprio).save(out / FREE_SPACE_FILE)
     curve = plot_losses(out / "loss_curve.png", encoder_log["losses"], log["history"], log["val_history"], config.rollout_blocks)
 
     val = log["val_history"][-1] if log["val_history"] else None
