@@ -20,7 +20,10 @@ The frame after a block's last step carries the observation's capture time. The 
 themselves are untouched: the planner sees exactly what it sees without the camera.
 
 An ``action`` message carries ``action``: one env action ``(action_dim,)`` or a block of
-them ``(k, action_dim)`` of a floating type, stepped in order.
+them ``(k, action_dim)`` of a floating type, stepped in order. One without a floating array
+``action`` is dropped by the runtime before the handler (counted on the status by reason); a
+shape that does not fit the env's action space is refused by the handler with a clear error
+in the node's log and status (``last_error``); the node stays up.
 
 With ``control_hz`` > 0 the env steps on a wall-clock timer instead, as a robot's controller
 does: every tick it takes the action for the current step from the newest block that covers it (a
@@ -29,10 +32,7 @@ holds still (a zero action) when none does, steps once and publishes the observa
 observation is an action request; the time from it to the block answering it is the action latency,
 whose per-episode values go out on ``episode`` (``action_latencies_ms``, with ``held_steps``). An
 episode starts moving with its first block (until then each tick asks again): ``first_action_s``
-is that wait, and the episode's ``duration_s`` and ``time_to_goal_s`` count from the first step. One without a floating array
-``action`` is dropped by the runtime before the handler (counted on the status by reason); a
-shape that does not fit the env's action space is refused by the handler with a clear error
-in the node's log and status (``last_error``); the node stays up.
+is that wait, and the episode's ``duration_s`` and ``time_to_goal_s`` count from the first step.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class EnvNode(Node):
         self.next_frame_at = time.monotonic()
         self.episode = -1
         self.clipped_actions = 0
-        self.blocks: list[tuple[int, np.ndarray]] = []  # control_hz: (first step, actions) of this episode's newest block
+        self.block: tuple[int, np.ndarray] | None = None  # control_hz: (first step, actions) of this episode's newest block
         self.requested: dict[int, float] = {}  # control_hz: step -> when its observation went out (monotonic)
         self.reset_env()
         self.every(1.0, self.publish_goal)
@@ -154,7 +154,7 @@ class EnvNode(Node):
         self.episode_return = 0.0
         self.started = time.monotonic()
         self.reached: tuple[int, float] | None = None  # (step, seconds) the success test first held
-        self.blocks, self.requested, self.latencies_ms, self.held_steps = [], {}, [], 0
+        self.block, self.requested, self.latencies_ms, self.held_steps = None, {}, [], 0
         self.waited_s: float | None = None  # control_hz: from the reset to the episode's first block
         self.publish_goal()
         capture_ns = None
@@ -246,24 +246,23 @@ class EnvNode(Node):
             return  # an answer to another episode, or to nothing this node asked: nothing to execute
         self.latencies_ms.append((time.monotonic() - self.requested.pop(step)) * 1000.0)
         self.requested = {s: t for s, t in self.requested.items() if s > step}
-        if not self.blocks or step >= self.blocks[-1][0]:
-            self.blocks = [(step, actions)]
+        if self.block is None or step >= self.block[0]:
+            self.block = (step, actions)
 
     def control_tick(self) -> None:
         """control_hz: one step with the newest block's action for this step (zero if none covers it).
         An episode starts moving with its first block: until then each tick asks again."""
-        if self.step == 0 and not self.blocks:
+        if self.step == 0 and self.block is None:
             self.publish_observation(*self.last_observation)
             return
         if self.waited_s is None:  # the first block came: the episode's clock starts now
             self.waited_s = time.monotonic() - self.started
             self.started = time.monotonic()
-        action = np.zeros(self.action_shape, dtype=self.action_dtype)
-        covered = [(first, block) for first, block in self.blocks if 0 <= self.step - first < len(block)]
-        if covered:
-            first, block = covered[-1]
+        first, block = self.block
+        if 0 <= self.step - first < len(block):
             action = block[self.step - first]
-        else:
+        else:  # the newest block is used up: hold still until an answer covers this step
+            action = np.zeros(self.action_shape, dtype=self.action_dtype)
             self.held_steps += 1
         if not self.advance(action):
             self.publish_observation(*self.last_step)

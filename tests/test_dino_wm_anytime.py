@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.envs import WALL_ID
 from edgerun.evaluation.dino_wm.ceiling import ACTION_STD, SimulatorPlanning
 from edgerun.models.dino_wm.checkpoint import save_checkpoint

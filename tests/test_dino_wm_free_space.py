@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.envs import POINT_MAZE_ID, WALL_ID
 from edgerun.envs.point_maze import in_corridor
 from edgerun.errors import CheckpointError

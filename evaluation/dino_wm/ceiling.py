@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.envs import env_name
 from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv

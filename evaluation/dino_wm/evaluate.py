@@ -22,7 +22,6 @@ success and has no step budget (``docs/dino_wm.md``); neither is copied.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,7 +33,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import edgerun.envs  # noqa: F401  (registers the edgerun/... env ids)
 from edgerun.engines import load
 from edgerun.envs import env_name
 from edgerun.errors import EngineError
