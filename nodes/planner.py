@@ -91,7 +91,7 @@ class Planner(Node):
         from edgerun.models.dino_wm.checkpoint import load_checkpoint  # lazy: torch
         from edgerun.pipelines.dino_wm.free_space import FILE_NAME, FreeSpaceMap  # lazy: scipy
         from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, GD_PAPER, MPCConfig  # lazy: torch
-        from edgerun.pipelines.dino_wm.policy import MPCPolicy, Objective, WorldModelPlanning  # lazy: torch
+        from edgerun.pipelines.dino_wm.policy import MPCPolicy, Objective, WorldModelPlanning, cem_for  # lazy: torch
 
         if self.params.threads < 0:
             raise ValueError(f"threads must be 0 (torch's default) or positive, got {self.params.threads}")
@@ -110,7 +110,8 @@ class Planner(Node):
             iterations=self.params.iterations or cem.iterations,
             seed=self.params.seed,
         )
-        planner = {"cem": cem, "gd": GD_PAPER}[self.params.planner]
+        objective = Objective(self.params.objective)
+        planner = {"cem": cem_for(objective, cem), "gd": GD_PAPER}[self.params.planner]
         engine = None
         if self.params.cost_engine:
             engine = load(self.params.cost_engine, self.params.backend)
@@ -120,7 +121,7 @@ class Planner(Node):
         self.log.info("planner: %s %s on the %s objective, execute %d blocks, cost on %s", self.params.planner, planner,
                       self.params.objective, self.params.execute_blocks, engine.backend if engine else "torch")
         return MPCPolicy(WorldModelPlanning(model, mean, std, engine), planner,
-                         MPCConfig(execute_blocks=self.params.execute_blocks), Objective(self.params.objective), free_space,
+                         MPCConfig(execute_blocks=self.params.execute_blocks), objective, free_space,
                          should_stop=self.stopping)  # fmt: skip
 
     def on_goal(self, msg: Message) -> None:

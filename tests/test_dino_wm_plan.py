@@ -13,6 +13,7 @@ Costs used:
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -174,6 +175,22 @@ def test_cem_evaluate_final_adds_one_call_for_the_mean():
     torch.testing.assert_close(rec.batches[-1][0], result.actions)
     assert result.cost_exact and result.cost == pytest.approx(float(rec.costs[-1][0]))
     assert (result.calls, result.evaluations) == (5, 1201)
+
+
+def test_cem_can_keep_the_best_sequence_where_the_mean_of_elites_drifts():
+    """A cost flat but for one exact optimum, which the first sample (the zero mean) hits: the mean
+    of the elites wanders off it, the best sequence scored does not."""
+
+    def zero_or_one(actions):
+        return (actions.abs().amax(dim=(1, 2)) > 1e-6).double()  # 0 only for the all-zero plan
+
+    config = CEMConfig(horizon=3, samples=20, topk=5, iterations=3, evaluate_final=True)
+    mean = cem_plan(zero_or_one, BLOCK, config, generator=torch.Generator().manual_seed(0))
+    best = cem_plan(zero_or_one, BLOCK, replace(config, keep="best"), generator=torch.Generator().manual_seed(0))
+    assert mean.actions.abs().max() > 0.1 and mean.best_cost == 0.0  # the mean drifted; the zero plan was scored
+    assert torch.equal(best.actions, torch.zeros(3, BLOCK)) and best.cost == 0.0 and best.cost_exact
+    with pytest.raises(ValueError, match="keep must be 'mean' or 'best'"):
+        CEMConfig(keep="median")
 
 
 def test_cem_reaches_the_optimum():

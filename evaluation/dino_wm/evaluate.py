@@ -43,7 +43,7 @@ from edgerun.models.dino_wm.checkpoint import CheckpointError, load_checkpoint
 from edgerun.pipelines.dino_wm.free_space import FILE_NAME as FREE_SPACE_FILE
 from edgerun.pipelines.dino_wm.free_space import FreeSpaceMap
 from edgerun.pipelines.dino_wm.plan import CEM_PRESETS, FRAMESKIP, GD_PAPER, MPC_PAPER, CEMConfig, GDConfig, MPCConfig
-from edgerun.pipelines.dino_wm.policy import PAPER_OBJECTIVE, MPCPolicy, Objective, WorldModelPlanning
+from edgerun.pipelines.dino_wm.policy import PAPER_OBJECTIVE, MPCPolicy, Objective, WorldModelPlanning, cem_for
 
 PLANNERS = ("free-space", "paper", "gd")
 """``free-space`` (default): the paper's CEM and MPC on the free-space objective; ``paper``: the
@@ -68,13 +68,15 @@ class PlannerSettings:
 
 def planner_settings(env_id: str, planner: str = "free-space") -> PlannerSettings:
     """The settings of a named planner (:data:`PLANNERS`) on ``env_id``: CEM per env as the paper
-    (horizon 5, 300 samples, top 30, 10 iterations; 30 for Push-T), the whole plan executed."""
+    (horizon 5, 300 samples, top 30, 10 iterations; 30 for Push-T), the whole plan executed; the
+    free-space planner keeps the best sequence scored rather than the elites' mean (``CEMConfig.keep``)."""
     if planner not in PLANNERS:
         raise ValueError(f"planner: expected one of {PLANNERS}, got {planner!r}")
     if planner == "gd":
         return PlannerSettings(GD_PAPER, MPC_PAPER, PAPER_OBJECTIVE)
     cem = CEM_PRESETS.get(env_name(env_id), CEM_PRESETS["wall"])
-    return PlannerSettings(cem, MPC_PAPER, Objective() if planner == "free-space" else PAPER_OBJECTIVE)
+    objective = PAPER_OBJECTIVE if planner == "paper" else Objective()
+    return PlannerSettings(cem_for(objective, cem), MPC_PAPER, objective)
 
 
 def make_eval_env(env_id: str, max_steps: int | None = None) -> gymnasium.Env:

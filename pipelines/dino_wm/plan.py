@@ -88,7 +88,11 @@ class CEMConfig:
     generator when :func:`cem_plan` is not given one (None = nondeterministic).
     ``evaluate_final`` spends one more cost call (batch of 1) on the final mean so that
     :attr:`PlanResult.cost` is the exact cost of the returned plan; off by default so a plan costs
-    exactly ``iterations`` batched calls.
+    exactly ``iterations`` batched calls. ``keep``: what the plan is, ``"mean"`` (the paper: the
+    final mean) or ``"best"`` (the lowest-cost sequence scored, the final mean included when it is
+    evaluated). The mean of elites is not itself one of them: where the cost is flat in many
+    directions (a ball resting at its goal) it drifts from the best by the elites' spread, while the
+    best is exact, so the free-space planner keeps the best.
     """
 
     horizon: int = 5
@@ -99,8 +103,11 @@ class CEMConfig:
     min_std: float = 0.0
     seed: int | None = None
     evaluate_final: bool = False
+    keep: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.keep not in ("mean", "best"):
+            raise ValueError(f"CEMConfig.keep must be 'mean' or 'best', got {self.keep!r}")
         for name in ("horizon", "samples", "topk", "iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CEMConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -386,6 +393,8 @@ def cem_plan(
         if cost < best_cost:
             best_cost, best_actions = cost, mu.clone()
     history = torch.stack([torch.stack(h) for h in (best_costs, mean_costs, center_costs)]).cpu().tolist()
+    if config.keep == "best":
+        mu, cost, exact = best_actions, best_cost, True
     return PlanResult(
         actions=mu,
         cost=float(cost),

@@ -19,7 +19,7 @@ the environment's success test reaches it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -62,6 +62,12 @@ class Objective:
 
 
 PAPER_OBJECTIVE = Objective("paper")
+
+
+def cem_for(objective: Objective, cem: CEMConfig) -> CEMConfig:
+    """CEM as each objective's planner runs it: the paper's as given; the free-space planner's keeping
+    the best sequence scored, the final mean included (``CEMConfig.keep``)."""
+    return cem if objective.kind == "paper" else replace(cem, evaluate_final=True, keep="best")
 
 
 def free_space_cost(cost_to_go: CostToGo, states: np.ndarray, speed_weight: float) -> np.ndarray:
