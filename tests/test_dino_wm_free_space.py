@@ -64,7 +64,7 @@ def test_a_map_is_saved_and_read_back_and_a_bad_file_is_named(wall_map, tmp_path
 def wall_policy(free_space, objective: Objective, seed: int = 0) -> tuple[gymnasium.Env, MPCPolicy]:
     env = gymnasium.make(WALL_ID)
     model = SimulatorPlanning(env.unwrapped, np.zeros(2), ACTION_STD["Wall"])
-    settings = planner_settings(WALL_ID, "free-space")
+    settings = planner_settings(WALL_ID, "free-space", exact_model=True)
     return env, MPCPolicy(model, settings.planner, settings.mpc, objective, free_space, generator=torch.Generator().manual_seed(seed))
 
 

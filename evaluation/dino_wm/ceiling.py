@@ -121,7 +121,7 @@ def perfect_model_ceiling(
     ``free_space`` defaults to the shipped checkpoint's map of the env."""
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
-    settings = settings or planner_settings(env_id, planner)
+    settings = settings or planner_settings(env_id, planner, exact_model=True)
     env = make_eval_env(env_id, max_steps)
     world = env.unwrapped
     if not isinstance(world, (WallEnv, PointMazeEnv)):

@@ -66,17 +66,17 @@ class PlannerSettings:
     objective: Objective
 
 
-def planner_settings(env_id: str, planner: str = "free-space") -> PlannerSettings:
+def planner_settings(env_id: str, planner: str = "free-space", exact_model: bool = False) -> PlannerSettings:
     """The settings of a named planner (:data:`PLANNERS`) on ``env_id``: CEM per env as the paper
-    (horizon 5, 300 samples, top 30, 10 iterations; 30 for Push-T), the whole plan executed; the
-    free-space planner keeps the best sequence scored rather than the elites' mean (``CEMConfig.keep``)."""
+    (horizon 5, 300 samples, top 30, 10 iterations; 30 for Push-T), the whole plan executed; what
+    the free-space planner's CEM keeps depends on whether the model is exact (:func:`cem_for`)."""
     if planner not in PLANNERS:
         raise ValueError(f"planner: expected one of {PLANNERS}, got {planner!r}")
     if planner == "gd":
         return PlannerSettings(GD_PAPER, MPC_PAPER, PAPER_OBJECTIVE)
     cem = CEM_PRESETS.get(env_name(env_id), CEM_PRESETS["wall"])
     objective = PAPER_OBJECTIVE if planner == "paper" else Objective()
-    return PlannerSettings(cem_for(objective, cem), MPC_PAPER, objective)
+    return PlannerSettings(cem_for(objective, cem, exact_model), MPC_PAPER, objective)
 
 
 def make_eval_env(env_id: str, max_steps: int | None = None) -> gymnasium.Env:
