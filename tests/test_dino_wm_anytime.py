@@ -11,6 +11,8 @@ import torch
 
 from edgerun.envs import WALL_ID
 from edgerun.evaluation.dino_wm.ceiling import ACTION_STD, SimulatorPlanning
+from edgerun.evaluation.dino_wm.episodes import seeded_episodes
+from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_evaluate
 from edgerun.models.dino_wm.checkpoint import save_checkpoint
 from edgerun.models.dino_wm.config import SMALL_WALL
 from edgerun.models.dino_wm.world_model import DinoWorldModel
@@ -99,8 +101,6 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def test_realtime_evaluation_runs_the_graph_in_processes_on_the_robots_clock(tiny_checkpoint):
-    from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_evaluate
-
     config = RealtimeConfig(control_hz=20.0, samples=16, iterations=1, max_steps=30, timeout_s=120.0)
     result = realtime_evaluate(tiny_checkpoint, WALL_ID, episodes=2, seed=0, config=config)
     assert [r["steps"] for r in result["episode_records"]] == [30, 30]
@@ -109,6 +109,4 @@ def test_realtime_evaluation_runs_the_graph_in_processes_on_the_robots_clock(tin
         assert record["duration_s"] >= 30 / 20 * 0.9  # it stepped on its own clock, not as fast as answers came
     assert result["action_latency_p99_ms"] > 0 and result["replan_hz"] > 0
     assert 0.0 <= result["success_rate"] <= 1.0
-    from edgerun.evaluation.dino_wm.episodes import seeded_episodes
-
     assert [r["seed"] for r in result["episode_records"]] == [e.seed for e in seeded_episodes(0, 2)]  # the offline episodes
