@@ -212,8 +212,7 @@ def evaluate(
         budget = episode_budget(env, max_steps)
         rng = np.random.default_rng([seed, 2])
         baseline = [run_episode(env, episode, budget, rng=rng)
-                    for episode in tqdm(chosen, desc="eval random", unit="ep", disable=not progress or not random_baseline)]
-        baseline = baseline if random_baseline else []
+                    for episode in tqdm(chosen if random_baseline else [], desc="eval random", unit="ep", disable=not progress)]
     finally:
         env.close()
     return {"env": env_id, "episodes": episodes, "seed": seed, "official_episodes": official, "checkpoint": str(checkpoint),
