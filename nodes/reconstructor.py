@@ -3,7 +3,13 @@
 Each window from the tracker node is normalised with the camera's intrinsics (a calibration file
 from ``edgerun calibrate camera``, or the paper's guess when none is given) and reconstructed by
 the network — torch from an edgerun checkpoint, or an exported engine (``edgerun export
-tracks-to-4d-small``: ONNX Runtime / TensorRT) —, optionally refined by bundle adjustment. The
+tracks-to-4d-small``: ONNX Runtime / TensorRT) —, optionally refined by bundle adjustment
+(``bundle_adjust: true``) when it fits the window period: BA is skipped for a window while the
+last one took longer than ``ba_budget_ms`` (default: the time between windows, from the frame
+stamps), and re-tried every ``ba_retry_every`` skipped windows. BA never makes a window worse:
+when it fails or would (see :func:`~.reconstruct.with_bundle_adjustment`) the feed-forward result
+is published with ``refined=False`` and the reason in ``refine_reason`` and on the status. A
+refined message also carries the feed-forward cameras (``feedforward_cam_from_world``). The
 window's cameras are also chained into one trajectory across windows (``trajectory``); a gap
 (a skipped window) starts a new trajectory ``segment``.
 
@@ -28,7 +34,14 @@ import torch
 from edgerun.calibration.camera import Intrinsics
 from edgerun.engines import Backend, load
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
-from edgerun.pipelines.tracks_to_4d.reconstruct import from_outputs, network_input, window_problem, with_bundle_adjustment
+from edgerun.pipelines.tracks_to_4d.reconstruct import (
+    Refinement,
+    WindowReconstruction,
+    from_outputs,
+    network_input,
+    window_problem,
+    with_bundle_adjustment,
+)
 from edgerun.pipelines.tracks_to_4d.windows import TrajectoryChainer
 from edgerun.runtime import Array, Message, Node, Queue
 from edgerun.runtime.views import Json, Points, Trajectory
@@ -43,7 +56,9 @@ class ReconstructorParams:
     backend: Backend = "auto"  # for engine
     intrinsics: str = ""  # calibration YAML; empty: K guessed from the tracks (the paper's rule)
     min_tracks: int = 16  # fewer tracks visible in >= 2 frames: the window is skipped
-    bundle_adjust: bool = False  # refine cameras and static points (scipy least_squares)
+    bundle_adjust: bool = False  # refine cameras and static points (Schur-complement Levenberg–Marquardt)
+    ba_budget_ms: float = 0.0  # skip BA while the last one took longer than this; 0: the window period
+    ba_retry_every: int = 10  # after this many windows skipped for time, try BA again
     threads: int = 1
 
 
@@ -64,7 +79,8 @@ class Reconstructor(Node):
         Points("points_world", frame_id="reconstruction"),  # its own frame: the reconstruction is up to scale
         Trajectory("trajectory", frame_id="reconstruction", inverse=True),
         Json({"skipped": "boolean", "reason": "string", "start_frame": "integer", "segment": "integer",
-              "reconstruct_ms": "number"}, title="edgerun reconstruction"),
+              "reconstruct_ms": "number", "refined": "boolean", "refine_reason": "string", "ba_ms": "number"},
+             title="edgerun reconstruction"),
     )}
     params = ReconstructorParams
     setup_failure = "stay_up"  # a checkpoint or engine that does not load fails the same way on every restart
@@ -77,6 +93,10 @@ class Reconstructor(Node):
         self.windows = self.skipped = self.segments = 0
         self.last_skip = ""
         self.times_ms: list[float] = []
+        self.ba_ms: list[float] = []
+        self.ba_refined = self.ba_kept = self.ba_skipped_for_time = self.skips_in_row = 0
+        self.last_ba_reason = ""
+        self.last_start: int | None = None
         self.load()
 
     def load(self) -> None:
@@ -101,8 +121,12 @@ class Reconstructor(Node):
         if problem is not None:
             return self.skip(msg, problem)
         started = time.perf_counter()
-        reconstruction = self.reconstruct(tracks, K, size)
         start = msg["start_frame"]
+        reconstruction, K_used = self.feed_forward(tracks, K)
+        refinement = self.refine(reconstruction, tracks, K_used, start, np.asarray(msg["stamps_ns"], np.int64))
+        feedforward = reconstruction
+        if refinement is not None and refinement.refined:
+            reconstruction = refinement.reconstruction
         if not self.chainer.connects(start, len(reconstruction.cam_from_world)):
             self.segments += 1  # a skipped window (or a lost message) broke the chain: a new trajectory starts here
             self.log.info("reconstructor: trajectory segment %d starts at frame %d", self.segments, start)
@@ -110,28 +134,59 @@ class Reconstructor(Node):
         trajectory = self.chainer.add(start, reconstruction.cam_from_world)
         self.times_ms.append((time.perf_counter() - started) * 1e3)
         self.windows += 1
+        refined = {"refined": False, "refine_reason": "", "ba_ms": 0.0}
+        if refinement is not None:
+            refined = {"refined": refinement.refined, "refine_reason": refinement.reason, "ba_ms": refinement.seconds * 1e3}
+            if refinement.refined:
+                refined["feedforward_cam_from_world"] = feedforward.cam_from_world.astype(np.float32)
+        elif self.params.bundle_adjust:
+            refined["refine_reason"] = self.last_ba_reason
         self.publish(
             "reconstruction", skipped=False, reason="", start_frame=start, segment=self.segments, stamps_ns=msg["stamps_ns"],
             track_ids=msg["track_ids"], cam_from_world=reconstruction.cam_from_world.astype(np.float32),
             trajectory=trajectory.astype(np.float32), points_world=reconstruction.points_world.astype(np.float32),
             gamma=reconstruction.gamma.astype(np.float32), focal=reconstruction.focal.astype(np.float32),
-            reconstruct_ms=self.times_ms[-1],
+            reconstruct_ms=self.times_ms[-1], **refined,
         )
 
-    def reconstruct(self, tracks: np.ndarray, K: np.ndarray | None, size: tuple[int, int]):
+    def feed_forward(self, tracks: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
+        """→ (the network's reconstruction, the K used)."""
         tracks_norm, K_used = network_input(tracks, K)
         with torch.no_grad():
             if self.engine is not None:
                 outputs = self.engine(tracks=tracks_norm.numpy())
-                reconstruction = from_outputs([outputs[name] for name in OUTPUT_ORDER])
-            else:
-                reconstruction = from_outputs(self.model(tracks_norm))
-        if self.params.bundle_adjust:
-            try:
-                reconstruction = with_bundle_adjustment(reconstruction, tracks, K_used)
-            except ValueError as exc:
-                self.log.warning("reconstructor: bundle adjustment skipped: %s", exc)
-        return reconstruction
+                return from_outputs([outputs[name] for name in OUTPUT_ORDER]), K_used
+            return from_outputs(self.model(tracks_norm)), K_used
+
+    def refine(self, reconstruction: WindowReconstruction, tracks: np.ndarray, K: np.ndarray, start: int, stamps_ns: np.ndarray) -> Refinement | None:
+        """Bundle adjustment of the window when it is on and fits the window period; None when not run."""
+        if not self.params.bundle_adjust:
+            return None
+        budget_ms = self.params.ba_budget_ms or self.window_period_ms(start, stamps_ns)
+        self.last_start = start
+        if self.ba_ms and budget_ms and self.ba_ms[-1] > budget_ms and self.skips_in_row < self.params.ba_retry_every:
+            self.skips_in_row += 1
+            self.ba_skipped_for_time += 1
+            self.last_ba_reason = f"bundle adjustment skipped: the last one took {self.ba_ms[-1]:.0f} ms, the budget is {budget_ms:.0f} ms"
+            return None
+        self.skips_in_row = 0
+        refinement = with_bundle_adjustment(reconstruction, tracks, K)
+        self.ba_ms.append(refinement.seconds * 1e3)
+        if refinement.refined:
+            self.ba_refined += 1
+        else:
+            self.ba_kept += 1
+            self.last_ba_reason = f"window at frame {start}: {refinement.reason}"
+            self.log.warning("reconstructor: kept the feed-forward result: %s", self.last_ba_reason)
+        return refinement
+
+    def window_period_ms(self, start: int, stamps_ns: np.ndarray) -> float:
+        """Time between this window and the last (frames between their starts × the frame
+        interval of the stamps); 0 when unknown (the first window, or stamps that do not advance)."""
+        if self.last_start is None or start <= self.last_start or len(stamps_ns) < 2:
+            return 0.0
+        interval_ns = float(np.median(np.diff(stamps_ns)))
+        return max(interval_ns, 0.0) * (start - self.last_start) / 1e6
 
     def skip(self, msg: Message, problem: str) -> None:
         self.skipped += 1
@@ -146,6 +201,9 @@ class Reconstructor(Node):
             "segments": self.segments + 1 if self.windows else 0,
             "last_skip": self.last_skip,
             "reconstruct_ms_mean": round(float(np.mean(self.times_ms)), 2) if self.times_ms else None,
+            **({"ba_refined": self.ba_refined, "ba_kept_feedforward": self.ba_kept, "ba_skipped_for_time": self.ba_skipped_for_time,
+                "ba_ms_p50": round(float(np.median(self.ba_ms)), 1) if self.ba_ms else None,
+                "last_ba_reason": self.last_ba_reason} if self.params.bundle_adjust else {}),
         }
 
     def teardown(self) -> None:

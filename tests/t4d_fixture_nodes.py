@@ -35,7 +35,7 @@ class WindowSource(Node):
             tracks[5, 0, 3] = np.nan
         elif kind == "few":
             tracks[2:, 2] = 0.0
-        stamps = time.time_ns() + np.arange(20, dtype=np.int64)
+        stamps = time.time_ns() - (19 - np.arange(20, dtype=np.int64)) * 33_333_333  # 30 fps frames, the last one now
         self.publish(
             "tracks", tracks=tracks, track_ids=np.arange(len(tracks)), stamps_ns=stamps, start_frame=10 * self.sent,
             width=640, height=480, kind=kind, capture_ns=int(stamps[-1]),

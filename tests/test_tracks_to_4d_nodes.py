@@ -67,3 +67,36 @@ def test_bad_windows_and_frames_are_flagged_and_skipped_while_the_nodes_stay_up(
     assert "input 'frames': expected uint8 array in field 'image', got float32 (240, 320, 3) from node 'frames'" in graph.log
     assert "reconstructor: skipped window at frame" in wait_for(lambda: "skipped window" in graph.log and graph.log, 10)
     assert graph.proc.poll() is None
+
+
+def test_bundle_adjustment_runs_per_window_within_its_budget_and_says_when_it_does_not(launch, t4d_checkpoint):
+    graph = launch(f"""
+    name: refine
+    heartbeat_timeout_s: 60
+    nodes:
+      - id: source
+        class: t4d_fixture_nodes:WindowSource
+        params: {{kinds: [good], rate_hz: 3}}
+      - id: refining
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{t4d_checkpoint}", bundle_adjust: true, ba_budget_ms: 60000}}
+        inputs: {{tracks: source/tracks}}
+      - id: tight
+        class: edgerun.nodes.reconstructor:Reconstructor
+        params: {{checkpoint: "{t4d_checkpoint}", bundle_adjust: true, ba_budget_ms: 0.001, ba_retry_every: 2}}
+        inputs: {{tracks: source/tracks}}
+    """).wait_running(timeout_s=60)
+    refining, tight = graph.subscribe("refining/reconstruction"), graph.subscribe("tight/reconstruction")
+    for window in graph.receive(refining, 2, timeout_s=60):
+        assert not window["skipped"] and window["ba_ms"] > 0, window["refine_reason"]
+        if window["refined"]:  # the refined cameras, and the network's beside them
+            assert window["refine_reason"] == "" and window["feedforward_cam_from_world"].shape == (20, 4, 4)
+        else:  # the untrained network's start may leave BA nothing to work with: kept, and why
+            assert window["refine_reason"] and "feedforward_cam_from_world" not in window
+    # a budget no BA meets: one window adjusted, the next two skipped for time, the next tried again, ...
+    windows = graph.receive(tight, 6, timeout_s=60)
+    ran = [window["ba_ms"] > 0 for window in windows]
+    assert sum(ran) == 2 and ran[:3] == ran[3:], ran
+    assert all("the budget is 0 ms" in w["refine_reason"] for w, adjusted in zip(windows, ran) if not adjusted)
+    status = graph.status("tight", where=lambda s: s["details"]["windows"] >= 6)
+    assert status["details"]["ba_skipped_for_time"] >= 4 and status["handler_errors"] == 0

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from scipy.optimize._numdiff import approx_derivative
 from scipy.spatial.transform import Rotation
 
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depth_metrics, rpe
@@ -18,8 +19,10 @@ from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.losses import reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D
 from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
-from edgerun.pipelines.tracks_to_4d.reconstruct import window_problem
-from edgerun.pipelines.tracks_to_4d.refine import bundle_adjust, fine_tune, rigid_inliers
+from edgerun.pipelines.tracks_to_4d import reconstruct
+from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction, window_problem, with_bundle_adjustment
+from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, BundleAdjustResult, _Problem, bundle_adjust, parallax_degrees, rigid_inliers
+from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
 from edgerun.pipelines.tracks_to_4d.windows import WindowConfig, chain_windows
 from edgerun.sim.point_scenes import SceneConfig, generate_scene
@@ -211,6 +214,104 @@ def test_bundle_adjustment_refuses_a_window_without_static_points():
     tracks_norm, _ = normalize_tracks(scene.tracks[:4], scene.K)
     with pytest.raises(ValueError, match="too few to adjust"):
         bundle_adjust(tracks_norm, scene.cam_from_world, scene.points_world[0, :4])
+
+
+def test_bundle_adjustment_jacobian_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    frames, count = 5, 30
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    poses[:, :3, :3] = Rotation.from_rotvec(rng.normal(0, 0.2, (frames, 3))).as_matrix()
+    poses[:, :3, 3] = rng.normal(0, 0.3, (frames, 3)) + [0, 0, 5]
+    frame_of, point_of = (a.ravel() for a in np.meshgrid(np.arange(frames), np.arange(count), indexing="ij"))
+    problem = _Problem(poses, frame_of, point_of, rng.normal(0, 0.1, (len(frame_of), 2)))
+    cameras = problem.initial_cameras() + rng.normal(0, 0.1, (frames - 1, 6))  # rotation increments away from 0
+    points = rng.normal(0, 1, (count, 3))
+    by_camera, by_point = problem.jacobians(cameras, points)
+    residual = lambda c, p: problem.residuals(c, p).ravel()
+    numeric_camera = approx_derivative(lambda x: residual(x.reshape(-1, 6), points), cameras.ravel(), method="3-point")
+    numeric_point = approx_derivative(lambda x: residual(cameras, x.reshape(-1, 3)), points.ravel(), method="3-point")
+    moving = np.flatnonzero(frame_of > 0)
+    for row, m in enumerate(moving):
+        camera = frame_of[m] - 1
+        np.testing.assert_allclose(by_camera[row], numeric_camera[2 * m : 2 * m + 2, 6 * camera : 6 * camera + 6], atol=1e-7)
+    for m in range(len(frame_of)):
+        p = point_of[m]
+        np.testing.assert_allclose(by_point[m], numeric_point[2 * m : 2 * m + 2, 3 * p : 3 * p + 3], atol=1e-7)
+    assert not numeric_camera[2 * np.flatnonzero(frame_of == 0)].any()  # the first camera is held fixed
+
+
+def test_parallax_is_the_widest_angle_between_the_rays_to_a_point():
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, 0, 3] = [0.0, -1.0, -2.0]  # camera centres at x = 0, 1, 2
+    points = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1000.0]])
+    visible = np.array([[True, False, True], [True, True, False]])
+    np.testing.assert_allclose(parallax_degrees(poses, points, visible), [np.degrees(np.arctan(2.0)), np.degrees(np.arctan(1e-3))], rtol=1e-6)
+
+
+def test_bundle_adjustment_leaves_points_without_parallax_at_the_networks_depth():
+    """Points seen from two neighbouring cameras only (here 1.5°, the rest 5-24°, against a 3° floor):
+    their depth is noise, so they are not adjusted."""
+    scene = static_scene(11)
+    tracks = scene.tracks.copy()
+    short = np.flatnonzero(~scene.dynamic)[:20]
+    tracks[short, 2, 2:] = 0.0  # seen in frames 0 and 1 only
+    tracks_norm, _ = normalize_tracks(tracks, scene.K)
+    config = BundleAdjustConfig(min_parallax_deg=3.0)
+    result = bundle_adjust(tracks_norm, scene.cam_from_world, scene.points_world[0], np.where(scene.dynamic, 10.0, 1.0), scene.K[0, 0], config)
+    low = parallax_degrees(scene.cam_from_world, scene.points_world[0], tracks[:, 2] > 0.5) < 3.0
+    assert low[short].all() and not result.adjusted[low].any()
+    np.testing.assert_array_equal(result.points[low], scene.points_world[0][low])
+    assert result.adjusted[~low & ~scene.dynamic].mean() > 0.8
+
+
+def window_from_scene(scene) -> WindowReconstruction:
+    frames = len(scene.cam_from_world)
+    return WindowReconstruction(scene.cam_from_world, scene.points_world, np.where(scene.dynamic, 10.0, 1.0), np.ones(frames))
+
+
+def test_refinement_keeps_the_input_and_says_why_when_there_is_nothing_to_adjust():
+    scene = static_scene(7)
+    initial = window_from_scene(scene)
+    tracks = scene.tracks.copy()
+    tracks[4:, 2] = 0.0  # four tracks visible
+    outcome = with_bundle_adjustment(initial, tracks, scene.K)
+    assert not outcome.refined and outcome.reconstruction is initial and "too few to adjust" in outcome.reason
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("nan", "diverged"),
+    ("worse", "did not lower the reprojection error"),
+    ("behind", "behind their camera"),
+    ("spread", "depths spread out"),
+])
+def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, damage, reason):
+    scene = static_scene(8)
+    initial = window_from_scene(scene)
+    static = ~scene.dynamic
+
+    def damaged(tracks_norm, cam_from_world, points, gamma, focal_px, config):
+        poses, points, rms_after = np.array(cam_from_world), np.array(points), 0.1
+        if damage == "nan":
+            poses[3, 0, 3] = np.nan
+        elif damage == "worse":
+            rms_after = 2.0
+        elif damage == "behind":
+            points[np.flatnonzero(static)[0]] *= -1.0
+        else:  # a tenth of the points run off to 50 times their distance (the first camera sits at the origin)
+            points[np.flatnonzero(static)[::10]] *= 50.0
+        return BundleAdjustResult(poses, points, static.copy(), 1.0, rms_after, 5)
+
+    monkeypatch.setattr(reconstruct, "bundle_adjust", damaged)
+    outcome = with_bundle_adjustment(initial, scene.tracks, scene.K)
+    assert not outcome.refined and reason in outcome.reason
+    assert outcome.reconstruction is initial and outcome.iterations == 5
+
+
+def test_refinement_from_the_truth_with_noisy_tracks_stays_near_the_truth():
+    scene = static_scene(12)
+    outcome = with_bundle_adjustment(window_from_scene(scene), scene.tracks, scene.K)
+    assert outcome.refined and outcome.reason == "" and outcome.rms_after_px <= outcome.rms_before_px
+    assert ate(outcome.reconstruction.cam_from_world, scene.cam_from_world) < 0.03  # the tracks carry 0.2-1 px of noise; the scene lies 6-12 away
 
 
 def test_classical_baseline_recovers_a_clean_two_view_pose():

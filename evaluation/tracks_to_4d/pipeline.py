@@ -67,11 +67,7 @@ def method_runners(model: TracksTo4D, config: PipelineEvalConfig) -> dict[str, C
     feed-forward output (and is timed with it)."""
 
     def ba(tracks: np.ndarray, K: np.ndarray) -> WindowReconstruction:
-        initial = feed_forward(model, tracks, K)
-        try:
-            return with_bundle_adjustment(initial, tracks, K)
-        except ValueError:  # too few static points: keep the network's answer
-            return initial
+        return with_bundle_adjustment(feed_forward(model, tracks, K), tracks, K).reconstruction  # the network's answer when BA would not help
 
     return {
         "feedforward": lambda tracks, K: feed_forward(model, tracks, K),

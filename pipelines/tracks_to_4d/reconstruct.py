@@ -8,6 +8,7 @@ exported network's outputs from ONNX Runtime / TensorRT in the order of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,8 @@ import torch
 
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.network import TracksTo4D, TracksTo4DOutput
-from edgerun.pipelines.tracks_to_4d.refine import BundleAdjustConfig, bundle_adjust, fine_tune
+from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, bundle_adjust
+from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 
 
 @dataclass(frozen=True)
@@ -56,25 +58,68 @@ def feed_forward(model: TracksTo4D, tracks_px: np.ndarray, K: np.ndarray | None)
     return from_outputs(model(tracks))
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """The outcome of refining one window: the refined reconstruction, or the input kept with the
+    ``reason`` (when the refinement failed or would have made things worse)."""
+
+    reconstruction: WindowReconstruction
+    refined: bool
+    reason: str  # why the input was kept; "" when refined
+    seconds: float
+    rms_before_px: float = float("nan")  # reprojection RMS of the adjusted observations, pixels
+    rms_after_px: float = float("nan")
+    iterations: int = 0
+
+
 def with_bundle_adjustment(
-    initial: WindowReconstruction, tracks_px: np.ndarray, K: np.ndarray, config: BundleAdjustConfig = BundleAdjustConfig()
-) -> WindowReconstruction:
-    """``initial``'s cameras and static points refined by :func:`~.refine.bundle_adjust`. Points
-    left out (moving ones) keep their camera-frame position from ``initial``, re-expressed in the
+    initial: WindowReconstruction, tracks_px: np.ndarray, K: np.ndarray, config: BundleAdjustConfig = BundleAdjustConfig(), max_spread_growth: float = 2.0
+) -> Refinement:
+    """``initial``'s cameras and static points refined by :func:`~.bundle_adjustment.bundle_adjust`,
+    never for the worse: ``initial`` is kept (``refined=False``, with the reason) when there are too
+    few static points, the result is not finite, the reprojection error did not drop, a refined
+    point lies behind a camera that sees it, or the depths spread out (the 95th percentile of depth
+    over the median, across the visible static points, grows more than ``max_spread_growth``
+    times: a point run off towards infinity). Points left out of the adjustment (moving ones,
+    unconstrained ones) keep their camera-frame position from ``initial``, re-expressed in the
     refined world."""
+    started = time.perf_counter()
+    keep = lambda reason, **fields: Refinement(initial, False, reason, time.perf_counter() - started, **fields)
     tracks_norm, _ = normalize_tracks(np.asarray(tracks_px, np.float32), K)
     static = initial.points_world.mean(0)  # a static point's X_t is B_0 in every frame
-    result = bundle_adjust(tracks_norm, initial.cam_from_world, static, initial.gamma, float(K[0, 0]), config)
+    try:
+        result = bundle_adjust(tracks_norm, initial.cam_from_world, static, initial.gamma, float(K[0, 0]), config)
+    except ValueError as exc:
+        return keep(str(exc))
+    focal = float(K[0, 0])
+    errors = {"rms_before_px": result.rms_before * focal, "rms_after_px": result.rms_after * focal, "iterations": result.iterations}
+    if not (np.isfinite(result.cam_from_world).all() and np.isfinite(result.points[result.adjusted]).all()):
+        return keep("bundle adjustment diverged (non-finite cameras or points)", **errors)
+    if not result.rms_after < result.rms_before:
+        return keep(f"bundle adjustment did not lower the reprojection error ({errors['rms_before_px']:.2f} -> {errors['rms_after_px']:.2f} px)", **errors)
     refined = result.cam_from_world
+    visible = (tracks_norm[result.adjusted, 2] > 0.5).T  # (T, adjusted)
+    refined_depth = np.einsum("tj,nj->tn", refined[:, 2, :3], result.points[result.adjusted]) + refined[:, None, 2, 3]
+    if (refined_depth[visible] <= 0).any():
+        return keep(f"{int((refined_depth[visible] <= 0).sum())} refined observations lie behind their camera", **errors)
+    initial_depth = initial.points_camera()[:, result.adjusted, 2]
+    spread_before, spread_after = _depth_spread(initial_depth[visible]), _depth_spread(refined_depth[visible])
+    if spread_after > max_spread_growth * spread_before:
+        return keep(f"refined depths spread out (95th percentile / median {spread_before:.2f} -> {spread_after:.2f})", **errors)
     # the points left out keep their camera-frame position, brought to the adjusted scale (the
     # gauge of BA leaves the scale free): the ratio of the adjusted points' median depths
-    adjusted = initial.points_camera()[:, result.adjusted, 2]
-    refined_depth = np.einsum("tj,nj->tn", refined[:, 2, :3], result.points[result.adjusted]) + refined[:, None, 2, 3]
-    scale = float(np.median(refined_depth) / np.median(adjusted)) if adjusted.size and np.median(adjusted) > 0 else 1.0
+    scale = float(np.median(refined_depth[visible]) / np.median(initial_depth[visible])) if np.median(initial_depth[visible]) > 0 else 1.0
     moving_camera = initial.points_camera() * scale
     moving_world = np.einsum("tji,tnj->tni", refined[:, :3, :3], moving_camera - refined[:, None, :3, 3])
     points = np.where(result.adjusted[None, :, None], result.points[None], moving_world)
-    return WindowReconstruction(refined, points, initial.gamma, initial.focal)
+    reconstruction = WindowReconstruction(refined, points, initial.gamma, initial.focal)
+    return Refinement(reconstruction, True, "", time.perf_counter() - started, **errors)
+
+
+def _depth_spread(depth: np.ndarray) -> float:
+    """95th percentile of positive depths over their median."""
+    depth = depth[depth > 0]
+    return float(np.percentile(depth, 95) / np.median(depth)) if depth.size else float("inf")
 
 
 def with_fine_tuning(model: TracksTo4D, tracks_px: np.ndarray, K: np.ndarray | None, steps: int = 50, lr: float = 1e-4) -> WindowReconstruction:
