@@ -13,9 +13,10 @@ paper's model can represent it exactly with K >= 6: ``X_t(p) = p + d(t) + sum_j 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,25 @@ class SceneConfig:
     noise_px: tuple[float, float] = (0.2, 1.0)  # Gaussian track noise on visible points
     outlier_fraction: float = 0.02  # tracks that jump to a wrong place for the rest of the window
     dropout_fraction: float = 0.05  # tracks losing visibility for a few frames
+    camera_path: str = "orbit"  # one of CAMERA_PATHS
+    background: str = "surface"  # one of BACKGROUNDS
+
+    def __post_init__(self) -> None:
+        if self.camera_path not in CAMERA_PATHS:
+            raise ValueError(f"SceneConfig.camera_path: expected one of {CAMERA_PATHS}, got {self.camera_path!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"SceneConfig.background: expected one of {BACKGROUNDS}, got {self.background!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+CAMERA_PATHS = ("orbit", "strafe", "dolly", "handheld")
+"""orbit: an arc about the scene centre, looking at it; strafe: sideways along a smooth path,
+looking ahead; dolly: forward into the scene; handheld: a slow walk with a shaking hand."""
+BACKGROUNDS = ("surface", "box", "ground")
+"""surface: a slanted, bumpy sheet at the scene depth; box: the inside of a room (back wall, side
+walls, floor, ceiling); ground: a floor running off to a far backdrop (depths over a wide range)."""
 
 
 @dataclass
@@ -95,7 +112,32 @@ def _smooth_curve(rng: np.random.Generator, s: np.ndarray, dims: int) -> np.ndar
 
 
 def _camera_path(rng: np.random.Generator, config: SceneConfig, frames: int, depth: float) -> np.ndarray:
-    """cam_from_world (T, 4, 4): an arc about the scene centre plus a smooth shift; looking at the centre."""
+    """cam_from_world (T, 4, 4) of ``config.camera_path`` (see :data:`CAMERA_PATHS`), starting at
+    the origin and looking down +z."""
+    if config.camera_path == "orbit":
+        return _orbit(rng, config, frames, depth)
+    s = np.linspace(0.0, 1.0, frames)
+    shift = rng.uniform(*config.camera_shift) * depth
+    if config.camera_path == "strafe":
+        centres = _smooth_curve(rng, s, 3) * shift * np.array([2.0, 0.5, 0.5])
+        angles = _smooth_curve(rng, s, 3) * np.deg2rad(3.0)
+    elif config.camera_path == "dolly":
+        centres = s[:, None] * np.array([0.0, 0.0, 1.5 * shift]) + _smooth_curve(rng, s, 3) * 0.3 * shift
+        angles = _smooth_curve(rng, s, 3) * np.deg2rad(4.0)
+    else:  # handheld: a slow walk, and a hand that shakes a little every frame
+        centres = _smooth_curve(rng, s, 3) * shift + rng.normal(0.0, 0.004 * depth, (frames, 3))
+        angles = _smooth_curve(rng, s, 3) * np.deg2rad(5.0) + rng.normal(0.0, np.deg2rad(0.3), (frames, 3))
+    centres -= centres[0]
+    angles -= angles[0]
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    rotations = Rotation.from_rotvec(angles).as_matrix()  # camera-from-world rotations
+    poses[:, :3, :3] = rotations
+    poses[:, :3, 3] = -np.einsum("tij,tj->ti", rotations, centres)
+    return poses
+
+
+def _orbit(rng: np.random.Generator, config: SceneConfig, frames: int, depth: float) -> np.ndarray:
+    """An arc about the scene centre plus a smooth shift; looking at the centre."""
     s = np.linspace(0.0, 1.0, frames)
     target = np.array([0.0, 0.0, depth])
     orbit = np.deg2rad(rng.uniform(*config.orbit_degrees)) * rng.choice([-1.0, 1.0])
@@ -110,19 +152,49 @@ def _camera_path(rng: np.random.Generator, config: SceneConfig, frames: int, dep
     return np.stack(poses)
 
 
-def _background(rng: np.random.Generator, count: int, pose0: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float) -> np.ndarray:
-    """(count, 3) world points on a slanted, bumpy surface covering the first frame."""
+def _background(rng: np.random.Generator, count: int, pose0: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float, kind: str = "surface") -> np.ndarray:
+    """(count, 3) world points of the background ``kind`` (see :data:`BACKGROUNDS`) covering the first frame."""
     width, height = size
     pixels = np.stack((rng.uniform(0, width, count), rng.uniform(0, height, count)), axis=1)
     rays = np.stack(((pixels[:, 0] - K[0, 2]) / K[0, 0], (pixels[:, 1] - K[1, 2]) / K[1, 1], np.ones(count)), axis=1)
+    if kind == "surface":
+        z = _surface_depth(rng, rays, depth)
+    else:
+        z = _room_depth(rng, rays, depth) if kind == "box" else _ground_depth(rng, rays, depth)
+    cam = rays * z[:, None]
+    rotation, translation = pose0[:3, :3], pose0[:3, 3]
+    return (cam - translation) @ rotation  # R^T (x - t)
+
+
+def _surface_depth(rng: np.random.Generator, rays: np.ndarray, depth: float) -> np.ndarray:
     slope = rng.uniform(-0.3, 0.3, size=2)
     bumps = rng.uniform(0.0, 0.15)
     freq = rng.uniform(1.0, 4.0, size=2)
     z = depth * (1.0 + slope[0] * rays[:, 0] + slope[1] * rays[:, 1] + bumps * np.sin(freq[0] * np.pi * rays[:, 0]) * np.cos(freq[1] * np.pi * rays[:, 1]))
-    z = np.clip(z, 0.5 * depth, 2.0 * depth)
-    cam = rays * z[:, None]
-    rotation, translation = pose0[:3, :3], pose0[:3, 3]
-    return (cam - translation) @ rotation  # R^T (x - t)
+    return np.clip(z, 0.5 * depth, 2.0 * depth)
+
+
+def _first_hit(distances: list[np.ndarray]) -> np.ndarray:
+    """Elementwise smallest positive distance along each ray."""
+    stacked = np.stack([np.where(d > 0, d, np.inf) for d in distances])
+    return stacked.min(0)
+
+
+def _room_depth(rng: np.random.Generator, rays: np.ndarray, depth: float) -> np.ndarray:
+    """Depth along rays (z = 1) inside a room: back wall at ``depth``, side walls, floor and ceiling."""
+    half_width, floor, ceiling = rng.uniform(0.4, 0.8) * depth, rng.uniform(0.2, 0.4) * depth, rng.uniform(0.3, 0.5) * depth
+    x, y = rays[:, 0], rays[:, 1]
+    with np.errstate(divide="ignore"):
+        z = _first_hit([np.full(len(rays), depth), half_width / np.abs(x), floor / y, -ceiling / y])
+    return np.clip(z, 0.15 * depth, depth)
+
+
+def _ground_depth(rng: np.random.Generator, rays: np.ndarray, depth: float) -> np.ndarray:
+    """Depth along rays over a floor a camera height below, running off to a backdrop at 3 x ``depth``."""
+    height = rng.uniform(0.1, 0.25) * depth
+    with np.errstate(divide="ignore"):
+        z = _first_hit([np.full(len(rays), 3.0 * depth), height / rays[:, 1]])
+    return np.clip(z, 0.2 * depth, 3.0 * depth)
 
 
 def _moving_object(rng: np.random.Generator, count: int, pose0: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float, config: SceneConfig, frames: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -174,7 +246,7 @@ def _draw_scene(rng: np.random.Generator, config: SceneConfig) -> Scene | None:
     objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
     n_dynamic = round(rng.uniform(*config.dynamic_fraction) * count) if objects else 0
     n_static = count - n_dynamic
-    static = _background(rng, n_static, cam_from_world[0], K, config.image_size, depth)
+    static = _background(rng, n_static, cam_from_world[0], K, config.image_size, depth, config.background)
     points = [np.broadcast_to(static, (frames, n_static, 3))]
     centers, radii = [], []
     for share in np.array_split(np.arange(n_dynamic), objects) if objects else []:
@@ -256,3 +328,27 @@ def generate_split(seed: int, count: int, config: SceneConfig = SceneConfig()) -
         scene.seed = (seed, i)
         scenes.append(scene)
     return scenes
+
+
+FAMILIES = {
+    # what the shipped model trained on
+    "orbit-surface": SceneConfig(),
+    # more training variety (domain randomisation)
+    "strafe-surface": SceneConfig(camera_path="strafe", noise_px=(0.2, 1.5)),
+    "orbit-box": SceneConfig(background="box", focal_factor=(0.5, 1.0), depth=(4.0, 8.0)),
+    # held out: camera paths, backgrounds, lenses and depth ranges no training family has, more
+    # and faster movers, more outliers
+    "dolly-box": SceneConfig(camera_path="dolly", background="box", focal_factor=(0.4, 0.6), depth=(3.0, 6.0),
+                             objects=(1, 3), object_speed=(0.1, 0.35), noise_px=(0.3, 1.5), outlier_fraction=0.03),
+    "handheld-ground": SceneConfig(camera_path="handheld", background="ground", focal_factor=(1.3, 1.8), depth=(8.0, 20.0),
+                                   objects=(1, 3), object_speed=(0.1, 0.35), noise_px=(0.3, 1.5), outlier_fraction=0.03),
+}
+TRAIN_FAMILIES = ("orbit-surface", "strafe-surface", "orbit-box")
+HOLDOUT_FAMILIES = ("dolly-box", "handheld-ground")
+
+
+def family_config(name: str, **overrides) -> SceneConfig:
+    """The :class:`SceneConfig` of a family in :data:`FAMILIES`, with ``overrides`` (frames, points, ...)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown scene family {name!r} (families: {', '.join(FAMILIES)})")
+    return replace(FAMILIES[name], **overrides)

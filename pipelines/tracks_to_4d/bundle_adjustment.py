@@ -35,7 +35,7 @@ class BundleAdjustConfig:
     max_iterations: int = 30  # Levenberg–Marquardt steps per robust scale
     loss: str = "soft_l1"  # "linear", "soft_l1", "huber" or "cauchy"
     robust_px: float = 2.0  # residual scale of the robust loss, pixels
-    gamma_ratio: float = 1.25  # points with gamma above this × the median gamma are left out (dynamic)
+    gamma_ratio: float | None = None  # points with gamma above this × the median gamma are left out (None: gamma unused; see the docs)
     min_views: int = 2
     rounds: int = 2  # adjust, drop the points that do not fit (moving, mistracked), adjust again
     outlier_px: float = 3.0  # a point is dropped only if its RMS error exceeds this (and 3x the median)
@@ -121,7 +121,7 @@ def bundle_adjust(
     few static points are left to adjust."""
     visible = tracks_norm[:, 2] > 0.5
     keep = (visible.sum(1) >= config.min_views) & np.isfinite(points).all(1)
-    if gamma is not None:
+    if gamma is not None and config.gamma_ratio is not None:
         keep &= gamma <= config.gamma_ratio * np.median(gamma)
     if config.rigid_check:
         keep &= rigid_inliers(tracks_norm, config.rigid_px / focal_px)
@@ -143,6 +143,15 @@ def bundle_adjust(
             residual = problem.residuals(cameras, adjusted[chosen])
             per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1)) / np.bincount(point_of))
             keep[chosen[per_point > max(config.outlier_px / focal_px, 3.0 * float(np.median(per_point)))]] = False
+    # the points left out (dropped, or never selected) are triangulated in the adjusted cameras;
+    # those that fit as well as a static point should (movers do not) join the adjusted ones
+    rest = np.flatnonzero(~keep & (visible.sum(1) >= config.min_views) & np.isfinite(points).all(1))
+    if len(rest):
+        point_of, frame_of = np.nonzero(visible[rest])
+        observed = tracks_norm[rest[point_of], :2, frame_of].astype(np.float64)
+        adjusted[rest], residual = _triangulate(_Problem(poses, frame_of, point_of, observed), adjusted[rest], config.robust_px / focal_px)
+        per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1), len(rest)) / np.bincount(point_of, minlength=len(rest)))
+        keep[rest[per_point <= config.outlier_px / focal_px]] = True
     keep[keep] = parallax_degrees(poses, adjusted[keep], visible[keep]) >= config.min_parallax_deg
     chosen = np.flatnonzero(keep)
     point_of, frame_of = np.nonzero(visible[chosen])
@@ -278,6 +287,24 @@ def _levenberg_marquardt(problem: _Problem, points: np.ndarray, scales: tuple[fl
             if improvement < config.tolerance:
                 break
     return cameras, points, steps
+
+
+def _triangulate(problem: _Problem, points: np.ndarray, scale: float, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Newton on the points alone (cameras fixed, robust soft-L1 weights), each point's 3×3
+    system on its own → (points, final residuals (M, 2))."""
+    cameras, points = problem.initial_cameras(), np.array(points, np.float64)
+    _, weight_of = LOSSES["soft_l1"]
+    residual = problem.residuals(cameras, points)
+    for _ in range(iterations):
+        _, by_point = problem.jacobians(cameras, points)
+        weighted = by_point * weight_of((residual**2).sum(1) / scale**2)[:, None, None]
+        V = _block_sums(problem.point_of, weighted.transpose(0, 2, 1) @ by_point, len(points))
+        g = _block_sums(problem.point_of, weighted.transpose(0, 2, 1) @ residual[:, :, None], len(points))
+        V[:, np.arange(3), np.arange(3)] *= 1.0 + 1e-6
+        V[:, np.arange(3), np.arange(3)] += 1e-12
+        points = points - np.linalg.solve(V, g)[..., 0]
+        residual = problem.residuals(cameras, points)
+    return points, residual
 
 
 def _damped_step(U, V, W, g_c, g_p, damping: float) -> tuple[np.ndarray, np.ndarray] | None:

@@ -106,14 +106,25 @@ def with_bundle_adjustment(
     spread_before, spread_after = _depth_spread(initial_depth[visible]), _depth_spread(refined_depth[visible])
     if spread_after > max_spread_growth * spread_before:
         return keep(f"refined depths spread out (95th percentile / median {spread_before:.2f} -> {spread_after:.2f})", **errors)
-    # the points left out keep their camera-frame position, brought to the adjusted scale (the
-    # gauge of BA leaves the scale free): the ratio of the adjusted points' median depths
-    scale = float(np.median(refined_depth[visible]) / np.median(initial_depth[visible])) if np.median(initial_depth[visible]) > 0 else 1.0
-    moving_camera = initial.points_camera() * scale
+    # the points left out keep their camera-frame position, brought to the adjusted scale frame by
+    # frame (the ratio of the adjusted points' median depths; the gauge of BA leaves the scale
+    # free). On held-out scenes this beat one ratio for the window and an affine map per frame.
+    scales = _frame_scales(initial_depth, refined_depth, visible)
+    if not (np.isfinite(scales).all() and (scales > 0).all()):
+        return keep("the network's depths of the adjusted points are not positive: the other points cannot be brought to the adjusted scale", **errors)
+    moving_camera = initial.points_camera() * scales[:, None, None]
     moving_world = np.einsum("tji,tnj->tni", refined[:, :3, :3], moving_camera - refined[:, None, :3, 3])
     points = np.where(result.adjusted[None, :, None], result.points[None], moving_world)
     reconstruction = WindowReconstruction(refined, points, initial.gamma, initial.focal)
     return Refinement(reconstruction, True, "", time.perf_counter() - started, **errors)
+
+
+def _frame_scales(initial: np.ndarray, refined: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(T,) per frame, the ratio of the median ``refined`` to the median ``initial`` depth of the
+    adjusted points ((T, M), where ``visible``); the ratio over all frames where a frame sees none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overall = np.median(refined[visible]) / np.median(initial[visible])
+        return np.array([np.median(r[v]) / np.median(i[v]) if v.any() else overall for i, r, v in zip(initial, refined, visible)])
 
 
 def _depth_spread(depth: np.ndarray) -> float:
