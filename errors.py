@@ -119,6 +119,10 @@ class DatasetError(EdgerunError, ValueError):
     """A dataset file is missing a key or holds arrays of the wrong dtype or shape."""
 
 
+class TracksFileError(EdgerunError, ValueError):
+    """A file of point tracks (``edgerun reconstruct``) that is not in the TracksTo4D layout."""
+
+
 # ------------------------------------------------------------------------------------------ export
 class ExportError(EdgerunError, RuntimeError):
     """Export failed or its result does not match torch within tolerance."""

@@ -1,5 +1,6 @@
 """The edgerun command line: launch graphs, run single nodes, look at topics, record, replay,
-export and build engines, train, evaluate, collect data, calibrate, benchmark.
+run a model on your own data, export and build engines, train, evaluate, collect data, calibrate,
+benchmark.
 
 Every command answers input it refuses (an :class:`~edgerun.errors.EdgerunError`: a corrupt file, a
 bad config; or a file it cannot open) with one message naming the file and the reason, and exit
@@ -15,14 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgerun.cli import bench, data, evaluate, export, graph, train
+from edgerun.cli import bench, data, evaluate, export, graph, infer, train
 from edgerun.errors import EdgerunError, cut
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgerun", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (graph, export, train, evaluate, data, bench):
+    for group in (graph, infer, export, train, evaluate, data, bench):
         group.add_commands(sub)
     return parser
 

@@ -11,6 +11,7 @@ BENCHMARKS = {
     "planning": "time per DINO-WM CEM plan: torch eager vs ONNX Runtime",
     "segmentation": "INT per-frame latency at 640x480, full loop and streaming: torch vs ONNX Runtime",
     "reconstruction": "TracksTo4D per window: KLT tracking and the network, torch vs ONNX Runtime; KLT frames/s",
+    "bundle-adjustment": "TracksTo4D refinement per 20-frame window of 1,000 tracks: Schur-complement LM vs scipy least_squares",
     "fuzz": "the live Wall graph under hostile messages and service requests: crashes, stalls, restarts, RSS, loop rate",
     "language": "small LMs: tokens/s and time to first token, onnxruntime-genai int4 vs transformers eager",
 }
@@ -34,6 +35,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     """Each benchmark is ``edgerun.benchmarks.NAME.main``, imported when chosen (most load torch)."""
-    module = importlib.import_module(f"edgerun.benchmarks.{args.bench_command}")
+    module = importlib.import_module(f"edgerun.benchmarks.{args.bench_command.replace('-', '_')}")
     names = [flag.lstrip("-").replace("-", "_") for flag, _ in OPTIONS.get(args.bench_command, [])]
     return module.main(quick=args.quick, json_path=args.json, **{name: getattr(args, name) for name in names})

@@ -45,11 +45,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=eval_int_seg)
     e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
     e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
-    e.add_argument("--scenes", type=int, default=20, help="held-out generated scenes")
+    e.add_argument("--scenes", type=int, help="held-out generated scenes (default 20; with --holdout-families, per family and window length, default 6)")
     e.add_argument("--rendered", type=int, default=2, help="rendered image sequences for the end-to-end check (0: skip)")
     e.add_argument("--fine-tune-steps", type=int, default=50, help="Adam steps (lr 1e-3) of test-time fine-tuning per window")
+    e.add_argument("--holdout-families", action="store_true",
+                   help="instead: scene families training never sees (camera paths, backgrounds, lenses), windows of 10-40 frames of "
+                        "~1,000 tracks, feed-forward and +BA beside the classical baseline, a camera that never moves and a constant depth "
+                        "(the bars of docs/tracks_to_4d.md)")
+    e.add_argument("--window-lengths", default="10,20,40", help="with --holdout-families: window lengths T")
     e.add_argument("--json", help="write the result here")
-    e.set_defaults(func=eval_tracks_to_4d)
+    e.set_defaults(func=eval_tracks_to_4d, check=check_tracks_to_4d)
     e = evaluate.add_parser("budget-forcing", help="s1 budget forcing on held-out robot word problems: accuracy, Control, Scaling per budget")
     e.add_argument("--models", nargs="+", default=["gemma3-270m", "qwen2.5-coder-0.5b"], help="registry language models")
     e.add_argument("--budgets", nargs="+", type=int, default=[32, 64, 128, 256], help="thinking budgets in tokens")
@@ -101,9 +106,26 @@ def eval_int_seg(args: argparse.Namespace) -> int:
 
 
 def eval_tracks_to_4d(args: argparse.Namespace) -> int:
+    if args.holdout_families:
+        from edgerun.evaluation.tracks_to_4d.families import families_main  # lazy: torch
+
+        return families_main(args.checkpoint, args.scenes or 6, args.json, window_lengths(args.window_lengths))
     from edgerun.evaluation.tracks_to_4d.pipeline import eval_main  # lazy: torch
 
-    return eval_main(args.checkpoint, args.scenes, args.json, args.rendered, args.fine_tune_steps)
+    return eval_main(args.checkpoint, args.scenes or 20, args.json, args.rendered, args.fine_tune_steps)
+
+
+def window_lengths(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in text.split(","))
+
+
+def check_tracks_to_4d(args: argparse.Namespace) -> str | None:
+    parts = args.window_lengths.split(",")
+    if not all(p.strip().isdigit() and int(p) >= 2 for p in parts):
+        return f"--window-lengths: window lengths of 2 frames or more joined by commas, got {args.window_lengths!r}"
+    if args.scenes is not None and args.scenes < 1:
+        return f"--scenes: at least 1, got {args.scenes}"
+    return None
 
 
 def eval_budget_forcing(args: argparse.Namespace) -> int:

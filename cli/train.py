@@ -79,6 +79,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=train_language_guard_paraphrases)
     t = train.add_parser("tracks-to-4d", help="TracksTo4D (small) on synthetic scenes: the paper's losses plus a ground-truth term (resumable)")
     training_arguments(t, "runs/tracks_to_4d", "(training state, model.pt, loss curve, manifest)")
+    t.add_argument("--families", default="", help='scene families to draw from: "train" (the training families) or names joined by commas; default: the base scene only')
+    t.add_argument("--frames", default="20", help="window length T, or LOW,HIGH drawn per step (with --families)")
+    t.add_argument("--init-from", default="", help="start from this checkpoint's weights (fine-tuning)")
     t.set_defaults(func=train_tracks_to_4d)
 
 
@@ -112,7 +115,7 @@ def train_int_seg(args: argparse.Namespace) -> int:
 def train_tracks_to_4d(args: argparse.Namespace) -> int:
     from edgerun.training.tracks_to_4d.train import train_main  # lazy: torch
 
-    return train_main(args.out, args.steps, args.resume, args.seed)
+    return train_main(args.out, args.steps, args.resume, args.seed, args.families, args.frames, args.init_from)
 
 
 def train_language_traces(args: argparse.Namespace) -> int:

@@ -25,28 +25,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from edgerun.calibration.camera import Intrinsics
-from edgerun.engines import Backend, load
-from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
+from edgerun.engines import Backend
 from edgerun.pipelines.tracks_to_4d.reconstruct import (
     Refinement,
+    WindowModel,
     WindowReconstruction,
-    from_outputs,
-    network_input,
     window_problem,
     with_bundle_adjustment,
 )
 from edgerun.pipelines.tracks_to_4d.windows import TrajectoryChainer
 from edgerun.runtime import Array, Message, Node, Queue
 from edgerun.runtime.views import Json, Points, Trajectory
-
-OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma")
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,8 @@ class Reconstructor(Node):
 
     def setup(self) -> None:
         torch.set_num_threads(self.params.threads)
-        self.model = self.engine = None
+        threadpool_limits(self.params.threads)  # BLAS (bundle adjustment): see pyproject.toml
+        self.network: WindowModel | None = None
         self.intrinsics = None
         self.chainer = TrajectoryChainer()
         self.windows = self.skipped = self.segments = 0
@@ -102,13 +99,8 @@ class Reconstructor(Node):
     def load(self) -> None:
         if self.params.intrinsics:
             self.intrinsics = Intrinsics.load(self.params.intrinsics)
-        if self.params.engine:
-            self.engine = load(self.params.engine, self.params.backend)
-            self.log.info("reconstructor: %r", self.engine)
-        else:
-            self.model, _, _ = load_checkpoint(Path(self.params.checkpoint))
-            self.model.eval()
-            self.log.info("reconstructor: torch, %s", self.params.checkpoint)
+        self.network = WindowModel(self.params.checkpoint, self.params.engine, self.params.backend)
+        self.log.info("reconstructor: %r, %s", self.network, self.params.engine or self.params.checkpoint)
 
     def on_tracks(self, msg: Message) -> None:
         tracks = np.asarray(msg["tracks"], np.float32)
@@ -122,7 +114,7 @@ class Reconstructor(Node):
             return self.skip(msg, problem)
         started = time.perf_counter()
         start = msg["start_frame"]
-        reconstruction, K_used = self.feed_forward(tracks, K)
+        reconstruction, K_used = self.network(tracks, K)
         refinement = self.refine(reconstruction, tracks, K_used, start, np.asarray(msg["stamps_ns"], np.int64))
         feedforward = reconstruction
         if refinement is not None and refinement.refined:
@@ -148,15 +140,6 @@ class Reconstructor(Node):
             gamma=reconstruction.gamma.astype(np.float32), focal=reconstruction.focal.astype(np.float32),
             reconstruct_ms=self.times_ms[-1], **refined,
         )
-
-    def feed_forward(self, tracks: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
-        """→ (the network's reconstruction, the K used)."""
-        tracks_norm, K_used = network_input(tracks, K)
-        with torch.no_grad():
-            if self.engine is not None:
-                outputs = self.engine(tracks=tracks_norm.numpy())
-                return from_outputs([outputs[name] for name in OUTPUT_ORDER]), K_used
-            return from_outputs(self.model(tracks_norm)), K_used
 
     def refine(self, reconstruction: WindowReconstruction, tracks: np.ndarray, K: np.ndarray, start: int, stamps_ns: np.ndarray) -> Refinement | None:
         """Bundle adjustment of the window when it is on and fits the window period; None when not run."""
@@ -207,5 +190,5 @@ class Reconstructor(Node):
         }
 
     def teardown(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
+        if self.network is not None:
+            self.network.close()

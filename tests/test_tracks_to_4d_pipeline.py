@@ -21,7 +21,7 @@ from edgerun.models.tracks_to_4d.network import TracksTo4D
 from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
 from edgerun.pipelines.tracks_to_4d import reconstruct
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction, window_problem, with_bundle_adjustment
-from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, BundleAdjustResult, _Problem, bundle_adjust, parallax_degrees, rigid_inliers
+from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, BundleAdjustResult, ReprojectionProblem, bundle_adjust, parallax_degrees, rigid_inliers
 from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
 from edgerun.pipelines.tracks_to_4d.windows import WindowConfig, chain_windows
@@ -223,7 +223,7 @@ def test_bundle_adjustment_jacobian_matches_finite_differences():
     poses[:, :3, :3] = Rotation.from_rotvec(rng.normal(0, 0.2, (frames, 3))).as_matrix()
     poses[:, :3, 3] = rng.normal(0, 0.3, (frames, 3)) + [0, 0, 5]
     frame_of, point_of = (a.ravel() for a in np.meshgrid(np.arange(frames), np.arange(count), indexing="ij"))
-    problem = _Problem(poses, frame_of, point_of, rng.normal(0, 0.1, (len(frame_of), 2)))
+    problem = ReprojectionProblem(poses, frame_of, point_of, rng.normal(0, 0.1, (len(frame_of), 2)))
     cameras = problem.initial_cameras() + rng.normal(0, 0.1, (frames - 1, 6))  # rotation increments away from 0
     points = rng.normal(0, 1, (count, 3))
     by_camera, by_point = problem.jacobians(cameras, points)
@@ -290,11 +290,11 @@ def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, dam
     static = ~scene.dynamic
 
     def damaged(tracks_norm, cam_from_world, points, gamma, focal_px, config):
-        poses, points, rms_after = np.array(cam_from_world), np.array(points), 0.1
+        poses, points, rms_after = np.array(cam_from_world), np.array(points), 1e-5  # normalised units: a hundredth of a pixel
         if damage == "nan":
             poses[3, 0, 3] = np.nan
         elif damage == "worse":
-            rms_after = 2.0
+            rms_after = 0.1
         elif damage == "behind":
             points[np.flatnonzero(static)[0]] *= -1.0
         else:  # a tenth of the points run off to 50 times their distance (the first camera sits at the origin)
@@ -302,9 +302,24 @@ def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, dam
         return BundleAdjustResult(poses, points, static.copy(), 1.0, rms_after, 5)
 
     monkeypatch.setattr(reconstruct, "bundle_adjust", damaged)
-    outcome = with_bundle_adjustment(initial, scene.tracks, scene.K)
+    outcome = with_bundle_adjustment(initial, scene.tracks, scene.K, classical_start=False)
     assert not outcome.refined and reason in outcome.reason
     assert outcome.reconstruction is initial and outcome.iterations == 5
+
+
+def test_refinement_from_a_poor_network_start_takes_the_classical_start_when_it_explains_more_tracks():
+    cv2.setRNGSeed(0)
+    scene = static_scene(13)
+    rng = np.random.default_rng(13)
+    poor = window_from_scene(scene)
+    poses = perturbed(scene.cam_from_world, rng, 0.15, 2.0)  # 8° and 2 units of error per camera: no basin to converge from
+    poses[0] = scene.cam_from_world[0]
+    poor = WindowReconstruction(poses, poor.points_world + rng.normal(0, 2.0, poor.points_world.shape[1:]), poor.gamma, poor.focal)
+    network_only = with_bundle_adjustment(poor, scene.tracks, scene.K, classical_start=False)
+    both = with_bundle_adjustment(poor, scene.tracks, scene.K)
+    assert both.refined and both.start == "classical"
+    error = lambda outcome: ate(outcome.reconstruction.cam_from_world, scene.cam_from_world)
+    assert error(both) < 0.05 < error(network_only)
 
 
 def test_refinement_from_the_truth_with_noisy_tracks_stays_near_the_truth():

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depth_metrics, depths, rpe
@@ -181,6 +182,7 @@ def summarise(results: dict[str, list[dict[str, float]]], prefix: str = "") -> d
 def run_evaluation(config: PipelineEvalConfig) -> dict:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    threadpool_limits(1)  # BLAS: see pyproject.toml
     cv2.setRNGSeed(0)  # RANSAC (classical baseline, BA's rigidity check): the same figures every run
     model, _, meta = load_checkpoint(config.checkpoint)
     model.eval()

@@ -41,7 +41,8 @@ class BundleAdjustConfig:
     outlier_px: float = 3.0  # a point is dropped only if its RMS error exceeds this (and 3x the median)
     rigid_check: bool = True  # keep only tracks consistent with a rigid scene between frame pairs (RANSAC)
     rigid_px: float = 3.0  # RANSAC threshold of the rigidity check (1.5 suits clean KLT tracks better, 3 noisy ones)
-    tolerance: float = 1e-6  # stop when a step lowers the cost by less than this fraction
+    tolerance: float = 1e-4  # stop when a step lowers the cost by less than this fraction
+    max_points: int = 300  # the cameras are adjusted with the longest tracks; the others are triangulated in them
     min_parallax_deg: float = 1.0  # a point whose rays meet at a smaller angle keeps the network's position
 
     def __post_init__(self) -> None:
@@ -113,9 +114,10 @@ def bundle_adjust(
     (N, 3, T). ``gamma`` (N,) preselects the static points (all when None); ``focal_px`` converts
     the pixel scales of ``config`` to normalised units.
 
-    Rounds: adjust the selected points, drop the points whose RMS reprojection error stays above
-    ``outlier_px`` and above 3x the median point's (points that move, mistracked points), and
-    adjust again. Points whose rays meet at less than ``min_parallax_deg`` help fix the cameras'
+    Rounds: adjust the selected points (at most ``max_points``, the longest tracks), drop the
+    points whose RMS reprojection error stays above ``outlier_px`` and above 3x the median point's
+    (points that move, mistracked points), and adjust again. Then every other track is
+    triangulated in the adjusted cameras and joins the adjusted points when it fits as well. Points whose rays meet at less than ``min_parallax_deg`` help fix the cameras'
     rotations but their depth is noise (a point seen in three nearby frames can run off to a
     thousand times its distance): they keep the network's position. Raises ValueError when too
     few static points are left to adjust."""
@@ -125,6 +127,10 @@ def bundle_adjust(
         keep &= gamma <= config.gamma_ratio * np.median(gamma)
     if config.rigid_check:
         keep &= rigid_inliers(tracks_norm, config.rigid_px / focal_px)
+    if keep.sum() > config.max_points:  # the longest tracks fix the cameras best; the others are triangulated below
+        longest = np.flatnonzero(keep)[np.argsort(-visible[keep].sum(1), kind="stable")[: config.max_points]]
+        keep[:] = False
+        keep[longest] = True
     poses, adjusted = np.asarray(cam_from_world, np.float64), np.array(points, dtype=np.float64, copy=True)
     initial_poses, iterations = poses, 0
     for round_ in range(config.rounds):
@@ -133,7 +139,7 @@ def bundle_adjust(
         if len(chosen) < 6 or len(point_of) < 12:
             raise ValueError(f"bundle_adjust: {len(chosen)} static points / {len(point_of)} observations: too few to adjust")
         observed = tracks_norm[chosen[point_of], :2, frame_of].astype(np.float64)
-        problem = _Problem(poses, frame_of, point_of, observed)
+        problem = ReprojectionProblem(poses, frame_of, point_of, observed)
         narrow = config.robust_px / focal_px
         scales = (max(narrow, 3.0 * float(np.median(np.abs(problem.residuals(problem.initial_cameras(), adjusted[chosen]))))), narrow)
         cameras, adjusted[chosen], steps = _levenberg_marquardt(problem, adjusted[chosen], scales if round_ == 0 else scales[1:], config)
@@ -149,10 +155,12 @@ def bundle_adjust(
     if len(rest):
         point_of, frame_of = np.nonzero(visible[rest])
         observed = tracks_norm[rest[point_of], :2, frame_of].astype(np.float64)
-        adjusted[rest], residual = _triangulate(_Problem(poses, frame_of, point_of, observed), adjusted[rest], config.robust_px / focal_px)
+        adjusted[rest], residual = _triangulate(ReprojectionProblem(poses, frame_of, point_of, observed), adjusted[rest], config.robust_px / focal_px)
         per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1), len(rest)) / np.bincount(point_of, minlength=len(rest)))
         keep[rest[per_point <= config.outlier_px / focal_px]] = True
     keep[keep] = parallax_degrees(poses, adjusted[keep], visible[keep]) >= config.min_parallax_deg
+    if keep.sum() < 6:
+        raise ValueError(f"bundle_adjust: {int(keep.sum())} static points seen at {config.min_parallax_deg}° of parallax or more: too few to adjust (a camera that barely moved?)")
     chosen = np.flatnonzero(keep)
     point_of, frame_of = np.nonzero(visible[chosen])
     observed = tracks_norm[chosen[point_of], :2, frame_of].astype(np.float64)
@@ -194,7 +202,7 @@ def _left_jacobian(w: np.ndarray) -> np.ndarray:
     return np.eye(3) + a * skew + b * skew @ skew
 
 
-class _Problem:
+class ReprojectionProblem:
     """The reprojection residuals of one round and their Jacobian blocks. Camera t > 0 has the
     parameters (w_t, t_t): rotation ``exp(w_t) R0_t`` (an increment on the start's rotation) and
     translation ``t_t``; the first camera stays as it started. Points are (P, 3)."""
@@ -243,7 +251,7 @@ def _block_sums(index: np.ndarray, blocks: np.ndarray, count: int) -> np.ndarray
     return np.bincount(flat, blocks.reshape(-1), minlength=count * size).reshape(count, *blocks.shape[1:])
 
 
-def _levenberg_marquardt(problem: _Problem, points: np.ndarray, scales: tuple[float, ...], config: BundleAdjustConfig):
+def _levenberg_marquardt(problem: ReprojectionProblem, points: np.ndarray, scales: tuple[float, ...], config: BundleAdjustConfig):
     """Robust LM on the Schur complement, once per robust scale in ``scales`` (normalised units)
     → (camera parameters (T - 1, 6), points (P, 3), steps taken)."""
     rho, weight_of = LOSSES[config.loss]
@@ -289,7 +297,7 @@ def _levenberg_marquardt(problem: _Problem, points: np.ndarray, scales: tuple[fl
     return cameras, points, steps
 
 
-def _triangulate(problem: _Problem, points: np.ndarray, scale: float, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def _triangulate(problem: ReprojectionProblem, points: np.ndarray, scale: float, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Newton on the points alone (cameras fixed, robust soft-L1 weights), each point's 3×3
     system on its own → (points, final residuals (M, 2))."""
     cameras, points = problem.initial_cameras(), np.array(points, np.float64)

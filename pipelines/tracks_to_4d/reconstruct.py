@@ -12,12 +12,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from edgerun.engines import load
+from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
+from edgerun.models.tracks_to_4d.geometry import align_trajectory
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.network import TracksTo4D, TracksTo4DOutput
-from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, bundle_adjust
+from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, bundle_adjust, reprojection_residuals
+from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
 from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 
 
@@ -46,6 +52,44 @@ def from_outputs(outputs: TracksTo4DOutput | Sequence[np.ndarray]) -> WindowReco
     return WindowReconstruction(cam_from_world, np.einsum("tk,nkc->tnc", coeffs, basis), gamma, focal)
 
 
+OUTPUT_ORDER = ("rotations", "translations", "focal", "coeffs", "basis", "gamma")  # the exported engine's outputs
+
+
+class WindowModel:
+    """The network for one window, from an edgerun checkpoint (torch) or an exported engine
+    (``edgerun export tracks-to-4d-small``: ONNX Runtime / TensorRT): ``model(tracks_px, K)`` →
+    (:class:`WindowReconstruction`, the K used; ``K`` None: guessed, the paper's rule)."""
+
+    def __init__(self, checkpoint: str | Path = "checkpoints/tracks_to_4d/model.pt", engine: str | Path = "", backend: str = "auto"):
+        self.model = self.engine = None
+        if engine:
+            self.engine = load(engine, backend)
+        else:
+            self.model, _, _ = load_checkpoint(Path(checkpoint))
+            self.model.eval()
+
+    def __repr__(self) -> str:
+        return repr(self.engine) if self.engine is not None else "torch TracksTo4D"
+
+    def __call__(self, tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
+        tracks_norm, K_used = network_input(tracks_px, K)
+        if self.engine is not None:
+            outputs = self.engine(tracks=tracks_norm.numpy())
+            return from_outputs([outputs[name] for name in OUTPUT_ORDER]), K_used
+        with torch.no_grad():
+            return from_outputs(self.model(tracks_norm)), K_used
+
+    def fine_tuned(self, tracks_px: np.ndarray, K: np.ndarray, steps: int = 50, lr: float = 1e-3) -> WindowReconstruction:
+        """Test-time fine-tuning (torch only: an engine has no gradients)."""
+        if self.model is None:
+            raise ValueError("fine-tuning needs the torch checkpoint, not an exported engine")
+        return with_fine_tuning(self.model, tracks_px, K, steps, lr)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
 def network_input(tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
     """(N, 3, T) pixel tracks → ((1, N, 3, T) normalised float32 tensor, the K used)."""
     tracks_norm, K_used = normalize_tracks(np.asarray(tracks_px, np.float32), K)
@@ -70,13 +114,17 @@ class Refinement:
     rms_before_px: float = float("nan")  # reprojection RMS of the adjusted observations, pixels
     rms_after_px: float = float("nan")
     iterations: int = 0
+    start: str = ""  # the start the refinement came from: "network" or "classical"
 
 
 def with_bundle_adjustment(
-    initial: WindowReconstruction, tracks_px: np.ndarray, K: np.ndarray, config: BundleAdjustConfig = BundleAdjustConfig(), max_spread_growth: float = 2.0
+    initial: WindowReconstruction, tracks_px: np.ndarray, K: np.ndarray, config: BundleAdjustConfig = BundleAdjustConfig(),
+    max_spread_growth: float = 2.0, classical_start: bool = True,
 ) -> Refinement:
     """``initial``'s cameras and static points refined by :func:`~.bundle_adjustment.bundle_adjust`,
-    never for the worse: ``initial`` is kept (``refined=False``, with the reason) when there are too
+    from the network's start and (``classical_start``) from the classical two-view + PnP
+    reconstruction's: from a poor start BA can settle in a wrong minimum, and the start whose
+    refinement explains more tracks as static points wins. Never for the worse: ``initial`` is kept (``refined=False``, with the reason) when there are too
     few static points, the result is not finite, the reprojection error did not drop, a refined
     point lies behind a camera that sees it, or the depths spread out (the 95th percentile of depth
     over the median, across the visible static points, grows more than ``max_spread_growth``
@@ -87,15 +135,29 @@ def with_bundle_adjustment(
     keep = lambda reason, **fields: Refinement(initial, False, reason, time.perf_counter() - started, **fields)
     tracks_norm, _ = normalize_tracks(np.asarray(tracks_px, np.float32), K)
     static = initial.points_world.mean(0)  # a static point's X_t is B_0 in every frame
-    try:
-        result = bundle_adjust(tracks_norm, initial.cam_from_world, static, initial.gamma, float(K[0, 0]), config)
-    except ValueError as exc:
-        return keep(str(exc))
     focal = float(K[0, 0])
-    errors = {"rms_before_px": result.rms_before * focal, "rms_after_px": result.rms_after * focal, "iterations": result.iterations}
+    starts = [("network", initial.cam_from_world, static)]
+    if classical_start:
+        starts += _classical_start(tracks_px, K, initial.cam_from_world, static)
+    results, problems = [], []
+    for name, poses, points in starts:
+        try:
+            results.append((name, bundle_adjust(tracks_norm, poses, points, initial.gamma, focal, config)))
+        except ValueError as exc:
+            problems.append(f"{name} start: {exc}")
+    if not results:
+        return keep("; ".join(problems))
+    # the start whose refinement explains more tracks as static points wins (a wrong local minimum fits fewer)
+    start, result = max(results, key=lambda item: (int(item[1].adjusted.sum()), -item[1].rms_after))
+    visible_of = tracks_norm[result.adjusted, 2] > 0.5
+    point_of, frame_of = np.nonzero(visible_of)
+    observed = tracks_norm[np.flatnonzero(result.adjusted)[point_of], :2, frame_of].astype(np.float64)
+    before = reprojection_residuals(initial.cam_from_world, static[result.adjusted], frame_of, point_of, observed)  # the network's error
+    errors = {"rms_before_px": float(np.sqrt((before**2).mean())) * focal, "rms_after_px": result.rms_after * focal,
+              "iterations": sum(r.iterations for _, r in results), "start": start}
     if not (np.isfinite(result.cam_from_world).all() and np.isfinite(result.points[result.adjusted]).all()):
         return keep("bundle adjustment diverged (non-finite cameras or points)", **errors)
-    if not result.rms_after < result.rms_before:
+    if not errors["rms_after_px"] < errors["rms_before_px"]:
         return keep(f"bundle adjustment did not lower the reprojection error ({errors['rms_before_px']:.2f} -> {errors['rms_after_px']:.2f} px)", **errors)
     refined = result.cam_from_world
     visible = (tracks_norm[result.adjusted, 2] > 0.5).T  # (T, adjusted)
@@ -117,6 +179,20 @@ def with_bundle_adjustment(
     points = np.where(result.adjusted[None, :, None], result.points[None], moving_world)
     reconstruction = WindowReconstruction(refined, points, initial.gamma, initial.focal)
     return Refinement(reconstruction, True, "", time.perf_counter() - started, **errors)
+
+
+def _classical_start(tracks_px: np.ndarray, K: np.ndarray, network_poses: np.ndarray, network_points: np.ndarray) -> list:
+    """[("classical", cameras, points)], or [] when the classical reconstruction finds no start.
+    Points it could not triangulate take the network's, moved into its frame."""
+    try:
+        classical = classical_reconstruction(tracks_px, K)
+    except ValueError:
+        return []
+    if not np.isfinite(classical.cam_from_world).all():
+        return []
+    _, transform = align_trajectory(network_poses, classical.cam_from_world)
+    points = np.where(np.isfinite(classical.points).all(1, keepdims=True), classical.points, transform.apply(network_points))
+    return [("classical", classical.cam_from_world, points)]
 
 
 def _frame_scales(initial: np.ndarray, refined: np.ndarray, visible: np.ndarray) -> np.ndarray:

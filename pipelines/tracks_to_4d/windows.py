@@ -128,11 +128,13 @@ def alignment_between(shared_reference: np.ndarray, shared_window: np.ndarray) -
 class TrajectoryChainer:
     """Incremental :func:`chain_windows` for a stream of windows: ``add(start, poses)`` → the
     trajectory at that window's frames (frames shared with earlier windows keep their earlier
-    pose). Only the last ``keep`` frames are remembered."""
+    pose); ``transform`` is the similarity that took the last window into the trajectory's frame
+    (its scale also scales that window's depths). Only the last ``keep`` frames are remembered."""
 
     def __init__(self, keep: int = 64):
         self.keep = keep
         self.poses: dict[int, np.ndarray] = {}
+        self.transform = Sim3(1.0, np.eye(3), np.zeros(3))
 
     def connects(self, start: int, length: int) -> bool:
         """Whether a window of ``length`` frames from ``start`` can be chained (shares a frame, or is the first)."""
@@ -140,15 +142,18 @@ class TrajectoryChainer:
 
     def reset(self) -> None:
         self.poses.clear()
+        self.transform = Sim3(1.0, np.eye(3), np.zeros(3))
 
     def add(self, start: int, poses: np.ndarray) -> np.ndarray:
         poses = np.asarray(poses, np.float64)
         shared = [start + i for i in range(len(poses)) if start + i in self.poses]
         if self.poses and not shared:
             raise ValueError(f"chain_windows: the window at frame {start} shares no frame with the earlier windows")
+        self.transform = Sim3(1.0, np.eye(3), np.zeros(3))
         if shared:
             reference = np.stack([self.poses[f] for f in shared])
-            poses = alignment_between(reference, poses[[f - start for f in shared]]).apply_to_cam_from_world(poses)
+            self.transform = alignment_between(reference, poses[[f - start for f in shared]])
+            poses = self.transform.apply_to_cam_from_world(poses)
         for i, pose in enumerate(poses):
             self.poses.setdefault(start + i, pose)
         chained = np.stack([self.poses[start + i] for i in range(len(poses))])

@@ -23,12 +23,12 @@ import torch
 from tqdm import tqdm
 
 from edgerun.evaluation.tracks_to_4d.evaluate import evaluate_scenes
-from edgerun.models.tracks_to_4d.checkpoint import save_checkpoint
+from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint, save_checkpoint
 from edgerun.models.tracks_to_4d.config import SMALL, TracksTo4DConfig
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstruction_losses
 from edgerun.models.tracks_to_4d.network import TracksTo4D
-from edgerun.sim.point_scenes import HELD_OUT_SEED, SceneConfig, generate_scene, generate_split
+from edgerun.sim.point_scenes import FAMILIES, HELD_OUT_SEED, TRAIN_FAMILIES, SceneConfig, family_config, generate_scene, generate_split
 from edgerun.training import kit
 from edgerun.training.tracks_to_4d.supervision import Targets, batch_targets, supervised_loss
 
@@ -45,6 +45,9 @@ class TrainConfig:
     out: str = "out/tracks_to_4d"
     model: TracksTo4DConfig = SMALL
     scene: SceneConfig = field(default_factory=lambda: SceneConfig(points=100))
+    families: tuple[str, ...] = ()  # draw each scene from one of these scene families (its points from `scene`); () = `scene` only
+    frames: tuple[int, int] = (20, 20)  # window length T drawn per step (inclusive), when training on families
+    init_from: str = ""  # start from this checkpoint's weights (its camera warm-up is not run again)
     steps: int = 2000
     batch: int = 4
     lr: float = 3e-4
@@ -66,9 +69,19 @@ class TrainConfig:
         return asdict(self)
 
 
-def training_batch(seed: int, step: int, batch: int, scene: SceneConfig) -> tuple[torch.Tensor, Targets]:
-    """(batch, N, 3, T) normalised tracks of step ``step`` (true K applied) and their ground truth."""
-    scenes = [generate_scene(np.random.default_rng([seed, step, i]), scene) for i in range(batch)]
+def training_batch(seed: int, step: int, batch: int, scene: SceneConfig, families: tuple[str, ...] = (), frames: tuple[int, int] = (20, 20)) -> tuple[torch.Tensor, Targets]:
+    """(batch, N, 3, T) normalised tracks of step ``step`` (true K applied) and their ground truth.
+    With ``families``, the step's T is drawn from ``frames`` and each scene from a family drawn
+    with it (from ``default_rng([seed, step, i])`` too; T from ``default_rng([seed, step, batch])``)."""
+    if not families:
+        scenes = [generate_scene(np.random.default_rng([seed, step, i]), scene) for i in range(batch)]
+    else:
+        length = int(np.random.default_rng([seed, step, batch]).integers(frames[0], frames[1] + 1))
+        scenes = []
+        for i in range(batch):
+            rng = np.random.default_rng([seed, step, i])
+            family = families[int(rng.integers(len(families)))]
+            scenes.append(generate_scene(rng, family_config(family, points=scene.points, frames=length)))
     return torch.from_numpy(np.stack([normalize_tracks(s.tracks, s.K)[0] for s in scenes])), batch_targets(scenes)
 
 
@@ -141,11 +154,17 @@ def _train(config: TrainConfig, progress: bool, resume: bool) -> kit.TrainResult
     state_path = out / STATE_FILE
     kit.refuse_unless_resuming(out, [STATE_FILE], resume)
     state = _load_state(state_path, config)
+    if config.init_from and state["step"] == 0:
+        initial, initial_config, _ = load_checkpoint(config.init_from)
+        if initial_config != config.model:
+            raise ValueError(f"{config.init_from}: its model config differs from the one being trained ({initial_config} vs {config.model})")
+        state["model"].load_state_dict(initial.state_dict())
+        state["warmup_done"] = True
     check_scenes = generate_split(HELD_OUT_SEED, config.eval_scenes, replace(config.scene, points=225))
     bar = tqdm(total=config.steps, initial=min(state["step"], config.steps), disable=not progress, desc="tracks-to-4d", unit="step")
     started = time.perf_counter() - state["elapsed_s"]
     while state["step"] < config.steps:
-        record = train_step(state, config, *training_batch(config.seed, state["step"], config.batch, config.scene))
+        record = train_step(state, config, *training_batch(config.seed, state["step"], config.batch, config.scene, config.families, config.frames))
         bar.update(1)
         bar.set_postfix(phase=record["phase"][:6], loss=f"{record['total']:.3f}", rep=f"{record.get('reprojection', float('nan')):.4f}")
         state["elapsed_s"] = time.perf_counter() - started
@@ -173,6 +192,9 @@ def _finish(config: TrainConfig, state: dict) -> kit.TrainResult:
             "train": f"a fresh batch of {config.batch} scenes per step, scene i of step s from default_rng([{config.seed}, s, i]); "
             f"{state['step'] * config.batch} scenes seen",
             "train_scene_config": config.scene.to_dict(),
+            **({"train_families": {name: FAMILIES[name].to_dict() for name in config.families}, "train_frames": list(config.frames)}
+               if config.families else {}),
+            **({"initialised_from": config.init_from} if config.init_from else {}),
             "held_out": f"generate_split({HELD_OUT_SEED}, {config.final_eval_scenes}) at N=225 (seeds training never draws)",
             "held_out_scene_config": held_out_config.to_dict(),
         },
@@ -216,11 +238,37 @@ def plot_loss_curve(history: list[dict], evals: list[dict], path: Path) -> Path:
     ], dpi=90)  # fmt: skip
 
 
-def train_main(out: str, steps: int | None, resume: bool, seed: int) -> int:
+def family_names(text: str) -> tuple[str, ...]:
+    """``--families``: "" (the base scene only), or names joined by commas ("train": :data:`TRAIN_FAMILIES`)."""
+    names = tuple(dict.fromkeys(n for name in text.split(",") if name for n in (TRAIN_FAMILIES if name == "train" else (name,))))
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown:
+        raise ValueError(f"--families: unknown {', '.join(unknown)} (families: {', '.join(FAMILIES)})")
+    return names
+
+
+def frame_range(text: str) -> tuple[int, int]:
+    """``--frames``: "20" or "10,40"."""
+    try:
+        low, _, high = text.partition(",")
+        frames = (int(low), int(high or low))
+    except ValueError:
+        raise ValueError(f"--frames: expected T or LOW,HIGH, got {text!r}") from None
+    if not 2 <= frames[0] <= frames[1]:
+        raise ValueError(f"--frames: need 2 <= LOW <= HIGH, got {text!r}")
+    return frames
+
+
+def train_main(out: str, steps: int | None, resume: bool, seed: int, families: str = "", frames: str = "20", init_from: str = "") -> int:
     """``edgerun train tracks-to-4d [--out DIR] [--steps N] [--resume] [--seed S]``; returns 0, or 2 after
     printing ``edgerun train tracks-to-4d: <error>``. Without ``--resume`` an ``out`` holding training
     state is refused (nothing is overwritten)."""
-    config = TrainConfig(out=out, seed=seed, command=" ".join(["edgerun", *sys.argv[1:]]))
+    config = TrainConfig(out=out, seed=seed, command=" ".join(["edgerun", *sys.argv[1:]]), init_from=init_from)
+    try:
+        config = replace(config, families=family_names(families), frames=frame_range(frames))
+    except ValueError as error:
+        print(f"edgerun train tracks-to-4d: {error}", file=sys.stderr)
+        return 2
     if steps is not None:
         if steps < 1:
             print(f"edgerun train tracks-to-4d: --steps must be >= 1, got {steps}", file=sys.stderr)

@@ -1,0 +1,44 @@
+"""``edgerun reconstruct``: the models on a user's own data, outside any graph."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgerun.pipelines.tracks_to_4d.sequence import REFINEMENTS
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "reconstruct", help="TracksTo4D on a video, a camera or track files: cameras and depths per frame",
+        description="Reconstruct camera poses and per-frame depths. SOURCE: a video file or a camera URI (file://, v4l2://, "
+                    "rtsp://, synthetic://; tracked with KLT), an .npz of tracks in the TracksTo4D layout (`tracks` (N, 3, T): "
+                    "x, y, visibility; optional `K`; other keys ignored), or a folder of such files. Writes OUT/<name>.npz per "
+                    "input (R, t world-to-camera (T, 3, 3) and (T, 3); depth (N, T); K; segment; per-window timing) and one "
+                    "JSON line per input to OUT/reconstruct.jsonl.")
+    r.add_argument("source")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--refine", default="none", choices=REFINEMENTS, help="none, ba (bundle adjustment) or ft (test-time fine-tuning, torch)")
+    r.add_argument("--window", type=int, default=20, help="frames per window, overlapping by half (0: the whole clip at once)")
+    r.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
+    r.add_argument("--engine", default="", help="an exported .onnx/.plan instead of the checkpoint")
+    r.add_argument("--backend", default="auto")
+    r.add_argument("--intrinsics", default="", help="calibration YAML (edgerun calibrate camera); default: a tracks file's K, else guessed")
+    r.add_argument("--max-frames", type=int, default=600, help="frames read from a video or camera")
+    r.add_argument("--grid", type=int, default=15, help="KLT query grid (grid x grid) for a video or camera")
+    r.add_argument("--threads", type=int, default=1, help="torch threads")
+    r.set_defaults(func=reconstruct, check=check_reconstruct)
+
+
+def check_reconstruct(args: argparse.Namespace) -> str | None:
+    if args.window < 0 or args.window == 1:
+        return f"--window: 0 (whole clip) or at least 2 frames, got {args.window}"
+    if args.max_frames < 2:
+        return f"--max-frames: at least 2, got {args.max_frames}"
+    return None
+
+
+def reconstruct(args: argparse.Namespace) -> int:
+    from edgerun.pipelines.tracks_to_4d.clips import reconstruct_main  # lazy: torch
+
+    return reconstruct_main(args.source, args.out, args.refine, args.window, args.checkpoint, args.engine, args.backend,
+                            args.intrinsics, args.max_frames, args.grid, args.threads)
