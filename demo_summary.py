@@ -60,8 +60,11 @@ def episode_summary(path: Path) -> str:
                      f"{np.mean(ious):.2f} (mean), instance prompt = its category on {sum(named)}")
     errors, still = reconstruction_errors(topics)
     if errors:
+        feedforward, _ = reconstruction_errors(topics, feedforward=True)
+        refined = sum(bool(window.get("refined")) for window, _ in true_windows(topics))
         lines.append(f"[demo] reconstruction: {len(errors)} windows with motion against the true camera path, ATE median "
-                     f"{np.median(errors):.3f} m (a camera that never moved: {np.median(still):.3f} m)")
+                     f"feed-forward {np.median(feedforward):.3f} m, published (bundle adjustment kept on {refined} of "
+                     f"{len(true_windows(topics))} windows) {np.median(errors):.3f} m; a camera that never moved: {np.median(still):.3f} m")
     plans = topics.get(f"{PLANNER}/plan", [])
     if plans:
         times = [m["plan_time_s"] for m in plans]
@@ -129,17 +132,19 @@ def true_windows(topics: dict[str, list[Message]]) -> list[tuple[Message, np.nda
             if all(int(t) in truth for t in m["stamps_ns"])]
 
 
-def reconstruction_errors(topics: dict[str, list[Message]]) -> tuple[list[float], list[float]]:
-    """Per window in which the camera moved (``MOVED_M``): ATE (m, Sim(3)-aligned) of TracksTo4D's
-    cameras, and of a camera that never moved (the best such guess, every frame at the true path's
-    mean: its RMS spread). The robot stands still while it plans; those windows say nothing."""
+def reconstruction_errors(topics: dict[str, list[Message]], feedforward: bool = False) -> tuple[list[float], list[float]]:
+    """Per window in which the camera moved (``MOVED_M``): ATE (m, Sim(3)-aligned) of the published
+    cameras (``feedforward``: the network's, before bundle adjustment), and of a camera that never
+    moved (the best such guess, every frame at the true path's mean: its RMS spread). The robot
+    stands still while it plans; those windows say nothing."""
 
     estimated, still = [], []
     for window, true in true_windows(topics):
         centres = camera_centres(true)
         spread = float(np.sqrt(((centres - centres.mean(0)) ** 2).sum(1).mean()))
         if spread >= MOVED_M:
-            estimated.append(ate(np.asarray(window["cam_from_world"], np.float64), true))
+            poses = window["feedforward_cam_from_world"] if feedforward and "feedforward_cam_from_world" in window else window["cam_from_world"]
+            estimated.append(ate(np.asarray(poses, np.float64), true))
             still.append(spread)
     return estimated, still
 

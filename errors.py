@@ -123,6 +123,10 @@ class TracksFileError(EdgerunError, ValueError):
     """A file of point tracks (``edgerun reconstruct``) that is not in the TracksTo4D layout."""
 
 
+class ImageSourceError(EdgerunError, ValueError):
+    """An image, folder or option ``edgerun segment`` cannot take."""
+
+
 # ------------------------------------------------------------------------------------------ export
 class ExportError(EdgerunError, RuntimeError):
     """Export failed or its result does not match torch within tolerance."""

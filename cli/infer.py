@@ -1,4 +1,4 @@
-"""``edgerun reconstruct``: the models on a user's own data, outside any graph."""
+"""``edgerun segment`` and ``edgerun reconstruct``: the models on a user's own data, outside any graph."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ from edgerun.pipelines.tracks_to_4d.sequence import REFINEMENTS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "segment", help="INT on images, a folder of them or a camera: one 0/255 PNG mask per image",
+        description="Segment what a task-generic prompt describes. SOURCE: an image, a folder of images or a camera URI "
+                    "(file://, v4l2://, rtsp://, synthetic://). Writes OUT/<image name>.png (0/255) and one JSON line per image "
+                    "to OUT/segment.jsonl (instance prompt, confidence, seconds).")
+    s.add_argument("source")
+    s.add_argument("--prompt", default="the camouflaged animal", help="the task-generic prompt")
+    s.add_argument("--vocabulary", default="", help="category names joined by commas (default: the synthetic set's categories)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--method", default="int", choices=("int", "generic", "no-mining"),
+                   help="int: instance prompt by negative mining; generic: the task prompt alone; no-mining: INT without mining")
+    s.add_argument("--components", default="", help="a components config (default: the shipped one)")
+    s.add_argument("--iterations", type=int, default=5, help="INT iterations")
+    s.add_argument("--max-frames", type=int, default=100, help="frames read from a camera")
+    s.set_defaults(func=segment, check=check_segment)
     r = sub.add_parser(
         "reconstruct", help="TracksTo4D on a video, a camera or track files: cameras and depths per frame",
         description="Reconstruct camera poses and per-frame depths. SOURCE: a video file or a camera URI (file://, v4l2://, "
@@ -42,3 +57,17 @@ def reconstruct(args: argparse.Namespace) -> int:
 
     return reconstruct_main(args.source, args.out, args.refine, args.window, args.checkpoint, args.engine, args.backend,
                             args.intrinsics, args.max_frames, args.grid, args.threads)
+
+
+def check_segment(args: argparse.Namespace) -> str | None:
+    if args.iterations < 1:
+        return f"--iterations: at least 1, got {args.iterations}"
+    if not args.prompt.strip():
+        return "--prompt: an empty task prompt"
+    return None
+
+
+def segment(args: argparse.Namespace) -> int:
+    from edgerun.pipelines.int_seg.batch import segment_main  # lazy: torch, onnxruntime
+
+    return segment_main(args.source, args.out, args.prompt, args.vocabulary, args.method, args.components, args.iterations, args.max_frames)

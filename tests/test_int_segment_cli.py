@@ -1,0 +1,58 @@
+"""``edgerun segment`` on a folder of images and a camera: masks named after the images, a JSON
+line each, and the inputs it cannot read named while the others are still written."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgerun.cli import main
+from edgerun.sim.camouflage import SyntheticConfig, generate_sample
+
+
+def test_segment_writes_a_mask_per_image_and_names_the_unreadable_one(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    sample = generate_sample(np.random.default_rng(5), SyntheticConfig(height=96, width=128))
+    cv2.imwrite(str(folder / "field.png"), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("not an image either, and not one by its name")
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(folder), "--out", str(tmp_path / "out"), "--method", "generic", "--vocabulary", "frog,crab,fish"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert "broken.jpg: not an image OpenCV can read" in captured.err and "notes" not in captured.err
+    mask = cv2.imread(str(tmp_path / "out" / "field.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (96, 128) and set(np.unique(mask)) <= {0, 255}
+    lines = [json.loads(line) for line in (tmp_path / "out" / "segment.jsonl").read_text().splitlines()]
+    assert [line["image"] for line in lines] == ["field"]
+    assert lines[0]["method"] == "generic" and lines[0]["instance_prompt"] == "the camouflaged animal"
+    assert lines[0]["mask_pixels"] == int((mask > 0).sum()) and lines[0]["seconds"] > 0
+
+
+def test_segment_reads_a_camera_and_names_its_frames(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "synthetic://camouflage?width=128&height=96", "--max-frames", "2", "--iterations", "1",
+              "--out", str(tmp_path)])
+    assert exit_.value.code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["image"] for line in lines] == ["frame_000000", "frame_000001"]
+    assert all(line["method"] == "int" and line["instance_prompt"] for line in lines)
+    assert (tmp_path / "frame_000001.png").is_file()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("missing.png", "no such file or folder"),
+    ("notes.txt", "expected an image"),
+    ("empty", "a folder without images"),
+])
+def test_segment_refuses_sources_it_cannot_read_before_loading_the_models(tmp_path, monkeypatch, capsys, source, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", source, "--out", "out", "--components", "does-not-exist.yaml"])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
