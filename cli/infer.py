@@ -53,7 +53,7 @@ def check_reconstruct(args: argparse.Namespace) -> str | None:
 
 
 def reconstruct(args: argparse.Namespace) -> int:
-    from edgerun.pipelines.tracks_to_4d.clips import reconstruct_main  # lazy: torch
+    from edgerun.cli.reconstruct import reconstruct_main  # lazy: torch
 
     return reconstruct_main(args.source, args.out, args.refine, args.window, args.checkpoint, args.engine, args.backend,
                             args.intrinsics, args.max_frames, args.grid, args.threads)
@@ -68,6 +68,6 @@ def check_segment(args: argparse.Namespace) -> str | None:
 
 
 def segment(args: argparse.Namespace) -> int:
-    from edgerun.pipelines.int_seg.batch import segment_main  # lazy: torch, onnxruntime
+    from edgerun.cli.segment import segment_main  # lazy: torch, onnxruntime
 
     return segment_main(args.source, args.out, args.prompt, args.vocabulary, args.method, args.components, args.iterations, args.max_frames)

@@ -14,7 +14,7 @@ from edgerun.cli import main
 from edgerun.evaluation.tracks_to_4d.families import FamilyEvalConfig, run_evaluation
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depths
 from edgerun.models.tracks_to_4d.geometry import Sim3
-from edgerun.pipelines.tracks_to_4d.clips import read_tracks_file
+from edgerun.cli.reconstruct import read_tracks_file
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction
 from edgerun.pipelines.tracks_to_4d.sequence import reconstruct_tracks, window_spans
 from edgerun.sim.point_scenes import FAMILIES, HOLDOUT_FAMILIES, TRAIN_FAMILIES, SceneConfig, family_config, generate_scene
