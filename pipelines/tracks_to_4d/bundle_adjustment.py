@@ -6,16 +6,18 @@ Dynamic Scenes). The solver is Levenberg–Marquardt on the Schur complement, th
 are built on (Triggs et al. 2000; Ceres' ``DENSE_SCHUR``): each point touches only its own 3×3
 block, so the points are eliminated in closed form and each step solves a dense system of the
 cameras' 6 (T − 1) parameters only. ``scipy.optimize.least_squares`` with the same analytic sparse
-Jacobian took 0.6–1.6 s per 20-frame window of 1,000 tracks here, its iterative solver unaware of
-that structure; pycolmap's Ceres BA ships no aarch64 wheel (no Jetson). See
-``benchmarks/bundle_adjustment.py``.
+Jacobian, its iterative solver unaware of that structure, is several times slower
+(``edgerun bench bundle-adjustment``); pycolmap's Ceres BA ships no aarch64 wheel (no Jetson).
 
 * A robust loss (soft-L1 by default, as iteratively reweighted least squares), a wide scale first
   and then the scale of a good track: from a coarse start every residual would sit in the loss's
   linear part.
-* Moving points are left out: the network's gamma preselects the static points, a rigidity check
-  (essential-matrix RANSAC between keyframes) drops what moves against the camera, and after a
-  first round the points that still do not fit are dropped.
+* Moving points are left out: a rigidity check (essential-matrix RANSAC between keyframes) drops
+  what moves against the camera, and after a first round the points that still do not fit are
+  dropped (the network's gamma can preselect too, ``gamma_ratio``; off by default).
+* The cameras are adjusted with at most ``max_points`` tracks (the longest); every other track is
+  then triangulated in them and joins if it fits (forming the reduced system costs time in
+  proportion to the points).
 * The first camera is held fixed; the scale is left free (LM's damping keeps the step bounded).
 """
 
@@ -117,10 +119,11 @@ def bundle_adjust(
     Rounds: adjust the selected points (at most ``max_points``, the longest tracks), drop the
     points whose RMS reprojection error stays above ``outlier_px`` and above 3x the median point's
     (points that move, mistracked points), and adjust again. Then every other track is
-    triangulated in the adjusted cameras and joins the adjusted points when it fits as well. Points whose rays meet at less than ``min_parallax_deg`` help fix the cameras'
-    rotations but their depth is noise (a point seen in three nearby frames can run off to a
-    thousand times its distance): they keep the network's position. Raises ValueError when too
-    few static points are left to adjust."""
+    triangulated in the adjusted cameras and joins the adjusted points when it fits as well.
+    Points whose rays meet at less than ``min_parallax_deg`` help fix the cameras' rotations but
+    their depth is noise (a point seen in three nearby frames can run off to a thousand times its
+    distance): they keep the network's position. Raises ValueError when too few static points
+    are left to adjust."""
     visible = tracks_norm[:, 2] > 0.5
     keep = (visible.sum(1) >= config.min_views) & np.isfinite(points).all(1)
     if gamma is not None and config.gamma_ratio is not None:
