@@ -63,8 +63,8 @@ def episode_summary(path: Path) -> str:
         feedforward, _ = reconstruction_errors(topics, feedforward=True)
         refined = sum(bool(window.get("refined")) for window, _ in true_windows(topics))
         lines.append(f"[demo] reconstruction: {len(errors)} windows with motion against the true camera path, ATE median "
-                     f"feed-forward {np.median(feedforward):.3f} m, published (bundle adjustment kept on {refined} of "
-                     f"{len(true_windows(topics))} windows) {np.median(errors):.3f} m; a camera that never moved: {np.median(still):.3f} m")
+                     f"feed-forward {np.median(feedforward):.3f} m, refined by bundle adjustment on {refined} of "
+                     f"{len(true_windows(topics))} windows, published {np.median(errors):.3f} m; a camera that never moved: {np.median(still):.3f} m")
     plans = topics.get(f"{PLANNER}/plan", [])
     if plans:
         times = [m["plan_time_s"] for m in plans]

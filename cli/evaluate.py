@@ -37,9 +37,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=eval_dino_wm)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
-    e.add_argument("--images", "--episodes", type=int, default=100, help="held-out generated images")
+    e.add_argument("--images", "--episodes", type=int, help="held-out generated images (default 100; with --holdout-families, per family, default 20)")
     e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
     e.add_argument("--json", help="write the result here")
+    e.add_argument("--holdout-families", action="store_true",
+                   help="instead: 320x240 images of camouflage families the components never trained on (other textures, "
+                        "palettes, lighting, noise, scales, clutter, an unseen category name), beside the empty mask "
+                        "(--images per family, default 20)")
     e.add_argument("--robot-camera", action="store_true",
                    help="on 480x360 views of the Wall robot's camera (the demo's perception input) instead")
     e.set_defaults(func=eval_int_seg)
@@ -100,9 +104,13 @@ def eval_dino_wm(args: argparse.Namespace) -> int:
 
 
 def eval_int_seg(args: argparse.Namespace) -> int:
+    if args.holdout_families:
+        from edgerun.evaluation.int_seg.families import families_main  # lazy: torch
+
+        return families_main(args.components, args.images or 20, args.json)
     from edgerun.evaluation.int_seg.evaluate import eval_main  # lazy: torch
 
-    return eval_main(args.components, args.images, args.seed, args.json, args.robot_camera)
+    return eval_main(args.components, args.images or 100, args.seed, args.json, args.robot_camera)
 
 
 def eval_tracks_to_4d(args: argparse.Namespace) -> int:

@@ -30,6 +30,9 @@ CATEGORIES = ANIMALS + OBJECTS
 TASK_PROMPT = "the camouflaged animal"
 GENERIC_PROMPTS = (TASK_PROMPT, "an animal", "a hidden animal")  # phrasings of the task-generic prompt
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 1, 2
+HOLDOUT_CATEGORIES = ("lizard",)  # drawn only by held-out families; the components never trained on the name
+TEXTURES = ("blotches", "cells", "stripes")
+PALETTES = ("random", "dusk")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,19 @@ class SyntheticConfig:
     second_target_prob: float = 0.15  # a second camouflaged instance of the target's category
     camouflage_shift: tuple[float, float] = (14.0, 26.0)  # colour offset of the target from the background (0-255)
     max_rotation_deg: float = 25.0
+    texture: str = "blotches"  # one of TEXTURES: the background's (and the camouflaged skin's) texture family
+    palette: str = "random"  # one of PALETTES: "dusk" is dark and desaturated
+    lighting: float = 0.0  # amplitude of a brightness gradient across the image (fraction of the value)
+    sensor_noise: float = 0.0  # Gaussian noise added last (0-255 scale)
+    blur: float = 0.6  # Gaussian blur sigma of the finished image, pixels
+    targets: tuple[str, ...] = ANIMALS  # categories the camouflaged target is drawn from
+
+    def __post_init__(self) -> None:
+        if self.texture not in TEXTURES or self.palette not in PALETTES:
+            raise ValueError(f"SyntheticConfig: texture in {TEXTURES}, palette in {PALETTES}; got {self.texture!r}, {self.palette!r}")
+        unknown = [t for t in self.targets if t not in ANIMALS + HOLDOUT_CATEGORIES]
+        if unknown or not self.targets:
+            raise ValueError(f"SyntheticConfig.targets: animals of {ANIMALS + HOLDOUT_CATEGORIES}, got {self.targets}")
 
 
 class Instance(NamedTuple):
@@ -127,6 +143,15 @@ def _crab(c: np.ndarray, s: int, rng: np.random.Generator) -> None:
             _line(c, s, (0.5 + side * 0.22, 0.6 + 0.05 * k), (0.5 + side * 0.45, 0.72 + 0.09 * k), 0.035)
 
 
+def _lizard(c: np.ndarray, s: int, rng: np.random.Generator) -> None:
+    _ellipse(c, s, 0.45, 0.5, 0.22, 0.08)  # body
+    _ellipse(c, s, 0.72, 0.5, 0.08, 0.06)  # head
+    _line(c, s, (0.25, 0.5), (0.05, 0.62), 0.05)  # tail
+    for x in (0.33, 0.55):
+        for side in (-1, 1):
+            _line(c, s, (x, 0.5), (x - 0.06, 0.5 + side * 0.2), 0.04)
+
+
 def _ball(c: np.ndarray, s: int, rng: np.random.Generator) -> None:
     cv2.circle(c, (s // 2, s // 2), max(1, int(0.4 * s)), 255, -1)
 
@@ -138,7 +163,7 @@ def _cup(c: np.ndarray, s: int, rng: np.random.Generator) -> None:
 
 SILHOUETTES: dict[str, Callable[[np.ndarray, int, np.random.Generator], None]] = {
     "fish": _fish, "bird": _bird, "butterfly": _butterfly, "snake": _snake,
-    "frog": _frog, "crab": _crab, "ball": _ball, "cup": _cup,
+    "frog": _frog, "crab": _crab, "ball": _ball, "cup": _cup, "lizard": _lizard,
 }
 
 
@@ -167,6 +192,32 @@ def natural_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarra
     mix = 1.0 / (1.0 + np.exp(-2.0 * blotch))[..., None]
     grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
     return palette[0] * (1 - mix) + palette[1] * mix + grain
+
+
+def cells_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
+    """Hard-edged patches (pebbles, leaf litter): a smooth field quantised to four levels of the palette's mix."""
+    levels = np.floor(np.clip(noise_field(rng, h, w, rng.uniform(4, 9)) * 1.2 + 2.0, 0, 3.99))[..., None] / 3.0
+    grain = rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+    return palette[0] * (1 - levels) + palette[1] * levels + grain
+
+
+def stripes_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
+    """Wavy stripes (grass, bark, reeds) of the palette's two colours."""
+    angle, period = rng.uniform(0, np.pi), rng.uniform(6, 14)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = (x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period + 2.0 * noise_field(rng, h, w, 8.0)
+    mix = (0.5 + 0.5 * np.sin(phase))[..., None]
+    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+
+
+TEXTURE_OF = {"blotches": natural_texture, "cells": cells_texture, "stripes": stripes_texture}
+
+
+def dusk_palette(rng: np.random.Generator) -> np.ndarray:
+    """Two dark, desaturated colours of one hue (the same scene at dusk)."""
+    hue = rng.uniform(0, 180)
+    hsv = np.array([[[hue, rng.uniform(15, 60), rng.uniform(35, 75)], [hue, rng.uniform(15, 60), rng.uniform(70, 110)]]], np.float32)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0].astype(np.float32)
 
 
 def random_palette(rng: np.random.Generator) -> np.ndarray:
@@ -207,10 +258,11 @@ def box_of(mask: np.ndarray) -> np.ndarray:
 
 def generate_sample(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig()) -> Sample:
     H, W = config.height, config.width
-    palette = random_palette(rng)
-    image = natural_texture(rng, H, W, palette)
+    palette = random_palette(rng) if config.palette == "random" else dusk_palette(rng)
+    texture = TEXTURE_OF[config.texture]
+    image = texture(rng, H, W, palette)
     occupied = np.zeros((H, W), bool)
-    target = str(rng.choice(ANIMALS))
+    target = str(rng.choice(config.targets))
     plan: list[tuple[str, bool]] = [(target, True)]
     if rng.random() < config.second_target_prob:
         plan.append((target, True))
@@ -235,7 +287,7 @@ def generate_sample(rng: np.random.Generator, config: SyntheticConfig = Syntheti
         if camouflaged:
             shift = rng.standard_normal(3)
             shift *= rng.uniform(*config.camouflage_shift) / np.linalg.norm(shift)
-            skin = natural_texture(rng, H, W, palette) + shift.astype(np.float32)
+            skin = texture(rng, H, W, palette) + shift.astype(np.float32)
         else:
             colour = salient_colour(rng, palette.mean(0))
             shade = 1.0 + 0.12 * noise_field(rng, H, W, 4.0)[..., None]
@@ -251,10 +303,31 @@ def generate_sample(rng: np.random.Generator, config: SyntheticConfig = Syntheti
     for instance in instances:
         if instance.camouflaged:
             target_mask |= instance.mask
-    image = cv2.GaussianBlur(np.clip(image, 0, 255), (3, 3), 0.6)  # soften the pasted edges a little, as a camera would
+    if config.lighting:
+        angle = rng.uniform(0, 2 * np.pi)
+        y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+        ramp = ((x / W - 0.5) * np.cos(angle) + (y / H - 0.5) * np.sin(angle))[..., None]
+        image = image * (1.0 + 2.0 * config.lighting * ramp)
+    side = 2 * round(1.5 * config.blur) + 1  # 3 for the default 0.6 (the shipped components' data)
+    image = cv2.GaussianBlur(np.clip(image, 0, 255), (side, side), config.blur)  # soften the pasted edges, as a camera would
+    if config.sensor_noise:
+        image = image + rng.normal(0, config.sensor_noise, image.shape).astype(np.float32)
     return Sample(np.clip(image, 0, 255).astype(np.uint8), target_mask, instances, TASK_PROMPT)
 
 
 def generate_split(seed: int, count: int, config: SyntheticConfig = SyntheticConfig()) -> list[Sample]:
     """``count`` samples; sample ``i`` depends only on (seed, i), so splits are reproducible and extendable."""
     return [generate_sample(np.random.default_rng([seed, i]), config) for i in range(count)]
+
+
+FAMILIES = {
+    # what the shipped components trained on
+    "blotches": SyntheticConfig(),
+    # held out: texture families, palettes, lighting, blur and noise, scales and clutter training never
+    # saw, and a category name (lizard) it never saw, given to the vocabulary at run time only
+    "cells-dusk": SyntheticConfig(texture="cells", palette="dusk", lighting=0.3, sensor_noise=5.0, blur=1.2,
+                                  targets=ANIMALS + HOLDOUT_CATEGORIES),
+    "stripes-glare": SyntheticConfig(texture="stripes", lighting=0.5, sensor_noise=3.0, min_scale=0.12, max_scale=0.32,
+                                     distractors=(2, 4), targets=ANIMALS + HOLDOUT_CATEGORIES),
+}
+HOLDOUT_FAMILIES = ("cells-dusk", "stripes-glare")

@@ -81,7 +81,7 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     # network's (identity cameras) and standing still: the path's RMS spread
     spread = np.sqrt(((2.0 * np.linspace(0, 1, 20) - 1.0) ** 2).mean())
     assert f"reconstruction: 1 windows with motion against the true camera path, ATE median feed-forward {spread:.3f} m, " \
-           f"published (bundle adjustment kept on 1 of 1 windows) 0.000 m; a camera that never moved: {spread:.3f} m" in text
+           f"refined by bundle adjustment on 1 of 1 windows, published 0.000 m; a camera that never moved: {spread:.3f} m" in text
     figure = summary_figure(recording, tmp_path / "summary.png")
     pixels = matplotlib.image.imread(figure)
     assert pixels.shape[0] > 500 and pixels.shape[1] > 500
