@@ -126,6 +126,10 @@ def reconstruct_main(
     inputs = inputs_of(source)  # refused before the model loads
     calibrated = Intrinsics.load(intrinsics).K if intrinsics else None
     network = WindowModel(checkpoint, engine, backend)
+    if network.frames is not None and window != network.frames:
+        network.close()
+        raise TracksFileError(f"{engine}: the engine takes windows of {network.frames} frames; use --window {network.frames} "
+                              "(or the torch checkpoint, which takes any)")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -133,14 +137,14 @@ def reconstruct_main(
         for name, location in inputs:
             started = time.perf_counter()
             try:
-                extra = {}
+                extra, size = {}, None
                 if "://" in location:
-                    tracks, ids, _ = track_clip(location, max_frames, grid)
+                    tracks, ids, size = track_clip(location, max_frames, grid)
                     K, extra = calibrated, {"track_ids": ids}
                 else:
                     tracks, K = read_tracks_file(Path(location))
                     K = calibrated if calibrated is not None else K
-                result = reconstruct_tracks(network, tracks, K, window, refine)
+                result = reconstruct_tracks(network, tracks, K, window, refine, image_size=size)
             except (EdgerunError, ValueError) as exc:
                 failures += 1
                 print(f"edgerun reconstruct: {name}: {exc}", file=sys.stderr)

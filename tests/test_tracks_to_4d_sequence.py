@@ -4,6 +4,7 @@ files, folders and a camera, its refusals, the held-out family evaluation and th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from scipy.spatial.transform import Rotation
 from edgerun.cli import main
 from edgerun.evaluation.tracks_to_4d.families import FamilyEvalConfig, run_evaluation
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depths
+from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.geometry import Sim3
 from edgerun.cli.reconstruct import read_tracks_file
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction
@@ -187,3 +189,16 @@ def test_training_on_families_draws_one_window_length_per_step_and_refuses_unkno
     assert frame_range("20") == (20, 20) and frame_range("10,40") == (10, 40)
     with pytest.raises(ValueError, match="need 2 <= LOW <= HIGH"):
         frame_range("40,10")
+
+
+def test_reconstruct_with_an_exported_engine_refuses_another_window_length(tmp_path, capsys):
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "tracks_to_4d" / "model.pt"
+    onnx_path, _ = export_model("tracks-to-4d-small", tmp_path, checkpoint=str(shipped))
+    scene = generate_scene(np.random.default_rng(6), SceneConfig(frames=30, points=40))
+    clip = write_clip(tmp_path / "clip.npz", scene)
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", str(clip), "--out", str(tmp_path / "out"), "--engine", str(onnx_path), "--window", "0"])
+    assert exit_.value.code == 2 and "the engine takes windows of 20 frames; use --window 20" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", str(clip), "--out", str(tmp_path / "out"), "--engine", str(onnx_path)])
+    assert exit_.value.code == 0 and np.load(tmp_path / "out" / "clip.npz")["R"].shape == (30, 3, 3)

@@ -71,6 +71,14 @@ class WindowModel:
     def __repr__(self) -> str:
         return repr(self.engine) if self.engine is not None else "torch TracksTo4D"
 
+    @property
+    def frames(self) -> int | None:
+        """The window length an exported engine was built for (T is fixed at export); None: any (torch)."""
+        if self.engine is None:
+            return None
+        frames = next(spec.shape[3] for spec in self.engine.inputs if spec.name == "tracks")
+        return frames if isinstance(frames, int) else None
+
     def __call__(self, tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
         tracks_norm, K_used = network_input(tracks_px, K)
         if self.engine is not None:

@@ -61,10 +61,11 @@ def window_spans(frames: int, window: int) -> list[tuple[int, int]]:
 
 def reconstruct_tracks(
     network: WindowModel, tracks_px: np.ndarray, K: np.ndarray | None = None, window: int = 20, refine: str = "none",
-    min_tracks: int = 16, fine_tune_steps: int = 50,
+    min_tracks: int = 16, fine_tune_steps: int = 50, image_size: tuple[int, int] | None = None,
 ) -> SequenceReconstruction:
     """Reconstruct pixel tracks (N, 3, T) (x, y, visibility) with intrinsics ``K`` (None: the paper's
-    guess from the whole clip's tracks); see the module docstring."""
+    guess from the whole clip's tracks) from frames of ``image_size`` (width, height; None: unknown,
+    twice the principal point); see the module docstring."""
     tracks_px = np.asarray(tracks_px, np.float32)
     if refine not in REFINEMENTS:
         raise ValueError(f"refine: expected one of {REFINEMENTS}, got {refine!r}")
@@ -72,7 +73,8 @@ def reconstruct_tracks(
         raise ValueError(f"expected tracks (N, 3, T >= 2) (x, y, visibility), got {tracks_px.shape}")
     K = guess_intrinsics(tracks_px) if K is None else np.asarray(K, np.float64)
     count, frames = tracks_px.shape[0], tracks_px.shape[2]
-    image_size = (2.0 * K[0, 2], 2.0 * K[1, 2])  # unknown for a tracks file: the principal point is taken as the centre
+    if image_size is None:  # a tracks file does not say: the principal point is taken as the centre
+        image_size = (2.0 * K[0, 2], 2.0 * K[1, 2])
     cam_from_world = np.full((frames, 4, 4), np.nan)
     depth = np.full((count, frames), np.nan)
     segment = np.full(frames, -1)
