@@ -100,12 +100,12 @@ def write_result(path: Path, result: SequenceReconstruction, **extra: np.ndarray
         segment=result.segment, window_start=np.array([w.start for w in windows]), window_frames=np.array([w.frames for w in windows]),
         window_tracks=np.array([w.tracks for w in windows]), window_feedforward_s=np.array([w.feedforward_s for w in windows]),
         window_refine_s=np.array([w.refine_s for w in windows]), window_refined=np.array([w.refined for w in windows]),
-        window_reason=np.array([w.reason for w in windows], dtype=str), **extra,
+        window_reason=np.array([w.reason for w in windows], dtype=str), window_skipped=np.array([w.skipped for w in windows]), **extra,
     )
 
 
 def summary_line(name: str, output: Path, result: SequenceReconstruction, seconds: float) -> dict:
-    windows = [w for w in result.windows if w.feedforward_s > 0]
+    windows = [w for w in result.windows if not w.skipped]
     return {
         "input": name, "output": str(output), "frames": int(result.depth.shape[1]), "tracks": int(result.depth.shape[0]),
         "windows": len(result.windows), "windows_skipped": len(result.windows) - len(windows),

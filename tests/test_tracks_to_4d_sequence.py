@@ -78,7 +78,7 @@ def test_a_window_that_cannot_be_reconstructed_is_reported_and_starts_a_new_segm
     tracks[:, 2, 10:30] = 0.0  # every track lost for 20 frames: the middle window sees nothing
     result = reconstruct_tracks(TruthInRandomFrames(scene, tracks), tracks, scene.K, window=20)
     skipped = [w for w in result.windows if w.reason]
-    assert [w.start for w in skipped] == [10] and "visible in two or more frames" in skipped[0].reason
+    assert [w.start for w in skipped] == [10] and skipped[0].skipped and "visible in two or more frames" in skipped[0].reason
     assert result.segment[0] == 0 and result.segment[-1] == 1  # chained no further than the gap
 
 

@@ -35,6 +35,7 @@ class WindowReport:
     refine_s: float
     refined: bool
     reason: str  # why the window was skipped, or why its refinement was not kept; "" otherwise
+    skipped: bool = False  # not reconstructed (see reason)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def reconstruct_tracks(
         chosen = np.flatnonzero((window_tracks[:, 2] > 0.5).sum(1) >= 2)
         problem = window_problem(window_tracks[chosen], image_size, K, min_tracks, min_frames=2)
         if problem is not None:
-            reports.append(WindowReport(start, length, len(chosen), 0.0, 0.0, False, problem))
+            reports.append(WindowReport(start, length, len(chosen), 0.0, 0.0, False, problem, skipped=True))
             continue
         started = time.perf_counter()
         reconstruction, _ = network(window_tracks[chosen], K)
