@@ -24,6 +24,7 @@ leaves the node up with the error on its status (``setup_failure = "stay_up"``).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +90,8 @@ class Reconstructor(Node):
         self.chainer = TrajectoryChainer()
         self.windows = self.skipped = self.segments = 0
         self.last_skip = ""
-        self.times_ms: list[float] = []
-        self.ba_ms: list[float] = []
+        self.times_ms: deque[float] = deque(maxlen=100)  # the last 100 windows: a node runs for days
+        self.ba_ms: deque[float] = deque(maxlen=100)
         self.ba_refined = self.ba_kept = self.ba_skipped_for_time = self.skips_in_row = 0
         self.last_ba_reason = ""
         self.last_start: int | None = None

@@ -229,6 +229,18 @@ class RunningGraph:
 
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is several times faster than two on a busy machine. A module asks for
+    it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch  # lazy: the runtime tests never load torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def t4d_checkpoint(tmp_path_factory) -> Path:
     """A tiny, untrained TracksTo4D checkpoint: enough for the reconstructor node's wiring."""

@@ -46,12 +46,7 @@ TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blo
 TINY_SCENE = SceneConfig(frames=8, points=24)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scene_tracks(seed: int = 0, scene: SceneConfig = TINY_SCENE) -> torch.Tensor:

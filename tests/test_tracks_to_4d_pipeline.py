@@ -31,13 +31,7 @@ from edgerun.sim.textured_scenes import RenderConfig, random_texture, render_seq
 TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: one thread is several times faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_trajectory(rng: np.random.Generator, frames: int) -> np.ndarray:
@@ -289,7 +283,7 @@ def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, dam
     initial = window_from_scene(scene)
     static = ~scene.dynamic
 
-    def damaged(tracks_norm, cam_from_world, points, gamma, focal_px, config):
+    def damaged(tracks_norm, cam_from_world, points, gamma, focal_px, config, rigid):
         poses, points, rms_after = np.array(cam_from_world), np.array(points), 1e-5  # normalised units: a hundredth of a pixel
         if damage == "nan":
             poses[3, 0, 3] = np.nan

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.spatial.transform import Rotation
 
 from edgerun.cli import main
@@ -23,12 +22,7 @@ from edgerun.sim.point_scenes import FAMILIES, HOLDOUT_FAMILIES, TRAIN_FAMILIES,
 from edgerun.training.tracks_to_4d.train import family_names, frame_range, training_batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TruthInRandomFrames:

@@ -111,10 +111,12 @@ def bundle_adjust(
     gamma: np.ndarray | None = None,
     focal_px: float = 500.0,
     config: BundleAdjustConfig = BundleAdjustConfig(),
+    rigid: np.ndarray | None = None,
 ) -> BundleAdjustResult:
     """Refine the cameras (T, 4, 4) and static points (N, 3) of one window of normalised tracks
     (N, 3, T). ``gamma`` (N,) preselects the static points (all when None); ``focal_px`` converts
-    the pixel scales of ``config`` to normalised units.
+    the pixel scales of ``config`` to normalised units; ``rigid`` (N,) is :func:`rigid_inliers`'
+    answer when the caller already has it (it depends on the tracks alone).
 
     Rounds: adjust the selected points (at most ``max_points``, the longest tracks), drop the
     points whose RMS reprojection error stays above ``outlier_px`` and above 3x the median point's
@@ -129,7 +131,7 @@ def bundle_adjust(
     if gamma is not None and config.gamma_ratio is not None:
         keep &= gamma <= config.gamma_ratio * np.median(gamma)
     if config.rigid_check:
-        keep &= rigid_inliers(tracks_norm, config.rigid_px / focal_px)
+        keep &= rigid_inliers(tracks_norm, config.rigid_px / focal_px) if rigid is None else rigid
     if keep.sum() > config.max_points:  # the longest tracks fix the cameras best; the others are triangulated below
         longest = np.flatnonzero(keep)[np.argsort(-visible[keep].sum(1), kind="stable")[: config.max_points]]
         keep[:] = False
@@ -150,7 +152,7 @@ def bundle_adjust(
         poses = problem.poses(cameras)
         if round_ + 1 < config.rounds:
             residual = problem.residuals(cameras, adjusted[chosen])
-            per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1)) / np.bincount(point_of))
+            per_point = _rms_per_point(point_of, residual, len(chosen))
             keep[chosen[per_point > max(config.outlier_px / focal_px, 3.0 * float(np.median(per_point)))]] = False
     # the points left out (dropped, or never selected) are triangulated in the adjusted cameras;
     # those that fit as well as a static point should (movers do not) join the adjusted ones
@@ -159,7 +161,7 @@ def bundle_adjust(
         point_of, frame_of = np.nonzero(visible[rest])
         observed = tracks_norm[rest[point_of], :2, frame_of].astype(np.float64)
         adjusted[rest], residual = _triangulate(ReprojectionProblem(poses, frame_of, point_of, observed), adjusted[rest], config.robust_px / focal_px)
-        per_point = np.sqrt(np.bincount(point_of, (residual**2).sum(1), len(rest)) / np.bincount(point_of, minlength=len(rest)))
+        per_point = _rms_per_point(point_of, residual, len(rest))
         keep[rest[per_point <= config.outlier_px / focal_px]] = True
     keep[keep] = parallax_degrees(poses, adjusted[keep], visible[keep]) >= config.min_parallax_deg
     if keep.sum() < 6:
@@ -173,6 +175,12 @@ def bundle_adjust(
     refined = np.array(points, dtype=np.float64, copy=True)
     refined[chosen] = adjusted[chosen]
     return BundleAdjustResult(poses, refined, keep, rms(before), rms(after), iterations)
+
+
+def _rms_per_point(point_of: np.ndarray, residual: np.ndarray, count: int) -> np.ndarray:
+    """(count,) RMS of each point's (M, 2) residuals; NaN for a point without observations."""
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.bincount(point_of, (residual**2).sum(1), count) / np.bincount(point_of, minlength=count))
 
 
 def parallax_degrees(cam_from_world: np.ndarray, points: np.ndarray, visible: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.models.tracks_to_4d.geometry import align_trajectory
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
 from edgerun.models.tracks_to_4d.network import TracksTo4D, TracksTo4DOutput
-from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, bundle_adjust, reprojection_residuals
+from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig, bundle_adjust, reprojection_residuals, rigid_inliers
 from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
 from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 
@@ -132,8 +131,9 @@ def with_bundle_adjustment(
     """``initial``'s cameras and static points refined by :func:`~.bundle_adjustment.bundle_adjust`,
     from the network's start and (``classical_start``) from the classical two-view + PnP
     reconstruction's: from a poor start BA can settle in a wrong minimum, and the start whose
-    refinement explains more tracks as static points wins. Never for the worse: ``initial`` is kept (``refined=False``, with the reason) when there are too
-    few static points, the result is not finite, the reprojection error did not drop, a refined
+    refinement explains more tracks as static points wins. Never for the worse: ``initial`` is
+    kept (``refined=False``, with the reason) when there are too few static points, the result is
+    not finite, the reprojection error did not drop, a refined
     point lies behind a camera that sees it, or the depths spread out (the 95th percentile of depth
     over the median, across the visible static points, grows more than ``max_spread_growth``
     times: a point run off towards infinity). Points left out of the adjustment (moving ones,
@@ -148,16 +148,17 @@ def with_bundle_adjustment(
     if classical_start:
         starts += _classical_start(tracks_px, K, initial.cam_from_world, static)
     results, problems = [], []
+    rigid = rigid_inliers(tracks_norm, config.rigid_px / focal) if config.rigid_check else None  # the same for every start
     for name, poses, points in starts:
         try:
-            results.append((name, bundle_adjust(tracks_norm, poses, points, initial.gamma, focal, config)))
+            results.append((name, bundle_adjust(tracks_norm, poses, points, initial.gamma, focal, config, rigid)))
         except ValueError as exc:
             problems.append(f"{name} start: {exc}")
     if not results:
         return keep("; ".join(problems))
     # the start whose refinement explains more tracks as static points wins (a wrong local minimum fits fewer)
     start, result = max(results, key=lambda item: (int(item[1].adjusted.sum()), -item[1].rms_after))
-    visible_of = tracks_norm[result.adjusted, 2] > 0.5
+    visible_of = tracks_norm[result.adjusted, 2] > 0.5  # (adjusted, T)
     point_of, frame_of = np.nonzero(visible_of)
     observed = tracks_norm[np.flatnonzero(result.adjusted)[point_of], :2, frame_of].astype(np.float64)
     before = reprojection_residuals(initial.cam_from_world, static[result.adjusted], frame_of, point_of, observed)  # the network's error
@@ -168,7 +169,7 @@ def with_bundle_adjustment(
     if not errors["rms_after_px"] < errors["rms_before_px"]:
         return keep(f"bundle adjustment did not lower the reprojection error ({errors['rms_before_px']:.2f} -> {errors['rms_after_px']:.2f} px)", **errors)
     refined = result.cam_from_world
-    visible = (tracks_norm[result.adjusted, 2] > 0.5).T  # (T, adjusted)
+    visible = visible_of.T  # (T, adjusted)
     refined_depth = np.einsum("tj,nj->tn", refined[:, 2, :3], result.points[result.adjusted]) + refined[:, None, 2, 3]
     if (refined_depth[visible] <= 0).any():
         return keep(f"{int((refined_depth[visible] <= 0).sum())} refined observations lie behind their camera", **errors)
