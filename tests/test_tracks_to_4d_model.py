@@ -30,6 +30,7 @@ from edgerun.models.tracks_to_4d.losses import camera_warmup_loss, reconstructio
 from edgerun.models.tracks_to_4d.network import TracksTo4D, points_world, project
 from edgerun.sim.point_scenes import (
     HELD_OUT_SEED,
+    TRAIN_FAMILIES,
     SceneConfig,
     generate_scene,
     generate_split,
@@ -358,3 +359,19 @@ def test_small_model_exports_to_onnx_with_parity(tmp_path):
     assert onnx_path.exists() and manifest.dims == {"points": [1, 225, 1024]}
     assert manifest.parity["random"]["max_abs"] < 1e-3
     assert [spec.name for spec in manifest.outputs] == ["rotations", "translations", "focal", "coeffs", "basis", "gamma"]
+
+
+def test_training_from_a_checkpoint_starts_at_its_weights_on_the_families(tmp_path):
+    first = train(_tiny_train(tmp_path / "first", 2), progress=False)
+    start, _, _ = load_checkpoint(first.checkpoint)
+    config = replace(_tiny_train(tmp_path / "tuned", 1), init_from=str(first.checkpoint), families=TRAIN_FAMILIES, frames=(6, 8), lr=1e-12)
+    tuned = train(config, progress=False)
+    after, _, _ = load_checkpoint(tuned.checkpoint)
+    for key, value in start.state_dict().items():  # one step at a negligible rate: still the checkpoint's weights
+        torch.testing.assert_close(after.state_dict()[key], value, atol=1e-6, rtol=0), key
+    history = torch.load(tmp_path / "tuned" / "train_state.pt", weights_only=True)["history"]
+    assert history[0]["phase"] == "reconstruction"  # its camera warm-up is not run again
+    manifest = json.loads(tuned.manifest.read_text())
+    assert manifest["data"]["initialised_from"] == str(first.checkpoint) and set(manifest["data"]["train_families"]) == set(TRAIN_FAMILIES)
+    with pytest.raises(ValueError, match="model config differs"):
+        train(replace(config, out=str(tmp_path / "other"), model=replace(TINY, d_model=16, head_dim=8)), progress=False)
