@@ -25,7 +25,7 @@ import numpy as np
 
 from edgerun.errors import EngineError, EngineInputError
 
-Reason = Literal["stop", "length", "end", "max_length"]
+Reason = Literal["stop", "length", "end", "max_length", "halted"]
 DEFAULT_MAX_LENGTH = 2048
 
 
@@ -33,7 +33,8 @@ DEFAULT_MAX_LENGTH = 2048
 class Generated:
     """What one :meth:`LanguageSession.generate` call produced. ``text`` ends before the stop string
     that ended it (``stop``); ``reason``: ``stop``, ``length`` (the call's token budget), ``end``
-    (the model's end-of-sequence) or ``max_length`` (the session's length is used up)."""
+    (the model's end-of-sequence), ``max_length`` (the session's length is used up) or ``halted``
+    (the ``on_text`` callback asked to stop: a streaming guard)."""
 
     text: str
     tokens: int
@@ -88,9 +89,11 @@ class LanguageSession(abc.ABC):
     def _room(self) -> int:
         """Tokens the session may still hold."""
 
-    def generate(self, max_tokens: int, stop: tuple[str, ...] = (), on_text: Callable[[str], None] | None = None) -> Generated:
+    def generate(self, max_tokens: int, stop: tuple[str, ...] = (),
+                 on_text: Callable[[str], bool | None] | None = None) -> Generated:
         """Up to ``max_tokens`` new tokens, ending early at the first of ``stop`` or the model's end.
-        ``on_text`` gets the text as it grows (streaming; never past a stop string). The stop string
+        ``on_text`` gets the text as it grows (streaming; never past a stop string); when it returns
+        True generation halts there (reason ``halted``: a streaming guard's veto). The stop string
         stays in the sequence (as the model's own tokens); :meth:`take_back_stop` removes it."""
         if max_tokens < 0:
             raise EngineInputError(f"max_tokens must be >= 0, got {max_tokens}")
@@ -129,9 +132,12 @@ class LanguageSession(abc.ABC):
             if text.endswith("\ufffd"):
                 visible = min(visible, len(text) - 1)  # half a multi-byte character: wait for the rest
             if on_text and visible > shown:
-                on_text(text[shown:visible])
+                halt = on_text(text[shown:visible])
                 shown = visible
-        if on_text and reason != "stop" and len(text) > shown:
+                if halt:
+                    reason = "halted"
+                    break
+        if on_text and reason not in ("stop", "halted") and len(text) > shown:
             on_text(text[shown:])
         return Generated(text, len(ids), reason, found, time.perf_counter() - started, first, before_stop)
 

@@ -85,6 +85,11 @@ WALL_RGB = (200, 200, 200)
 AGENT_RGB = (255, 64, 32)
 
 RESET_OPTIONS = ("start", "goal", "door_y", "wall_x")
+ROOMS = ("this", "other", "left", "right")
+"""Rooms a goal in words names (:meth:`WallEnv.place`): the robot's own, the one across the wall, or by side."""
+SPOTS = ("top-left", "top-right", "bottom-left", "bottom-right", "center", "door")
+"""Spots of a room a goal in words names: its corners and centre (of the area goals are drawn from),
+or in front of the door."""
 
 _FAR = 1e6  # "infinite" extent of the border half-planes and the wall's outer ends; finite, so no inf * 0
 
@@ -466,6 +471,28 @@ class WallEnv(gymnasium.Env):
     def room_of(self, position: np.ndarray) -> int:
         """-1 for the room left of the wall, +1 for the right one."""
         return -1 if float(position[0]) < self.layout.wall_x else 1
+
+    def place(self, room: str, spot: str) -> np.ndarray:
+        """The position of a place named in words (an operator's goal): ``room`` one of :data:`ROOMS`
+        (``this`` and ``other`` relative to the robot now), ``spot`` one of :data:`SPOTS`. Corners
+        and centre are those of the room's start/goal area; ``door`` is in front of the door."""
+        if room not in ROOMS or spot not in SPOTS:
+            raise ValueError(f"place: room must be one of {list(ROOMS)} and spot one of {list(SPOTS)}, got {room!r}, {spot!r}")
+        here = self.room_of(self.position)
+        side = {"this": here, "other": -here, "left": -1, "right": 1}[room]
+        x0, y0, x1, y1 = self.layout.room_box(side)
+        if spot == "door":
+            return np.array([self.layout.wall_x + side * SPAWN_WALL_GAP, self.layout.door_y])
+        if spot == "center":
+            return np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        vertical, horizontal = spot.split("-")
+        return np.array([x0 if horizontal == "left" else x1, y0 if vertical == "top" else y1])
+
+    def retarget_options(self, goal: np.ndarray) -> dict[str, Any]:
+        """``reset`` options for an episode that goes on from here (the robot where it is, the same
+        layout) toward a new ``goal``: how a goal given mid-run becomes the env's goal."""
+        return {"start": self.position.copy(), "goal": np.asarray(goal, dtype=np.float64),
+                "door_y": self.layout.door_y, "wall_x": self.layout.wall_x}
 
     # -- internals ---------------------------------------------------------------------------------
 

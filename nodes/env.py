@@ -25,6 +25,13 @@ them ``(k, action_dim)`` of a floating type, stepped in order. One without a flo
 shape that does not fit the env's action space is refused by the handler with a clear error
 in the node's log and status (``last_error``); the node stays up.
 
+A ``target`` message gives the env a new goal mid-run (an operator's command, through the language
+node): ``position`` (x, y), or a place in words, ``room`` and ``spot`` (Wall envs, see
+:meth:`edgerun.envs.wall.WallEnv.place`), with the ``command`` it came from. The running episode
+ends (its report says ``interrupted``) and a new one goes on from the robot's state toward that
+goal; its goal goes out on ``goal`` (the planner retargets) and its report carries the ``command``.
+An env that cannot take a goal mid-run, or a place it does not know, is refused with a clear error.
+
 With ``control_hz`` > 0 the env steps on a wall-clock timer instead, as a robot's controller
 does: every tick it takes the action for the current step from the newest block that covers it (a
 block answering the observation of step ``s`` — its ``step`` field — covers steps ``s .. s + k - 1``),
@@ -83,7 +90,8 @@ def all_finite(value: Any) -> bool:
 
 
 class EnvNode(Node):
-    inputs = {"action": Queue(8, fields={"action": Array("floating", finite=True)})}  # the shape depends on the env: checked in on_action
+    inputs = {"action": Queue(8, fields={"action": Array("floating", finite=True)}),  # the shape depends on the env: checked in on_action
+              "target": Queue(4)}  # position, or room and spot: checked in on_target
     outputs = ("observation", "goal", "episode", "camera", "camera_pose")
     views = {
         "camera": (Image("image"), Image("target_mask")),
@@ -91,7 +99,8 @@ class EnvNode(Node):
         "episode": (Json({"episode": "integer", "seed": "integer", "steps": "integer", "success": "boolean",
                           "terminated": "boolean", "episode_return": "number", "duration_s": "number",
                           "steps_to_goal": "integer", "time_to_goal_s": "number", "action_latencies_ms": "array",
-                          "held_steps": "integer", "first_action_s": "number"}, title="edgerun episode"),),
+                          "held_steps": "integer", "first_action_s": "number", "interrupted": "boolean",
+                          "command": "string"}, title="edgerun episode"),),
     }
     services = ("reset",)
     params = EnvParams
@@ -136,7 +145,7 @@ class EnvNode(Node):
                              f"env '{p.env_id}' has no layout, position and goal")
         return RobotCamera(p.robot_camera)
 
-    def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+    def reset_env(self, seed: int | None = None, options: dict[str, Any] | None = None, command: str = "") -> None:
         """Start the next episode. A reset the env refuses (or a seed or option that is not a finite
         number where one is expected) raises before any of the node's episode state changes."""
         episode = self.episode + 1
@@ -149,7 +158,7 @@ class EnvNode(Node):
         if options is not None and not all_finite(options):
             raise ValueError(f"reset: options must hold finite numbers, got {options!r}"[:300])
         observation, info = self.env.reset(seed=seed, options=options)
-        self.episode, self.info, self.episode_seed = episode, info, seed
+        self.episode, self.info, self.episode_seed, self.command = episode, info, seed, command
         self.step = 0
         self.episode_return = 0.0
         self.started = time.monotonic()
@@ -267,7 +276,35 @@ class EnvNode(Node):
         if not self.advance(action):
             self.publish_observation(*self.last_step)
 
+    def on_target(self, msg: Message) -> None:
+        """A new goal mid-run: the episode ends here and the next goes on from this state toward it."""
+        unwrapped = self.env.unwrapped
+        if not hasattr(unwrapped, "retarget_options"):
+            raise InputRefused("target", f"env '{self.params.env_id}' cannot take a new goal mid-run (no retarget_options)")
+        try:
+            if msg.get("position") is not None:
+                goal = np.asarray(msg["position"], dtype=np.float64)
+            elif hasattr(unwrapped, "place"):
+                goal = unwrapped.place(msg.get("room"), msg.get("spot"))
+            else:
+                raise ValueError(f"env '{self.params.env_id}' knows no places by name: send a position")
+            options = unwrapped.retarget_options(goal)
+            if not all_finite(options):
+                raise ValueError(f"goal {goal.tolist()} is not finite")
+        except (TypeError, ValueError) as exc:
+            raise InputRefused("target", str(exc)) from None
+        self.report_episode(terminated=False, interrupted=True)
+        command = msg.get("command")
+        self.reset_env(options=options, command=command if isinstance(command, str) else "")
+
     def end_episode(self, terminated: bool) -> None:
+        self.report_episode(terminated)
+        if self.params.episodes and self.episode + 1 >= self.params.episodes:
+            self.stop()
+        elif self.params.auto_reset:
+            self.reset_env()
+
+    def report_episode(self, terminated: bool, interrupted: bool = False) -> None:
         self.publish(
             "episode",
             capture_ns=time.time_ns(),
@@ -283,11 +320,9 @@ class EnvNode(Node):
             action_latencies_ms=np.asarray(self.latencies_ms, dtype=np.float64),
             held_steps=self.held_steps,
             first_action_s=-1.0 if self.waited_s is None else self.waited_s,
+            interrupted=interrupted,
+            command=self.command,
         )
-        if self.params.episodes and self.episode + 1 >= self.params.episodes:
-            self.stop()
-        elif self.params.auto_reset:
-            self.reset_env()
 
     def serve_reset(self, msg: Message) -> dict[str, Any]:
         """Start a new episode now: optional ``seed`` and env ``options`` (e.g. ``start``, ``goal``)."""

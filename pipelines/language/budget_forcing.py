@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from edgerun.engines.language import LanguageModel
 
@@ -55,11 +55,20 @@ class Forced:
     forced_end: bool
     seconds: float
     answer_tokens: int = 0
+    halted: bool = False  # the on_text callback stopped it (a streaming guard): the answer is empty
 
 
-def budget_forced(model: LanguageModel, question: str, budget: Budget, max_length: int | None = None) -> Forced:
+def budget_forced(model: LanguageModel, question: str, budget: Budget, max_length: int | None = None,
+                  on_text: Callable[[str], bool | None] | None = None,
+                  answer_schema: Mapping[str, Any] | None = None) -> Forced:
     """Think about ``question`` within ``budget``, then answer. The prompt is ``question`` followed by
-    :data:`THINK_START`; thinking ends at :data:`THINK_END`, the answer follows :data:`ANSWER_START`."""
+    :data:`THINK_START`; thinking ends at :data:`THINK_END`, the answer follows :data:`ANSWER_START`.
+
+    ``on_text`` sees every piece of text the model writes (thinking and answer, not the delimiters
+    the loop appends); when it returns True the generation stops there (``halted``). With
+    ``answer_schema`` the answer is JSON of that schema: it is generated in a second session whose
+    prompt is the first one's text so far, constrained by the schema (a session's constraint holds
+    from its first token, and thinking is free text)."""
     started = time.perf_counter()
     session = model.session(question + THINK_START, max_length=max_length)
     thinking, used, waits = "", 0, 0
@@ -69,9 +78,11 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
         if left <= 0:
             break
         # a model that skips the delimiter and starts answering has ended its thinking too
-        step = session.generate(left, stop=(THINK_END, ANSWER_MARK))
+        step = session.generate(left, stop=(THINK_END, ANSWER_MARK), on_text=on_text)
         thinking += step.text
         used += step.tokens
+        if step.reason == "halted":
+            return Forced(thinking, "", used, waits, False, time.perf_counter() - started, halted=True)
         if step.reason == "stop" and used < budget.min_tokens and waits < budget.max_waits:
             session.take_back_stop(step)  # below the minimum: "Wait" replaces the end of thinking
             session.append(WAIT)
@@ -83,9 +94,16 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
         break
     forced_end = ended_by is None and (budget.budget is not None and used >= budget.budget or step.reason == "max_length")
     # what the model wrote stays as it wrote it; the rest of the delimiters is appended
-    session.append({THINK_END: ANSWER_START, ANSWER_MARK: ""}.get(ended_by, "\n" + THINK_END + ANSWER_START))
-    answer = session.generate(budget.answer_tokens, stop=("\n",))
-    return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started, answer.tokens)
+    closing = {THINK_END: THINK_END + ANSWER_START, ANSWER_MARK: ANSWER_MARK}.get(ended_by, "\n" + THINK_END + ANSWER_START)
+    if answer_schema is None:
+        session.append(closing[len(ended_by or ""):])
+        answer = session.generate(budget.answer_tokens, stop=("\n",), on_text=on_text)
+    else:
+        answer_prompt = question + THINK_START + thinking + closing
+        answer = model.session(answer_prompt, max_length=len(model.encode(answer_prompt)) + model.add_bos + budget.answer_tokens + 1,
+                               json_schema=answer_schema).generate(budget.answer_tokens, stop=("\n",), on_text=on_text)
+    return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started, answer.tokens,
+                  halted=answer.reason == "halted")
 
 
 def control(thinking_tokens: Sequence[int], budget: int | None) -> float:

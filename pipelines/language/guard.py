@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgerun.pipelines.language.constitution import Constitution
+from edgerun.pipelines.language.constitution import DEFAULT_CONSTITUTION, Constitution
 from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
 from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 
@@ -34,6 +34,8 @@ ANCHOR_WORDS = 4
 REFUSING = re.compile(r"\b(?:not|no|never|can't|cannot|won't|refuse[sd]?|forbidden|decline[sd]?|unsafe)\b", re.IGNORECASE)
 QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 INPUT, OUTPUT, MANIFEST = "input.npz", "output.npz", "manifest.json"
+PACKAGE = DEFAULT_CONSTITUTION.parents[2]
+DEFAULT_GUARDS = PACKAGE / "checkpoints" / "language" / "guard"
 
 
 def views(request: str) -> list[str]:
@@ -129,8 +131,9 @@ class Guards:
         for name in (INPUT, OUTPUT):
             with np.load(folder / name) as data:
                 weights.append({k: data[k] for k in data.files})
-        return cls(*weights, encoder or TextEncoder.load(), constitution or Constitution.load(Path(manifest["constitution"])),
-                   manifest)
+        written = Path(manifest["constitution"])  # relative: to the package, as the training wrote it
+        return cls(*weights, encoder or TextEncoder.load(),
+                   constitution or Constitution.load(written if written.is_absolute() else PACKAGE / written), manifest)
 
 
 class OutputStream:
