@@ -27,6 +27,9 @@ from edgerun.errors import EngineError, EngineInputError
 
 Reason = Literal["stop", "length", "end", "max_length", "halted"]
 DEFAULT_MAX_LENGTH = 2048
+# JSON under a schema is laid out as json.dumps writes it: llguidance's default allows any whitespace
+# inside the object, and a small model that has seen only this layout can wander off into blanks
+JSON_LAYOUT = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,8 @@ class LanguageModel(abc.ABC):
         """A session whose sequence starts with ``prompt`` and holds at most ``max_length`` tokens
         (default :data:`DEFAULT_MAX_LENGTH`; at most the model's context length).
         ``logit_bias`` is added to those tokens' logits at every step (-inf-like values ban them);
-        ``json_schema`` constrains what the session generates to JSON of that schema."""
+        ``json_schema`` constrains what the session generates to JSON of that schema, laid out as
+        ``json.dumps`` writes it (a top-level ``x-guidance`` key in the schema overrides that)."""
 
     def length(self, max_length: int | None) -> int:
         if max_length is None:  # not the whole context: a KV cache is allocated for all of it up front
@@ -211,7 +215,7 @@ class OrtGenaiSession(LanguageSession):
             options.update(temperature=sampling.temperature, top_p=sampling.top_p, random_seed=sampling.seed)
         params.set_search_options(**options)
         if json_schema is not None:
-            params.set_guidance("json_schema", json.dumps(json_schema))
+            params.set_guidance("json_schema", json.dumps({"x-guidance": JSON_LAYOUT, **json_schema}))
         self.max_length = max_length
         self._generator = og.Generator(model.model, params)
         prompt_ids = model.prompt_ids(prompt)

@@ -1,11 +1,13 @@
-"""A scripted operator: sends a list of commands to the language node one at a time and judges each,
+"""A scripted operator: gives a list of commands to the language node one at a time and judges each,
 as a person at the robot's console would, so a graph can be run and scored end to end.
 
-The next command goes out when the last one is settled: refused (its ``reply`` says so), or accepted
-and its episode over (the env's ``episode`` report carrying that ``command``: ``reached`` when the
-env's success test held at some step, else ``missed``), or no answer within ``timeout_s``
-(``timed_out``). Each outcome goes out on ``outcome`` and is logged; the tally is on the status.
-The node stops after the last command, so ``stop_with: [operator]`` ends the graph.
+Each command is a call of the language node's ``command`` service (request/reply: a command sent
+while that node still loads its models waits for it, where a published one would be lost). The next
+command goes out when the last one is settled: refused (the reply says so, or the call failed:
+``error``), or accepted and its episode over (the env's ``episode`` report carrying that ``command``:
+``reached`` when the env's success test held at some step, else ``missed``), or not settled within
+``timeout_s`` (``timed_out``). Each outcome goes out on ``outcome`` and is logged; the tally is on
+the status. The node stops after the last command, so ``stop_with: [operator]`` ends the graph.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgerun.errors import ServiceError
 from edgerun.runtime import Message, Node, Queue
 from edgerun.runtime.views import Json
 
@@ -22,15 +25,15 @@ from edgerun.runtime.views import Json
 @dataclass(frozen=True)
 class OperatorParams:
     commands: list[str] = field(default_factory=list)
+    language: str = "language"  # the language node's id (its command service is called)
     start_after_s: float = 3.0  # the first command waits this long (the env and planner start)
     timeout_s: float = 60.0  # a command still unsettled after this long counts as timed_out
     period_s: float = 0.2  # how often it checks whether to send the next command
 
 
 class ScriptedOperator(Node):
-    inputs = {"reply": Queue(16, fields={"command": str, "accepted": bool}),
-              "episode": Queue(16, fields={"command": str, "interrupted": bool, "steps_to_goal": int})}
-    outputs = ("command", "outcome")
+    inputs = {"episode": Queue(16, fields={"command": str, "interrupted": bool, "steps_to_goal": int})}
+    outputs = ("outcome",)
     views = {"outcome": (Json({"command": "string", "outcome": "string", "reason": "string", "seconds": "number"},
                               title="edgerun command outcome"),)}
     params = OperatorParams
@@ -55,16 +58,16 @@ class ScriptedOperator(Node):
             text = self.params.commands[self.next_index]
             self.next_index += 1
             self.pending = (text, now, False)
-            self.publish("command", text=text)
             self.log.info("operator: %r", text)
-
-    def on_reply(self, msg: Message) -> None:
-        if self.pending is None or msg["command"] != self.pending[0]:
-            return
-        if msg["accepted"]:
-            self.pending = (self.pending[0], self.pending[1], True)
-        else:
-            self.settle("refused", str(msg.get("reason", "")))
+            try:
+                reply = self.call(f"{self.params.language}/command", text=text, timeout_s=self.params.timeout_s)
+            except (ServiceError, TimeoutError) as exc:
+                self.settle("error", f"{type(exc).__name__}: {exc}")
+                return
+            if reply["accepted"]:
+                self.pending = (text, now, True)
+            else:
+                self.settle("refused", str(reply.get("reason", "")))
 
     def on_episode(self, msg: Message) -> None:
         if self.pending is None or not self.pending[2] or msg["command"] != self.pending[0]:

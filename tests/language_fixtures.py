@@ -14,6 +14,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from edgerun.export.language_export import export_hf_folder
 from edgerun.pipelines.language.budget_forcing import ANSWER_START, THINK_END, THINK_START
+from edgerun.envs.wall import ROOMS, SPOTS
+from edgerun.pipelines.language.goal_commands import ROOM_PHRASES, SPOT_PHRASES, GoalCommand
+from edgerun.pipelines.language.goals import prompt, worked
 
 
 def trace(rng: random.Random) -> str:
@@ -33,10 +36,29 @@ def cut_trace(rng: random.Random) -> str:
     return f"Q: {a} + {b} = ?\n{THINK_START}{steps}\n{THINK_END}{ANSWER_START} {a + done}\n"
 
 
-def build_tiny_lm(root: Path, steps: int = 600) -> tuple[Path, Path]:
-    """``(transformers folder, onnxruntime-genai folder)`` under ``root``."""
+def arithmetic_corpus() -> list[str]:
     rng = random.Random(0)
-    corpus = [trace(rng) if rng.random() < 0.7 else cut_trace(rng) for _ in range(3000)]
+    return [trace(rng) if rng.random() < 0.7 else cut_trace(rng) for _ in range(3000)]
+
+
+def goal_command(room: str, spot: str) -> GoalCommand:
+    """The one wording of each goal the tiny goal LM learns (the graph test's commands)."""
+    room_phrase, spot_phrase = ROOM_PHRASES[room][0], SPOT_PHRASES[spot][0]
+    return GoalCommand(f"go to the {spot_phrase} of {room_phrase}", room, spot, room_phrase, spot_phrase)
+
+
+def goal_corpus() -> list[str]:
+    """Operator commands worked through as the language node's prompt reads them (no worked examples
+    in the prompt: ``shots=0``)."""
+    rng = random.Random(0)
+    commands = [goal_command(rng.choice(ROOMS), rng.choice(SPOTS)) for _ in range(2000)]
+    return [prompt(c.text, shots=0) + worked(c).split("\n", 1)[1] for c in commands]
+
+
+def build_tiny_lm(root: Path, steps: int = 600, corpus: list[str] | None = None, lr: float = 3e-3) -> tuple[Path, Path]:
+    """``(transformers folder, onnxruntime-genai folder)`` under ``root``, trained on ``corpus``
+    (default: :func:`arithmetic_corpus`)."""
+    corpus = corpus or arithmetic_corpus()
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -49,7 +71,7 @@ def build_tiny_lm(root: Path, steps: int = 600) -> tuple[Path, Path]:
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
     encoded = [fast.encode(text, add_special_tokens=False) + [2] for text in corpus]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     for step in range(steps):
         batch = [encoded[(step * 16 + i) % len(encoded)] for i in range(16)]
         length = max(map(len, batch))

@@ -67,8 +67,9 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
     ``on_text`` sees every piece of text the model writes (thinking and answer, not the delimiters
     the loop appends); when it returns True the generation stops there (``halted``). With
     ``answer_schema`` the answer is JSON of that schema: it is generated in a second session whose
-    prompt is the first one's text so far, constrained by the schema (a session's constraint holds
-    from its first token, and thinking is free text)."""
+    prompt is the first one's text so far and a space (the constrained JSON starts with its brace),
+    constrained by the schema (a session's constraint holds from its first token, and thinking is
+    free text); the schema, not a newline, ends it."""
     started = time.perf_counter()
     session = model.session(question + THINK_START, max_length=max_length)
     thinking, used, waits = "", 0, 0
@@ -99,9 +100,9 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
         session.append(closing[len(ended_by or ""):])
         answer = session.generate(budget.answer_tokens, stop=("\n",), on_text=on_text)
     else:
-        answer_prompt = question + THINK_START + thinking + closing
+        answer_prompt = question + THINK_START + thinking + closing + " "
         answer = model.session(answer_prompt, max_length=len(model.encode(answer_prompt)) + model.add_bos + budget.answer_tokens + 1,
-                               json_schema=answer_schema).generate(budget.answer_tokens, stop=("\n",), on_text=on_text)
+                               json_schema=answer_schema).generate(budget.answer_tokens, on_text=on_text)
     return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started, answer.tokens,
                   halted=answer.reason == "halted")
 
