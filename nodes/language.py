@@ -38,6 +38,7 @@ class LanguageParams:
     budget: int = 32  # thinking tokens at most
     answer_tokens: int = 32
     shots: int = 3  # worked examples in the prompt
+    instructions: bool = True  # state the task in the prompt (False: a model fine-tuned on it)
 
 
 class LanguageNode(Node):
@@ -57,7 +58,7 @@ class LanguageNode(Node):
                                     f"({', '.join(LANGUAGE_MODELS)}) nor a folder")
         self.model = load_language_model(folder)
         self.guards = Guards.load(Path(p.guards) if p.guards else DEFAULT_GUARDS)
-        self.config = GoalConfig(budget=p.budget, answer_tokens=p.answer_tokens, shots=p.shots)
+        self.config = GoalConfig(budget=p.budget, answer_tokens=p.answer_tokens, shots=p.shots, instructions=p.instructions)
         self.counts = {"commands": 0, "goals": 0, "input_guard": 0, "output_guard": 0, "schema": 0}
         self.last_reply: dict[str, Any] | None = None
         self.guards.check_input("go to the door")  # the encoder's first call builds its session: not on a command's time

@@ -48,11 +48,11 @@ def goal_command(room: str, spot: str) -> GoalCommand:
 
 
 def goal_corpus() -> list[str]:
-    """Operator commands worked through as the language node's prompt reads them (no worked examples
-    in the prompt: ``shots=0``)."""
+    """Operator commands worked through as the language node's prompt reads them, for a model trained
+    on the task (``shots=0``, ``instructions=False``)."""
     rng = random.Random(0)
     commands = [goal_command(rng.choice(ROOMS), rng.choice(SPOTS)) for _ in range(2000)]
-    return [prompt(c.text, shots=0) + worked(c).split("\n", 1)[1] for c in commands]
+    return [prompt(c.text, shots=0, instructions=False) + worked(c).split("\n", 1)[1] for c in commands]
 
 
 def build_tiny_lm(root: Path, steps: int = 600, corpus: list[str] | None = None, lr: float = 3e-3) -> tuple[Path, Path]:

@@ -84,7 +84,7 @@ def test_budget_forcing_halts_when_the_stream_says_so_and_answers_in_the_schema(
 
 @pytest.fixture(scope="module")
 def tiny_goal_lm(tmp_path_factory) -> Path:
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-goal-lm"), steps=400, corpus=goal_corpus())[1]
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-goal-lm"), steps=250, corpus=goal_corpus())[1]
 
 
 @pytest.mark.timeout(300)
@@ -94,8 +94,12 @@ def test_the_language_graph_drives_to_commanded_goals_and_refuses_forbidden_ones
     commands = [goal_command(room, spot) for room, spot in
                 (("other", "top-left"), ("this", "center"), ("left", "bottom-right"), ("right", "door"), ("other", "center"))]
     script = [text for pair in zip([c.text for c in commands], FORBIDDEN) for text in pair]
-    nodes["language"]["params"].update(model=str(tiny_goal_lm), shots=0, budget=64)
-    nodes["planner"]["params"]["checkpoint"] = str(PACKAGE / "checkpoints" / "dino_wm_wall" / "model.pt")
+    nodes["language"]["params"].update(model=str(tiny_goal_lm), shots=0, instructions=False, budget=64)
+    # the wiring under test is the language's: the env waits for each block (lockstep), so the planner's
+    # real-time success (measured by edgerun eval dino-wm --realtime) does not decide the outcome
+    nodes["env"]["params"]["control_hz"] = 0
+    nodes["planner"]["params"].update(checkpoint=str(PACKAGE / "checkpoints" / "dino_wm_wall" / "model.pt"),
+                                      anytime=False, samples=100, iterations=5)
     nodes["operator"]["params"].update(commands=script, start_after_s=1.0, timeout_s=60.0)
     path = tmp_path / "graph.yaml"
     path.write_text(yaml.safe_dump(graph, sort_keys=False))

@@ -62,9 +62,11 @@ def examples(count: int) -> list[GoalCommand]:
     return picked
 
 
-def prompt(command: str, shots: int = 3) -> str:
-    """The LM's prompt for ``command``: the task, ``shots`` worked examples, the command."""
-    return PREAMBLE + "".join(worked(c) + "\n" for c in examples(shots)) + COMMAND.format(command=" ".join(command.split()))
+def prompt(command: str, shots: int = 3, instructions: bool = True) -> str:
+    """The LM's prompt for ``command``: the task's statement (``instructions``; a model fine-tuned on
+    the task goes without), ``shots`` worked examples, the command."""
+    return ((PREAMBLE if instructions else "") + "".join(worked(c) + "\n" for c in examples(shots))
+            + COMMAND.format(command=" ".join(command.split())))
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class GoalConfig:
     budget: int = 32  # thinking tokens at most (budget forcing)
     answer_tokens: int = 32
     shots: int = 3  # worked examples in the prompt
+    instructions: bool = True  # state the task in the prompt (False: a model fine-tuned on it)
 
 
 def command_goal(model: LanguageModel, guards: Guards, command: str, config: GoalConfig = GoalConfig()) -> Outcome:
@@ -100,7 +103,7 @@ def command_goal(model: LanguageModel, guards: Guards, command: str, config: Goa
         return Outcome(command, False, "input_guard", verdict.reason, category=verdict.category,
                        input_score=verdict.score, seconds=time.perf_counter() - started)
     stream = guards.stream()
-    forced = budget_forced(model, prompt(command, config.shots), Budget(config.budget, answer_tokens=config.answer_tokens),
+    forced = budget_forced(model, prompt(command, config.shots, config.instructions), Budget(config.budget, answer_tokens=config.answer_tokens),
                            on_text=stream.feed, answer_schema=GOAL_SCHEMA)
     common = dict(thinking=forced.thinking, answer=forced.answer, thinking_tokens=forced.thinking_tokens,
                   input_score=verdict.score)
