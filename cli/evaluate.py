@@ -87,6 +87,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", help="write the result here")
     e.set_defaults(func=eval_guard)
 
+    e = evaluate.add_parser("command-goals", help="the language node's command -> goal path on held-out commands: "
+                                                  "right goals, no goal for commands naming no place, seconds")
+    e.add_argument("--model", default="qwen2.5-coder-0.5b", help="registry language model")
+    e.add_argument("--guards", help="guard folder (default: the shipped checkpoints/language/guard)")
+    e.add_argument("--count", type=int, default=40, help="held-out goal commands (and at most as many with no place)")
+    e.add_argument("--budget", type=int, default=32, help="thinking tokens")
+    e.add_argument("--json", help="write the result here")
+    e.set_defaults(func=eval_command_goals)
+
 
 def eval_dino_wm(args: argparse.Namespace) -> int:
     from edgerun.evaluation.dino_wm.evaluate import eval_main  # lazy: torch
@@ -147,6 +156,12 @@ def eval_guard(args: argparse.Namespace) -> int:
 
     return eval_main(Path(args.guards), None if args.model == "none" else args.model, args.per_template, args.halt_before,
                      args.overhead_prompts, args.json)
+
+
+def eval_command_goals(args: argparse.Namespace) -> int:
+    from edgerun.evaluation.language.command_goals import eval_main  # lazy: onnxruntime-genai
+
+    return eval_main(args.model, args.guards, args.count, args.budget, args.json)
 
 
 def eval_rsd(args: argparse.Namespace) -> int:

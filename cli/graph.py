@@ -1,4 +1,4 @@
-"""Commands on graphs and their topics: launch, run, top, topic, record, view, replay, keys, demo."""
+"""Commands on graphs and their topics: launch, run, top, topic, call, record, view, replay, keys, demo."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import zmq
 
-from edgerun.errors import GraphError, LaunchError, NoRunError, ParamError
-from edgerun.runtime import introspect
+from edgerun.errors import GraphError, LaunchError, NoRunError, ParamError, ServiceError
+from edgerun.runtime import introspect, services
 from edgerun.runtime.deployment import NodeState, RunState, write_run_state
 from edgerun.runtime.foxglove_view import FoxgloveView
 from edgerun.runtime.graph import load_graph
@@ -59,6 +59,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, help="echo: give up after this many seconds")
     p.add_argument("--duration", type=float, help="hz: measure for this many seconds")
     p.set_defaults(func=inspect_topic, check=lambda a: None if a.action == "list" or a.topic else f"topic {a.action} needs a topic (node/output)")
+
+    p = sub.add_parser("call", help="call a service of a running graph's node and print the reply "
+                                    "(edgerun call language/command text='go to the door')")
+    p.add_argument("service", metavar="NODE/SERVICE")
+    p.add_argument("data", nargs="*", metavar="KEY=VALUE", help="request fields (values read as YAML scalars)")
+    p.add_argument("--run", help="running graph (default: the only one)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reply")
+    p.set_defaults(func=call_service)
 
     p = sub.add_parser("top", help="a running graph's streams live: rate, message age, drops, restarts per stream")
     p.add_argument("run", nargs="?", help="running graph (default: the only one)")
@@ -206,6 +214,30 @@ def inspect_topic(args: argparse.Namespace) -> int:
     except NoRunError as exc:
         print(f"edgerun topic: {exc}", file=sys.stderr)
         return 2
+
+
+def call_service(args: argparse.Namespace) -> int:
+    """``edgerun call``: 0 with the reply's fields on stdout; 2 with one line when there is no such
+    running graph, node or service, a field is malformed, or the node answers with an error or not at all."""
+    node_name, sep, service = args.service.partition("/")
+    try:
+        if not sep or not node_name or not service:
+            raise ParamError(f"{args.service!r}: expected NODE/SERVICE")
+        data = parse_cli_params(args.data)
+        _, state = find_run(args.run)
+        node = state.nodes.get(node_name)
+        if node is None or service not in node.services or node.srv is None:
+            offered = [f"{name}/{s}" for name, n in state.nodes.items() for s in n.services]
+            raise ParamError(f"no service {args.service} in '{state.name}' (services: {', '.join(offered) or 'none'})")
+        reply = services.call(node.srv, service, timeout_s=args.timeout, **data)
+    except (NoRunError, ParamError, ServiceError, TimeoutError) as exc:
+        print(f"edgerun call: {exc}", file=sys.stderr)
+        return 2
+    for name, value in reply.fields.items():
+        print(f"{name}: {value}")
+    for name, array in reply.arrays.items():
+        print(f"{name}: {array.dtype} {tuple(array.shape)} {array.tolist() if array.size <= 16 else ''}".rstrip())
+    return 0
 
 
 ONCE_WAIT_S = 5.0

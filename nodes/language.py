@@ -59,7 +59,7 @@ class LanguageNode(Node):
         self.model = load_language_model(folder)
         self.guards = Guards.load(Path(p.guards) if p.guards else DEFAULT_GUARDS)
         self.config = GoalConfig(budget=p.budget, answer_tokens=p.answer_tokens, shots=p.shots, instructions=p.instructions)
-        self.counts = {"commands": 0, "goals": 0, "input_guard": 0, "output_guard": 0, "schema": 0}
+        self.counts = {"commands": 0, "goals": 0, "input_guard": 0, "output_guard": 0, "schema": 0, "no_place": 0}
         self.last_reply: dict[str, Any] | None = None
         self.guards.check_input("go to the door")  # the encoder's first call builds its session: not on a command's time
 

@@ -123,3 +123,16 @@ def test_the_language_graph_drives_to_commanded_goals_and_refuses_forbidden_ones
         episode = next(m for m in received if m.topic == "env/episode" and m["command"] == command.text)
         assert episode["steps_to_goal"] >= 0 and not episode["interrupted"]  # the env's own test, on its goal
     jsonschema.validate(json.loads(replies[commands[0].text]["goal"]), GOAL_SCHEMA)
+
+
+def test_a_command_with_no_place_has_a_goal_of_its_own_kind_and_the_prompt_shows_one():
+    from edgerun.pipelines.language.goals import NO_PLACE, prompt
+
+    jsonschema.validate(NO_PLACE, GOAL_SCHEMA)
+    jsonschema.validate({"room": "other", "spot": "door"}, GOAL_SCHEMA)
+    for wrong in ({"room": "kitchen", "spot": "door"}, {"room": "other"}, {"room": "none", "spot": "door"}, {"room": "other", "spot": "door", "x": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, GOAL_SCHEMA)
+    shown = prompt("what is in zone A", shots=3)
+    assert json.dumps(NO_PLACE) in shown and shown.count("Final Answer:") == 4 and shown.endswith("Command: what is in zone A\n")
+    assert "Final Answer:" not in prompt("go to the door", shots=0, instructions=False)

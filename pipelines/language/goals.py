@@ -23,19 +23,27 @@ from edgerun.pipelines.language.budget_forcing import ANSWER_START, THINK_END, T
 from edgerun.pipelines.language.goal_commands import GoalCommand, goal_commands
 from edgerun.pipelines.language.guard import Guards
 
-GOAL_SCHEMA: dict[str, Any] = {
+PLACE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"room": {"enum": list(ROOMS)}, "spot": {"enum": list(SPOTS)}},
     "required": ["room", "spot"],
     "additionalProperties": False,
 }
+NO_PLACE = {"room": "none", "spot": "none"}
+"""The answer to a command that names no place to go: no goal is better than an invented one. Its keys
+are a place's (a small model under a schema picks the first key before it has read its own thinking)."""
+GOAL_SCHEMA: dict[str, Any] = {"anyOf": [PLACE_SCHEMA, {"type": "object", "properties": {"room": {"const": "none"},
+                                                                                        "spot": {"const": "none"}},
+                                                        "required": ["room", "spot"], "additionalProperties": False}]}
 PREAMBLE = ("A robot drives in two rooms, left and right, split by a wall with a door. Turn the operator's command "
             f"into a goal: the room ({', '.join(ROOMS)}) and the spot ({', '.join(SPOTS)}). North is top, south is "
             "bottom, west is left, east is right; the robot's own room is this, the room across the wall is other; "
-            "a doorway or gap in the wall is the door.\n\n")
+            "a doorway or gap in the wall is the door. A command that names no place to go has no goal: "
+            f"{json.dumps(NO_PLACE)}.\n\n")
+NO_PLACE_EXAMPLE = ("What is your battery level?", "The command names no place to go.\n")
 COMMAND = "Command: {command}\n"
 
-Stage = Literal["goal", "input_guard", "output_guard", "schema"]
+Stage = Literal["goal", "input_guard", "output_guard", "schema", "no_place"]
 
 
 def thinking(command: GoalCommand) -> str:
@@ -49,8 +57,11 @@ def answer(goal: dict[str, str]) -> str:
 
 def worked(command: GoalCommand) -> str:
     """A command with its thinking and answer, in the format budget forcing reads and writes."""
-    return (COMMAND.format(command=command.text) + THINK_START + thinking(command) + THINK_END + ANSWER_START + " "
-            + answer(command.goal) + "\n")
+    return worked_text(command.text, thinking(command), command.goal)
+
+
+def worked_text(command: str, reasoning: str, goal: dict[str, str]) -> str:
+    return COMMAND.format(command=command) + THINK_START + reasoning + THINK_END + ANSWER_START + " " + answer(goal) + "\n"
 
 
 def examples(count: int) -> list[GoalCommand]:
@@ -65,13 +76,16 @@ def examples(count: int) -> list[GoalCommand]:
 def prompt(command: str, shots: int = 3, instructions: bool = True) -> str:
     """The LM's prompt for ``command``: the task's statement (``instructions``; a model fine-tuned on
     the task goes without), ``shots`` worked examples, the command."""
-    return ((PREAMBLE if instructions else "") + "".join(worked(c) + "\n" for c in examples(shots))
-            + COMMAND.format(command=" ".join(command.split())))
+    shown = [worked(c) + "\n" for c in examples(shots)]
+    if shots:  # and one command that names no place, second (not last: a small model copies the last answer)
+        shown.insert(1, worked_text(*NO_PLACE_EXAMPLE, NO_PLACE) + "\n")
+    return (PREAMBLE if instructions else "") + "".join(shown) + COMMAND.format(command=" ".join(command.split()))
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one command: a goal (``accepted``), or a refusal at ``stage`` with its reason."""
+    """What became of one command: a goal (``accepted``), or a refusal at ``stage`` with its reason
+    (``no_place``: the LM found no place in it)."""
 
     command: str
     accepted: bool
@@ -117,6 +131,9 @@ def command_goal(model: LanguageModel, guards: Guards, command: str, config: Goa
     except (ValueError, jsonschema.ValidationError) as exc:
         reason = exc.message if isinstance(exc, jsonschema.ValidationError) else f"not JSON ({exc})"
         return Outcome(command, False, "schema", f"the answer is not a goal: {reason}", output_peak=stream.peak,
+                       seconds=time.perf_counter() - started, **common)
+    if goal == NO_PLACE:
+        return Outcome(command, False, "no_place", "the command names no place to go", output_peak=stream.peak,
                        seconds=time.perf_counter() - started, **common)
     return Outcome(command, True, "goal", "", goal=goal, output_peak=stream.peak, seconds=time.perf_counter() - started,
                    **common)
