@@ -72,3 +72,22 @@ def test_a_node_whose_io_thread_keeps_failing_exits_non_zero_at_once():
     assert proc.returncode == 1, out
     assert "I/O thread failed 20 times in a row; stopping the node as failed" in out
     assert "TypeError" in out
+
+
+def test_call_prints_a_service_reply_and_names_what_is_not_there(launch):
+    launch("""
+    name: calc
+    nodes:
+      - {id: calc, class: "fixture_nodes:Adder"}
+    """).wait_running()
+    proc = run_cli("call", "calc/add", "a=2", "b=3.5", "values=[1, 2]")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "sum: 5.5" in out.splitlines()
+    for args, message in ((("calc/multiply",), "no service calc/multiply in 'calc' (services: calc/add)"),
+                          (("calc",), "'calc': expected NODE/SERVICE"),
+                          (("calc/add", "a"), "expected KEY=VALUE"),
+                          (("calc/add", "a=1", "b=2", "values=[]", "fail=1"), "asked to fail")):
+        proc = run_cli("call", *args)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and message in out, out
