@@ -9,6 +9,7 @@ import sys
 import zmq
 from conftest import wait_for
 
+from edgerun.cli import main as edgerun_main
 from edgerun.runtime import introspect
 
 
@@ -85,9 +86,13 @@ def test_call_prints_a_service_reply_and_names_what_is_not_there(launch):
     assert proc.returncode == 0, out
     assert "sum: 5.5" in out.splitlines()
     for args, message in ((("calc/multiply",), "no service calc/multiply in 'calc' (services: calc/add)"),
-                          (("calc",), "'calc': expected NODE/SERVICE"),
-                          (("calc/add", "a"), "expected KEY=VALUE"),
                           (("calc/add", "a=1", "b=2", "values=[]", "fail=1"), "asked to fail")):
         proc = run_cli("call", *args)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 2 and message in out, out
+
+
+def test_call_refuses_a_malformed_service_or_field_before_looking_for_a_graph(capsys):
+    for args, message in ((["calc"], "'calc': expected NODE/SERVICE"), (["calc/add", "a"], "expected KEY=VALUE")):
+        assert edgerun_main(["call", *args]) == 2
+        assert message in capsys.readouterr().err

@@ -15,11 +15,12 @@ import pytest
 import yaml
 from language_fixtures import build_tiny_lm, goal_command, goal_corpus
 
+from edgerun.engines.language import load_language_model
 from edgerun.envs import WALL_ID
 from edgerun.envs.wall import ROOMS, SPOTS
 from edgerun.pipelines.language.budget_forcing import Budget, budget_forced
 from edgerun.pipelines.language.goal_commands import ROOM_PHRASES, SPOT_PHRASES, TEMPLATES, goal_commands, split_of
-from edgerun.pipelines.language.goals import GOAL_SCHEMA
+from edgerun.pipelines.language.goals import GOAL_SCHEMA, NO_PLACE, prompt
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.introspect import listen, topics
 from edgerun.runtime.launcher import Launcher
@@ -65,8 +66,6 @@ def test_held_out_commands_are_worded_as_training_never_was():
 
 def test_budget_forcing_halts_when_the_stream_says_so_and_answers_in_the_schema(tiny_lm):
     _, onnx = tiny_lm
-    from edgerun.engines.language import load_language_model
-
     lm = load_language_model(onnx)
     seen: list[str] = []
 
@@ -126,8 +125,6 @@ def test_the_language_graph_drives_to_commanded_goals_and_refuses_forbidden_ones
 
 
 def test_a_command_with_no_place_has_a_goal_of_its_own_kind_and_the_prompt_shows_one():
-    from edgerun.pipelines.language.goals import NO_PLACE, prompt
-
     jsonschema.validate(NO_PLACE, GOAL_SCHEMA)
     jsonschema.validate({"room": "other", "spot": "door"}, GOAL_SCHEMA)
     for wrong in ({"room": "kitchen", "spot": "door"}, {"room": "other"}, {"room": "none", "spot": "door"}, {"room": "other", "spot": "door", "x": 1}):
