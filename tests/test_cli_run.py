@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import zmq
 from conftest import wait_for
 
@@ -94,5 +95,6 @@ def test_call_prints_a_service_reply_and_names_what_is_not_there(launch):
 
 def test_call_refuses_a_malformed_service_or_field_before_looking_for_a_graph(capsys):
     for args, message in ((["calc"], "'calc': expected NODE/SERVICE"), (["calc/add", "a"], "expected KEY=VALUE")):
-        assert edgerun_main(["call", *args]) == 2
-        assert message in capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            edgerun_main(["call", *args])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
