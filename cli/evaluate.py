@@ -102,7 +102,7 @@ def eval_dino_wm(args: argparse.Namespace) -> int:
 
     checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
     if args.realtime:
-        from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_main  # lazy: the runtime
+        from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_main  # lazy: gymnasium (0.4 s)
 
         config = RealtimeConfig(control_hz=args.control_hz, samples=args.samples, iterations=args.iterations,
                                 max_steps=args.max_steps)  # fmt: skip

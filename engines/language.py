@@ -196,10 +196,11 @@ class LanguageModel(abc.ABC):
             raise EngineInputError(f"max_length must lie in [1, {self.context_length}] (the model's context), got {max_length}")
         return max_length
 
-    def complete(self, prompt: str, max_tokens: int, stop: tuple[str, ...] = (), **session: Any) -> Generated:
-        """One prompt, one generation."""
+    def complete(self, prompt: str, max_tokens: int, stop: tuple[str, ...] = (),
+                 on_text: Callable[[str], bool | None] | None = None, **session: Any) -> Generated:
+        """One prompt, one generation (``on_text`` as in :meth:`LanguageSession.generate`)."""
         prompt_tokens = len(self.encode(prompt)) + self.add_bos
-        return self.session(prompt, max_length=prompt_tokens + max_tokens, **session).generate(max_tokens, stop)
+        return self.session(prompt, max_length=prompt_tokens + max_tokens, **session).generate(max_tokens, stop, on_text)
 
 
 # --- onnxruntime-genai -----------------------------------------------------------------------

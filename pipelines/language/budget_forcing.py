@@ -100,9 +100,8 @@ def budget_forced(model: LanguageModel, question: str, budget: Budget, max_lengt
         session.append(closing[len(ended_by or ""):])
         answer = session.generate(budget.answer_tokens, stop=("\n",), on_text=on_text)
     else:
-        answer_prompt = question + THINK_START + thinking + closing + " "
-        answer = model.session(answer_prompt, max_length=len(model.encode(answer_prompt)) + model.add_bos + budget.answer_tokens + 1,
-                               json_schema=answer_schema).generate(budget.answer_tokens, on_text=on_text)
+        answer = model.complete(question + THINK_START + thinking + closing + " ", budget.answer_tokens, on_text=on_text,
+                                json_schema=answer_schema)
     return Forced(thinking, answer.text.strip(), used, waits, forced_end, time.perf_counter() - started, answer.tokens,
                   halted=answer.reason == "halted")
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_CONSTITUTION = Path(__file__).resolve().parents[2] / "checkpoints" / "language" / "constitution.yaml"
+PACKAGE = Path(__file__).resolve().parents[2]
+DEFAULT_CONSTITUTION = PACKAGE / "checkpoints" / "language" / "constitution.yaml"
 
 
 @dataclass(frozen=True)

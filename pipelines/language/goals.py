@@ -10,6 +10,7 @@ knows its layout and which room the robot is in.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -64,13 +65,15 @@ def worked_text(command: str, reasoning: str, goal: dict[str, str]) -> str:
     return COMMAND.format(command=command) + THINK_START + reasoning + THINK_END + ANSWER_START + " " + answer(goal) + "\n"
 
 
-def examples(count: int) -> list[GoalCommand]:
-    """``count`` worked train-split commands for the prompt, each naming another room and spot."""
+@functools.cache
+def examples(count: int) -> tuple[GoalCommand, ...]:
+    """``count`` worked train-split commands for the prompt, each naming another room and spot (drawn
+    once: every command's prompt shows the same)."""
     picked: list[GoalCommand] = []
     for command in goal_commands("train", 400, seed=1):
         if len(picked) < count and all(command.room != c.room and command.spot != c.spot for c in picked):
             picked.append(command)
-    return picked
+    return tuple(picked)
 
 
 def prompt(command: str, shots: int = 3, instructions: bool = True) -> str:

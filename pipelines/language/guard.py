@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgerun.pipelines.language.constitution import DEFAULT_CONSTITUTION, Constitution
+from edgerun.pipelines.language.constitution import PACKAGE, Constitution
 from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
 from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 
@@ -34,7 +34,6 @@ ANCHOR_WORDS = 4
 REFUSING = re.compile(r"\b(?:not|no|never|can't|cannot|won't|refuse[sd]?|forbidden|decline[sd]?|unsafe)\b", re.IGNORECASE)
 QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 INPUT, OUTPUT, MANIFEST = "input.npz", "output.npz", "manifest.json"
-PACKAGE = DEFAULT_CONSTITUTION.parents[2]
 DEFAULT_GUARDS = PACKAGE / "checkpoints" / "language" / "guard"
 
 
