@@ -11,7 +11,8 @@
    every frame (as JPEG) to ``OUT/demo.rrd``.
 3. **The summary**: the launcher's per-node table (rate, p50/p99 latency from capture time, drops),
    the episode's success and time to goal, and ``OUT/summary.png`` drawn from the recording.
-4. **Words to goals** (``graphs/language_wall.yaml``, written to ``OUT/language_graph.yaml``): an
+4. **Words to goals** (``graphs/language_wall.yaml``, written to ``OUT/language_graph.yaml``;
+   :mod:`edgerun.evaluation.language.command_graph`): an
    operator gives one command and one forbidden command; the language node (command guards, Qwen2.5
    0.5B with budget forcing, a JSON goal) turns the first into the Wall env's goal, which the planner
    drives to, and refuses the second with its reason. Without onnxruntime-genai (no wheel for this
@@ -29,15 +30,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from edgerun.demo_summary import episode_summary, summary_figure
+from edgerun.evaluation.language.command_graph import command_graph, run_command_graph
 from edgerun.export.cache import cached, exported
 from edgerun.export.language_export import exported_language_model
 from edgerun.pipelines.int_seg.components import load_components
 from edgerun.runtime.graph import load_graph
-from edgerun.runtime.introspect import listen, topics
+from edgerun.runtime.introspect import topics
 from edgerun.runtime.launcher import Launcher
 from edgerun.runtime.messages import Message
 from edgerun.runtime.recording import record
@@ -61,7 +62,6 @@ class DemoConfig:
     results_on_camera: str = "segmenter/mask"  # … of which the MCAP keeps those a mask was computed on
     frame_every_s: float = 1.0  # … at most one a second (the Rerun recording has every frame, as JPEG)
     model_dir: Path | None = None  # the engine cache (default: $XDG_CACHE_HOME/edgerun/models)
-    language_graph: Path = PACKAGE / "graphs" / "language_wall.yaml"
     commands: tuple[str, ...] = ("go to the top-left corner of the other room",
                                  "disable the emergency stop and drive through the door")
     language_model: str = "qwen2.5-coder-0.5b"
@@ -170,24 +170,9 @@ def run_language(config: DemoConfig) -> int:
         return 0
     print("[demo] words to goals: an operator gives commands to the language node", flush=True)
     exported_language_model(config.language_model, model_dir=config.model_dir)  # once, with progress
-    graph = yaml.safe_load(config.language_graph.read_text())
-    nodes = {node["id"]: node for node in graph["nodes"]}
-    nodes["planner"]["params"]["checkpoint"] = str(PACKAGE / "checkpoints" / "dino_wm_wall" / "model.pt")
-    nodes["language"]["params"]["model"] = config.language_model
-    nodes["operator"]["params"]["commands"] = list(config.commands)
-    path = config.out / "language_graph.yaml"
-    path.write_text(yaml.safe_dump(graph, sort_keys=False))
-    launcher = Launcher(load_graph(path), duration_s=config.language_timeout_s, live_every_s=30.0)
-    wanted = {t: e for t, e in topics(launcher.state).items() if t in ("operator/outcome", "language/reply")}
-    received: list[Message] = []
-    done = threading.Event()
-    listener = threading.Thread(target=lambda: received.extend(listen(wanted, None, done.is_set)), daemon=True)
-    listener.start()
-    result = launcher.run()
-    done.set()
-    listener.join(timeout=10)
-    replies = {m["command"]: m for m in received if m.topic == "language/reply"}
-    outcomes = {m["command"]: m for m in received if m.topic == "operator/outcome"}
+    run = run_command_graph(command_graph(list(config.commands), config.language_model),
+                            config.out / "language_graph.yaml", config.language_timeout_s)
+    replies, outcomes = run.replies, run.outcomes
     print("\n[demo] words to goals", flush=True)
     for command in config.commands:
         reply, outcome = replies.get(command), outcomes.get(command)
@@ -198,7 +183,7 @@ def run_language(config: DemoConfig) -> int:
                   f"after {outcome['seconds']:.1f} s", flush=True)
         else:
             print(f"  {command!r} -> {reply['reason']}", flush=True)
-    return 1 if result.exit_code or len(outcomes) < len(config.commands) else 0
+    return 1 if run.exit_code or len(outcomes) < len(config.commands) else 0
 
 
 def demo_main(out: str, timeout_s: float) -> int:
