@@ -7,7 +7,8 @@ goes out whole on ``plan`` (env actions over the horizon, its cost, the cost per
 subscribes to the env's episode topic: it sees images, proprio and model costs only.
 
 With ``anytime: true`` the robot does not wait for plans (``pipelines/dino_wm/anytime.py``): a thread
-replans continuously from the newest observation, each plan warm-started from the last, and every
+replans continuously from the newest observation, each plan carrying the last one's search on and
+starting with the actions the robot runs while it is made (``MPC.replan``), and every
 observation is answered at once with the newest plan's actions from its step on (``plan_step`` on the
 action says which plan's); observations no plan covers yet get no answer, and an env node stepping at
 its ``control_hz`` holds still for them. ``replan_hz`` is on the status.

@@ -54,9 +54,12 @@ def test_the_planner_thread_answers_from_the_newest_plan_and_warm_starts_the_nex
         assert planner.take_new_plan() is first and planner.take_new_plan() is None  # published once
         planner.observe(0, 10, obs["pixels"], obs["proprio"])
         second = wait_until(lambda: planner.newest if planner.newest.step == 10 else None)
-        # warm start: the first plan without the two blocks executed since its observation
-        torch.testing.assert_close(policy.mpc.last_init, policy_blocks(first.actions)[2:])
-        assert second.actions.shape == (25, 2)
+        # warm start: the first plan without the ten steps executed since its observation, padded
+        expected = policy_blocks(np.concatenate([first.actions[10:], np.zeros((10, 2), np.float32)]))
+        torch.testing.assert_close(policy.mpc.last_init, expected)
+        # the last plan took ten steps: this one commits to the two blocks the robot runs meanwhile
+        assert second.actions.shape == (25, 2) and policy.mpc.last_frozen == 2
+        np.testing.assert_allclose(second.actions[:10], first.actions[10:20], rtol=1e-6)
     finally:
         planner.stop()
     assert not planner._thread.is_alive()

@@ -36,6 +36,7 @@ from edgerun.pipelines.dino_wm.plan import (
     gd_plan,
     merge_blocks,
     normalise,
+    shift_steps,
     split_block,
 )
 
@@ -356,6 +357,47 @@ def test_mpc_executes_blocks_and_warm_starts_from_the_tail():
     tail = gd.last_plan.actions[1:].clone()
     gd.act(quadratic(target))
     torch.testing.assert_close(gd.last_init, torch.cat([tail, torch.zeros(1, BLOCK)]))
+
+
+def test_shift_steps_drops_env_steps_not_whole_blocks():
+    blocks = torch.arange(5 * BLOCK, dtype=torch.float32).reshape(5, BLOCK)  # env step i holds 2i, 2i + 1
+    shifted = shift_steps(blocks, 3, FRAMESKIP, -1.0)
+    steps = shifted.reshape(25, ACTION_DIM)
+    torch.testing.assert_close(steps[:22], blocks.reshape(25, ACTION_DIM)[3:])
+    assert (steps[22:] == -1).all()
+    assert (shift_steps(blocks, 40, FRAMESKIP, 0.0) == 0).all()  # past the plan: all fill
+
+
+def test_anytime_replan_carries_the_search_on_and_commits_to_the_executed_blocks():
+    """A replan 7 env steps after the last plan: its mean and sigma shifted by 7 steps (not rounded to
+    blocks), sigma floored at replan_min_std, and its first 2 blocks (the 10 steps the robot executes
+    while it is made) held at the last plan's, in every sample and in the result."""
+    target = torch.linspace(-1, 1, BLOCK)
+    rec = Recorder(quadratic(target))
+    mpc = MPC(BLOCK, CEMConfig(iterations=3, samples=400, topk=40, seed=0), MPCConfig(replan_min_std=0.3))
+    first = mpc.replan(rec, elapsed_steps=0)
+    assert mpc.last_init is None and mpc.last_frozen == 0 and first.std.shape == (5, BLOCK)
+    second = mpc.replan(rec, elapsed_steps=7, commit_blocks=2)
+    init = shift_steps(first.actions, 7, FRAMESKIP, 0.0)
+    torch.testing.assert_close(mpc.last_init, init, rtol=0, atol=0)
+    assert mpc.last_frozen == 2
+    batch = rec.batches[3]
+    torch.testing.assert_close(batch[:, :2], init[:2].expand(400, -1, -1), rtol=0, atol=0)  # committed: no noise
+    torch.testing.assert_close(second.actions[:2], init[:2], rtol=0, atol=0)
+    spread = (batch[1:, 2:] - init[2:]).std(0)
+    expected = shift_steps(first.std.clamp_min(0.3), 7, FRAMESKIP, 1.0)[2:]  # carried, floored; the new tail at init_std
+    torch.testing.assert_close(spread, expected, rtol=0.2, atol=0.02)
+    # past the last plan's end: afresh, nothing committed; commits beyond what the last plan covers: none
+    mpc.replan(rec, elapsed_steps=25, commit_blocks=1)
+    assert mpc.last_init is None and mpc.last_frozen == 0
+    mpc.replan(rec, elapsed_steps=20, commit_blocks=2)
+    assert mpc.last_frozen == 0
+    with pytest.raises(ValueError, match="elapsed_steps"):
+        mpc.replan(rec, elapsed_steps=-1)
+
+    gd = MPC(BLOCK, GDConfig(steps=5, seed=0))
+    plan = gd.replan(quadratic(target), 0).actions.clone()
+    torch.testing.assert_close(gd.replan(quadratic(target), 5, commit_blocks=1).actions[0], plan[1], rtol=0, atol=0)
 
 
 def test_no_success_signal_reaches_the_planners():

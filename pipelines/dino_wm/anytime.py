@@ -1,16 +1,24 @@
 """Anytime MPC: plan continuously in a thread of its own, act at once from the newest plan.
 
 A robot's controller cannot wait seconds for a plan. :class:`AnytimePlanner` keeps an
-:class:`~.policy.MPCPolicy` replanning from the newest observation in a background thread, each plan
-warm-started from the one before (its blocks already executed dropped), while :meth:`actions_for`
-answers any action request at once by slicing the newest plan at the requested step: a request for
-step ``s`` of a plan made from the observation of step ``p`` gets the plan's env actions ``s - p``
-onwards. Observations and goals carry the episode they belong to, so nothing of one episode's plan
+:class:`~.policy.MPCPolicy` replanning from the newest observation in a background thread, while
+:meth:`actions_for` answers any action request at once by slicing the newest plan at the requested
+step: a request for step ``s`` of a plan made from the observation of step ``p`` gets the plan's env
+actions ``s - p`` onwards.
+
+Each plan carries the one before it on (``MPC.replan``): warm-started from its mean and sigma, the
+steps executed since dropped, and *committed* to the blocks the robot executes while it is being made.
+A plan made from step ``p`` is ready some steps later; until then the robot runs the previous plan's
+actions for steps ``p``, ``p + 1``, …, so the new plan starts with exactly those (held fixed, as many
+whole blocks as the last plan took steps) and optimises what follows. Without that, each plan
+assumed its own first actions had been executed when the robot had run others, and near the goal the
+robot kept stepping in and out of it (measured in docs/dino_wm.md). Observations and goals carry the episode they belong to, so nothing of one episode's plan
 is executed in the next. The planner node's ``anytime`` mode is this class (``nodes/planner.py``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -135,10 +143,11 @@ class AnytimePlanner:
 
     def _plan(self, episode: Any, step: int, pixels: np.ndarray, proprio: np.ndarray) -> None:
         newest, frameskip = self.newest, self.policy.model.frameskip
-        horizon = self.policy.mpc.planner.horizon
-        same = newest is not None and newest.episode == episode and step >= newest.step
-        elapsed_blocks = round((step - newest.step) / frameskip) if same else horizon  # horizon: start afresh
-        actions = self.policy.replan(pixels, proprio, elapsed_blocks)
+        elapsed = step - newest.step if newest is not None and newest.episode == episode and step >= newest.step else None
+        if elapsed is None:  # no plan of this episode yet: start afresh, nothing committed
+            actions = self.policy.replan(pixels, proprio, self.policy.mpc.planner.horizon * frameskip)
+        else:  # the last plan took about ``elapsed`` steps: this one commits to the blocks executed meanwhile
+            actions = self.policy.replan(pixels, proprio, elapsed, commit_blocks=max(1, math.ceil(elapsed / frameskip)))
         result = self.policy.mpc.last_plan
         plan = TimedPlan(episode, step, actions, result.time_s, float(result.cost), tuple(result.best_costs))
         with self._lock:

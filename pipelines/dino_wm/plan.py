@@ -64,6 +64,7 @@ __all__ = [
     "gd_plan",
     "merge_blocks",
     "normalise",
+    "shift_steps",
     "split_block",
 ]
 
@@ -155,15 +156,19 @@ class MPCConfig:
     whole plan runs open loop before the next plan, whose warm start is then all zeros
     (:data:`MPC_PAPER`, the default). ``execute_blocks=1`` is the usual receding horizon: one
     block (5 env steps), then replan warm-started from the 4 unused blocks (:data:`MPC_RECEDING`).
-    ``warm_start=False`` starts every plan from zeros.
+    ``warm_start=False`` starts every plan from zeros. ``replan_min_std``: the floor of the sigma an
+    anytime replan (:meth:`MPC.replan`) carries over from the plan before it.
     """
 
     execute_blocks: int = 5
     warm_start: bool = True
+    replan_min_std: float = 0.05
 
     def __post_init__(self) -> None:
         if self.execute_blocks < 1:
             raise ValueError(f"MPCConfig.execute_blocks must be >= 1, got {self.execute_blocks}")
+        if self.replan_min_std < 0:
+            raise ValueError(f"MPCConfig.replan_min_std must be >= 0, got {self.replan_min_std}")
 
 
 CEM_PRESETS: dict[str, CEMConfig] = {
@@ -232,6 +237,15 @@ def merge_blocks(env_actions: Any, frameskip: int = FRAMESKIP) -> Any:
     return env_actions.reshape(*env_actions.shape[:-2], steps // frameskip, frameskip * width)
 
 
+def shift_steps(blocks: Tensor, steps: int, frameskip: int, fill: float) -> Tensor:
+    """(horizon, block_dim) blocks with their first ``steps`` env steps dropped and ``fill`` after
+    the rest, re-blocked: a plan as seen ``steps`` env steps later (any number, not whole blocks)."""
+    horizon, dim = blocks.shape
+    per_step = blocks.reshape(horizon * frameskip, dim // frameskip)
+    tail = torch.full((min(steps, horizon * frameskip), per_step.shape[1]), fill, dtype=blocks.dtype, device=blocks.device)
+    return torch.cat([per_step[steps:], tail]).reshape(horizon, dim)
+
+
 def block_to_env_actions(block: Any, mean: Any, std: Any, frameskip: int = FRAMESKIP) -> np.ndarray:
     """A planner block (normalised, (block_dim,)) -> (frameskip, action_dim) env actions (numpy)."""
     if isinstance(block, Tensor):
@@ -255,7 +269,7 @@ class PlanResult:
     evaluated at all. Histories, one entry per iteration (GD: per step): ``best_costs`` (lowest
     sampled cost), ``mean_costs`` (average over the batch), ``center_costs`` (cost of the mean,
     i.e. of the first sample; for GD, of the current actions). ``evaluations``: action sequences
-    scored; ``calls``: cost-function calls.
+    scored; ``calls``: cost-function calls. ``std``: CEM's final sigma (None for GD).
     """
 
     actions: Tensor
@@ -269,6 +283,7 @@ class PlanResult:
     time_s: float = 0.0
     evaluations: int = 0
     calls: int = 0
+    std: Tensor | None = None
 
 
 def _evaluate(cost_fn: CostFn, actions: Tensor, as_numpy: bool) -> Tensor:
@@ -344,12 +359,16 @@ def cem_plan(
     device: Any = None,
     dtype: torch.dtype = torch.float32,
     as_numpy: bool = False,
+    init_std: Any = None,
+    frozen_blocks: int = 0,
 ) -> PlanResult:
     """Plan with the cross-entropy method.
 
     ``init_mean`` (t <= horizon, block_dim): warm start for the first t blocks, the rest start at
-    0; sigma always starts at ``config.init_std`` everywhere (as the official planner, which
-    resets sigma on every plan). Each iteration: ``samples`` sequences ~ N(mu, sigma), the first
+    0; sigma starts at ``config.init_std`` everywhere (as the official planner, which resets sigma
+    on every plan) unless ``init_std`` (horizon, block_dim) is given (an anytime replan carrying on
+    the last plan's search). The first ``frozen_blocks`` blocks are held at ``init_mean`` (sigma 0):
+    actions already committed to, which the plan must start with. Each iteration: ``samples`` sequences ~ N(mu, sigma), the first
     replaced by mu, all scored in one ``cost_fn`` call, mu and sigma refit to the ``topk`` lowest
     (sigma: the elites' unbiased std, as ``torch.std``, floored at ``min_std``). Ties rank by
     sample index. Runs on ``device`` (default: ``init_mean``'s, else CPU); samples come from
@@ -360,7 +379,11 @@ def cem_plan(
     gen = _generator(generator, config.seed)
     H, D, S, K = config.horizon, block_dim, config.samples, config.topk
     mu = _initial(init_mean, H, D, device, dtype)
-    sigma = torch.full_like(mu, config.init_std)
+    sigma = torch.full_like(mu, config.init_std) if init_std is None else torch.as_tensor(init_std, dtype=dtype).to(device).clone()
+    if sigma.shape != mu.shape:
+        raise ValueError(f"init_std of shape {tuple(sigma.shape)}: expected {tuple(mu.shape)}")
+    sigma[:frozen_blocks] = 0.0
+    committed = mu[:frozen_blocks].clone()
     best_costs, mean_costs, center_costs = [], [], []
     best_cost = torch.tensor(float("inf"), device=device, dtype=torch.float64)
     best_actions = mu.clone()
@@ -383,7 +406,9 @@ def cem_plan(
         mean_costs.append(ranked.double().mean())
         center_costs.append(ranked[0].double())
         mu = elites.mean(dim=0)
+        mu[:frozen_blocks] = committed  # exactly: the mean of equal values can differ in the last bit
         sigma = elites.std(dim=0, correction=1 if K > 1 else 0).clamp_min(config.min_std)
+        sigma[:frozen_blocks] = 0.0
     cost, exact = last_best, False
     if config.evaluate_final:
         cost = _rankable(_evaluate(cost_fn, mu.unsqueeze(0), as_numpy))[0].double()
@@ -407,6 +432,7 @@ def cem_plan(
         time_s=time.perf_counter() - started,
         evaluations=evaluations,
         calls=calls,
+        std=sigma,
     )
 
 
@@ -424,12 +450,14 @@ def gd_plan(
     *,
     device: Any = None,
     dtype: torch.dtype = torch.float32,
+    frozen_blocks: int = 0,
 ) -> PlanResult:
     """Plan by SGD on the actions through a differentiable torch cost (batch of 1).
 
     Each step: ``a <- a - lr * grad(cost)(a)``, then ``a += noise * N(0, 1)`` (as the official
     planner, the noise is added after every step, the last included). ``init`` (t <= horizon,
-    block_dim) warm-starts the first t blocks; the rest start per ``config.init``.
+    block_dim) warm-starts the first t blocks; the rest start per ``config.init``. The first
+    ``frozen_blocks`` blocks stay at ``init`` (actions already committed to).
     """
     started = time.perf_counter()
     device = _device_of(init, device)
@@ -439,6 +467,7 @@ def gd_plan(
     if config.init == "randn":
         covered = 0 if init is None else torch.as_tensor(init).shape[0]
         actions[covered:] = _randn((H - covered, D), gen, device, dtype)
+    committed = actions[:frozen_blocks].clone()
     history: list[Tensor] = []
     best_cost = torch.tensor(float("inf"), device=device, dtype=torch.float64)
     best_actions = actions.clone()
@@ -460,6 +489,7 @@ def gd_plan(
                 actions = leaf.detach() - config.lr * grad
                 if config.noise:
                     actions = actions + config.noise * _randn((H, D), gen, device, dtype)
+                actions[:frozen_blocks] = committed
     calls = evaluations = config.steps
     cost_value, exact = history[-1], False
     if config.evaluate_final:
@@ -516,6 +546,7 @@ class MPC:
         device: Any = None,
         dtype: torch.dtype = torch.float32,
         as_numpy: bool = False,
+        frameskip: int = FRAMESKIP,
     ) -> None:
         if not isinstance(planner, (CEMConfig, GDConfig)):
             raise TypeError(f"planner must be a CEMConfig or GDConfig, got {type(planner).__name__}")
@@ -523,7 +554,10 @@ class MPC:
             raise ValueError("the gradient-descent planner needs a differentiable torch cost, not numpy")
         if config.execute_blocks > planner.horizon:
             raise ValueError(f"execute_blocks ({config.execute_blocks}) exceeds the horizon ({planner.horizon})")
+        if block_dim % frameskip:
+            raise ValueError(f"block_dim {block_dim} is not a whole number of env actions of frameskip {frameskip}")
         self.block_dim = block_dim
+        self.frameskip = frameskip
         self.planner = planner
         self.config = config
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -538,6 +572,7 @@ class MPC:
         self.warm_start: Tensor | None = None  # (horizon, block_dim): the next plan's start
         self.last_init: Tensor | None = None  # the start the latest plan was given (None: zeros)
         self.last_plan: PlanResult | None = None
+        self.last_frozen = 0  # blocks the latest anytime replan held at the plan before it
         self.plans = 0
 
     @property
@@ -563,29 +598,41 @@ class MPC:
         self.plans += 1
         return result
 
-    def replan(self, cost_fn: CostFn, elapsed_blocks: int) -> PlanResult:
-        """Anytime replanning: a whole new plan from the current observation, warm-started from the
-        latest plan with the ``elapsed_blocks`` blocks executed since its observation dropped (and
-        zeros after it). The queue is not used: the caller executes from the newest plan.
-        ``elapsed_blocks`` at or beyond the horizon (or no plan yet) starts from zeros."""
-        if elapsed_blocks < 0:
-            raise ValueError(f"elapsed_blocks must be >= 0, got {elapsed_blocks}")
-        init = None
-        if self.config.warm_start and self.last_plan is not None and elapsed_blocks < self.planner.horizon:
-            init = self.last_plan.actions.detach()[elapsed_blocks:].clone()
+    def replan(self, cost_fn: CostFn, elapsed_steps: int, commit_blocks: int = 0) -> PlanResult:
+        """Anytime replanning: a whole new plan from the current observation, ``elapsed_steps`` env
+        steps after the latest plan's. The queue is not used: the caller executes from the newest plan.
+
+        The latest plan, its first ``elapsed_steps`` env actions dropped, is the warm start: CEM's mean
+        and, floored at :attr:`MPCConfig.replan_min_std`, its sigma (a replan carries the search on
+        rather than restarting it; the uncovered tail starts at zeros and ``init_std``). The first
+        ``commit_blocks`` blocks are held at the latest plan's actions: the robot executes those while
+        this plan is made, so this plan starts from them (where the latest plan covers them). At or
+        beyond the latest plan's end (or with no plan yet) it starts afresh."""
+        if elapsed_steps < 0 or commit_blocks < 0:
+            raise ValueError(f"elapsed_steps and commit_blocks must be >= 0, got {elapsed_steps}, {commit_blocks}")
+        steps = self.planner.horizon * self.frameskip
+        init = init_std = None
+        frozen = 0
+        if self.config.warm_start and self.last_plan is not None and elapsed_steps < steps:
+            last = self.last_plan
+            init = shift_steps(last.actions.detach(), elapsed_steps, self.frameskip, 0.0)
+            if last.std is not None:
+                init_std = shift_steps(last.std.clamp_min(self.config.replan_min_std), elapsed_steps, self.frameskip,
+                                       self.planner.init_std)
+            frozen = commit_blocks if elapsed_steps + commit_blocks * self.frameskip <= steps else 0
         self.last_init = init
-        result = self._plan(cost_fn, init)
+        self.last_frozen = frozen
+        result = self._plan(cost_fn, init, init_std, frozen)
         self.last_plan = result
         self.plans += 1
         return result
 
-    def _plan(self, cost_fn: CostFn, init: Tensor | None) -> PlanResult:
+    def _plan(self, cost_fn: CostFn, init: Tensor | None, init_std: Tensor | None = None, frozen: int = 0) -> PlanResult:
         if isinstance(self.planner, CEMConfig):
-            return cem_plan(
-                cost_fn, self.block_dim, self.planner, init, self.generator,
-                device=self.device, dtype=self.dtype, as_numpy=self.as_numpy,
-            )
-        return gd_plan(cost_fn, self.block_dim, self.planner, init, self.generator, device=self.device, dtype=self.dtype)
+            return cem_plan(cost_fn, self.block_dim, self.planner, init, self.generator, device=self.device, dtype=self.dtype,
+                            as_numpy=self.as_numpy, init_std=init_std, frozen_blocks=frozen)  # fmt: skip
+        return gd_plan(cost_fn, self.block_dim, self.planner, init, self.generator, device=self.device, dtype=self.dtype,
+                       frozen_blocks=frozen)  # fmt: skip
 
     def act(self, cost_fn: CostFn) -> Tensor:
         """The next block to execute (block_dim,), normalised; plans first if the queue is empty."""

@@ -129,7 +129,7 @@ class MPCPolicy:
         self.objective = objective
         self.free_space = free_space
         self.should_stop = should_stop
-        self.mpc = MPC(model.block_dim, planner, mpc, generator=generator, as_numpy=model.as_numpy)
+        self.mpc = MPC(model.block_dim, planner, mpc, generator=generator, as_numpy=model.as_numpy, frameskip=model.frameskip)
         self.goal: Any = None
         self.cost_to_go: CostToGo | None = None
         self.plan_times_s: list[float] = []
@@ -158,13 +158,14 @@ class MPCPolicy:
         actions = block_to_env_actions(block, self.model.action_mean, self.model.action_std, self.model.frameskip)
         return np.asarray(actions, dtype=np.float32)
 
-    def replan(self, pixels: np.ndarray, proprio: np.ndarray, elapsed_blocks: int) -> np.ndarray:
-        """Anytime MPC: a whole new plan from this observation, warm-started from the latest with the
-        ``elapsed_blocks`` executed since its observation dropped → its env actions, (horizon *
-        frameskip, action_dim). The caller executes from the newest plan (the planner node's anytime mode)."""
+    def replan(self, pixels: np.ndarray, proprio: np.ndarray, elapsed_steps: int, commit_blocks: int = 0) -> np.ndarray:
+        """Anytime MPC: a whole new plan from this observation, ``elapsed_steps`` env steps after the
+        latest plan's, warm-started from it, its first ``commit_blocks`` blocks held at the latest
+        plan's (:meth:`MPC.replan`) → its env actions, (horizon * frameskip, action_dim). The caller
+        executes from the newest plan (the planner node's anytime mode)."""
         if self.goal is None:
             raise RuntimeError("no goal yet: call set_goal() before replan()")
-        result = self.mpc.replan(self._cost_fn(self.model.encode(pixels, proprio)), elapsed_blocks)
+        result = self.mpc.replan(self._cost_fn(self.model.encode(pixels, proprio)), elapsed_steps, commit_blocks)
         self.plan_times_s.append(result.time_s)
         steps = self.model.frameskip * result.actions.shape[0]  # the blocks are frame-major: one row of env actions
         actions = block_to_env_actions(result.actions.reshape(-1), self.model.action_mean, self.model.action_std, steps)
