@@ -56,8 +56,11 @@ def episode_summary(path: Path) -> str:
         lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
     ious, named = segmentation_scores(topics)
     if ious:
+        masks = topics.get(SEGMENTATION, [])
+        untrusted = sum(not m.get("trusted", True) for m in masks)
         lines.append(f"[demo] segmentation: {len(ious)} recorded frames show a camouflaged animal; mask IoU with it "
-                     f"{np.mean(ious):.2f} (mean), instance prompt = its category on {sum(named)}")
+                     f"{np.mean(ious):.2f} (mean), instance prompt = its category on {sum(named)}; {untrusted} of "
+                     f"{len(masks)} masks published empty (the prompt's mining score too low to trust)")
     errors, still = reconstruction_errors(topics)
     if errors:
         feedforward, _ = reconstruction_errors(topics, feedforward=True)

@@ -46,6 +46,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(--images per family, default 20)")
     e.add_argument("--robot-camera", action="store_true",
                    help="on 480x360 views of the Wall robot's camera (the demo's perception input) instead")
+    e.add_argument("--calibrate-gate", action="store_true",
+                   help="instead: choose the components' min_mining_score (masks under it are not trusted) on validation "
+                        "images of the training families (--images, default 60)")
     e.set_defaults(func=eval_int_seg)
     e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
     e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
@@ -113,6 +116,10 @@ def eval_dino_wm(args: argparse.Namespace) -> int:
 
 
 def eval_int_seg(args: argparse.Namespace) -> int:
+    if args.calibrate_gate:
+        from edgerun.evaluation.int_seg.gate import calibrate_main  # lazy: torch
+
+        return calibrate_main(args.components, args.images or 60, args.json)
     if args.holdout_families:
         from edgerun.evaluation.int_seg.families import families_main  # lazy: torch
 

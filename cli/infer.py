@@ -12,7 +12,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "segment", help="INT on images, a folder of them or a camera: one 0/255 PNG mask per image",
         description="Segment what a task-generic prompt describes. SOURCE: an image, a folder of images or a camera URI "
                     "(file://, v4l2://, rtsp://, synthetic://). Writes OUT/<image name>.png (0/255) and one JSON line per image "
-                    "to OUT/segment.jsonl (instance prompt, confidence, seconds).")
+                    "to OUT/segment.jsonl (instance prompt, confidence, mining score, trusted, seconds): a mask whose "
+                    "prompt mined too low a score to trust is written empty.")
     s.add_argument("source")
     s.add_argument("--prompt", default="the camouflaged animal", help="the task-generic prompt")
     s.add_argument("--vocabulary", default="", help="category names joined by commas (default: the synthetic set's categories)")
@@ -22,6 +23,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--components", default="", help="a components config (default: the shipped one)")
     s.add_argument("--iterations", type=int, default=5, help="INT iterations")
     s.add_argument("--max-frames", type=int, default=100, help="frames read from a camera")
+    s.add_argument("--min-mining-score", type=float, metavar="S",
+                   help="with --method int: an empty mask (trusted false) where the instance prompt mined a lower score "
+                        "(default: the components'; 0: every mask)")
     s.set_defaults(func=segment, check=check_segment)
     r = sub.add_parser(
         "reconstruct", help="TracksTo4D on a video, a camera or track files: cameras and depths per frame",
@@ -70,4 +74,5 @@ def check_segment(args: argparse.Namespace) -> str | None:
 def segment(args: argparse.Namespace) -> int:
     from edgerun.cli.segment import segment_main  # lazy: torch, onnxruntime
 
-    return segment_main(args.source, args.out, args.prompt, args.vocabulary, args.method, args.components, args.iterations, args.max_frames)
+    return segment_main(args.source, args.out, args.prompt, args.vocabulary, args.method, args.components, args.iterations,
+                        args.max_frames, args.min_mining_score)

@@ -4,13 +4,15 @@ image out.
 Each image goes through INT (``--method int``), its no-mining ablation (``no-mining``) or the
 task-generic prompt alone (``generic``), with the vocabulary given at run time (default: the
 synthetic set's categories). Output: ``OUT/<image name>.png`` (0/255, the image's size) and one
-JSON line per image in ``OUT/segment.jsonl`` (instance prompt, confidence, mining score,
+JSON line per image in ``OUT/segment.jsonl`` (instance prompt, confidence, mining score, trusted,
 seconds). The confidence is the instance prompt's image–text probability over its boxes; it does
 not predict the mask's quality (correlation with the mask's IoU −0.35 on validation images). The
-mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does better (+0.57, and
-+0.61 / +0.42 on the held-out families), but no gate on these signals beat the empty mask on MAE
-(docs/int_seg.md), so nothing is gated. A camera URI's frames are named ``frame_000000`` … An image that cannot be read is reported and skipped;
-the others are still written (exit status 2 when any was skipped).
+mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0.57, and +0.61 /
++0.42 on the held-out families): with ``--method int``, a mask whose score is under the
+components' ``min_mining_score`` (or ``--min-mining-score``) is written empty and ``trusted`` is
+false, as the segmenter node does. A camera URI's frames are named ``frame_000000`` … An image that
+cannot be read is reported and skipped; the others are still written (exit status 2 when any was
+skipped).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def frames_of(source: str | list[Path], max_frames: int):
 
 def segment_main(
     source: str, out: str, prompt: str = "the camouflaged animal", vocabulary: str = "", method: str = "int",
-    components: str = "", iterations: int = 5, max_frames: int = 100,
+    components: str = "", iterations: int = 5, max_frames: int = 100, min_mining_score: float | None = None,
 ) -> int:
     images = images_of(source)  # refused before the models load
     config = synthetic_task_config(iterations=iterations, negative_mining=method != "no-mining")
@@ -87,6 +89,8 @@ def segment_main(
     if names:
         config = replace(config, vocabulary=names)
     models = load_components(components or SHIPPED_CONFIG)
+    if min_mining_score is None:
+        min_mining_score = models.config.min_mining_score
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -99,11 +103,13 @@ def segment_main(
             started = time.perf_counter()
             result: INTResult = (run_generic if method == "generic" else run_int)(image, prompt, models, config)
             seconds = time.perf_counter() - started
-            cv2.imwrite(str(out_dir / f"{name}.png"), result.mask.astype(np.uint8) * 255)
+            trusted = method != "int" or result.trusted(min_mining_score)  # the gate is calibrated on INT's mining scores
+            mask = result.mask if trusted else np.zeros_like(result.mask)
+            cv2.imwrite(str(out_dir / f"{name}.png"), mask.astype(np.uint8) * 255)
             line = {"image": name, "mask": str(out_dir / f"{name}.png"), "method": method, "task_prompt": prompt,
                     "instance_prompt": result.prompt, "confidence": round(float(result.confidence), 4),
-                    "mining_score": round(float(max(result.scores.values(), default=0.0)), 4),
-                    "mask_pixels": int(result.mask.sum()), "seconds": round(seconds, 3)}
+                    "mining_score": round(result.mining_score, 4), "trusted": trusted,
+                    "mask_pixels": int(mask.sum()), "seconds": round(seconds, 3)}
             log.write(json.dumps(line) + "\n")
             print(json.dumps(line), flush=True)
     return 2 if failures else 0

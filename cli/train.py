@@ -32,6 +32,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, help="peak learning rate (default: the config's; lower it to fine-tune)")
     t.add_argument("--robot-camera-images", type=int, default=0, metavar="N",
                    help="also train on N views of the Wall robot's camera (the demo's perception input)")
+    t.add_argument("--families", default="train", help='camouflage families to draw the images from: "train" (the '
+                                                        'training families) or names joined by commas')
+    t.add_argument("--train-images", type=int, default=1500, help="generated training images, shared by the families")
     t.set_defaults(func=train_int_seg)
     t = train.add_parser("language-traces", help="distillation data: the target's budget-forced reasoning on the train "
                                                  "split's robot word problems, with correctness (resumable JSON Lines)")
@@ -109,7 +112,8 @@ def train_dino_wm_map(args: argparse.Namespace) -> int:
 def train_int_seg(args: argparse.Namespace) -> int:
     from edgerun.training.int_seg.train import train_main  # lazy: torch
 
-    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr, args.robot_camera_images)
+    return train_main(args.out, args.steps, args.resume, args.seed, args.init_from, args.lr, args.robot_camera_images,
+                      args.families, args.train_images)
 
 
 def train_tracks_to_4d(args: argparse.Namespace) -> int:

@@ -5,6 +5,14 @@ instance-specific prompt once, then only grounds and segments it on each frame (
 segmenter), and mines again every ``remine_every`` frames or as soon as the prompt's confidence
 on a frame falls below ``min_confidence``.
 
+A mask is published only when it can be trusted: when the instance prompt's mining score (its
+weighted contrast on the frame it was mined on; see :attr:`INTResult.mining_score`) is under
+``min_mining_score`` (default: the components YAML's, calibrated on the training families), the
+node publishes an empty mask with ``trusted`` false and counts the frame on its status. Streaming
+frames carry the score of the mining they ground. Without negative mining (the score is then the
+detector's) every mask is published. The image–text ``confidence`` is reported too but
+decides nothing: it does not track the mask's quality (docs/int_seg.md).
+
 The task prompt comes from the ``prompt`` parameter or, when connected, the ``prompt`` input
 (field ``prompt``); a new one forces mining on the next frame. A frame without an RGB uint8
 (H, W, 3) ``image``, or a prompt message without a text ``prompt``, is dropped by the runtime
@@ -33,6 +41,7 @@ class SegmenterParams:
     mode: Literal["streaming", "full"] = "streaming"  # full: the whole INT loop on every frame
     remine_every: int = 30  # streaming: mine again every N frames (0: only when confidence drops)
     min_confidence: float = 0.3  # streaming: mine again when the prompt's confidence falls below this
+    min_mining_score: float | None = None  # empty mask, trusted false, under this mining score (None: the components'; 0: off)
     iterations: int = 5  # INT iterations I
     negative_mining: bool = True
     vocabulary: list[str] = field(default_factory=list)  # category names (empty: the synthetic set's CATEGORIES)
@@ -42,7 +51,8 @@ class Segmenter(Node):
     inputs = {"frames": Latest(fields={"image": Array("uint8", ("H", "W", 3))}), "prompt": Latest(fields={"prompt": str})}
     outputs = ("mask",)
     views = {"mask": (Image("mask"), Json({"prompt": "string", "task_prompt": "string", "confidence": "number",
-                                            "mined": "boolean", "frame_index": "integer", "segment_ms": "number"},
+                                            "mining_score": "number", "trusted": "boolean", "mined": "boolean",
+                                            "frame_index": "integer", "segment_ms": "number"},
                                            title="edgerun segmentation"))}
     params = SegmenterParams
     setup_failure = "stay_up"  # a broken component config fails the same way on every restart
@@ -51,10 +61,12 @@ class Segmenter(Node):
         self.task_prompt = self.params.prompt
         self.instance_prompt = ""
         self.scores: dict[str, float] = {}
-        self.confidence = 0.0
-        self.frames = self.mined = self.since_mining = 0
+        self.confidence = self.mining_score = 0.0
+        self.frames = self.mined = self.since_mining = self.untrusted = 0
         self.frame_ms: list[float] = []
         self.components, self.config = self.load()
+        self.min_mining_score = (self.components.config.min_mining_score if self.params.min_mining_score is None
+                                 else self.params.min_mining_score)
         self.log.info("INT %s mode, %d iterations, vocabulary %s", self.params.mode, self.config.iterations,
                       ", ".join(self.config.vocabulary))
 
@@ -87,12 +99,16 @@ class Segmenter(Node):
             mask = self.ground(image)
             if self.confidence < self.params.min_confidence:  # the prompt lost its object: mine on this frame
                 mined, mask = True, self.mine(image)
+        trusted = self.mining_score >= self.min_mining_score or not self.config.negative_mining  # calibrated on contrasts
+        if not trusted:  # an empty mask rather than a wrong one
+            mask, self.untrusted = np.zeros_like(mask), self.untrusted + 1
         self.frames += 1
         self.since_mining = 0 if mined else self.since_mining + 1
         elapsed_ms = (time.perf_counter() - started) * 1e3
         self.frame_ms = (self.frame_ms + [elapsed_ms])[-100:]
         self.publish("mask", mask=mask, prompt=self.instance_prompt, task_prompt=self.task_prompt,
-                     confidence=self.confidence, mined=mined, candidates=list(self.scores),
+                     confidence=self.confidence, mining_score=self.mining_score, trusted=trusted, mined=mined,
+                     candidates=list(self.scores),
                      scores=np.asarray(list(self.scores.values()), np.float32), frame_index=msg.get("frame_index", -1),
                      segment_ms=elapsed_ms)
 
@@ -106,6 +122,7 @@ class Segmenter(Node):
 
         result = run_int(image, self.task_prompt, self.components, self.config)
         self.instance_prompt, self.scores, self.confidence = result.prompt, result.scores, result.confidence
+        self.mining_score = result.mining_score
         self.mined += 1
         return result.mask
 
@@ -122,7 +139,10 @@ class Segmenter(Node):
             "task_prompt": self.task_prompt,
             "instance_prompt": self.instance_prompt,
             "confidence": round(self.confidence, 4),
+            "mining_score": round(self.mining_score, 4),
+            "min_mining_score": self.min_mining_score,
             "frames": self.frames,
+            "untrusted_frames": self.untrusted,  # published as an empty mask
             "mined": self.mined,
             "frame_ms_mean": round(float(np.mean(self.frame_ms)), 2) if self.frame_ms else None,
         }

@@ -18,7 +18,7 @@ depends only on (seed, i); :data:`TRAIN_SEED`/:data:`VAL_SEED` are for training 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -31,8 +31,8 @@ TASK_PROMPT = "the camouflaged animal"
 GENERIC_PROMPTS = (TASK_PROMPT, "an animal", "a hidden animal")  # phrasings of the task-generic prompt
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 1, 2
 HOLDOUT_CATEGORIES = ("lizard",)  # drawn only by held-out families; the components never trained on the name
-TEXTURES = ("blotches", "cells", "stripes")
-PALETTES = ("random", "dusk")
+TEXTURES = ("blotches", "spots", "grain", "cells", "stripes")
+PALETTES = ("random", "pale", "dusk")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class SyntheticConfig:
     camouflage_shift: tuple[float, float] = (14.0, 26.0)  # colour offset of the target from the background (0-255)
     max_rotation_deg: float = 25.0
     texture: str = "blotches"  # one of TEXTURES: the background's (and the camouflaged skin's) texture family
-    palette: str = "random"  # one of PALETTES: "dusk" is dark and desaturated
+    palette: str = "random"  # one of PALETTES: "pale" is light and desaturated, "dusk" dark and desaturated
     lighting: float = 0.0  # amplitude of a brightness gradient across the image (fraction of the value)
     sensor_noise: float = 0.0  # Gaussian noise added last (0-255 scale)
     blur: float = 0.6  # Gaussian blur sigma of the finished image, pixels
@@ -210,7 +210,32 @@ def stripes_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarra
     return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
 
 
-TEXTURE_OF = {"blotches": natural_texture, "cells": cells_texture, "stripes": stripes_texture}
+def spots_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
+    """Round spots (gravel, lichen, a leopard's coat) of the palette's second colour, of mixed size
+    and strength, on a faintly mottled ground of the first."""
+    mix = (0.15 + 0.1 * noise_field(rng, h, w, 6.0)).astype(np.float32)
+    for _ in range(h * w // 60):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(mix, centre, int(rng.integers(1, 6)), float(rng.uniform(0.5, 1.0)), -1)
+    mix = np.clip(mix, 0, 1)[..., None]
+    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+
+
+def grain_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
+    """Fibrous grain (straw, wood, dry needles): noise smeared along one random direction."""
+    length, angle = int(rng.integers(9, 19)), rng.uniform(0, np.pi)
+    kernel = np.zeros((length, length), np.float32)
+    half = (length - 1) / 2
+    end = np.array([np.cos(angle), np.sin(angle)]) * half
+    cv2.line(kernel, (round(half - end[0]), round(half - end[1])), (round(half + end[0]), round(half + end[1])), 1.0, 1)
+    field = cv2.filter2D(rng.standard_normal((h, w)).astype(np.float32), -1, kernel / kernel.sum())
+    field = 0.8 * field / (field.std() + 1e-6) + 0.4 * noise_field(rng, h, w, 5.0)
+    mix = (1.0 / (1.0 + np.exp(-2.0 * field)))[..., None]
+    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+
+
+TEXTURE_OF = {"blotches": natural_texture, "spots": spots_texture, "grain": grain_texture, "cells": cells_texture,
+              "stripes": stripes_texture}
 
 
 def dusk_palette(rng: np.random.Generator) -> np.ndarray:
@@ -220,12 +245,22 @@ def dusk_palette(rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0].astype(np.float32)
 
 
+def pale_palette(rng: np.random.Generator) -> np.ndarray:
+    """Two light, desaturated colours of one hue (an overcast day, a sandy beach)."""
+    hue, value = rng.uniform(0, 180), rng.uniform(150, 200)
+    hsv = np.array([[[hue, rng.uniform(10, 50), value], [hue, rng.uniform(10, 50), value + rng.uniform(25, 50)]]], np.float32)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0].astype(np.float32)
+
+
 def random_palette(rng: np.random.Generator) -> np.ndarray:
     hue = rng.uniform(0, 180)
     base = np.array([[[hue, rng.uniform(40, 140), rng.uniform(70, 170)]]], np.uint8)
     other = base.astype(np.float32) + [rng.uniform(-12, 12), rng.uniform(-30, 30), rng.uniform(30, 70)]
     hsv = np.concatenate([base.astype(np.float32), np.clip(other, [0, 0, 0], [179, 255, 255])], 1).astype(np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.float32)  # (2, 3)
+
+
+PALETTE_OF = {"random": random_palette, "pale": pale_palette, "dusk": dusk_palette}
 
 
 def salient_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
@@ -258,7 +293,7 @@ def box_of(mask: np.ndarray) -> np.ndarray:
 
 def generate_sample(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig()) -> Sample:
     H, W = config.height, config.width
-    palette = random_palette(rng) if config.palette == "random" else dusk_palette(rng)
+    palette = PALETTE_OF[config.palette](rng)
     texture = TEXTURE_OF[config.texture]
     image = texture(rng, H, W, palette)
     occupied = np.zeros((H, W), bool)
@@ -321,8 +356,14 @@ def generate_split(seed: int, count: int, config: SyntheticConfig = SyntheticCon
 
 
 FAMILIES = {
-    # what the shipped components trained on
+    # training: the original set, and domain randomisation around it (other texture families and a
+    # palette the held-out families do not use; lighting, blur, noise, scale and clutter as varied)
     "blotches": SyntheticConfig(),
+    "spots-pale": SyntheticConfig(texture="spots", palette="pale", lighting=0.2, sensor_noise=2.0, blur=0.9),
+    "grain-random": SyntheticConfig(texture="grain", lighting=0.4, sensor_noise=4.0, blur=1.0, min_scale=0.12,
+                                    max_scale=0.4, distractors=(1, 4)),
+    "blotches-harsh": SyntheticConfig(lighting=0.6, sensor_noise=6.0, blur=1.5, min_scale=0.12, max_scale=0.35,
+                                      distractors=(2, 4)),
     # held out: texture families, palettes, lighting, blur and noise, scales and clutter training never
     # saw, and a category name (lizard) it never saw, given to the vocabulary at run time only
     "cells-dusk": SyntheticConfig(texture="cells", palette="dusk", lighting=0.3, sensor_noise=5.0, blur=1.2,
@@ -330,4 +371,15 @@ FAMILIES = {
     "stripes-glare": SyntheticConfig(texture="stripes", lighting=0.5, sensor_noise=3.0, min_scale=0.12, max_scale=0.32,
                                      distractors=(2, 4), targets=ANIMALS + HOLDOUT_CATEGORIES),
 }
-HOLDOUT_FAMILIES = ("cells-dusk", "stripes-glare")
+TRAIN_FAMILIES = ("blotches", "spots-pale", "grain-random", "blotches-harsh")
+HOLDOUT_FAMILIES = ("cells-dusk", "stripes-glare")  # texture families (cells, stripes) no training family draws
+
+
+def generate_families(seed: int, count: int, families: tuple[str, ...], height: int = 128, width: int = 128) -> list[Sample]:
+    """``count`` samples drawn in turn from ``families`` (names in :data:`FAMILIES`) at ``height`` ×
+    ``width``; sample ``i`` depends only on (seed, i) and comes from ``families[i % len(families)]``."""
+    unknown = [name for name in families if name not in FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"camouflage families: unknown {', '.join(unknown) or '(none given)'} (families: {', '.join(FAMILIES)})")
+    configs = [replace(FAMILIES[name], height=height, width=width) for name in families]
+    return [generate_sample(np.random.default_rng([seed, i]), configs[i % len(configs)]) for i in range(count)]

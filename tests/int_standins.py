@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edgerun.pipelines.int_seg.components_config import ComponentsConfig
 from edgerun.pipelines.int_seg.inpaint import OpenCVInpainter
 
 COLOURS = {"frog": (200, 40, 40), "car": (40, 40, 200), "leaf": (40, 200, 40)}
@@ -140,6 +141,8 @@ class StandInComponents:
     detector: StandInDetector
     segmenter: StandInSegmenter
     inpainter: OpenCVInpainter
+    config: ComponentsConfig = field(default_factory=lambda: ComponentsConfig.from_dict(
+        {"scorer": {"onnx": "s.onnx"}, "detector": {"onnx": "d.onnx"}, "segmenter": {"encoder": "e.onnx", "decoder": "m.onnx"}}))
 
 
 def stand_in_components(target: str, confidence: dict[str, float]) -> StandInComponents:

@@ -42,6 +42,14 @@ def test_segment_reads_a_camera_and_names_its_frames(tmp_path, capsys):
     assert [line["image"] for line in lines] == ["frame_000000", "frame_000001"]
     assert all(line["method"] == "int" and line["instance_prompt"] for line in lines)
     assert (tmp_path / "frame_000001.png").is_file()
+    with pytest.raises(SystemExit) as exit_:  # a score no prompt mines: every mask written empty, and said so
+        main(["segment", "synthetic://camouflage?width=128&height=96", "--max-frames", "2", "--iterations", "1",
+              "--out", str(tmp_path / "strict"), "--min-mining-score", "1000"])
+    assert exit_.value.code == 0
+    strict = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["instance_prompt"] for line in strict] == [line["instance_prompt"] for line in lines]
+    assert not any(line["trusted"] or line["mask_pixels"] for line in strict)
+    assert not cv2.imread(str(tmp_path / "strict" / "frame_000000.png"), cv2.IMREAD_UNCHANGED).any()
 
 
 @pytest.mark.parametrize("source, message", [

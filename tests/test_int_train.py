@@ -72,6 +72,9 @@ def test_fine_tuning_starts_from_the_shipped_weights_and_refuses_another_network
     with pytest.raises(ValueError, match="does not match the training config"):
         initialise_from(networks, SHIPPED_WEIGHTS, NetworkConfig(width=16))
     assert train_main(str(tmp_path / "run"), 1, False, 0, init_from=str(tmp_path / "missing.pt")) == 2
+    assert train_main(str(tmp_path / "run"), 1, False, 0, families="train,plaid") == 2
+    assert train_main(str(tmp_path / "run"), 1, False, 0, families="") == 2
+    assert train_main(str(tmp_path / "run"), 1, False, 0, train_images=3) == 2  # fewer than the four families
     assert not (tmp_path / "run").exists()  # nothing started
 
 

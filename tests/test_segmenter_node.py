@@ -123,3 +123,34 @@ def test_streaming_mines_again_when_the_prompts_confidence_drops():
     assert [m["mined"] for m in published] == [True, False, False, True, False]
     assert [m["prompt"] for m in published] == ["frog", "frog", "frog", "car", "car"]
     assert published[1]["confidence"] >= 0.5 and node.status_fields()["mined"] == 2
+
+
+def test_a_mask_whose_prompt_mined_too_low_a_score_is_published_empty_and_counted():
+    """The node's logic alone: the same frames through nodes whose threshold is just at and just
+    over the mined score; streaming frames carry the score of the mining they ground."""
+    frog = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)}).image
+
+    def run(min_mining_score):
+        node = Segmenter.__new__(Segmenter)
+        node.params = SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.0, iterations=2,
+                                      min_mining_score=min_mining_score)
+        node.log = logging.getLogger("test-segmenter")
+        components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
+        node.load = lambda: (components, INTConfig(iterations=2, vocabulary=("frog", "car", "leaf")))
+        node.setup()
+        published = []
+        node.publish = lambda output, **data: published.append(data)
+        for _ in range(3):
+            node.on_frames({"image": frog})
+        return published, node.status_fields()
+
+    trusting, status = run(None)  # the components' threshold: 0, every mask
+    score = trusting[0]["mining_score"]
+    assert score > 0 and all(m["trusted"] and m["mask"].any() and m["mining_score"] == score for m in trusting)
+    assert status["untrusted_frames"] == 0 and status["min_mining_score"] == 0.0
+    at, _ = run(score)
+    assert all(m["trusted"] and m["mask"].any() for m in at)
+    over, status = run(score + 1e-6)
+    assert [m["mined"] for m in over] == [True, False, False] and not any(m["trusted"] or m["mask"].any() for m in over)
+    assert all(m["prompt"] == "frog" and m["mask"].shape == frog.shape[:2] for m in over)  # said, not hidden
+    assert status["untrusted_frames"] == 3 and status["mining_score"] == round(score, 4)

@@ -19,7 +19,8 @@ from edgerun.cli.reconstruct import read_tracks_file
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction
 from edgerun.pipelines.tracks_to_4d.sequence import reconstruct_tracks, window_spans
 from edgerun.sim.point_scenes import FAMILIES, HOLDOUT_FAMILIES, TRAIN_FAMILIES, SceneConfig, family_config, generate_scene
-from edgerun.training.tracks_to_4d.train import family_names, frame_range, training_batch
+from edgerun.training.kit import family_names
+from edgerun.training.tracks_to_4d.train import frame_range, training_batch
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -177,9 +178,10 @@ def test_training_on_families_draws_one_window_length_per_step_and_refuses_unkno
     assert tracks.shape[:3] == (4, 30, 3) and 10 <= tracks.shape[3] <= 40
     lengths = {training_batch(0, step, 2, SceneConfig(points=20), TRAIN_FAMILIES, (10, 40))[0].shape[3] for step in range(6)}
     assert len(lengths) > 1
-    assert family_names("train,dolly-box") == (*TRAIN_FAMILIES, "dolly-box") and family_names("") == ()
+    assert family_names("train,dolly-box", FAMILIES, TRAIN_FAMILIES) == (*TRAIN_FAMILIES, "dolly-box")
+    assert family_names("", FAMILIES, TRAIN_FAMILIES) == ()
     with pytest.raises(ValueError, match="unknown bogus"):
-        family_names("train,bogus")
+        family_names("train,bogus", FAMILIES, TRAIN_FAMILIES)
     assert frame_range("20") == (20, 20) and frame_range("10,40") == (10, 40)
     with pytest.raises(ValueError, match="need 2 <= LOW <= HIGH"):
         frame_range("40,10")

@@ -79,6 +79,16 @@ def tail_mean(values: Sequence[float], last: int = 100) -> float:
 # ------------------------------------------------------------------------------- resumable state
 
 
+def family_names(text: str, known: Mapping[str, Any], train: Sequence[str]) -> tuple[str, ...]:
+    """A ``--families`` argument: names joined by commas, "train" standing for ``train``; each in
+    ``known`` (else ValueError naming them); "" gives ()."""
+    names = tuple(dict.fromkeys(n for name in text.split(",") if name for n in (train if name == "train" else (name,))))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"--families: unknown {', '.join(unknown)} (families: {', '.join(known)})")
+    return names
+
+
 def refuse_unless_resuming(out: Path, state_files: Sequence[str], resume: bool) -> None:
     """Without ``--resume``, a run directory that already holds state is refused: nothing is overwritten."""
     existing = [name for name in state_files if (out / name).exists()]

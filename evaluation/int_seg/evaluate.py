@@ -7,7 +7,9 @@ Methods, each on the same images (``generate_split(TEST_SEED, images)``, never u
   final mask is chosen among its first k iteration masks;
 - ``no_mining``: the loop without negative mining (the detector's most confident name), I = 5;
 - ``generic``: the task-generic prompt straight to the detector and segmenter;
-- ``all_zero``: an empty mask, the trivial baseline a segmenter must beat.
+- ``all_zero``: an empty mask, the trivial baseline a segmenter must beat;
+- ``int_gated``: what the segmenter node publishes: INT's mask, or the empty mask where its mining
+  score is under the components' ``min_mining_score`` (``edgerun eval int-seg --calibrate-gate``).
 
 Metrics (py_sod_metrics, on the binary masks as 0/255 maps): MAE, weighted Fβ (Fβʷ), mean Eφ,
 Sα; and mIoU (the mean over images of each mask's IoU with the ground truth). Per-image latency
@@ -74,7 +76,7 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
              figure: str | Path | None = None, samples: list | None = None) -> dict[str, Any]:
     """The metrics of every method (see the module docstring); with ``figure``, a PNG of the first images.
     ``samples`` replaces the generated split (e.g. robot-camera views)."""
-    methods = [f"int_i{k}" for k in range(1, config.iterations + 1)] + ["no_mining", "generic", "all_zero"]
+    methods = [f"int_i{k}" for k in range(1, config.iterations + 1)] + ["int_gated", "no_mining", "generic", "all_zero"]
     metrics = {name: MaskMetrics() for name in methods}
     stage_s: dict[str, dict[str, float]] = {"int": {}, "no_mining": {}, "generic": {}}
     prompt_hits = 0
@@ -89,6 +91,8 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
         }
         for k in range(1, config.iterations + 1):
             metrics[f"int_i{k}"].add(first_iterations(runs["int"], k), sample.target_mask)
+        trusted = runs["int"].trusted(components.config.min_mining_score)
+        metrics["int_gated"].add(runs["int"].mask if trusted else np.zeros_like(sample.target_mask), sample.target_mask)
         metrics["no_mining"].add(runs["no_mining"].mask, sample.target_mask)
         metrics["generic"].add(runs["generic"].mask, sample.target_mask)
         metrics["all_zero"].add(np.zeros_like(sample.target_mask), sample.target_mask)  # the trivial baseline: predict nothing
@@ -101,7 +105,7 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
     scores = {name: m.results() for name, m in metrics.items()}
     scores["int"] = scores[f"int_i{config.iterations}"]
     result: dict[str, Any] = {"images": images, "seed": seed, "config": asdict(config)}
-    for method in ("int", "no_mining", "generic", "all_zero"):
+    for method in ("int", "int_gated", "no_mining", "generic", "all_zero"):
         for metric, value in scores[method].items():
             result[f"{metric}_{method}"] = round(value, 4)
     result["by_iterations"] = {name: {k: round(v, 4) for k, v in scores[name].items()} for name in methods[: config.iterations]}
@@ -146,7 +150,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'method':12} {'MAE':>7} {'Fβw':>7} {'Eφ':>7} {'Sα':>7} {'mIoU':>7} {'ms/image':>9}")
     rows = [(name, result["by_iterations"][name], None) for name in result["by_iterations"]]
     rows += [(m, {k: result[f"{k}_{m}"] for k in ("mae", "f_beta", "e_phi", "s_alpha", "miou")}, m)
-             for m in ("int", "no_mining", "generic", "all_zero")]
+             for m in ("int", "int_gated", "no_mining", "generic", "all_zero")]
     for name, row, method in rows:
         latency = result["latency_ms_per_image"].get(method, {}).get("total", float("nan")) if method else float("nan")
         print(f"{name:12} {row['mae']:7.3f} {row['f_beta']:7.3f} {row['e_phi']:7.3f} {row['s_alpha']:7.3f} {row['miou']:7.3f} {latency:9.1f}")

@@ -23,7 +23,7 @@ from edgerun.pipelines.int_seg.components import ComponentError, load_components
 from edgerun.sim.camouflage import CATEGORIES, FAMILIES, HOLDOUT_CATEGORIES, HOLDOUT_FAMILIES, TEST_SEED, generate_split
 
 METRICS = ("mae", "f_beta", "e_phi", "s_alpha", "miou")
-METHODS = ("int", "no_mining", "generic", "all_zero")
+METHODS = ("int", "int_gated", "no_mining", "generic", "all_zero")
 
 
 def evaluate_families(components, images: int, families=HOLDOUT_FAMILIES, progress: bool = True) -> dict:

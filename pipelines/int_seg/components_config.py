@@ -74,6 +74,7 @@ class ComponentsConfig:
     inpainter: InpainterConfig = InpainterConfig()
     backend: str = "auto"
     threads: int | None = None
+    min_mining_score: float = 0.0  # masks whose prompt mined less are not trusted (0: every mask is); docs/int_seg.md
     source: Path | None = None  # the YAML file, for relative paths
 
     @classmethod
@@ -94,7 +95,8 @@ class ComponentsConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: Path | None = None) -> ComponentsConfig:
-        unknown = set(data) - {"text_encoder", "scorer", "detector", "segmenter", "inpainter", "backend", "threads"}
+        known = {"text_encoder", "scorer", "detector", "segmenter", "inpainter", "backend", "threads", "min_mining_score"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
 
@@ -126,5 +128,6 @@ class ComponentsConfig:
             inpainter=InpainterConfig(**data.get("inpainter", {})),
             backend=data.get("backend", "auto"),
             threads=data.get("threads"),
+            min_mining_score=float(data.get("min_mining_score", 0.0)),
             source=source,
         )

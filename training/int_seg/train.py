@@ -55,7 +55,7 @@ from edgerun.pipelines.int_seg.algorithm import INTConfig, blend
 from edgerun.pipelines.int_seg.components import load_components
 from edgerun.pipelines.int_seg.images import MASK_LOGIT, letterbox, mask_prompt
 from edgerun.pipelines.int_seg.inpaint import OpenCVInpainter
-from edgerun.sim.camouflage import CATEGORIES, TRAIN_SEED, VAL_SEED, Sample, SyntheticConfig, generate_split
+from edgerun.sim.camouflage import CATEGORIES, FAMILIES, TRAIN_FAMILIES, TRAIN_SEED, VAL_SEED, Sample, generate_families
 from edgerun.training import kit
 from edgerun.training.int_seg import vocabulary as vocab
 
@@ -88,7 +88,7 @@ class TrainConfig:
     robot_camera_images: int = 0  # training views from the Wall robot's camera (edgerun.envs.robot_camera) beside train_images
     init_from: str = ""  # an INT components checkpoint (int_seg.pt) to fine-tune: every component, the scorer from step 0
     network: NetworkConfig = NetworkConfig()
-    data: SyntheticConfig = SyntheticConfig()
+    families: tuple[str, ...] = TRAIN_FAMILIES  # camouflage families (sim.camouflage.FAMILIES), drawn in turn
     command: str = ""
 
 
@@ -359,7 +359,7 @@ def _train(config: TrainConfig, progress: bool) -> kit.TrainResult:
         history, step = state["history"], state["step"]
     elif config.init_from:
         initialise_from(networks, Path(config.init_from), config.network)
-    samples = generate_split(config.seed * 1000 + TRAIN_SEED, config.train_images, config.data)
+    samples = generate_families(config.seed * 1000 + TRAIN_SEED, config.train_images, config.families)
     if config.robot_camera_images:
 
         samples += robot_camera_samples(config.seed * 1000 + TRAIN_SEED, config.robot_camera_images)
@@ -434,7 +434,7 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
         parity[name] = {k: manifest.parity["random"][k] for k in ("max_abs", "max_rel")}
     logit_scale = float(networks["scorer"].logit_scale.detach().exp())
     components_yaml = write_components_yaml(out / "components.yaml", logit_scale, config.network, onnx_dir="onnx")
-    held_out = generate_split(config.seed * 1000 + VAL_SEED, config.val_images, config.data)
+    held_out = generate_families(config.seed * 1000 + VAL_SEED, config.val_images, config.families)
     components = load_components(components_yaml, backend="onnxruntime-cpu")
     try:
         metrics = measure(components, held_out)
@@ -443,9 +443,9 @@ def finish(config: TrainConfig, networks: dict, history: dict[str, list[float]],
     curve = plot_losses(out / "loss_curve.png", history)
     manifest = {
         **kit.manifest_header(MANIFEST_FORMAT, config.command or "edgerun train int-seg", config.seed, checkpoint, curve),
-        "data": {"generator": "edgerun.sim.camouflage.generate_split", "train_seed": config.seed * 1000 + TRAIN_SEED,
+        "data": {"generator": "edgerun.sim.camouflage.generate_families", "train_seed": config.seed * 1000 + TRAIN_SEED,
                  "train_images": config.train_images, "val_seed": config.seed * 1000 + VAL_SEED,
-                 "val_images": config.val_images, "config": asdict(config.data),
+                 "val_images": config.val_images, "families": {name: asdict(FAMILIES[name]) for name in config.families},
                  "robot_camera_images": config.robot_camera_images},
         "init_from": ({"path": config.init_from, "sha256": sha256_file(Path(config.init_from))} if config.init_from else None),
         "steps": len(history["detector"]),
@@ -491,11 +491,23 @@ def plot_losses(path: Path, history: dict[str, list[float]]) -> Path:
 
 
 def train_main(out: str, steps: int | None, resume: bool, seed: int, init_from: str | None = None, lr: float | None = None,
-               robot_camera_images: int = 0) -> int:
+               robot_camera_images: int = 0, families: str = "train", train_images: int = TrainConfig.train_images) -> int:
     """``edgerun train int-seg [--out DIR] [--steps N] [--resume] [--seed S] [--init-from PT] [--lr LR]
-    [--robot-camera-images N]``; 0, or 2 after an error line."""
+    [--robot-camera-images N] [--families train|NAME,...] [--train-images N]``; 0, or 2 after an error line."""
+    try:
+        names = kit.family_names(families, FAMILIES, TRAIN_FAMILIES)
+    except ValueError as error:
+        print(f"edgerun train int-seg: {error}", file=sys.stderr)
+        return 2
+    if not names:
+        print("edgerun train int-seg: --families: name at least one family (or train)", file=sys.stderr)
+        return 2
+    if train_images < len(names):
+        print(f"edgerun train int-seg: --train-images must be at least one per family ({len(names)}), got {train_images}",
+              file=sys.stderr)
+        return 2
     config = TrainConfig(out=out, seed=seed, init_from=init_from or "", robot_camera_images=robot_camera_images,
-                         command=" ".join(["edgerun", *sys.argv[1:]]))
+                         families=names, train_images=train_images, command=" ".join(["edgerun", *sys.argv[1:]]))
     if lr is not None:
         config = replace(config, lr=lr)
     if init_from and not Path(init_from).is_file():

@@ -238,15 +238,6 @@ def plot_loss_curve(history: list[dict], evals: list[dict], path: Path) -> Path:
     ], dpi=90)  # fmt: skip
 
 
-def family_names(text: str) -> tuple[str, ...]:
-    """``--families``: "" (the base scene only), or names joined by commas ("train": :data:`TRAIN_FAMILIES`)."""
-    names = tuple(dict.fromkeys(n for name in text.split(",") if name for n in (TRAIN_FAMILIES if name == "train" else (name,))))
-    unknown = [name for name in names if name not in FAMILIES]
-    if unknown:
-        raise ValueError(f"--families: unknown {', '.join(unknown)} (families: {', '.join(FAMILIES)})")
-    return names
-
-
 def frame_range(text: str) -> tuple[int, int]:
     """``--frames``: "20" or "10,40"."""
     try:
@@ -265,7 +256,7 @@ def train_main(out: str, steps: int | None, resume: bool, seed: int, families: s
     state is refused (nothing is overwritten)."""
     config = TrainConfig(out=out, seed=seed, command=" ".join(["edgerun", *sys.argv[1:]]), init_from=init_from)
     try:
-        config = replace(config, families=family_names(families), frames=frame_range(frames))
+        config = replace(config, families=kit.family_names(families, FAMILIES, TRAIN_FAMILIES), frames=frame_range(frames))
     except ValueError as error:
         print(f"edgerun train tracks-to-4d: {error}", file=sys.stderr)
         return 2
