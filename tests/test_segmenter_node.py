@@ -106,16 +106,23 @@ def test_bad_configs_prompts_and_frames_are_reported_and_the_node_stays_up(tmp_p
     assert "no_such_scorer.onnx" in caplog.text and "breaks the scorer contract" in caplog.text
 
 
-def test_streaming_mines_again_when_the_prompts_confidence_drops():
-    """The node's logic alone (no sockets), with ground-truth stand-in components."""
+def stand_in_node(params: SegmenterParams) -> tuple[Segmenter, list[dict]]:
+    """A streaming segmenter on ground-truth stand-in components, without sockets; and the list
+    its published messages go to."""
     node = Segmenter.__new__(Segmenter)
-    node.params = SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.5, iterations=2)
+    node.params = params
     node.log = logging.getLogger("test-segmenter")
     components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
     node.load = lambda: (components, INTConfig(iterations=2, vocabulary=("frog", "car", "leaf")))
     node.setup()
-    published = []
+    published: list[dict] = []
     node.publish = lambda output, **data: published.append(data)
+    return node, published
+
+
+def test_streaming_mines_again_when_the_prompts_confidence_drops():
+    """The node's logic alone (no sockets), with ground-truth stand-in components."""
+    node, published = stand_in_node(SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.5, iterations=2))
     with_frog = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)}).image
     frog_gone = make_scene({"car": (100, 70, 20)}).image
     for image in (with_frog, with_frog, with_frog, frog_gone, with_frog):
@@ -131,15 +138,8 @@ def test_a_mask_whose_prompt_mined_too_low_a_score_is_published_empty_and_counte
     frog = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)}).image
 
     def run(min_mining_score):
-        node = Segmenter.__new__(Segmenter)
-        node.params = SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.0, iterations=2,
-                                      min_mining_score=min_mining_score)
-        node.log = logging.getLogger("test-segmenter")
-        components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
-        node.load = lambda: (components, INTConfig(iterations=2, vocabulary=("frog", "car", "leaf")))
-        node.setup()
-        published = []
-        node.publish = lambda output, **data: published.append(data)
+        node, published = stand_in_node(SegmenterParams(mode="streaming", remine_every=0, min_confidence=0.0, iterations=2,
+                                                        min_mining_score=min_mining_score))
         for _ in range(3):
             node.on_frames({"image": frog})
         return published, node.status_fields()

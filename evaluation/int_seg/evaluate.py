@@ -165,12 +165,18 @@ ROBOT_CAMERA_SEED_OFFSET = 1000
 """``--robot-camera`` views come from episode seeds (seed + this, i): none of training's."""
 
 
-def eval_main(components_path: str, images: int, seed: int, json_path: str | None, robot_camera: bool = False) -> int:
-
+def components_or_report(components_path: str) -> Any:
+    """The INT components of a YAML, or None after an error line naming what is wrong (exit 2)."""
     try:
-        components = load_components(components_path)
+        return load_components(components_path)
     except (ComponentError, OSError) as exc:
         print(f"edgerun eval int-seg: {exc}", file=sys.stderr)
+        return None
+
+
+def eval_main(components_path: str, images: int, seed: int, json_path: str | None, robot_camera: bool = False) -> int:
+    components = components_or_report(components_path)
+    if components is None:
         return 2
     config = synthetic_task_config()
     figure = Path(json_path).with_suffix(".png") if json_path else None

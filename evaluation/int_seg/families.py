@@ -11,15 +11,13 @@ saw, named only in the run-time vocabulary. Images are 320 × 240, drawn with th
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from edgerun.evaluation.int_seg.evaluate import evaluate
+from edgerun.evaluation.int_seg.evaluate import components_or_report, evaluate
 from edgerun.pipelines.int_seg.algorithm import synthetic_task_config
-from edgerun.pipelines.int_seg.components import ComponentError, load_components
 from edgerun.sim.camouflage import CATEGORIES, FAMILIES, HOLDOUT_CATEGORIES, HOLDOUT_FAMILIES, TEST_SEED, generate_split
 
 METRICS = ("mae", "f_beta", "e_phi", "s_alpha", "miou")
@@ -59,10 +57,8 @@ def print_table(result: dict) -> None:
 
 
 def families_main(components_path: str, images: int, json_path: str | None) -> int:
-    try:
-        components = load_components(components_path)
-    except (ComponentError, OSError) as exc:
-        print(f"edgerun eval int-seg: {exc}", file=sys.stderr)
+    components = components_or_report(components_path)
+    if components is None:
         return 2
     result = evaluate_families(components, images)
     result["components"] = str(components_path)

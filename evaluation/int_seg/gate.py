@@ -11,15 +11,14 @@ wrong and costs Sα where it was right; the tolerance says how much Sα a user g
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import py_sod_metrics
 from tqdm import tqdm
 
+from edgerun.evaluation.int_seg.evaluate import components_or_report
 from edgerun.pipelines.int_seg.algorithm import run_int, synthetic_task_config
-from edgerun.pipelines.int_seg.components import ComponentError, load_components
 from edgerun.sim.camouflage import CATEGORIES, HOLDOUT_CATEGORIES, TRAIN_FAMILIES, VAL_SEED, generate_families
 
 
@@ -63,10 +62,8 @@ def choose_threshold(rows: list[dict], tolerance: float = 0.01) -> tuple[float, 
 
 
 def calibrate_main(components_path: str, images: int, json_path: str | None, tolerance: float = 0.01) -> int:
-    try:
-        components = load_components(components_path)
-    except (ComponentError, OSError) as exc:
-        print(f"edgerun eval int-seg: {exc}", file=sys.stderr)
+    components = components_or_report(components_path)
+    if components is None:
         return 2
     rows = gate_rows(components, images)
     threshold, table = choose_threshold(rows, tolerance)
