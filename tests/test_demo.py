@@ -77,7 +77,7 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     assert "episode 0 (seed 1000): GOAL REACHED after 100 steps, 30.0 s; first at the goal after 42 steps, 12.5 s" in text
     assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
     assert "real time: action latency p99 9.9 ms over 100 answers, 3 steps held for want of a plan, first plan after 2.5 s" in text
-    assert "segmentation: 2 recorded frames show a camouflaged animal; mask IoU with it 0.50 (mean), " \
+    assert "segmentation: 2 recorded frames show a camouflaged animal; mask IoU with it 0.50 (mean; 1.00 on the 1 trusted), " \
            "instance prompt = its category on 2; 1 of 2 masks published empty (the prompt's mining score too low to trust)" in text
     # the refined estimate is the true path up to scale: ATE 0 after the Sim(3) alignment; the
     # network's (identity cameras) and standing still: the path's RMS spread
