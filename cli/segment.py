@@ -28,7 +28,7 @@ import numpy as np
 
 from edgerun.errors import ImageSourceError
 from edgerun.nodes.sources import open_source
-from edgerun.pipelines.int_seg.algorithm import INTResult, run_generic, run_int, synthetic_task_config
+from edgerun.pipelines.int_seg.algorithm import INTResult, is_trusted, run_generic, run_int, synthetic_task_config
 from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -103,7 +103,7 @@ def segment_main(
             started = time.perf_counter()
             result: INTResult = (run_generic if method == "generic" else run_int)(image, prompt, models, config)
             seconds = time.perf_counter() - started
-            trusted = method != "int" or result.trusted(min_mining_score)  # the gate is calibrated on INT's mining scores
+            trusted = is_trusted(result.mining_score, min_mining_score, negative_mining=method == "int")
             mask = result.mask if trusted else np.zeros_like(result.mask)
             cv2.imwrite(str(out_dir / f"{name}.png"), mask.astype(np.uint8) * 255)
             line = {"image": name, "mask": str(out_dir / f"{name}.png"), "method": method, "task_prompt": prompt,

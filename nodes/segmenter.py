@@ -88,6 +88,8 @@ class Segmenter(Node):
         self.log.info("task prompt: %r", self.task_prompt)
 
     def on_frames(self, msg: Message) -> None:
+        from edgerun.pipelines.int_seg.algorithm import is_trusted  # lazy: torch, onnxruntime
+
         image = msg["image"]
         if not self.task_prompt.strip():
             raise ValueError("empty task prompt: set parameter 'prompt' or send one on input 'prompt'")
@@ -99,7 +101,7 @@ class Segmenter(Node):
             mask = self.ground(image)
             if self.confidence < self.params.min_confidence:  # the prompt lost its object: mine on this frame
                 mined, mask = True, self.mine(image)
-        trusted = self.mining_score >= self.min_mining_score or not self.config.negative_mining  # calibrated on contrasts
+        trusted = is_trusted(self.mining_score, self.min_mining_score, self.config.negative_mining)
         if not trusted:  # an empty mask rather than a wrong one
             mask, self.untrusted = np.zeros_like(mask), self.untrusted + 1
         self.frames += 1

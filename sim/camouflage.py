@@ -31,6 +31,7 @@ TASK_PROMPT = "the camouflaged animal"
 GENERIC_PROMPTS = (TASK_PROMPT, "an animal", "a hidden animal")  # phrasings of the task-generic prompt
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 1, 2
 HOLDOUT_CATEGORIES = ("lizard",)  # drawn only by held-out families; the components never trained on the name
+RUNTIME_VOCABULARY = CATEGORIES + HOLDOUT_CATEGORIES  # what the held-out evaluations give INT at run time
 TEXTURES = ("blotches", "spots", "grain", "cells", "stripes")
 PALETTES = ("random", "pale", "dusk")
 

@@ -29,7 +29,7 @@ import py_sod_metrics
 from tqdm import tqdm
 
 from edgerun.envs.robot_camera import robot_camera_samples
-from edgerun.pipelines.int_seg.algorithm import INTConfig, INTResult, closest_to_mean, run_generic, run_int, synthetic_task_config
+from edgerun.pipelines.int_seg.algorithm import INTConfig, INTResult, closest_to_mean, is_trusted, run_generic, run_int, synthetic_task_config
 from edgerun.pipelines.int_seg.components import ComponentError, load_components
 from edgerun.sim.camouflage import TEST_SEED, generate_split
 
@@ -91,7 +91,7 @@ def evaluate(components: Any, images: int, config: INTConfig, seed: int = TEST_S
         }
         for k in range(1, config.iterations + 1):
             metrics[f"int_i{k}"].add(first_iterations(runs["int"], k), sample.target_mask)
-        trusted = runs["int"].trusted(components.config.min_mining_score)
+        trusted = is_trusted(runs["int"].mining_score, components.config.min_mining_score)
         metrics["int_gated"].add(runs["int"].mask if trusted else np.zeros_like(sample.target_mask), sample.target_mask)
         metrics["no_mining"].add(runs["no_mining"].mask, sample.target_mask)
         metrics["generic"].add(runs["generic"].mask, sample.target_mask)

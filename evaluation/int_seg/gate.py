@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from edgerun.evaluation.int_seg.evaluate import components_or_report
 from edgerun.pipelines.int_seg.algorithm import run_int, synthetic_task_config
-from edgerun.sim.camouflage import CATEGORIES, HOLDOUT_CATEGORIES, TRAIN_FAMILIES, VAL_SEED, generate_families
+from edgerun.sim.camouflage import RUNTIME_VOCABULARY, TRAIN_FAMILIES, VAL_SEED, generate_families
 
 
 def s_alpha(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -30,7 +30,7 @@ def s_alpha(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 def gate_rows(components, images: int, progress: bool = True) -> list[dict]:
     """Per validation image: INT's mining score, and Sα and MAE of its mask and of the empty mask."""
-    config = synthetic_task_config(vocabulary=CATEGORIES + HOLDOUT_CATEGORIES)
+    config = synthetic_task_config(vocabulary=RUNTIME_VOCABULARY)
     rows = []
     samples = generate_families(VAL_SEED, images, TRAIN_FAMILIES, height=240, width=320)
     for sample in tqdm(samples, desc="gate", disable=not progress):

@@ -135,9 +135,12 @@ class INTResult:
         mask's quality (correlation with IoU about +0.5, docs/int_seg.md)."""
         return max(self.scores.values(), default=0.0)
 
-    def trusted(self, min_mining_score: float) -> bool:
-        """Whether the mask is worth publishing (a components YAML's ``min_mining_score``; 0 trusts every mask)."""
-        return self.mining_score >= min_mining_score
+
+def is_trusted(mining_score: float, min_mining_score: float, negative_mining: bool = True) -> bool:
+    """Whether a mask is worth publishing: its instance prompt mined at least ``min_mining_score`` (a
+    components YAML's; 0 trusts every mask). Without negative mining every mask is trusted: the
+    threshold is calibrated on the contrasts that mining measures."""
+    return not negative_mining or mining_score >= min_mining_score
 
 
 # --- (a) candidates ----------------------------------------------------------------------
