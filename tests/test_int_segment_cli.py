@@ -30,6 +30,7 @@ def test_segment_writes_a_mask_per_image_and_names_the_unreadable_one(tmp_path, 
     lines = [json.loads(line) for line in (tmp_path / "out" / "segment.jsonl").read_text().splitlines()]
     assert [line["image"] for line in lines] == ["field"]
     assert lines[0]["method"] == "generic" and lines[0]["instance_prompt"] == "the camouflaged animal" and lines[0]["mining_score"] == 0.0
+    assert lines[0]["trusted"] is True  # no negative mining, no gate: the threshold is calibrated on mined contrasts
     assert lines[0]["mask_pixels"] == int((mask > 0).sum()) and lines[0]["seconds"] > 0
 
 
