@@ -32,7 +32,7 @@ GENERIC_PROMPTS = (TASK_PROMPT, "an animal", "a hidden animal")  # phrasings of 
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 1, 2
 HOLDOUT_CATEGORIES = ("lizard",)  # drawn only by held-out families; the components never trained on the name
 RUNTIME_VOCABULARY = CATEGORIES + HOLDOUT_CATEGORIES  # what the held-out evaluations give INT at run time
-TEXTURES = ("blotches", "spots", "grain", "cells", "stripes")
+TEXTURES = ("blotches", "spots", "grain", "bands", "cells", "stripes")
 PALETTES = ("random", "pale", "dusk")
 
 
@@ -235,8 +235,20 @@ def grain_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray)
     return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
 
 
-TEXTURE_OF = {"blotches": natural_texture, "spots": spots_texture, "grain": grain_texture, "cells": cells_texture,
-              "stripes": stripes_texture}
+def bands_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
+    """Straight hard-edged bands (planks, slats, reed beds, a tabby's coat): a square wave of random
+    angle, period and duty cycle with slightly uneven edges; a line texture, where the other
+    training textures are all blob- or fibre-like."""
+    angle, period, duty = rng.uniform(0, np.pi), rng.uniform(5, 16), rng.uniform(0.3, 0.7)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    position = (x * np.cos(angle) + y * np.sin(angle)) / period + 0.08 * noise_field(rng, h, w, 3.0)
+    mix = (np.mod(position, 1.0) < duty).astype(np.float32)
+    mix = cv2.GaussianBlur(mix, (0, 0), 0.7)[..., None]
+    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+
+
+TEXTURE_OF = {"blotches": natural_texture, "spots": spots_texture, "grain": grain_texture, "bands": bands_texture,
+              "cells": cells_texture, "stripes": stripes_texture}
 
 
 def dusk_palette(rng: np.random.Generator) -> np.ndarray:
@@ -365,6 +377,8 @@ FAMILIES = {
                                     max_scale=0.4, distractors=(1, 4)),
     "blotches-harsh": SyntheticConfig(lighting=0.6, sensor_noise=6.0, blur=1.5, min_scale=0.12, max_scale=0.35,
                                       distractors=(2, 4)),
+    "bands-random": SyntheticConfig(texture="bands", lighting=0.3, sensor_noise=3.0, blur=0.8, min_scale=0.1,
+                                    max_scale=0.4, distractors=(1, 4)),
     # held out: texture families, palettes, lighting, blur and noise, scales and clutter training never
     # saw, and a category name (lizard) it never saw, given to the vocabulary at run time only
     "cells-dusk": SyntheticConfig(texture="cells", palette="dusk", lighting=0.3, sensor_noise=5.0, blur=1.2,
@@ -372,7 +386,7 @@ FAMILIES = {
     "stripes-glare": SyntheticConfig(texture="stripes", lighting=0.5, sensor_noise=3.0, min_scale=0.12, max_scale=0.32,
                                      distractors=(2, 4), targets=ANIMALS + HOLDOUT_CATEGORIES),
 }
-TRAIN_FAMILIES = ("blotches", "spots-pale", "grain-random", "blotches-harsh")
+TRAIN_FAMILIES = ("blotches", "spots-pale", "grain-random", "blotches-harsh", "bands-random")
 HOLDOUT_FAMILIES = ("cells-dusk", "stripes-glare")  # texture families (cells, stripes) no training family draws
 
 
