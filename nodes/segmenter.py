@@ -62,6 +62,7 @@ class Segmenter(Node):
         self.instance_prompt = ""
         self.scores: dict[str, float] = {}
         self.confidence = self.mining_score = 0.0
+        self.trusted = False  # set by each mining; the first frame always mines
         self.frames = self.mined = self.since_mining = self.untrusted = 0
         self.frame_ms: list[float] = []
         self.components, self.config = self.load()
@@ -71,7 +72,7 @@ class Segmenter(Node):
                       ", ".join(self.config.vocabulary))
 
     def load(self) -> tuple[Any, Any]:
-        from edgerun.pipelines.int_seg.algorithm import synthetic_task_config  # lazy: torch, onnxruntime
+        from edgerun.pipelines.int_seg.algorithm import synthetic_task_config  # lazy: cv2
         from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG, load_components  # lazy: torch, onnxruntime
 
         components = load_components(self.params.components or SHIPPED_CONFIG)
@@ -88,8 +89,6 @@ class Segmenter(Node):
         self.log.info("task prompt: %r", self.task_prompt)
 
     def on_frames(self, msg: Message) -> None:
-        from edgerun.pipelines.int_seg.algorithm import is_trusted  # lazy: torch, onnxruntime
-
         image = msg["image"]
         if not self.task_prompt.strip():
             raise ValueError("empty task prompt: set parameter 'prompt' or send one on input 'prompt'")
@@ -101,15 +100,14 @@ class Segmenter(Node):
             mask = self.ground(image)
             if self.confidence < self.params.min_confidence:  # the prompt lost its object: mine on this frame
                 mined, mask = True, self.mine(image)
-        trusted = is_trusted(self.mining_score, self.min_mining_score, self.config.negative_mining)
-        if not trusted:  # an empty mask rather than a wrong one
+        if not self.trusted:  # an empty mask rather than a wrong one (decided by the mining this frame's prompt came from)
             mask, self.untrusted = np.zeros_like(mask), self.untrusted + 1
         self.frames += 1
         self.since_mining = 0 if mined else self.since_mining + 1
         elapsed_ms = (time.perf_counter() - started) * 1e3
         self.frame_ms = (self.frame_ms + [elapsed_ms])[-100:]
         self.publish("mask", mask=mask, prompt=self.instance_prompt, task_prompt=self.task_prompt,
-                     confidence=self.confidence, mining_score=self.mining_score, trusted=trusted, mined=mined,
+                     confidence=self.confidence, mining_score=self.mining_score, trusted=self.trusted, mined=mined,
                      candidates=list(self.scores),
                      scores=np.asarray(list(self.scores.values()), np.float32), frame_index=msg.get("frame_index", -1),
                      segment_ms=elapsed_ms)
@@ -120,16 +118,17 @@ class Segmenter(Node):
         return bool(self.params.remine_every) and self.since_mining + 1 >= self.params.remine_every
 
     def mine(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.pipelines.int_seg.algorithm import run_int  # lazy: torch, onnxruntime
+        from edgerun.pipelines.int_seg.algorithm import is_trusted, run_int  # lazy: cv2
 
         result = run_int(image, self.task_prompt, self.components, self.config)
         self.instance_prompt, self.scores, self.confidence = result.prompt, result.scores, result.confidence
         self.mining_score = result.mining_score
+        self.trusted = is_trusted(self.mining_score, self.min_mining_score, self.config.negative_mining)
         self.mined += 1
         return result.mask
 
     def ground(self, image: np.ndarray) -> np.ndarray:
-        from edgerun.pipelines.int_seg.algorithm import ground_prompt  # lazy: torch, onnxruntime
+        from edgerun.pipelines.int_seg.algorithm import ground_prompt  # lazy: cv2
 
         grounding = ground_prompt(image, self.instance_prompt, self.components, self.config)
         self.confidence = grounding.confidence
