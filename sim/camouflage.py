@@ -187,19 +187,23 @@ def noise_field(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.nd
     return field / (field.std() + 1e-6)
 
 
+def two_colour(rng: np.random.Generator, palette: np.ndarray, mix: np.ndarray, grain: float) -> np.ndarray:
+    """float32 RGB: the palette's two colours mixed by ``mix`` (h, w) in [0, 1], plus per-pixel grain of
+    std ``grain``. Every texture ends here, grain drawn last: the RNG's order fixes each generated image."""
+    mix = mix[..., None]
+    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, grain, (*mix.shape[:2], 1)).astype(np.float32)
+
+
 def natural_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
     """Blotchy two-colour texture (sand, moss, bark…) in float32 RGB: a mottled mix of the palette plus grain."""
     blotch = 0.7 * noise_field(rng, h, w, rng.uniform(3, 7)) + 0.3 * noise_field(rng, h, w, 1.5)
-    mix = 1.0 / (1.0 + np.exp(-2.0 * blotch))[..., None]
-    grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
-    return palette[0] * (1 - mix) + palette[1] * mix + grain
+    return two_colour(rng, palette, 1.0 / (1.0 + np.exp(-2.0 * blotch)), grain=6)
 
 
 def cells_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
     """Hard-edged patches (pebbles, leaf litter): a smooth field quantised to four levels of the palette's mix."""
-    levels = np.floor(np.clip(noise_field(rng, h, w, rng.uniform(4, 9)) * 1.2 + 2.0, 0, 3.99))[..., None] / 3.0
-    grain = rng.normal(0, 5, (h, w, 1)).astype(np.float32)
-    return palette[0] * (1 - levels) + palette[1] * levels + grain
+    levels = np.floor(np.clip(noise_field(rng, h, w, rng.uniform(4, 9)) * 1.2 + 2.0, 0, 3.99)) / 3.0
+    return two_colour(rng, palette, levels, grain=5)
 
 
 def stripes_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
@@ -207,8 +211,7 @@ def stripes_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarra
     angle, period = rng.uniform(0, np.pi), rng.uniform(6, 14)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     phase = (x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period + 2.0 * noise_field(rng, h, w, 8.0)
-    mix = (0.5 + 0.5 * np.sin(phase))[..., None]
-    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+    return two_colour(rng, palette, 0.5 + 0.5 * np.sin(phase), grain=5)
 
 
 def spots_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
@@ -218,8 +221,7 @@ def spots_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray)
     for _ in range(h * w // 60):
         centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         cv2.circle(mix, centre, int(rng.integers(1, 6)), float(rng.uniform(0.5, 1.0)), -1)
-    mix = np.clip(mix, 0, 1)[..., None]
-    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+    return two_colour(rng, palette, np.clip(mix, 0, 1), grain=5)
 
 
 def grain_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
@@ -231,8 +233,7 @@ def grain_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray)
     cv2.line(kernel, (round(half - end[0]), round(half - end[1])), (round(half + end[0]), round(half + end[1])), 1.0, 1)
     field = cv2.filter2D(rng.standard_normal((h, w)).astype(np.float32), -1, kernel / kernel.sum())
     field = 0.8 * field / (field.std() + 1e-6) + 0.4 * noise_field(rng, h, w, 5.0)
-    mix = (1.0 / (1.0 + np.exp(-2.0 * field)))[..., None]
-    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 4, (h, w, 1)).astype(np.float32)
+    return two_colour(rng, palette, 1.0 / (1.0 + np.exp(-2.0 * field)), grain=4)
 
 
 def bands_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray) -> np.ndarray:
@@ -243,8 +244,7 @@ def bands_texture(rng: np.random.Generator, h: int, w: int, palette: np.ndarray)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     position = (x * np.cos(angle) + y * np.sin(angle)) / period + 0.08 * noise_field(rng, h, w, 3.0)
     mix = (np.mod(position, 1.0) < duty).astype(np.float32)
-    mix = cv2.GaussianBlur(mix, (0, 0), 0.7)[..., None]
-    return palette[0] * (1 - mix) + palette[1] * mix + rng.normal(0, 5, (h, w, 1)).astype(np.float32)
+    return two_colour(rng, palette, cv2.GaussianBlur(mix, (0, 0), 0.7), grain=5)
 
 
 TEXTURE_OF = {"blotches": natural_texture, "spots": spots_texture, "grain": grain_texture, "bands": bands_texture,
