@@ -49,7 +49,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--calibrate-gate", action="store_true",
                    help="instead: choose the components' min_mining_score (masks under it are not trusted) on validation "
                         "images of the training families (--images, default 60)")
-    e.set_defaults(func=eval_int_seg)
+    e.set_defaults(func=eval_int_seg, check=check_int_seg)
     e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
     e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
     e.add_argument("--scenes", type=int, help="held-out generated scenes (default 20; with --holdout-families, per family and window length, default 6)")
@@ -113,6 +113,16 @@ def eval_dino_wm(args: argparse.Namespace) -> int:
                              args.json)  # fmt: skip
     return eval_main(checkpoint, args.env, args.episodes, args.seed, args.json, args.backend, args.cost_engine, args.workers,
                      args.max_steps, args.planner, args.official_episodes)
+
+
+def check_int_seg(args: argparse.Namespace) -> str | None:
+    modes = [flag for flag, on in (("--holdout-families", args.holdout_families), ("--robot-camera", args.robot_camera),
+                                   ("--calibrate-gate", args.calibrate_gate)) if on]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)}: one evaluation at a time"
+    if args.seed != 2 and modes and modes[0] != "--robot-camera":
+        return f"--seed: {modes[0]} draws its own split (held-out families: the test seed; the gate: the validation seed)"
+    return None
 
 
 def eval_int_seg(args: argparse.Namespace) -> int:

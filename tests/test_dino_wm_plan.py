@@ -392,8 +392,14 @@ def test_anytime_replan_carries_the_search_on_and_commits_to_the_executed_blocks
     assert mpc.last_init is None and mpc.last_frozen == 0
     mpc.replan(rec, elapsed_steps=20, commit_blocks=2)
     assert mpc.last_frozen == 0
+    mpc.replan(rec, elapsed_steps=0)
+    mpc.replan(rec, elapsed_steps=None, commit_blocks=2)  # a new episode: afresh
+    assert mpc.last_init is None and mpc.last_frozen == 0
     with pytest.raises(ValueError, match="elapsed_steps"):
         mpc.replan(rec, elapsed_steps=-1)
+    for frozen in (-1, 3):  # only blocks the initial plan gives can be held
+        with pytest.raises(ValueError, match=f"frozen_blocks {frozen}: expected 0 to 2"):
+            cem_plan(rec, BLOCK, CEMConfig(iterations=1, samples=8, topk=2), init[:2], frozen_blocks=frozen)
 
     gd = MPC(BLOCK, GDConfig(steps=5, seed=0))
     plan = gd.replan(quadratic(target), 0).actions.clone()

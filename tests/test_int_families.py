@@ -1,6 +1,6 @@
-"""Camouflage image families: the training family unchanged, held-out families that differ in
-texture, palette, lighting, noise, scale, clutter and category, and the evaluation on them beside
-the empty mask."""
+"""Camouflage image families: the original family unchanged, training families around it, held-out
+families whose textures, palette and one category no training family draws, the evaluation on
+them beside the empty mask, and the confidence gate's calibration."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from edgerun.evaluation.int_seg.evaluate import MaskMetrics
 from edgerun.evaluation.int_seg.families import families_main
 from edgerun.evaluation.int_seg.gate import choose_threshold, gated
+from edgerun.pipelines.int_seg.algorithm import is_trusted
 from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG
 from edgerun.sim.camouflage import (
     CATEGORIES,
@@ -55,6 +56,9 @@ def test_training_families_vary_around_the_original_and_never_draw_a_held_out_te
     held_out_textures = {FAMILIES[name].texture for name in HOLDOUT_FAMILIES}
     assert not held_out_textures & {FAMILIES[name].texture for name in TRAIN_FAMILIES} and TRAIN_FAMILIES[0] == "blotches"
     assert set(TEXTURES) == held_out_textures | {FAMILIES[name].texture for name in TRAIN_FAMILIES}
+    held_out_palettes = {FAMILIES[name].palette for name in HOLDOUT_FAMILIES} - {"random"}
+    assert held_out_palettes and not held_out_palettes & {FAMILIES[name].palette for name in TRAIN_FAMILIES}
+    assert not set(HOLDOUT_CATEGORIES) & {category for name in TRAIN_FAMILIES for category in FAMILIES[name].targets}
     samples = generate_families(TEST_SEED, 8, TRAIN_FAMILIES, height=96, width=128)
     assert all(s.image.shape == (96, 128, 3) and s.target_mask.any() for s in samples)
     for i in (0, len(TRAIN_FAMILIES) + 1):  # sample i comes from family i % k and depends on (seed, i) alone
@@ -94,3 +98,6 @@ def test_the_gate_takes_the_lowest_mae_that_keeps_s_alpha_within_the_tolerance()
     assert [row["threshold"] for row in table] == [0.0, 0.1, 0.2, 0.5] and threshold == 0.5
     assert table[3]["mae"] == pytest.approx((0.01 + 0.02 + 0.025) / 3) and table[3]["trusted"] == pytest.approx(1 / 3)
     assert choose_threshold(rows, tolerance=0.01)[0] == 0.0  # nothing lowers MAE within 0.01 of Sα: every mask trusted
+    rows[1]["mining_score"] = -0.01  # removing the candidate raised the prompt's probability: D < 0
+    assert gated(rows, 0.0)["trusted"] == 1.0  # 0 trusts every mask, whatever its score
+    assert is_trusted(-0.01, 0.0) and not is_trusted(-0.01, 0.05) and is_trusted(-0.01, 0.05, negative_mining=False)

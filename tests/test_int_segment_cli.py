@@ -65,3 +65,17 @@ def test_segment_refuses_sources_it_cannot_read_before_loading_the_models(tmp_pa
     with pytest.raises(SystemExit) as exit_:
         main(["segment", source, "--out", "out", "--components", "does-not-exist.yaml"])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["segment", "field.png", "--out", "out", "--method", "generic", "--min-mining-score", "0.1"],
+     "--min-mining-score: only with --method int"),
+    (["eval", "int-seg", "--holdout-families", "--calibrate-gate"], "one evaluation at a time"),
+    (["eval", "int-seg", "--holdout-families", "--seed", "5"], "--seed: --holdout-families draws its own split"),
+])
+def test_options_that_would_be_ignored_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

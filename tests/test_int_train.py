@@ -74,8 +74,23 @@ def test_fine_tuning_starts_from_the_shipped_weights_and_refuses_another_network
     assert train_main(str(tmp_path / "run"), 1, False, 0, init_from=str(tmp_path / "missing.pt")) == 2
     assert train_main(str(tmp_path / "run"), 1, False, 0, families="train,plaid") == 2
     assert train_main(str(tmp_path / "run"), 1, False, 0, families="") == 2
-    assert train_main(str(tmp_path / "run"), 1, False, 0, train_images=3) == 2  # fewer than the four families
+    assert train_main(str(tmp_path / "run"), 1, False, 0, train_images=3) == 2  # fewer than the five families
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_resuming_on_other_training_data_is_refused_and_the_state_kept(tmp_path, capsys):
+    from edgerun.training import kit
+    from edgerun.training.int_seg.train import STATE_FILE, STATE_FORMAT
+
+    state = tmp_path / "run" / STATE_FILE
+    state.parent.mkdir()
+    saved = {"families": ["blotches"], "train_images": 20, "robot_camera_images": 0, "seed": 0}
+    kit.save_state(state, STATE_FORMAT, {"network": NetworkConfig().to_dict(), "data": saved, "step": 7})
+    before = state.read_bytes()
+    assert train_main(str(state.parent), 1, True, 0, families="blotches,grain-random", train_images=20) == 2
+    error = capsys.readouterr().err
+    assert "saved with data" in error and "grain-random" in error  # what differs, named
+    assert state.read_bytes() == before  # nothing overwritten
 
 
 def test_eval_on_the_robot_camera_scores_its_480x360_views(tmp_path, capsys):

@@ -76,7 +76,7 @@ def tail_mean(values: Sequence[float], last: int = 100) -> float:
     return float(sum(tail) / max(1, len(tail)))
 
 
-# ------------------------------------------------------------------------------- resumable state
+# ------------------------------------------------------------------------------------- arguments
 
 
 def family_names(text: str, known: Mapping[str, Any], train: Sequence[str]) -> tuple[str, ...]:
@@ -87,6 +87,9 @@ def family_names(text: str, known: Mapping[str, Any], train: Sequence[str]) -> t
     if unknown:
         raise ValueError(f"--families: unknown {', '.join(unknown)} (families: {', '.join(known)})")
     return names
+
+
+# ------------------------------------------------------------------------------- resumable state
 
 
 def refuse_unless_resuming(out: Path, state_files: Sequence[str], resume: bool) -> None:

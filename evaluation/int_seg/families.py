@@ -2,10 +2,10 @@
 never trained on, beside its ablations and the empty mask.
 
 The split is by family: :data:`~edgerun.sim.camouflage.HOLDOUT_FAMILIES` draw their backgrounds and
-camouflaged skins from texture families (hard-edged cells, wavy stripes) and palettes (dusk) the
-training set (blotches) never has, under a brightness gradient, with sensor noise and blur, other
-object scales and more clutter; and their targets include a category (lizard) the components never
-saw, named only in the run-time vocabulary. Images are 320 × 240, drawn with the test seed.
+camouflaged skins from texture families (hard-edged cells, wavy stripes) and a palette (dusk) that no
+training family (:data:`~edgerun.sim.camouflage.TRAIN_FAMILIES`) draws, with their own lighting,
+noise, blur, object scales and clutter; and their targets include a category (lizard) the components
+never saw, named only in the run-time vocabulary. Images are 320 × 240, drawn with the test seed.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ class AnytimePlanner:
         newest, frameskip = self.newest, self.policy.model.frameskip
         elapsed = step - newest.step if newest is not None and newest.episode == episode and step >= newest.step else None
         if elapsed is None:  # no plan of this episode yet: start afresh, nothing committed
-            actions = self.policy.replan(pixels, proprio, self.policy.mpc.planner.horizon * frameskip)
+            actions = self.policy.replan(pixels, proprio, None)
         else:  # the last plan took about ``elapsed`` steps: this one commits to the blocks executed meanwhile
             actions = self.policy.replan(pixels, proprio, elapsed, commit_blocks=max(1, math.ceil(elapsed / frameskip)))
         result = self.policy.mpc.last_plan

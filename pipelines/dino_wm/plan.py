@@ -269,7 +269,8 @@ class PlanResult:
     evaluated at all. Histories, one entry per iteration (GD: per step): ``best_costs`` (lowest
     sampled cost), ``mean_costs`` (average over the batch), ``center_costs`` (cost of the mean,
     i.e. of the first sample; for GD, of the current actions). ``evaluations``: action sequences
-    scored; ``calls``: cost-function calls. ``std``: CEM's final sigma (None for GD).
+    scored; ``calls``: cost-function calls. ``std``: CEM's final sigma, the spread around the final
+    mean (None for GD); with ``keep="best"`` ``actions`` is the best sample, not that mean.
     """
 
     actions: Tensor
@@ -316,6 +317,13 @@ def _initial(init: Any, horizon: int, dim: int, device: torch.device, dtype: tor
         raise ValueError(f"initial plan of shape {tuple(init.shape)} does not fit (<= {horizon}, {dim})")
     start[: init.shape[0]] = init
     return start
+
+
+def _check_frozen(frozen_blocks: int, init: Any) -> None:
+    """Only blocks the warm start gives can be held: 0 <= ``frozen_blocks`` <= its rows."""
+    covered = 0 if init is None else torch.as_tensor(init).shape[0]
+    if not 0 <= frozen_blocks <= covered:
+        raise ValueError(f"frozen_blocks {frozen_blocks}: expected 0 to {covered}, the blocks the initial plan gives")
 
 
 def _device_of(init: Any, device: Any) -> torch.device:
@@ -375,6 +383,7 @@ def cem_plan(
     ``generator`` (default: a CPU generator seeded with ``config.seed``).
     """
     started = time.perf_counter()
+    _check_frozen(frozen_blocks, init_mean)
     device = _device_of(init_mean, device)
     gen = _generator(generator, config.seed)
     H, D, S, K = config.horizon, block_dim, config.samples, config.topk
@@ -460,6 +469,7 @@ def gd_plan(
     ``frozen_blocks`` blocks stay at ``init`` (actions already committed to).
     """
     started = time.perf_counter()
+    _check_frozen(frozen_blocks, init)
     device = _device_of(init, device)
     gen = _generator(generator, config.seed)
     H, D = config.horizon, block_dim
@@ -598,7 +608,7 @@ class MPC:
         self.plans += 1
         return result
 
-    def replan(self, cost_fn: CostFn, elapsed_steps: int, commit_blocks: int = 0) -> PlanResult:
+    def replan(self, cost_fn: CostFn, elapsed_steps: int | None, commit_blocks: int = 0) -> PlanResult:
         """Anytime replanning: a whole new plan from the current observation, ``elapsed_steps`` env
         steps after the latest plan's. The queue is not used: the caller executes from the newest plan.
 
@@ -606,14 +616,15 @@ class MPC:
         and, floored at :attr:`MPCConfig.replan_min_std`, its sigma (a replan carries the search on
         rather than restarting it; the uncovered tail starts at zeros and ``init_std``). The first
         ``commit_blocks`` blocks are held at the latest plan's actions: the robot executes those while
-        this plan is made, so this plan starts from them (where the latest plan covers them). At or
-        beyond the latest plan's end (or with no plan yet) it starts afresh."""
-        if elapsed_steps < 0 or commit_blocks < 0:
+        this plan is made, so this plan starts from them (where the latest plan covers them). It starts
+        afresh, nothing committed, with ``elapsed_steps`` None (a new episode), at or beyond the latest
+        plan's end, with no plan yet, or with :attr:`MPCConfig.warm_start` off (no plan to hold blocks at)."""
+        if (elapsed_steps is not None and elapsed_steps < 0) or commit_blocks < 0:
             raise ValueError(f"elapsed_steps and commit_blocks must be >= 0, got {elapsed_steps}, {commit_blocks}")
         steps = self.planner.horizon * self.frameskip
         init = init_std = None
         frozen = 0
-        if self.config.warm_start and self.last_plan is not None and elapsed_steps < steps:
+        if self.config.warm_start and self.last_plan is not None and elapsed_steps is not None and elapsed_steps < steps:
             last = self.last_plan
             init = shift_steps(last.actions.detach(), elapsed_steps, self.frameskip, 0.0)
             if last.std is not None:

@@ -158,9 +158,9 @@ class MPCPolicy:
         actions = block_to_env_actions(block, self.model.action_mean, self.model.action_std, self.model.frameskip)
         return np.asarray(actions, dtype=np.float32)
 
-    def replan(self, pixels: np.ndarray, proprio: np.ndarray, elapsed_steps: int, commit_blocks: int = 0) -> np.ndarray:
+    def replan(self, pixels: np.ndarray, proprio: np.ndarray, elapsed_steps: int | None, commit_blocks: int = 0) -> np.ndarray:
         """Anytime MPC: a whole new plan from this observation, ``elapsed_steps`` env steps after the
-        latest plan's, warm-started from it, its first ``commit_blocks`` blocks held at the latest
+        latest plan's (None: afresh), warm-started from it, its first ``commit_blocks`` blocks held at the latest
         plan's (:meth:`MPC.replan`) → its env actions, (horizon * frameskip, action_dim). The caller
         executes from the newest plan (the planner node's anytime mode)."""
         if self.goal is None:

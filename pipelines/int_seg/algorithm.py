@@ -138,9 +138,10 @@ class INTResult:
 
 def is_trusted(mining_score: float, min_mining_score: float, negative_mining: bool = True) -> bool:
     """Whether a mask is worth publishing: its instance prompt mined at least ``min_mining_score`` (a
-    components YAML's; 0 trusts every mask). Without negative mining every mask is trusted: the
-    threshold is calibrated on the contrasts that mining measures."""
-    return not negative_mining or mining_score >= min_mining_score
+    components YAML's; 0 or less trusts every mask, even one whose contrast D came out negative).
+    Without negative mining every mask is trusted: the threshold is calibrated on the contrasts that
+    mining measures."""
+    return not negative_mining or min_mining_score <= 0.0 or mining_score >= min_mining_score
 
 
 # --- (a) candidates ----------------------------------------------------------------------

@@ -351,7 +351,9 @@ def _train(config: TrainConfig, progress: bool) -> kit.TrainResult:
     history: dict[str, list[float]] = {"scorer": [], "detector": [], "segmenter": []}
     step = 0
     state_path = out / STATE_FILE
-    state = kit.load_state(state_path, STATE_FORMAT, expect={"network": config.network.to_dict()})
+    data = {"families": list(config.families), "train_images": config.train_images,
+            "robot_camera_images": config.robot_camera_images, "seed": config.seed}  # a resume trains on the same images
+    state = kit.load_state(state_path, STATE_FORMAT, expect={"network": config.network.to_dict(), "data": data})
     if state is not None:
         for kind in KINDS:
             networks[kind].load_state_dict(state[kind])
@@ -370,7 +372,7 @@ def _train(config: TrainConfig, progress: bool) -> kit.TrainResult:
 
     def save() -> None:
         kit.save_state(state_path, STATE_FORMAT, {
-            "network": config.network.to_dict(), "step": step, "history": history, "optimizer": optimizer.state_dict(),
+            "network": config.network.to_dict(), "data": data, "step": step, "history": history, "optimizer": optimizer.state_dict(),
             **{kind: networks[kind].state_dict() for kind in KINDS},
         })  # fmt: skip
 
