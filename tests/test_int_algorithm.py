@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from int_standins import TASK_PROMPT, make_scene, stand_in_components
+from int_standins import COLOURS, TASK_PROMPT, make_scene, stand_in_components
 
 from edgerun.pipelines.int_seg.algorithm import (
     INTConfig,
@@ -213,3 +213,19 @@ def test_names_fired_on_one_object_become_one_candidate_named_by_its_best_box():
                                  TwoNamesOnOneAnimal(), CONFIG)
     assert [c.name for c in candidates] == ["car", "frog"] and [c.score for c in candidates] == [0.9, 0.6]
     np.testing.assert_array_equal(candidates[1].boxes[0], [10, 10, 30, 30])  # the union of the animal's boxes
+
+
+def test_localisation_grounds_only_the_objects_of_the_mined_name_that_carry_its_contrast():
+    """Two frogs: removing the large one empties the task prompt's evidence, removing the small one
+    barely moves it. The instance is the large one; without localisation both are masked."""
+    scene = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)})
+    small = np.zeros_like(scene.masks["frog"])
+    small[8:14, 130:136] = True
+    scene.image[small] = COLOURS["frog"]
+    components = stand_in_components(target="frog", confidence={"frog": 0.9, "car": 0.9, "leaf": 0.9})
+    localised = run_int(scene.image, TASK_PROMPT, components, CONFIG)
+    frogs = find_candidates(scene.image, ["frog"], components.text_encoder.encode(["frog"]), components.detector, CONFIG)[0]
+    assert localised.prompt == "frog" and [130, 8, 136, 14] in [box.tolist() for box in frogs.boxes]  # one name, both frogs
+    assert iou(localised.mask, scene.masks["frog"]) > 0.95 and not (localised.mask & small).any()
+    every = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, localise=0.0))
+    assert (every.mask & small).sum() == small.sum() and iou(every.mask, scene.masks["frog"] | small) > 0.95

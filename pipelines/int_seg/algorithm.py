@@ -11,6 +11,9 @@ Each of ``config.iterations`` iterations on the current image X:
     contrast D = max over tokens of (softmax on X − softmax on the inpainted X), tokens being
     the task prompt, the vocabulary and the background names; the candidate with the largest
     (weighted) D is this iteration's instance-specific prompt;
+(b') localisation (ours, not the paper's): when that name covers several objects, each is
+    removed alone and only those whose own D reaches ``localise`` × the largest go on to (d): the
+    instance is the object that carries the contrast (validation: Sα .731 → .741, MAE .0210 → .0181);
 (c) progressive mining: D normalised across candidates multiplies each candidate's weight for
     the next iterations' selections;
 (d) semantic mask: on the input image, the detector's boxes for the prompt inside the mined
@@ -66,6 +69,7 @@ class INTConfig:
     progressive: bool = True  # (c): carry normalised contrasts into the next iterations
     weight_floor: float = 0.05  # the least a normalised contrast scales a weight (no candidate is ruled out forever)
     refine_masks: bool = False  # (d) from the second iteration on, the previous mask as the segmenter's mask_input (validation: Sα .722 → .707)
+    localise: float = 0.5  # (b'): ground only the chosen name's objects whose own contrast D ≥ this × the largest (0: all of them)
     contrast_tokens: str = "task"  # (b) D over the "task" prompt's token (the paper's tokens answer the task prompt), or "all" scorer tokens
     vocabulary: tuple[str, ...] = ()  # category names the detector is queried with (the foreground names)
     background: tuple[str, ...] = ()  # background names: scorer tokens only, never detected (e.g. "background")
@@ -251,6 +255,22 @@ def update_mining_weights(weights: dict[str, float], names: Sequence[str], contr
     return updated
 
 
+def localise(image: np.ndarray, candidate: Candidate, token_embeddings: np.ndarray, components: Any,
+             config: INTConfig) -> Candidate:
+    """(b'): the candidate with only the objects that carry its contrast. A name's candidate holds every
+    object named so, and (b) removes them together: on a view whose detector misnames the camouflaged
+    animal, its name's other objects are real instances of that name, which (d) would weight highest.
+    Each object is removed alone and kept when its own D reaches ``config.localise`` × the largest."""
+    if len(candidate.boxes) < 2:
+        return candidate
+    singles = [Candidate(candidate.name, [box], candidate.score) for box in candidate.boxes]
+    own = mine_contrasts(image, singles, token_embeddings, components.scorer, components.inpainter, config)
+    top = max(own)
+    if top <= 0.0:
+        return candidate
+    return Candidate(candidate.name, [box for box, d in zip(candidate.boxes, own) if d >= config.localise * top], candidate.score)
+
+
 # --- (d) semantic mask ---------------------------------------------------------------------
 def region_of(mask: np.ndarray, fallback: np.ndarray) -> tuple[int, int, int, int]:
     """The mask's bounding box (xyxy, integer, end-exclusive), or ``fallback`` if it is empty."""
@@ -366,6 +386,8 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
         started = clock.add("mining", started)
         if candidates:
             best = candidates[int(np.argmax(selection))]
+            if config.negative_mining and config.localise > 0:
+                best = localise(current, best, token_embeddings, components, config)
             # s(m_k) among the names alone (as in streaming), so the task prompt does not compete with its instance;
             # masks from the input image X: X' only steers the next iteration's candidates and mining
             previous = records[-1].mask if records and config.refine_masks and records[-1].mask.any() else None
