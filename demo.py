@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edgerun import PACKAGE
 from edgerun.demo_summary import episode_summary, summary_figure
 from edgerun.evaluation.language.command_graph import command_graph, run_command_graph
 from edgerun.export.cache import cached, exported
@@ -43,7 +44,6 @@ from edgerun.runtime.launcher import Launcher
 from edgerun.runtime.messages import Message
 from edgerun.runtime.recording import record
 
-PACKAGE = Path(__file__).resolve().parent
 log = logging.getLogger("edgerun.demo")
 
 # registry model -> the shipped checkpoint it is exported from (relative to the package)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from edgerun import shipped
 from edgerun.benchmarks.engines import machine_info
 from edgerun.engines import load
 from edgerun.export.onnx_export import export_model
@@ -31,7 +32,7 @@ from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTT
 from edgerun.pipelines.tracks_to_4d.windows import WindowConfig
 from edgerun.sim.textured_scenes import RenderConfig, render_sequence
 
-SHIPPED = Path("checkpoints/tracks_to_4d/model.pt")
+SHIPPED = Path(shipped("tracks_to_4d/model.pt"))
 MODELS = {"small": "tracks-to-4d-small", "paper": "tracks-to-4d"}
 
 

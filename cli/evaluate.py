@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgerun import shipped
 from edgerun.envs import env_name
 
 
@@ -36,7 +37,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--iterations", type=int, default=3, help="with --realtime: CEM iterations per anytime plan")
     e.set_defaults(func=eval_dino_wm)
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
-    e.add_argument("--components", default="checkpoints/int_seg/components.yaml")
+    e.add_argument("--components", default=shipped("int_seg/components.yaml"))
     e.add_argument("--images", "--episodes", type=int, help="held-out generated images (default 100; with --holdout-families, per family, default 20)")
     e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
     e.add_argument("--json", help="write the result here")
@@ -51,7 +52,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "images of the training families (--images, default 60)")
     e.set_defaults(func=eval_int_seg, check=check_int_seg)
     e = evaluate.add_parser("tracks-to-4d", help="ATE, RPE, AbsRel, δ<1.25: feed-forward, +BA, +FT, classical; end to end through KLT")
-    e.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
+    e.add_argument("--checkpoint", default=shipped("tracks_to_4d/model.pt"))
     e.add_argument("--scenes", type=int, help="held-out generated scenes (default 20; with --holdout-families, per family and window length, default 6)")
     e.add_argument("--rendered", type=int, default=2, help="rendered image sequences for the end-to-end check (0: skip)")
     e.add_argument("--fine-tune-steps", type=int, default=50, help="Adam steps (lr 1e-3) of test-time fine-tuning per window")
@@ -72,7 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                         "robot word problems: accuracy, target tokens, wall time")
     e.add_argument("--draft", default="gemma3-270m-distilled", help="registry language model that drafts each step")
     e.add_argument("--target", default="qwen2.5-coder-0.5b", help="registry language model that rewrites doubted steps")
-    e.add_argument("--prm", default="checkpoints/language/prm", help="process reward model folder (edgerun train language-prm)")
+    e.add_argument("--prm", default=shipped("language/prm"), help="process reward model folder (edgerun train language-prm)")
     e.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.7, 0.9], help="reward thresholds δ")
     e.add_argument("--budget", type=int, default=128, help="thinking budget in tokens")
     e.add_argument("--per-family", type=int, default=5, help="held-out tasks per problem family (6 families)")
@@ -80,7 +81,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=eval_rsd)
     e = evaluate.add_parser("guard", help="the constitutional command guards on held-out requests and responses: input "
                                           "recall and false positives, output halt rate, added time")
-    e.add_argument("--guards", default="checkpoints/language/guard", help="guard folder (edgerun train language-guard)")
+    e.add_argument("--guards", default=shipped("language/guard"), help="guard folder (edgerun train language-guard)")
     e.add_argument("--model", default="qwen2.5-coder-0.5b",
                    help="registry language model whose tokens the output guard streams and whose generation it is timed "
                         "against ('none': words, no timing)")
@@ -103,7 +104,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def eval_dino_wm(args: argparse.Namespace) -> int:
     from edgerun.evaluation.dino_wm.evaluate import eval_main  # lazy: torch
 
-    checkpoint = args.checkpoint or f"checkpoints/dino_wm_{env_name(args.env)}/model.pt"
+    checkpoint = args.checkpoint or shipped(f"dino_wm_{env_name(args.env)}/model.pt")
     if args.realtime:
         from edgerun.evaluation.dino_wm.realtime import RealtimeConfig, realtime_main  # lazy: gymnasium (0.4 s)
 

@@ -64,6 +64,14 @@ def export_onnx(args: argparse.Namespace) -> int:
             return 2
         print(folder)
         return 0
+    if args.model not in REGISTRY:
+        print(f"edgerun export: unknown model {args.model!r} (exportable: {', '.join([*REGISTRY, *LANGUAGE_MODELS])})",
+              file=sys.stderr)
+        return 2
+    missing = [name for name in args.recorded if not Path(name).is_file()]
+    if missing:  # before the export, which would otherwise run first and leave a model without its manifest
+        print(f"edgerun export: --recorded {missing[0]}: no such file", file=sys.stderr)
+        return 2
     try:
         path, manifest = export_model(
             args.model, Path(args.out) if args.out else default_model_dir(), checkpoint=args.checkpoint, opset=args.opset,

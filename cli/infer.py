@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgerun import shipped
 from edgerun.pipelines.tracks_to_4d.sequence import REFINEMENTS
 
 
@@ -38,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--refine", default="none", choices=REFINEMENTS, help="none, ba (bundle adjustment) or ft (test-time fine-tuning, torch)")
     r.add_argument("--window", type=int, default=20, help="frames per window, overlapping by half (0: the whole clip at once)")
-    r.add_argument("--checkpoint", default="checkpoints/tracks_to_4d/model.pt")
+    r.add_argument("--checkpoint", default=shipped("tracks_to_4d/model.pt"))
     r.add_argument("--engine", default="", help="an exported .onnx/.plan instead of the checkpoint")
     r.add_argument("--backend", default="auto")
     r.add_argument("--intrinsics", default="", help="calibration YAML (edgerun calibrate camera); default: a tracks file's K, else guessed")

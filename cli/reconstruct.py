@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from edgerun import shipped
 from edgerun.calibration.camera import Intrinsics
 from edgerun.errors import EdgerunError, TracksFileError
 from edgerun.nodes.sources import open_source
@@ -34,24 +35,27 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 
 
 def read_tracks_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """→ (tracks (N, 3, T) float32, K (3, 3) or None), or raise :class:`TracksFileError` saying why."""
+    """→ (tracks (N, 3, T) float32, K (3, 3) or None), or raise :class:`TracksFileError` saying why
+    (the caller names the file)."""
+    if not zipfile.is_zipfile(path):
+        raise TracksFileError("not an .npz archive; expected one with tracks (N, 3, T)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "tracks" not in data:
-                raise TracksFileError(f"{path}: no 'tracks' array (keys: {', '.join(data.files) or 'none'}); expected tracks (N, 3, T)")
+                raise TracksFileError(f"no 'tracks' array (keys: {', '.join(data.files) or 'none'}); expected tracks (N, 3, T)")
             tracks, K = data["tracks"], data["K"] if "K" in data else None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         if isinstance(exc, TracksFileError):
             raise
-        raise TracksFileError(f"{path}: not a readable .npz file ({exc})") from None
+        raise TracksFileError(f"not a readable .npz file ({exc})") from None
     if tracks.ndim != 3 or tracks.shape[1] != 3 or tracks.shape[2] < 2 or not np.issubdtype(tracks.dtype, np.number):
-        raise TracksFileError(f"{path}: 'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), got {tracks.dtype} {tracks.shape}")
+        raise TracksFileError(f"'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), got {tracks.dtype} {tracks.shape}")
     if not np.isfinite(tracks).all():
-        raise TracksFileError(f"{path}: 'tracks' holds NaN or infinite values ({int((~np.isfinite(tracks)).sum())} of {tracks.size})")
+        raise TracksFileError(f"'tracks' holds NaN or infinite values ({int((~np.isfinite(tracks)).sum())} of {tracks.size})")
     if K is not None:
         K = np.asarray(K, np.float64)
         if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise TracksFileError(f"{path}: 'K' must be a finite 3x3 matrix with positive focal lengths, got {K.tolist()}")
+            raise TracksFileError(f"'K' must be a finite 3x3 matrix with positive focal lengths, got {K.tolist()}")
     return tracks.astype(np.float32), K
 
 
@@ -68,7 +72,7 @@ def track_clip(uri: str, max_frames: int, grid: int) -> tuple[np.ndarray, np.nda
     finally:
         source.close()
     if len(history) < 2:
-        raise TracksFileError(f"{uri}: {len(history)} frame(s) read; at least 2 are needed")
+        raise TracksFileError(f"{len(history)} frame(s) read; at least 2 are needed")
     window = assemble_window(history, list(range(len(history))), min_visible=2)
     return window.tracks, window.track_ids, tracker.size
 
@@ -118,7 +122,7 @@ def summary_line(name: str, output: Path, result: SequenceReconstruction, second
 
 
 def reconstruct_main(
-    source: str, out: str, refine: str = "none", window: int = 20, checkpoint: str = "checkpoints/tracks_to_4d/model.pt",
+    source: str, out: str, refine: str = "none", window: int = 20, checkpoint: str = shipped("tracks_to_4d/model.pt"),
     engine: str = "", backend: str = "auto", intrinsics: str = "", max_frames: int = 600, grid: int = 15, threads: int = 1,
 ) -> int:
     torch.set_num_threads(threads)
@@ -147,7 +151,7 @@ def reconstruct_main(
                 result = reconstruct_tracks(network, tracks, K, window, refine, image_size=size)
             except (EdgerunError, ValueError) as exc:
                 failures += 1
-                print(f"edgerun reconstruct: {name}: {exc}", file=sys.stderr)
+                print(f"edgerun reconstruct: {location}: {exc}", file=sys.stderr)
                 continue
             output = out_dir / f"{name}.npz"
             write_result(output, result, **extra)

@@ -12,6 +12,7 @@ import gymnasium
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from edgerun.envs.wall import RANDOM_DOOR_Y_RANGE
+from edgerun.errors import UnknownEnvError
 
 WALL_ID = "edgerun/Wall-v0"
 WALL_RANDOM_ID = "edgerun/WallRandom-v0"
@@ -52,6 +53,14 @@ if PUSH_T_ID not in gymnasium.registry:  # gym-pusht's simulation with DINO-WM's
     )
 
 __all__ = ["POINT_MAZE_ID", "POINT_MAZE_MAX_EPISODE_STEPS", "PUSH_T_ID", "PUSH_T_MAX_EPISODE_STEPS", "WALL_ID", "WALL_MAX_EPISODE_STEPS", "WALL_RANDOM_ID"]
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`~edgerun.errors.UnknownEnvError` naming the registered edgerun envs, before
+    gymnasium would try to import a module named after an unknown id's namespace."""
+    if env_id not in gymnasium.registry:
+        ours = sorted(name for name in gymnasium.registry if name.startswith("edgerun/"))
+        raise UnknownEnvError(f"unknown env id {env_id!r}: registered edgerun envs are {ours}")
 
 
 def env_name(env_id: str) -> str:

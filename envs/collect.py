@@ -55,8 +55,8 @@ import numpy as np
 from tqdm import tqdm
 
 import edgerun
-import edgerun.envs  # registers the edgerun/... ids
-from edgerun.errors import DatasetError, UnknownEnvError
+from edgerun.envs import check_env_id  # importing edgerun.envs registers the edgerun/... ids
+from edgerun.errors import DatasetError
 
 LAYOUT_VERSION = 1
 POLICIES = ("random", "scripted", "mixed", "wander")
@@ -110,12 +110,6 @@ class OfflineDataset:
     def length(self) -> int:
         """Observations per episode, T."""
         return int(self.frames.shape[1])
-
-
-def _check_env_id(env_id: str) -> None:
-    if env_id not in gymnasium.registry:
-        ours = sorted(name for name in gymnasium.registry if name.startswith("edgerun/"))
-        raise UnknownEnvError(f"unknown env id {env_id!r}: registered edgerun envs are {ours}")
 
 
 class Wander:
@@ -175,7 +169,7 @@ def collect(
     Reproducible: the same arguments write the same arrays (only ``created`` differs). Raises
     ``UnknownEnvError`` for an unregistered id, ``ValueError`` for bad arguments.
     """
-    _check_env_id(env_id)
+    check_env_id(env_id)
     if episodes < 1 or steps < 1:
         raise ValueError(f"episodes and steps: expected >= 1, got episodes={episodes}, steps={steps}")
     if policy not in POLICIES:

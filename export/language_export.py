@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edgerun import PACKAGE
 from edgerun.engines.language import MANIFEST
 from edgerun.engines.manifest import default_model_dir
 from edgerun.engines.trt_cache import sha256_file
@@ -32,7 +33,6 @@ from edgerun.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-PACKAGE = Path(__file__).resolve().parent.parent
 DISTILLED_ADAPTER = "checkpoints/language/gemma3-270m-distilled"
 PRECISIONS = ("int4", "fp32")
 

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import gymnasium
 import numpy as np
 
-import edgerun.envs  # noqa: F401  (registers edgerun's environments)
+from edgerun.envs import check_env_id  # importing edgerun.envs registers its environments
 from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
 from edgerun.errors import InputRefused
 from edgerun.runtime import Array, Message, Node, Queue
@@ -106,7 +106,7 @@ class EnvNode(Node):
     params = EnvParams
 
     def setup(self) -> None:
-
+        check_env_id(self.params.env_id)
         self.env = gymnasium.make(self.params.env_id, **self.params.env_kwargs)
         space = self.env.action_space
         if not isinstance(space, gymnasium.spaces.Box):

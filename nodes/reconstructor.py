@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from edgerun import shipped
 from edgerun.calibration.camera import Intrinsics
 from edgerun.engines import Backend
 from edgerun.pipelines.tracks_to_4d.reconstruct import (
@@ -48,7 +49,7 @@ from edgerun.runtime.views import Json, Points, Trajectory
 
 @dataclass(frozen=True)
 class ReconstructorParams:
-    checkpoint: str = "checkpoints/tracks_to_4d/model.pt"  # edgerun TracksTo4D checkpoint (torch path)
+    checkpoint: str = shipped("tracks_to_4d/model.pt")  # edgerun TracksTo4D checkpoint (torch path)
     engine: str = ""  # an exported .onnx/.plan instead of the checkpoint (edgerun export tracks-to-4d-small)
     backend: Backend = "auto"  # for engine
     intrinsics: str = ""  # calibration YAML; empty: K guessed from the tracks (the paper's rule)

@@ -199,9 +199,11 @@ class NodeRunner:
                 self._stay_up_after_failed_setup(exc)
             io_thread.start()
             self._node_loop()
-        except Exception:
+        except Exception as exc:
             self.failed = True
-            self.log.error("node '%s' failed:\n%s", self.wiring.name, traceback.format_exc().rstrip())
+            # edgerun's own errors say what is wrong and how to fix it: their message, not a traceback
+            detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, EdgerunError) else traceback.format_exc().rstrip()
+            self.log.error("node '%s' failed:\n%s", self.wiring.name, detail)
         finally:
             self._stop.set()
             try:

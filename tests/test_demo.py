@@ -10,7 +10,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from edgerun.demo import ENGINES, PACKAGE, resolve_graph
+from edgerun import PACKAGE
+from edgerun.demo import ENGINES, resolve_graph
 from edgerun.demo_summary import episode_summary, load_topics, summary_figure
 from edgerun.runtime import messages
 from edgerun.runtime.graph import load_graph

@@ -98,3 +98,14 @@ def test_refused_actions_with_a_made_up_seq_count_no_missed_messages(tmp_path):
     drops = status["inputs"]["action"]["drops"]
     assert drops.get("missed", 0) == 0, drops
     assert status["details"]["step"] > 0 or status["details"]["episode"] > 0  # the good ones were executed
+
+
+def test_an_unknown_env_id_ends_the_node_with_one_clear_line():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "edgerun.cli", "run", "edgerun.nodes.env:EnvNode", "--param",
+                             "env_id=gym://edgerun/Wall-v0", "--duration", "5"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "UnknownEnvError: unknown env id 'gym://edgerun/Wall-v0': registered edgerun envs are" in result.stderr
+    assert "Traceback" not in result.stderr  # edgerun's own error: its message, not a stack

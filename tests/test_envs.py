@@ -13,14 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import edgerun.envs  # registers edgerun/Wall-v0
 from edgerun.envs import WALL_RANDOM_ID
-from edgerun.envs.collect import (
-    LAYOUT_VERSION,
-    DatasetError,
-    UnknownEnvError,
-    collect,
-    collect_main,
-    load_dataset,
-)
+from edgerun.envs.collect import LAYOUT_VERSION, collect, collect_main, load_dataset
 from edgerun.envs.wall import (
     AGENT_RADIUS,
     DOOR_Y,
@@ -36,6 +29,7 @@ from edgerun.envs.wall import (
     move_batch,
     success,
 )
+from edgerun.errors import DatasetError, UnknownEnvError
 
 WALL_ID = "edgerun/Wall-v0"
 

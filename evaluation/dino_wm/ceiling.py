@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edgerun import shipped
 from edgerun.envs import env_name
 from edgerun.envs.point_maze import PointMazeEnv
 from edgerun.envs.wall import WallEnv
@@ -135,7 +136,7 @@ def perfect_model_ceiling(
         if action_std is None:  # sample actions as the evaluation does with this checkpoint
             mean, std = (np.asarray(extra[key], dtype=np.float64) for key in ("action_mean", "action_std"))
     if settings.objective.kind == "free_space" and free_space is None:
-        free_space = FreeSpaceMap.load(Path(f"checkpoints/dino_wm_{env_name(env_id)}") / FREE_SPACE_FILE)
+        free_space = FreeSpaceMap.load(Path(shipped(f"dino_wm_{env_name(env_id)}")) / FREE_SPACE_FILE)
     model = SimulatorPlanning(world, mean, std, latent_model, alpha)
     chosen = official_episodes(env_id, episodes) if official else seeded_episodes(seed, episodes)
     budget = episode_budget(env, max_steps)

@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
+from edgerun import PACKAGE, shipped
 from edgerun.runtime.graph import load_graph
 from edgerun.runtime.introspect import listen, topics
 from edgerun.runtime.launcher import Launcher
 from edgerun.runtime.messages import Message
 
-PACKAGE = Path(__file__).resolve().parents[2]
 GRAPH = PACKAGE / "graphs" / "language_wall.yaml"
-WALL_CHECKPOINT = PACKAGE / "checkpoints" / "dino_wm_wall" / "model.pt"
+WALL_CHECKPOINT = Path(shipped("dino_wm_wall/model.pt"))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from edgerun import shipped
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depth_metrics, depths
 from edgerun.pipelines.tracks_to_4d.classical import classical_reconstruction
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowModel
@@ -34,7 +35,7 @@ METHODS = ("feedforward", "ba", "classical", "no_motion")
 
 @dataclass(frozen=True)
 class FamilyEvalConfig:
-    checkpoint: str = "checkpoints/tracks_to_4d/model.pt"
+    checkpoint: str = shipped("tracks_to_4d/model.pt")
     families: tuple[str, ...] = HOLDOUT_FAMILIES
     window_lengths: tuple[int, ...] = (10, 20, 40)
     scenes: int = 6  # per family and window length

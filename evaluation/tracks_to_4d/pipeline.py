@@ -24,6 +24,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from edgerun import shipped
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depth_metrics, depths, rpe
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.models.tracks_to_4d.geometry import align_trajectory, camera_centres
@@ -46,7 +47,7 @@ RENDER_SEED = 7_000_001  # rendered sequences for the end-to-end check (no train
 
 @dataclass(frozen=True)
 class PipelineEvalConfig:
-    checkpoint: str = "checkpoints/tracks_to_4d/model.pt"
+    checkpoint: str = shipped("tracks_to_4d/model.pt")
     scenes: int = 20
     seed: int = HELD_OUT_SEED
     fine_tune_steps: int = 50

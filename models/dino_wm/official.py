@@ -282,6 +282,9 @@ def convert_main(path: str, out: str | None, config: WorldModelConfig | None = N
     """``edgerun convert dino-wm PATH [OUT]``: official file -> our checkpoint (``OUT`` defaults to
     ``PATH`` with ``.edgerun.pt``). Prints what it converted; returns 0, or 2 after printing
     ``edgerun convert dino-wm: <error>`` to stderr for an unsafe, unreadable or mismatched file."""
+    if not Path(path).is_file():
+        print(f"edgerun convert dino-wm: {path}: no such file", file=sys.stderr)
+        return 2
     try:
         official = read_official(path)
         config = config or infer_config(official, frameskip=frameskip)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-PACKAGE = Path(__file__).resolve().parents[2]
-DEFAULT_CONSTITUTION = PACKAGE / "checkpoints" / "language" / "constitution.yaml"
+from edgerun import shipped
+
+DEFAULT_CONSTITUTION = Path(shipped("language/constitution.yaml"))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edgerun.pipelines.language.constitution import PACKAGE, Constitution
+from edgerun import PACKAGE, shipped
+from edgerun.pipelines.language.constitution import Constitution
 from edgerun.pipelines.language.heads import Weights, head_inputs, head_probability
 from edgerun.pipelines.language.text_encoder import Encoder, TextEncoder
 
@@ -34,7 +35,7 @@ ANCHOR_WORDS = 4
 REFUSING = re.compile(r"\b(?:not|no|never|can't|cannot|won't|refuse[sd]?|forbidden|decline[sd]?|unsafe)\b", re.IGNORECASE)
 QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 INPUT, OUTPUT, MANIFEST = "input.npz", "output.npz", "manifest.json"
-DEFAULT_GUARDS = PACKAGE / "checkpoints" / "language" / "guard"
+DEFAULT_GUARDS = Path(shipped("language/guard"))
 
 
 def views(request: str) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgerun import shipped
 from edgerun.engines import load
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.models.tracks_to_4d.geometry import align_trajectory
@@ -59,7 +60,7 @@ class WindowModel:
     (``edgerun export tracks-to-4d-small``: ONNX Runtime / TensorRT): ``model(tracks_px, K)`` →
     (:class:`WindowReconstruction`, the K used; ``K`` None: guessed, the paper's rule)."""
 
-    def __init__(self, checkpoint: str | Path = "checkpoints/tracks_to_4d/model.pt", engine: str | Path = "", backend: str = "auto"):
+    def __init__(self, checkpoint: str | Path = shipped("tracks_to_4d/model.pt"), engine: str | Path = "", backend: str = "auto"):
         self.model = self.engine = None
         if engine:
             self.engine = load(engine, backend)
