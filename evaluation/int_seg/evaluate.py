@@ -29,6 +29,7 @@ import py_sod_metrics
 from tqdm import tqdm
 
 from edgerun.envs.robot_camera import robot_camera_samples
+from edgerun.evaluation.int_seg.component_metrics import mask_iou
 from edgerun.pipelines.int_seg.algorithm import INTConfig, INTResult, closest_to_mean, is_trusted, run_generic, run_int, synthetic_task_config
 from edgerun.pipelines.int_seg.components import ComponentError, load_components
 from edgerun.sim.camouflage import TEST_SEED, generate_split
@@ -54,7 +55,7 @@ class MaskMetrics:
         pred, gt = prediction.astype(np.uint8) * 255, truth.astype(np.uint8) * 255
         for metric in (self.mae, self.f_beta, self.e_phi, self.s_alpha):
             metric.step(pred=pred, gt=gt)
-        self.ious.append(float((prediction & truth).sum() / max((prediction | truth).sum(), 1)))
+        self.ious.append(mask_iou(prediction, truth))
 
     def results(self) -> dict[str, float]:
         return {
