@@ -198,3 +198,12 @@ def test_reconstruct_with_an_exported_engine_refuses_another_window_length(tmp_p
     with pytest.raises(SystemExit) as exit_:
         main(["reconstruct", str(clip), "--out", str(tmp_path / "out"), "--engine", str(onnx_path)])
     assert exit_.value.code == 0 and np.load(tmp_path / "out" / "clip.npz")["R"].shape == (30, 3, 3)
+
+
+def test_reconstruct_finds_the_shipped_model_from_any_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a user's own folder: no checkpoints/ here
+    write_clip(tmp_path / "clip.npz", generate_scene(np.random.default_rng(6), SceneConfig(frames=20, points=40)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", "clip.npz", "--out", "out"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert np.load(tmp_path / "out" / "clip.npz")["depth"].shape == (40, 20)

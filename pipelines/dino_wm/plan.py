@@ -319,9 +319,14 @@ def _initial(init: Any, horizon: int, dim: int, device: torch.device, dtype: tor
     return start
 
 
+def _covered(init: Any) -> int:
+    """Blocks an initial plan gives (its rows; 0 without one)."""
+    return 0 if init is None else torch.as_tensor(init).shape[0]
+
+
 def _check_frozen(frozen_blocks: int, init: Any) -> None:
     """Only blocks the warm start gives can be held: 0 <= ``frozen_blocks`` <= its rows."""
-    covered = 0 if init is None else torch.as_tensor(init).shape[0]
+    covered = _covered(init)
     if not 0 <= frozen_blocks <= covered:
         raise ValueError(f"frozen_blocks {frozen_blocks}: expected 0 to {covered}, the blocks the initial plan gives")
 
@@ -475,7 +480,7 @@ def gd_plan(
     H, D = config.horizon, block_dim
     actions = _initial(init, H, D, device, dtype)
     if config.init == "randn":
-        covered = 0 if init is None else torch.as_tensor(init).shape[0]
+        covered = _covered(init)
         actions[covered:] = _randn((H - covered, D), gen, device, dtype)
     committed = actions[:frozen_blocks].clone()
     history: list[Tensor] = []
