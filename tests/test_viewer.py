@@ -80,7 +80,7 @@ def test_view_command_writes_a_running_graph_to_rrd(tmp_path, launch):
     """).wait_running()
     out = tmp_path / "live.rrd"
     result = subprocess.run(
-        [sys.executable, "-m", "edgerun.cli", "view", "--run", "viewme", "--save", str(out), "--duration", "2"],
+        [sys.executable, "-m", "edgerun.cli", "view", "--run", "viewme", "--save", str(out), "--duration", "4"],
         capture_output=True, text=True, timeout=60,
     )
     graph.stop()
