@@ -3,6 +3,9 @@
 # the CPU build of torch, and edgerun installed editable.
 PYTHON ?= python3
 VENV   ?= .venv
+# test files run in this many worker processes (pytest-xdist), each file whole in one worker so its
+# module fixtures (a built engine, a trained tiny LM) are made once; most tests wait on launched graphs
+TEST_WORKERS ?= 2
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgerun-installed
 LANG_STAMP := $(VENV)/.edgerun-language
@@ -56,7 +59,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: gl-libs lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/edgerun bench messaging --json benchmarks/results/messaging.json

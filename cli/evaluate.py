@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e = evaluate.add_parser("int-seg", help="INT vs no negative mining vs generic prompt: MAE, Fβ, Eφ, Sα, mIoU, latency")
     e.add_argument("--components", default=shipped("int_seg/components.yaml"))
     e.add_argument("--images", "--episodes", type=int, help="held-out generated images (default 100; with --holdout-families, per family, default 20)")
-    e.add_argument("--seed", type=int, default=2, help="generated split (2: the held-out test seed)")
+    e.add_argument("--seed", type=int, help="generated split (default: 2, the held-out test seed)")
     e.add_argument("--json", help="write the result here")
     e.add_argument("--holdout-families", action="store_true",
                    help="instead: 320x240 images of camouflage families the components never trained on (other textures, "
@@ -121,7 +121,7 @@ def check_int_seg(args: argparse.Namespace) -> str | None:
                                    ("--calibrate-gate", args.calibrate_gate)) if on]
     if len(modes) > 1:
         return f"{' and '.join(modes)}: one evaluation at a time"
-    if args.seed != 2 and modes and modes[0] != "--robot-camera":
+    if args.seed is not None and modes and modes[0] != "--robot-camera":
         return f"--seed: {modes[0]} draws its own split (held-out families: the test seed; the gate: the validation seed)"
     return None
 

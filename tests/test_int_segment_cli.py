@@ -72,6 +72,7 @@ def test_segment_refuses_sources_it_cannot_read_before_loading_the_models(tmp_pa
      "--min-mining-score: only with --method int"),
     (["eval", "int-seg", "--holdout-families", "--calibrate-gate"], "one evaluation at a time"),
     (["eval", "int-seg", "--holdout-families", "--seed", "5"], "--seed: --holdout-families draws its own split"),
+    (["eval", "int-seg", "--calibrate-gate", "--seed", "2"], "--seed: --calibrate-gate draws its own split"),  # even the default's value
 ])
 def test_options_that_would_be_ignored_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)

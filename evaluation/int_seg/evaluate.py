@@ -175,15 +175,16 @@ def components_or_report(components_path: str) -> Any:
         return None
 
 
-def eval_main(components_path: str, images: int, seed: int, json_path: str | None, robot_camera: bool = False) -> int:
+def eval_main(components_path: str, images: int, seed: int | None, json_path: str | None, robot_camera: bool = False) -> int:
+    """``edgerun eval int-seg`` (and ``--robot-camera``); ``seed`` None is the test seed."""
     components = components_or_report(components_path)
     if components is None:
         return 2
+    seed = TEST_SEED if seed is None else seed
     config = synthetic_task_config()
     figure = Path(json_path).with_suffix(".png") if json_path else None
     samples = None
     if robot_camera:  # the demo's perception input: 480x360 frames of the Wall robot's camera
-
         samples = robot_camera_samples(seed + ROBOT_CAMERA_SEED_OFFSET, images, width=480, height=360, pad=False)
     result = evaluate(components, images, config, seed, figure=figure, samples=samples)
     result["components"] = str(components_path)
