@@ -41,7 +41,7 @@ def test_negative_mining_picks_the_instance_whose_removal_changes_the_scores_mos
     components = stand_in_components(target="frog", confidence={"frog": 0.5, "car": 0.9, "leaf": 0.9})
     result = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, contrast_tokens=tokens))
     first = result.iterations[0]
-    assert first.candidates == ["car", "frog"]  # the detector's order: the car first
+    assert first.candidates == ["car", "frog", TASK_PROMPT]  # the detector's order (the car first), then (a')
     contrasts = dict(zip(first.candidates, first.contrasts))
     if tokens == "task":  # the task prompt's probability: removing the car only raises it (the softmax renormalises)
         assert contrasts["frog"] > 0 >= contrasts["car"]
@@ -229,3 +229,23 @@ def test_localisation_grounds_only_the_objects_of_the_mined_name_that_carry_its_
     assert iou(localised.mask, scene.masks["frog"]) > 0.95 and not (localised.mask & small).any()
     every = run_int(scene.image, TASK_PROMPT, components, replace(CONFIG, localise=0.0))
     assert (every.mask & small).sum() == small.sum() and iou(every.mask, scene.masks["frog"] | small) > 0.95
+
+
+def test_the_task_prompt_is_the_instance_prompt_when_no_name_explains_the_contrast():
+    """(a'): the vocabulary lacks the animal's name, so the names' only candidate is the car, whose
+    removal raises the task prompt's probability. The task prompt's own boxes (every object) make
+    one more candidate; mining it, then localising it, leaves the frog. Names only: the car."""
+    scene = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)})
+    components = stand_in_components(target="frog", confidence={"frog": 0.9, "car": 0.9, "leaf": 0.9})
+    config = replace(CONFIG, vocabulary=("car", "leaf"))
+    result = run_int(scene.image, TASK_PROMPT, components, config)
+    first = result.iterations[0]
+    assert first.candidates == ["car", TASK_PROMPT] and first.contrasts[0] <= 0 < first.contrasts[1]
+    assert result.prompt == TASK_PROMPT and iou(result.mask, scene.masks["frog"]) > 0.95
+    assert result.mining_score == max(first.selection_scores) > 0
+    names_only = run_int(scene.image, TASK_PROMPT, components, replace(config, task_candidate=False))
+    assert names_only.iterations[0].candidates == ["car"] and names_only.prompt == "car"
+    assert iou(names_only.mask, scene.masks["car"]) > 0.95
+    # a task prompt that is one of the names competes once, as that name
+    named = run_int(scene.image, "car", components, config)
+    assert named.iterations[0].candidates == ["car"]

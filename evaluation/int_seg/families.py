@@ -32,7 +32,8 @@ def evaluate_families(components, images: int, families=HOLDOUT_FAMILIES, progre
         samples = generate_split(TEST_SEED, images, replace(FAMILIES[family], height=240, width=320))
         by_family[family] = evaluate(components, images, config, samples=samples, progress=progress)
     summary = {key: float(np.mean([r[key] for r in by_family.values()]))
-               for key in [f"{m}_{method}" for method in METHODS for m in METRICS] + ["instance_prompt_accuracy_int"]}
+               for key in [f"{m}_{method}" for method in METHODS for m in METRICS]
+               + ["instance_prompt_accuracy_int", "instance_prompt_is_task_prompt_int"]}
     summary["latency_ms_per_image_int"] = float(np.mean([r["latency_ms_per_image"]["int"]["total"] for r in by_family.values()]))
     summary["bars"] = {
         "s_alpha_int >= 0.60": summary["s_alpha_int"] >= 0.60,
@@ -51,7 +52,8 @@ def print_table(result: dict) -> None:
     for family, r in [*result["by_family"].items(), ("all", result)]:
         for method in METHODS:
             print(f"{family:16}{method:11}{r[f's_alpha_{method}']:7.3f}{r[f'mae_{method}']:8.4f}{r[f'miou_{method}']:7.3f}")
-    print(f"instance prompt = target category: {result['instance_prompt_accuracy_int']:.2f}; INT {result['latency_ms_per_image_int']:.0f} ms per image")
+    print(f"instance prompt = target category: {result['instance_prompt_accuracy_int']:.2f}, = the task prompt: "
+          f"{result['instance_prompt_is_task_prompt_int']:.2f}; INT {result['latency_ms_per_image_int']:.0f} ms per image")
     for bar, met in result["bars"].items():
         print(f"  bar {bar}: {'met' if met else 'MISSED'}")
 
