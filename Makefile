@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 # test files run in this many worker processes (pytest-xdist), each file whole in one worker so its
-# module fixtures (a built engine, a trained tiny LM) are made once; most tests wait on launched graphs
+# module fixtures (a built engine) are made once; most tests wait on launched graphs
 TEST_WORKERS ?= 2
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgerun-installed

@@ -54,14 +54,15 @@ def episode_summary(path: Path) -> str:
                          f"answers, {msg['held_steps']} steps held for want of a plan, first plan after {msg['first_action_s']:.1f} s")
     if not lines:
         lines.append("[demo] no episode ended (the graph stopped before the env finished one)")
-    ious, named, trusted = segmentation_scores(topics)
+    ious, prompts, trusted = segmentation_scores(topics)
     if ious:
         masks = topics.get(SEGMENTATION, [])
         untrusted = sum(not m.get("trusted", True) for m in masks)
         kept = [iou for iou, ok in zip(ious, trusted) if ok]
         on_trusted = f"{np.mean(kept):.2f} on the {len(kept)} trusted" if kept else "none of them trusted"
         lines.append(f"[demo] segmentation: {len(ious)} recorded frames show a camouflaged animal; mask IoU with it "
-                     f"{np.mean(ious):.2f} (mean; {on_trusted}), instance prompt = its category on {sum(named)}; "
+                     f"{np.mean(ious):.2f} (mean; {on_trusted}), instance prompt = its category on {prompts.count('category')}, "
+                     f"the task prompt on {prompts.count('task')}; "
                      f"{untrusted} of {len(masks)} masks published empty (the prompt's mining score too low to trust)")
     errors, still = reconstruction_errors(topics)
     if errors:
@@ -203,19 +204,23 @@ def _shows_target(frame: Message) -> bool:
     return "target_mask" in frame.arrays and np.asarray(frame["target_mask"]).mean() >= TARGET_VISIBLE
 
 
-def segmentation_scores(topics: dict[str, list[Message]]) -> tuple[list[float], list[bool], list[bool]]:
+def segmentation_scores(topics: dict[str, list[Message]]) -> tuple[list[float], list[str], list[bool]]:
     """On the recorded frames that show a camouflaged animal (``TARGET_VISIBLE``): the mask's IoU with
-    the animals' true mask (0 for an untrusted, empty one), whether the instance prompt named their
-    category, and whether the mask was trusted."""
+    the animals' true mask (0 for an untrusted, empty one), what the instance prompt was ("category":
+    the animals'; "task": the task prompt itself, no name explained the object better; "other"), and
+    whether the mask was trusted."""
 
-    ious, named, trusted = [], [], []
+    ious, prompts, trusted = [], [], []
     for frame, result in segmented_frames(topics):
         if _shows_target(frame):
             mask, truth = np.asarray(result["mask"], bool), np.asarray(frame["target_mask"], bool)
             ious.append(mask_iou(mask, truth))  # the target is in view (_shows_target): the union is not empty
-            named.append("target" in frame.fields and result["prompt"] == frame["target"])
+            if "target" in frame.fields and result["prompt"] == frame["target"]:
+                prompts.append("category")
+            else:
+                prompts.append("task" if result["prompt"] == result.get("task_prompt") else "other")
             trusted.append(bool(result.get("trusted", True)))
-    return ious, named, trusted
+    return ious, prompts, trusted
 
 
 def _segmentation_panel(ax: Any, topics: dict[str, list[Message]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -54,11 +55,14 @@ def _filesystem(path: Path) -> str | None:
 
 def segment_dir(run_directory: Path) -> Path:
     """Where a run keeps its shared-memory segments: ``shm/`` in the run directory when that lies in
-    memory (``$XDG_RUNTIME_DIR`` is tmpfs), else ``/dev/shm/edgerun-UID/RUN``: a file on a disk would
-    be written back to it. Only named here; the first publisher creates it (:func:`private_segment_dir`)."""
+    memory (``$XDG_RUNTIME_DIR`` is tmpfs), else ``/dev/shm/edgerun-UID/RUN-HASH``: a file on a disk
+    would be written back to it. HASH is of the run directory's path, so runs of the same name under
+    two runtime directories (two ``XDG_RUNTIME_DIR``s of one user) never share, or clean up, each
+    other's segments. Only named here; the first publisher creates it (:func:`private_segment_dir`)."""
     if _filesystem(run_directory) in MEMORY_FILESYSTEMS or not Path("/dev/shm").is_dir():
         return run_directory / "shm"
-    return Path("/dev/shm") / f"edgerun-{os.getuid()}" / run_directory.name
+    key = hashlib.sha256(str(run_directory.resolve()).encode()).hexdigest()[:8]
+    return Path("/dev/shm") / f"edgerun-{os.getuid()}" / f"{run_directory.name}-{key}"
 
 
 def private_segment_dir(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -276,8 +277,19 @@ def reconstruct_graph(name: str, camera: str, checkpoint: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory) -> tuple[Path, Path]:
-    """``(transformers folder, onnxruntime-genai folder)`` of a tiny LM trained here on reasoning traces."""
+def tiny_lm(tmp_path_factory, worker_id) -> tuple[Path, Path]:
+    """``(transformers folder, onnxruntime-genai folder)`` of a tiny LM trained here on reasoning traces,
+    once per test run: pytest-xdist's workers share one build (the first to take the lock trains it)."""
+    from filelock import FileLock
     from language_fixtures import build_tiny_lm
 
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+    if worker_id == "master":  # no worker processes
+        return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+    root = tmp_path_factory.getbasetemp().parent / "tiny-lm"
+    built = root / "built.json"
+    with FileLock(f"{root}.lock"):
+        if not built.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            built.write_text(json.dumps([str(path) for path in build_tiny_lm(root)]))
+    hf, onnx = json.loads(built.read_text())
+    return Path(hf), Path(onnx)

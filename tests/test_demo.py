@@ -65,7 +65,8 @@ def write_recording(path: Path) -> None:
     add("env/camera", 60, image=image, target_mask=mask, target="frog", frame_index=0)
     add("segmenter/mask", 60, mask=mask, prompt="frog", task_prompt="the camouflaged animal", trusted=True)
     add("env/camera", 61, image=image, target_mask=mask, target="frog", frame_index=1)
-    add("segmenter/mask", 61, mask=np.zeros_like(mask), prompt="frog", task_prompt="the camouflaged animal", trusted=False)
+    add("segmenter/mask", 61, mask=np.zeros_like(mask), prompt="the camouflaged animal", task_prompt="the camouflaged animal",
+        trusted=False)  # no name explained the object better than the task prompt (INT's (a'))
     add("env/episode", 70, episode=0, seed=1000, steps=100, success=True, duration_s=30.0, steps_to_goal=42, time_to_goal_s=12.5,
         action_latencies_ms=np.linspace(1.0, 10.0, 100), held_steps=3, first_action_s=2.5)
     recorder.close()
@@ -79,7 +80,7 @@ def test_summary_reads_the_episode_and_draws_every_panel(tmp_path):
     assert "planner: 1 plans, 2.00 s per plan (mean), final cost 0.1" in text
     assert "real time: action latency p99 9.9 ms over 100 answers, 3 steps held for want of a plan, first plan after 2.5 s" in text
     assert "segmentation: 2 recorded frames show a camouflaged animal; mask IoU with it 0.50 (mean; 1.00 on the 1 trusted), " \
-           "instance prompt = its category on 2; 1 of 2 masks published empty (the prompt's mining score too low to trust)" in text
+           "instance prompt = its category on 1, the task prompt on 1; 1 of 2 masks published empty (the prompt's mining score too low to trust)" in text
     # the refined estimate is the true path up to scale: ATE 0 after the Sim(3) alignment; the
     # network's (identity cameras) and standing still: the path's RMS spread
     spread = np.sqrt(((2.0 * np.linspace(0, 1, 20) - 1.0) ** 2).mean())

@@ -101,6 +101,11 @@ def test_streaming_grounds_a_known_prompt_without_mining(scene):
     grounding = ground_prompt(scene.image, "frog", components, CONFIG)
     assert components.detector.queries == [["frog"]]
     assert iou(grounding.mask, scene.masks["frog"]) > 0.95 and grounding.confidence > 0.5
+    # an instance prompt that is the task prompt itself (a') is grounded as the generic baseline grounds it
+    task = ground_prompt(scene.image, TASK_PROMPT, components, CONFIG)
+    assert components.detector.queries[-1] == [TASK_PROMPT]
+    np.testing.assert_array_equal(task.mask, run_generic(scene.image, TASK_PROMPT, components, CONFIG).mask)
+    assert iou(task.mask, scene.masks["frog"]) > 0.95
 
 
 def test_next_image_blends_the_masked_region_back_in():
@@ -247,5 +252,4 @@ def test_the_task_prompt_is_the_instance_prompt_when_no_name_explains_the_contra
     assert names_only.iterations[0].candidates == ["car"] and names_only.prompt == "car"
     assert iou(names_only.mask, scene.masks["car"]) > 0.95
     # a task prompt that is one of the names competes once, as that name
-    named = run_int(scene.image, "car", components, config)
-    assert named.iterations[0].candidates == ["car"]
+    assert run_int(scene.image, "car", components, config).iterations[0].candidates == ["car"]

@@ -264,6 +264,14 @@ def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(l
     assert not directory.exists() or not any(directory.iterdir())
 
 
+def test_runs_of_one_name_under_two_runtime_directories_never_share_a_segment_directory(tmp_path):
+    """Where the run directory is on a disk, segments go to /dev/shm: keyed by the name alone, a run's
+    cleanup would delete the live segments of a same-named run under another XDG_RUNTIME_DIR."""
+    first, second = (segment_dir(tmp_path / root / "edgerun" / "faults") for root in ("a", "b"))
+    assert first != second
+    assert segment_dir(tmp_path / "a" / "edgerun" / "faults") == first  # the same run finds it again
+
+
 def test_in_one_process_and_to_tools_the_arrays_are_the_same(tmp_path):
     """inproc:// peers get the arrays inline, tools copies out of the slot: both equal what was sent."""
     with RunningGraph(tmp_path, """

@@ -31,8 +31,8 @@ Each of ``config.iterations`` iterations on the current image X:
 
 The result is the iteration mask closest to the mean of all iteration masks, with its prompt.
 Mining runs on a copy of X downscaled to ``mining_size`` (the scorer sees a small square
-anyway), so inpainting costs little. Without negative mining (the paper's ablation) the
-candidate the detector is most confident about is taken; :func:`run_generic` is the other
+anyway), so inpainting costs little. Without negative mining (the paper's ablation; the rest of the
+loop, (a') included, unchanged) the candidate the detector is most confident about is taken; :func:`run_generic` is the other
 baseline, the task prompt straight to the detector and segmenter.
 
 Components are duck-typed (see ``components.py`` for the Engine-backed ones and their ONNX
@@ -92,7 +92,7 @@ class INTConfig:
 
 @dataclass
 class Candidate:
-    """A foreground name found in (a), its boxes (xyxy pixels in the iteration's image) and its
+    """A foreground name found in (a) (or the task prompt, (a')), its boxes (xyxy pixels in the iteration's image) and its
     best detector score."""
 
     name: str
@@ -390,7 +390,8 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
     records: list[IterationRecord] = []
     current = image
     # (a'): a task prompt that is one of the names already competes as that name
-    task = (task_prompt, token_embeddings[0]) if config.task_candidate and task_prompt not in vocabulary else None
+    named = task_prompt.strip().casefold() in {name.strip().casefold() for name in vocabulary}
+    task = (task_prompt, token_embeddings[0]) if config.task_candidate and not named else None
     for _ in range(config.iterations):
         candidates = find_candidates(current, vocabulary, vocabulary_embeddings, components.detector, config, task)
         started = clock.add("candidates", started)
@@ -419,8 +420,8 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
             else:  # (a'): the task prompt, scored among every token as the generic baseline is
                 grounding = ground(image, 0, token_embeddings, components, config, best.boxes, previous)
             prompt = best.name
-        else:  # nothing detected: the task prompt itself is the best prompt there is
-            grounding = ground(current, 0, token_embeddings, components, config)
+        else:  # nothing detected: the task prompt itself is the best prompt there is (grounded on X, as any mask)
+            grounding = ground(image, 0, token_embeddings, components, config)
             prompt = task_prompt
         records.append(IterationRecord(prompt, names, [c.score for c in candidates], contrasts, selection,
                                        grounding.mask, grounding.confidence))
