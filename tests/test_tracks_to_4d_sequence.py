@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from edgerun.cli import main
-from edgerun.evaluation.tracks_to_4d.families import FamilyEvalConfig, run_evaluation
+from edgerun.evaluation.tracks_to_4d.families import FamilyEvalConfig, run_evaluation, scene_metrics
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depths
 from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.geometry import Sim3
@@ -151,12 +151,24 @@ def test_reconstruct_refuses_sources_it_cannot_read_before_loading_the_model(tmp
 def test_holdout_family_evaluation_reports_each_method_beside_the_trivial_baselines(t4d_checkpoint):
     summary = run_evaluation(FamilyEvalConfig(checkpoint=str(t4d_checkpoint), scenes=1, window_lengths=(10,), points=120), progress=False)
     assert summary["scenes"] == len(HOLDOUT_FAMILIES)
-    for key in ("ate_feedforward", "ate_ba", "ate_classical", "ate_no_motion", "absrel_feedforward", "absrel_ba", "absrel_constant_depth"):
+    for key in ("ate_feedforward", "ate_ba", "ate_classical", "ate_no_motion", "absrel_feedforward", "absrel_ba", "absrel_constant_depth",
+                "absrel_static_feedforward", "absrel_static_ba"):
         assert np.isfinite(summary[key]), key
     assert summary["ate_ba"] < summary["ate_no_motion"]  # even from an untrained network's start
     assert set(summary["by_family_frames"]) == {f"{family}/T=10" for family in HOLDOUT_FAMILIES}
     assert summary["ba_seconds_per_window_p50"] is None  # no 20-frame window here
     assert len(summary["bars"]) == 6
+
+
+def test_static_absrel_scores_the_static_points_alone():
+    """True depths on the static points and movers placed 3x too deep: AbsRel over every point is
+    not 0, over the static points it is."""
+    scene = generate_scene(np.random.default_rng(3), family_config(HOLDOUT_FAMILIES[0], frames=10, points=200))
+    assert scene.dynamic.any() and not scene.dynamic.all()
+    depth = depths(scene.points_world, scene.cam_from_world).T.copy()  # (N, T)
+    depth[scene.dynamic] *= 3.0
+    metrics = scene_metrics(scene.cam_from_world, depth, scene)
+    assert metrics["ate"] < 1e-6 and metrics["absrel_static"] < 1e-9 < 0.05 < metrics["absrel"]
 
 
 def test_scene_families_are_valid_and_held_out_ones_differ_from_training():
