@@ -283,9 +283,8 @@ def tiny_lm(tmp_path_factory, worker_id) -> tuple[Path, Path]:
     from filelock import FileLock
     from language_fixtures import build_tiny_lm
 
-    if worker_id == "master":  # no worker processes
-        return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
-    root = tmp_path_factory.getbasetemp().parent / "tiny-lm"
+    run = tmp_path_factory.getbasetemp()  # a worker's is a folder of the run's
+    root = (run if worker_id == "master" else run.parent) / "tiny-lm"
     built = root / "built.json"
     with FileLock(f"{root}.lock"):
         if not built.exists():

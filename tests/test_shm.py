@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import RunningGraph, wait_for
 
-from edgerun.runtime import messages
+from edgerun.runtime import messages, paths
 from edgerun.runtime.messages import Limits, Rejected, Shared, SharedArray
 from edgerun.runtime.paths import private_dir, segment_dir
 from edgerun.runtime.shm import SharedReader, SlotPool, release_reader
@@ -264,9 +264,10 @@ def test_killed_publisher_and_subscriber_leave_no_segment_once_the_graph_exits(l
     assert not directory.exists() or not any(directory.iterdir())
 
 
-def test_runs_of_one_name_under_two_runtime_directories_never_share_a_segment_directory(tmp_path):
+def test_runs_of_one_name_under_two_runtime_directories_never_share_a_segment_directory(tmp_path, monkeypatch):
     """Where the run directory is on a disk, segments go to /dev/shm: keyed by the name alone, a run's
     cleanup would delete the live segments of a same-named run under another XDG_RUNTIME_DIR."""
+    monkeypatch.setattr(paths, "_filesystem", lambda path: "ext4")  # on a disk, whatever this machine's /tmp is
     first, second = (segment_dir(tmp_path / root / "edgerun" / "faults") for root in ("a", "b"))
     assert first != second
     assert segment_dir(tmp_path / "a" / "edgerun" / "faults") == first  # the same run finds it again
