@@ -127,6 +127,10 @@ class ImageSourceError(EdgerunError, ValueError):
     """An image, folder or option ``edgerun segment`` cannot take."""
 
 
+class OutputClashError(EdgerunError, ValueError):
+    """An output file would replace one of the command's inputs (an ``--out`` folder that holds them)."""
+
+
 # ------------------------------------------------------------------------------------------ export
 class ExportError(EdgerunError, RuntimeError):
     """Export failed or its result does not match torch within tolerance."""

@@ -7,7 +7,8 @@ Output per input: ``OUT/<name>.npz`` with ``R`` (T, 3, 3) and ``t`` (T, 3) world
 ``depth`` (N, T), ``K``, ``segment`` (T,) and the windows' ``window_*`` arrays (start, frames,
 tracks, feed-forward and refinement seconds, refined, reason); ``track_ids`` for a video; and one
 JSON line in ``OUT/reconstruct.jsonl``. An input that cannot be read is reported and skipped, the
-others are still written (exit status 2 when any was skipped).
+others are still written (exit status 2 when any was skipped). An ``--out`` where a result would
+replace an input file is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from edgerun import shipped
 from edgerun.calibration.camera import Intrinsics
+from edgerun.cli.outputs import refuse_overwriting_inputs
 from edgerun.errors import EdgerunError, TracksFileError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowModel
@@ -49,7 +51,9 @@ def read_tracks_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise
         raise TracksFileError(f"not a readable .npz file ({exc})") from None
     if tracks.ndim != 3 or tracks.shape[1] != 3 or tracks.shape[2] < 2 or not np.issubdtype(tracks.dtype, np.number):
-        raise TracksFileError(f"'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), got {tracks.dtype} {tracks.shape}")
+        hint = ("; frames first, (T, N, 3)? then save tracks.transpose(1, 2, 0)"
+                if tracks.ndim == 3 and tracks.shape[2] == 3 and tracks.shape[1] != 3 else "")
+        raise TracksFileError(f"'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), got {tracks.dtype} {tracks.shape}{hint}")
     if not np.isfinite(tracks).all():
         raise TracksFileError(f"'tracks' holds NaN or infinite values ({int((~np.isfinite(tracks)).sum())} of {tracks.size})")
     if K is not None:
@@ -128,13 +132,15 @@ def reconstruct_main(
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # BLAS (bundle adjustment): see pyproject.toml
     inputs = inputs_of(source)  # refused before the model loads
+    out_dir = Path(out)
+    refuse_overwriting_inputs([Path(location) for _, location in inputs if "://" not in location],
+                              [out_dir / f"{name}.npz" for name, _ in inputs])
     calibrated = Intrinsics.load(intrinsics).K if intrinsics else None
     network = WindowModel(checkpoint, engine, backend)
     if network.frames is not None and window != network.frames:
         network.close()
         raise TracksFileError(f"{engine}: the engine takes windows of {network.frames} frames; use --window {network.frames} "
                               "(or the torch checkpoint, which takes any)")
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     with open(out_dir / "reconstruct.jsonl", "a") as log:

@@ -3,7 +3,8 @@ image out.
 
 Each image goes through INT (``--method int``), its no-mining ablation (``no-mining``) or the
 task-generic prompt alone (``generic``), with the vocabulary given at run time (default: the
-synthetic set's categories). Output: ``OUT/<image name>.png`` (0/255, the image's size) and one
+synthetic set's categories). Output: ``OUT/<image name>.png`` (0/255, the image's size; images
+sharing a name, ``photo.jpg`` and ``photo.png``, keep their suffix: ``photo.jpg.png``) and one
 JSON line per image in ``OUT/segment.jsonl`` (instance prompt, confidence, mining score, trusted,
 seconds). The confidence is the instance prompt's image–text probability over its boxes; it does
 not predict the mask's quality (correlation with the mask's IoU −0.35 on validation images). The
@@ -12,7 +13,7 @@ mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0
 components' ``min_mining_score`` (or ``--min-mining-score``) is written empty and ``trusted`` is
 false, as the segmenter node does. A camera URI's frames are named ``frame_000000`` … An image that
 cannot be read is reported and skipped; the others are still written (exit status 2 when any was
-skipped).
+skipped). An ``--out`` where a mask would replace an input image is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgerun.cli.outputs import refuse_overwriting_inputs
 from edgerun.errors import ImageSourceError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.int_seg.algorithm import INTResult, is_trusted, run_generic, run_int, synthetic_task_config
@@ -51,6 +54,13 @@ def images_of(source: str) -> list[Path] | str:
     return [path]
 
 
+def mask_names(paths: list[Path]) -> list[str]:
+    """Each image's mask name: its stem, or its whole file name where images share a stem
+    (``photo.jpg`` and ``photo.png`` → ``photo.jpg.png`` and ``photo.png.png``, not one mask over the other)."""
+    shared = {stem for stem, count in Counter(path.stem for path in paths).items() if count > 1}
+    return [path.name if path.stem in shared else path.stem for path in paths]
+
+
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 (H, W, 3), or raise :class:`ImageSourceError`."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -72,11 +82,11 @@ def frames_of(source: str | list[Path], max_frames: int):
         finally:
             camera.close()
         return
-    for path in source:
+    for path, name in zip(source, mask_names(source)):
         try:
-            yield path.stem, read_image(path)
+            yield name, read_image(path)
         except ImageSourceError as exc:
-            yield path.stem, exc
+            yield name, exc
 
 
 def segment_main(
@@ -84,6 +94,9 @@ def segment_main(
     components: str = "", iterations: int = 5, max_frames: int = 100, min_mining_score: float | None = None,
 ) -> int:
     images = images_of(source)  # refused before the models load
+    out_dir = Path(out)
+    if not isinstance(images, str):
+        refuse_overwriting_inputs(images, [out_dir / f"{name}.png" for name in mask_names(images)])
     config = synthetic_task_config(iterations=iterations, negative_mining=method != "no-mining")
     names = tuple(name.strip() for name in vocabulary.split(",") if name.strip())
     if names:
@@ -91,7 +104,6 @@ def segment_main(
     models = load_components(components or SHIPPED_CONFIG)
     if min_mining_score is None:
         min_mining_score = models.config.min_mining_score
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     with open(out_dir / "segment.jsonl", "a") as log:

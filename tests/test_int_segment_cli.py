@@ -53,6 +53,25 @@ def test_segment_reads_a_camera_and_names_its_frames(tmp_path, capsys):
     assert not cv2.imread(str(tmp_path / "strict" / "frame_000000.png"), cv2.IMREAD_UNCHANGED).any()
 
 
+def test_images_sharing_a_name_get_a_mask_each_and_an_out_folder_holding_the_inputs_is_refused(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    sample = generate_sample(np.random.default_rng(5), SyntheticConfig(height=96, width=128))
+    image = cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)
+    for name in ("photo.png", "photo.jpg", "field.png"):
+        cv2.imwrite(str(folder / name), image)
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(folder), "--out", str(tmp_path / "out"), "--method", "generic", "--vocabulary", "frog,crab"])
+    assert exit_.value.code == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["field.png", "photo.jpg.png", "photo.png.png"]
+    assert [json.loads(line)["image"] for line in capsys.readouterr().out.splitlines()] == ["field", "photo.jpg", "photo.png"]
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(SystemExit) as exit_:  # masks written next to the images would replace field.png
+        main(["segment", str(folder), "--out", str(folder), "--components", "does-not-exist.yaml"])
+    assert exit_.value.code == 2 and "--out: 1 input(s) would be replaced by their results" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
 @pytest.mark.parametrize("source, message", [
     ("missing.png", "no such file or folder"),
     ("notes.txt", "expected an image"),

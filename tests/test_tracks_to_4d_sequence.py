@@ -4,6 +4,7 @@ files, folders and a camera, its refusals, the held-out family evaluation and th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +89,13 @@ def write_clip(path, scene, **extra):
 @pytest.mark.parametrize("content, message", [
     ({"other": np.zeros(3)}, "no 'tracks' array (keys: other)"),
     ({"tracks": np.zeros((5, 2, 10))}, "'tracks' must be numeric (N, 3, T >= 2)"),
+    ({"tracks": np.zeros((10, 5, 3))}, "got float64 (10, 5, 3); frames first, (T, N, 3)? then save tracks.transpose(1, 2, 0)"),
     ({"tracks": np.full((5, 3, 10), np.nan)}, "NaN or infinite values"),
     ({"tracks": np.zeros((5, 3, 10)), "K": np.eye(2)}, "'K' must be a finite 3x3 matrix"),
 ])
 def test_track_files_in_another_layout_are_refused_with_the_reason(tmp_path, content, message):
     np.savez(tmp_path / "clip.npz", **content)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         read_tracks_file(tmp_path / "clip.npz")
     (tmp_path / "broken.npz").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"^not an .npz archive; expected one with tracks \(N, 3, T\)$"):
@@ -129,6 +131,16 @@ def test_reconstruct_tracks_a_camera_with_klt(tmp_path, t4d_checkpoint, capsys):
     result = np.load(tmp_path / "scene.npz")
     assert result["R"].shape == (12, 3, 3) and result["depth"].shape[0] == len(result["track_ids"]) > 16
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["frames"] == 12
+
+
+def test_reconstruct_refuses_an_out_folder_where_results_would_replace_the_inputs(tmp_path, capsys):
+    scene = generate_scene(np.random.default_rng(5), SceneConfig(frames=12, points=40))
+    clip = write_clip(tmp_path / "clip.npz", scene)
+    before = clip.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", str(tmp_path), "--out", str(tmp_path), "--checkpoint", "does-not-exist.pt"])
+    assert exit_.value.code == 2 and f"--out: 1 input(s) would be replaced by their results ({clip} first)" in capsys.readouterr().err
+    assert clip.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.npz"]
 
 
 @pytest.mark.parametrize("args, message", [
