@@ -25,7 +25,7 @@ from edgerun.pipelines.tracks_to_4d.bundle_adjustment import BundleAdjustConfig,
 from edgerun.pipelines.tracks_to_4d.refine import fine_tune
 from edgerun.pipelines.tracks_to_4d.tracking import KLTConfig, KLTFrontEnd, KLTTracker, track_sequence
 from edgerun.pipelines.tracks_to_4d.windows import WindowConfig, chain_windows
-from edgerun.sim.point_scenes import SceneConfig, generate_scene
+from edgerun.sim.point_scenes import SceneConfig, generate_scene, project_points
 from edgerun.sim.textured_scenes import RenderConfig, random_texture, render_sequence, track_ground_truth
 
 TINY = TracksTo4DConfig(octaves=4, d_model=32, heads=2, head_dim=16, mlp=64, blocks=1, basis=4, conv_kernel=3)
@@ -276,7 +276,7 @@ def test_refinement_keeps_the_input_and_says_why_when_there_is_nothing_to_adjust
     ("nan", "diverged"),
     ("worse", "did not lower the reprojection error"),
     ("behind", "behind their camera"),
-    ("spread", "depths spread out"),
+    ("spread", "depths run off"),
 ])
 def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, damage, reason):
     scene = static_scene(8)
@@ -299,6 +299,30 @@ def test_refinement_never_returns_a_result_worse_than_its_input(monkeypatch, dam
     outcome = with_bundle_adjustment(initial, scene.tracks, scene.K, classical_start=False)
     assert not outcome.refined and reason in outcome.reason
     assert outcome.reconstruction is initial and outcome.iterations == 5
+
+
+def test_refinement_that_restores_a_wide_depth_range_is_kept(monkeypatch):
+    # a floor running off to a far wall (depths 4 to 40) that the network saw nearly flat, its depths
+    # compressed towards the median as the shipped model's are on such scenes
+    scene = static_scene(8)
+    rays = scene.points_world[0] / scene.points_world[0, :, 2:]  # the first camera sits at the origin, looking down +z
+    points = rays * np.exp(np.random.default_rng(8).uniform(np.log(4.0), np.log(40.0), len(rays)))[:, None]
+    pixels, depth = project_points(np.broadcast_to(points, scene.points_world.shape), scene.cam_from_world, scene.K)
+    tracks = np.concatenate((pixels.transpose(1, 2, 0), (depth > 0).T[:, None]), axis=1).astype(np.float32)
+    median = np.median(points[:, 2])
+    compressed = points * (median * (points[:, 2] / median) ** 0.05 / points[:, 2])[:, None]
+    frames, count = len(scene.cam_from_world), len(points)
+    initial = WindowReconstruction(scene.cam_from_world, np.broadcast_to(compressed, (frames, count, 3)), np.ones(count), np.ones(frames))
+
+    def exact(tracks_norm, cam_from_world, start_points, gamma, focal_px, config, rigid):
+        return BundleAdjustResult(np.array(cam_from_world), points.copy(), np.ones(count, bool), 1.0, 1e-5, 5)
+
+    monkeypatch.setattr(reconstruct, "bundle_adjust", exact)
+    outcome = with_bundle_adjustment(initial, tracks, scene.K, classical_start=False)
+    spread = lambda z: np.percentile(z, 95) / np.median(z)
+    assert spread(compressed[:, 2]) < 1.1 and spread(points[:, 2]) > 2.2  # more than twice the network's spread
+    assert outcome.refined, outcome.reason
+    np.testing.assert_allclose(outcome.reconstruction.points_world[0], points)
 
 
 def test_refinement_from_a_poor_network_start_takes_the_classical_start_when_it_explains_more_tracks():
