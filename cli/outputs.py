@@ -3,18 +3,22 @@ share about their outputs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from edgerun.errors import OutputClashError
 
 
-def refuse_overwriting_inputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
-    """Raise :class:`OutputClashError` when an output path is one of the inputs (``--out`` set to the
-    input folder, where ``clip.npz`` or ``frame.png`` would be replaced by its result): checked
-    before anything is written."""
-    inputs = {path.resolve() for path in inputs}
-    clashes = sorted(path for path in outputs if path.resolve() in inputs)
-    if clashes:
-        raise OutputClashError(f"--out: {len(clashes)} input(s) would be replaced by their results ({clashes[0]} first); "
-                               "choose an output folder that does not hold the inputs")
+def refuse_output_folder_of_inputs(out_dir: Path, inputs: Iterable[Path]) -> None:
+    """Raise :class:`OutputClashError` when ``out_dir`` is the folder an input file lies in: results
+    written there would replace files of the same name (``clip.npz`` by its result, ``field.png``
+    by its mask) and be read as inputs by the next run. Compared as files (``os.path.samefile``),
+    so another spelling, a symbolic link or letter case on a case-insensitive disk is caught too;
+    checked before anything is written."""
+    if not out_dir.is_dir():
+        return  # a folder that does not exist yet holds no input
+    for path in inputs:
+        if path.exists() and os.path.samefile(path.parent, out_dir):
+            raise OutputClashError(f"--out {out_dir} is the folder of the inputs ({path.name} lies there): results would replace "
+                                   "files of the same name and be read as inputs next time; choose another output folder")

@@ -7,8 +7,8 @@ Output per input: ``OUT/<name>.npz`` with ``R`` (T, 3, 3) and ``t`` (T, 3) world
 ``depth`` (N, T), ``K``, ``segment`` (T,) and the windows' ``window_*`` arrays (start, frames,
 tracks, feed-forward and refinement seconds, refined, reason); ``track_ids`` for a video; and one
 JSON line in ``OUT/reconstruct.jsonl``. An input that cannot be read is reported and skipped, the
-others are still written (exit status 2 when any was skipped). An ``--out`` where a result would
-replace an input file is refused before anything runs.
+others are still written (exit status 2 when any was skipped). An ``--out`` that is the inputs' own
+folder is refused before anything runs (``clip.mp4``'s result would replace a ``clip.npz`` there).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from edgerun import shipped
 from edgerun.calibration.camera import Intrinsics
-from edgerun.cli.outputs import refuse_overwriting_inputs
+from edgerun.cli.outputs import refuse_output_folder_of_inputs
 from edgerun.errors import EdgerunError, TracksFileError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowModel
@@ -133,8 +133,8 @@ def reconstruct_main(
     threadpool_limits(threads)  # BLAS (bundle adjustment): see pyproject.toml
     inputs = inputs_of(source)  # refused before the model loads
     out_dir = Path(out)
-    refuse_overwriting_inputs([Path(location) for _, location in inputs if "://" not in location],
-                              [out_dir / f"{name}.npz" for name, _ in inputs])
+    files = [location.removeprefix("file://").partition("?")[0] for _, location in inputs if "://" not in location or location.startswith("file://")]
+    refuse_output_folder_of_inputs(out_dir, [Path(file) for file in files])
     calibrated = Intrinsics.load(intrinsics).K if intrinsics else None
     network = WindowModel(checkpoint, engine, backend)
     if network.frames is not None and window != network.frames:

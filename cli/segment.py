@@ -13,7 +13,8 @@ mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0
 components' ``min_mining_score`` (or ``--min-mining-score``) is written empty and ``trusted`` is
 false, as the segmenter node does. A camera URI's frames are named ``frame_000000`` … An image that
 cannot be read is reported and skipped; the others are still written (exit status 2 when any was
-skipped). An ``--out`` where a mask would replace an input image is refused before anything runs.
+skipped). An ``--out`` that is the images' own folder is refused before anything runs (masks there
+would replace images of the same name and be read as images next time).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgerun.cli.outputs import refuse_overwriting_inputs
+from edgerun.cli.outputs import refuse_output_folder_of_inputs
 from edgerun.errors import ImageSourceError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.int_seg.algorithm import INTResult, is_trusted, run_generic, run_int, synthetic_task_config
@@ -55,10 +56,20 @@ def images_of(source: str) -> list[Path] | str:
 
 
 def mask_names(paths: list[Path]) -> list[str]:
-    """Each image's mask name: its stem, or its whole file name where images share a stem
-    (``photo.jpg`` and ``photo.png`` → ``photo.jpg.png`` and ``photo.png.png``, not one mask over the other)."""
-    shared = {stem for stem, count in Counter(path.stem for path in paths).items() if count > 1}
-    return [path.name if path.stem in shared else path.stem for path in paths]
+    """Each image's mask name, unique even on a case-insensitive disk: its stem, or its whole file
+    name where images share a stem (``photo.jpg`` and ``photo.png`` → ``photo.jpg``, ``photo.png``),
+    with ``_2``, ``_3`` … after a name still taken (a ``photo.jpg.png`` beside them)."""
+    shared = Counter(path.stem.casefold() for path in paths)
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in paths:
+        name = base = path.name if shared[path.stem.casefold()] > 1 else path.stem
+        copy = 2
+        while name.casefold() in taken:
+            name, copy = f"{base}_{copy}", copy + 1
+        taken.add(name.casefold())
+        names.append(name)
+    return names
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -96,7 +107,7 @@ def segment_main(
     images = images_of(source)  # refused before the models load
     out_dir = Path(out)
     if not isinstance(images, str):
-        refuse_overwriting_inputs(images, [out_dir / f"{name}.png" for name in mask_names(images)])
+        refuse_output_folder_of_inputs(out_dir, images)
     config = synthetic_task_config(iterations=iterations, negative_mining=method != "no-mining")
     names = tuple(name.strip() for name in vocabulary.split(",") if name.strip())
     if names:

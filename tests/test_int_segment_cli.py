@@ -4,12 +4,14 @@ line each, and the inputs it cannot read named while the others are still writte
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from edgerun.cli import main
+from edgerun.cli.segment import mask_names
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 
 
@@ -53,12 +55,12 @@ def test_segment_reads_a_camera_and_names_its_frames(tmp_path, capsys):
     assert not cv2.imread(str(tmp_path / "strict" / "frame_000000.png"), cv2.IMREAD_UNCHANGED).any()
 
 
-def test_images_sharing_a_name_get_a_mask_each_and_an_out_folder_holding_the_inputs_is_refused(tmp_path, capsys):
+def test_images_sharing_a_name_get_a_mask_each_and_the_images_folder_is_refused_as_out(tmp_path, capsys):
     folder = tmp_path / "images"
     folder.mkdir()
     sample = generate_sample(np.random.default_rng(5), SyntheticConfig(height=96, width=128))
     image = cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)
-    for name in ("photo.png", "photo.jpg", "field.png"):
+    for name in ("photo.png", "photo.jpg", "field.jpg"):
         cv2.imwrite(str(folder / name), image)
     with pytest.raises(SystemExit) as exit_:
         main(["segment", str(folder), "--out", str(tmp_path / "out"), "--method", "generic", "--vocabulary", "frog,crab"])
@@ -66,10 +68,16 @@ def test_images_sharing_a_name_get_a_mask_each_and_an_out_folder_holding_the_inp
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["field.png", "photo.jpg.png", "photo.png.png"]
     assert [json.loads(line)["image"] for line in capsys.readouterr().out.splitlines()] == ["field", "photo.jpg", "photo.png"]
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
-    with pytest.raises(SystemExit) as exit_:  # masks written next to the images would replace field.png
-        main(["segment", str(folder), "--out", str(folder), "--components", "does-not-exist.yaml"])
-    assert exit_.value.code == 2 and "--out: 1 input(s) would be replaced by their results" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # masks written among the images would replace photo.png and be read next time
+        main(["segment", str(folder / "field.jpg"), "--out", str(folder / ".." / "images"), "--components", "does-not-exist.yaml"])
+    assert exit_.value.code == 2 and "is the folder of the inputs (field.jpg lies there)" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_mask_names_stay_unique_whatever_the_images_are_called():
+    names = mask_names([Path(n) for n in ("Photo.jpg", "photo.jpg.png", "photo.png", "photo.png.png", "x/field.png")])
+    assert names == ["Photo.jpg", "photo.jpg_2", "photo.png", "photo.png_2", "field"]
+    assert len({name.casefold() for name in names}) == len(names)
 
 
 @pytest.mark.parametrize("source, message", [

@@ -133,14 +133,17 @@ def test_reconstruct_tracks_a_camera_with_klt(tmp_path, t4d_checkpoint, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["frames"] == 12
 
 
-def test_reconstruct_refuses_an_out_folder_where_results_would_replace_the_inputs(tmp_path, capsys):
-    scene = generate_scene(np.random.default_rng(5), SceneConfig(frames=12, points=40))
-    clip = write_clip(tmp_path / "clip.npz", scene)
+@pytest.mark.parametrize("source", ["clips", "clips/clip.npz", "clips/walk.mp4"])
+def test_reconstruct_refuses_the_inputs_folder_as_out(tmp_path, monkeypatch, capsys, source):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    clip = write_clip(tmp_path / "clips" / "clip.npz", generate_scene(np.random.default_rng(5), SceneConfig(frames=12, points=40)))
+    (tmp_path / "clips" / "walk.mp4").write_bytes(b"a video whose result, walk.npz, would land among the track files")
     before = clip.read_bytes()
     with pytest.raises(SystemExit) as exit_:
-        main(["reconstruct", str(tmp_path), "--out", str(tmp_path), "--checkpoint", "does-not-exist.pt"])
-    assert exit_.value.code == 2 and f"--out: 1 input(s) would be replaced by their results ({clip} first)" in capsys.readouterr().err
-    assert clip.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.npz"]
+        main(["reconstruct", source, "--out", str(tmp_path / "clips"), "--checkpoint", "does-not-exist.pt"])
+    assert exit_.value.code == 2 and "is the folder of the inputs" in capsys.readouterr().err
+    assert clip.read_bytes() == before and sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["clip.npz", "walk.mp4"]
 
 
 @pytest.mark.parametrize("args, message", [
