@@ -121,6 +121,8 @@ def check_int_seg(args: argparse.Namespace) -> str | None:
                                    ("--calibrate-gate", args.calibrate_gate)) if on]
     if len(modes) > 1:
         return f"{' and '.join(modes)}: one evaluation at a time"
+    if args.images is not None and args.images < 1:
+        return f"--images: at least 1, got {args.images}"
     if args.seed is not None and modes and modes[0] != "--robot-camera":
         return f"--seed: {modes[0]} draws its own split (held-out families: the test seed; the gate: the validation seed)"
     return None

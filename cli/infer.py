@@ -69,6 +69,8 @@ def check_segment(args: argparse.Namespace) -> str | None:
         return f"--iterations: at least 1, got {args.iterations}"
     if not args.prompt.strip():
         return "--prompt: an empty task prompt"
+    if args.max_frames < 1:
+        return f"--max-frames: at least 1, got {args.max_frames}"
     if args.min_mining_score is not None and args.method != "int":
         return f"--min-mining-score: only with --method int (--method {args.method} mines no score and trusts every mask)"
     return None

@@ -6,7 +6,8 @@ source :func:`~edgerun.nodes.sources.open_source` opens), tracked with KLT over 
 Output per input: ``OUT/<name>.npz`` with ``R`` (T, 3, 3) and ``t`` (T, 3) world-to-camera,
 ``depth`` (N, T), ``K``, ``segment`` (T,) and the windows' ``window_*`` arrays (start, frames,
 tracks, feed-forward and refinement seconds, refined, reason); ``track_ids`` for a video; and one
-JSON line in ``OUT/reconstruct.jsonl``. An input that cannot be read is reported and skipped, the
+JSON line in ``OUT/reconstruct.jsonl`` (written anew by each run). An input no window of which can
+be reconstructed is reported like an unreadable one, with the windows' reasons. An input that cannot be read is reported and skipped, the
 others are still written (exit status 2 when any was skipped). An ``--out`` that is the inputs' own
 folder is refused before anything runs (``clip.mp4``'s result would replace a ``clip.npz`` there).
 """
@@ -135,7 +136,14 @@ def reconstruct_main(
     out_dir = Path(out)
     files = [location.removeprefix("file://").partition("?")[0] for _, location in inputs if "://" not in location or location.startswith("file://")]
     refuse_output_folder_of_inputs(out_dir, [Path(file) for file in files])
-    calibrated = Intrinsics.load(intrinsics).K if intrinsics else None
+    if engine and refine == "ft":
+        raise TracksFileError(f"--refine ft fine-tunes the torch network; {engine} is an exported engine (use --checkpoint, or --refine ba)")
+    camera = Intrinsics.load(intrinsics) if intrinsics else None
+    calibrated = camera.K if camera is not None else None
+    if camera is not None and np.any(camera.distortion):
+        print(f"edgerun reconstruct: {intrinsics}: its lens distortion is not applied: tracks are taken as from an "
+              "undistorted pinhole camera (undistort the video first, cv2.undistort, or the track points, cv2.undistortPoints)",
+              file=sys.stderr)
     network = WindowModel(checkpoint, engine, backend)
     if network.frames is not None and window != network.frames:
         network.close()
@@ -143,18 +151,23 @@ def reconstruct_main(
                               "(or the torch checkpoint, which takes any)")
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    with open(out_dir / "reconstruct.jsonl", "a") as log:
+    with open(out_dir / "reconstruct.jsonl", "w") as log:  # the results on disk, this run's
         for name, location in inputs:
             started = time.perf_counter()
             try:
                 extra, size = {}, None
                 if "://" in location:
                     tracks, ids, size = track_clip(location, max_frames, grid)
+                    if camera is not None and tuple(camera.image_size) != tuple(size):
+                        raise TracksFileError(f"--intrinsics {intrinsics} is calibrated for {camera.image_size[0]}x{camera.image_size[1]}, "
+                                              f"the frames are {size[0]}x{size[1]}")
                     K, extra = calibrated, {"track_ids": ids}
                 else:
                     tracks, K = read_tracks_file(Path(location))
                     K = calibrated if calibrated is not None else K
                 result = reconstruct_tracks(network, tracks, K, window, refine, image_size=size)
+                if (result.segment < 0).all():
+                    raise TracksFileError(f"no window could be reconstructed ({'; '.join(sorted({w.reason for w in result.windows}))})")
             except (EdgerunError, ValueError) as exc:
                 failures += 1
                 print(f"edgerun reconstruct: {location}: {exc}", file=sys.stderr)

@@ -5,10 +5,10 @@ Each image goes through INT (``--method int``), its no-mining ablation (``no-min
 task-generic prompt alone (``generic``), with the vocabulary given at run time (default: the
 synthetic set's categories). Output: ``OUT/<image name>.png`` (0/255, the image's size; images
 sharing a name, ``photo.jpg`` and ``photo.png``, keep their suffix: ``photo.jpg.png``) and one
-JSON line per image in ``OUT/segment.jsonl`` (instance prompt, confidence, mining score, trusted,
-seconds). The confidence is the instance prompt's image–text probability over its boxes; it does
-not predict the mask's quality (correlation with the mask's IoU −0.35 on validation images). The
-mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0.57, and +0.61 /
+JSON line per image in ``OUT/segment.jsonl`` (written anew by each run; instance prompt,
+confidence, mining score, trusted, seconds). The confidence is the instance prompt's image–text
+probability over its boxes; it does not predict the mask's quality (correlation with the mask's
+IoU −0.35 on validation images). The mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0.57, and +0.61 /
 +0.42 on the held-out families): with ``--method int``, a mask whose score is under the
 components' ``min_mining_score`` (or ``--min-mining-score``) is written empty and ``trusted`` is
 false, as the segmenter node does. A camera URI's frames are named ``frame_000000`` … An image that
@@ -72,11 +72,30 @@ def mask_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def vocabulary_names(text: str) -> tuple[str, ...]:
+    """``--vocabulary``: names joined by commas; an empty list or a name given twice (letter case and
+    spaces aside: each would take a second share of the scorer's probabilities) is refused."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise ImageSourceError(f"--vocabulary {text!r}: no names (expected names joined by commas, e.g. fish,frog,crab)")
+    twice = sorted({name for name in names if [n.casefold() for n in names].count(name.casefold()) > 1})
+    if twice:
+        raise ImageSourceError(f"--vocabulary: {', '.join(twice)} listed twice (letter case aside); give each name once")
+    return names
+
+
 def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3), or raise :class:`ImageSourceError`."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """RGB uint8 (H, W, 3), or raise :class:`ImageSourceError`. A 16-bit image is brought to 8 bits
+    from the bit depth its values use (a 12-bit camera's 0-4095 in a 16-bit PNG is not left near
+    black, as a plain shift by 8 bits would leave it)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
-        raise ImageSourceError(f"{path}: not an image OpenCV can read")
+        raise ImageSourceError(f"{path}: not an image OpenCV can read (8- or 16-bit integer samples)")
+    if image.dtype == np.uint16:
+        bits = max(8, int(image.max()).bit_length())
+        image = (image.astype(np.float32) * (255.0 / (2**bits - 1))).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageSourceError(f"{path}: {image.dtype} samples; expected 8- or 16-bit integer samples")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -109,15 +128,17 @@ def segment_main(
     if not isinstance(images, str):
         refuse_output_folder_of_inputs(out_dir, images)
     config = synthetic_task_config(iterations=iterations, negative_mining=method != "no-mining")
-    names = tuple(name.strip() for name in vocabulary.split(",") if name.strip())
-    if names:
-        config = replace(config, vocabulary=names)
+    if vocabulary:
+        try:
+            config = replace(config, vocabulary=vocabulary_names(vocabulary))
+        except ValueError as exc:  # a name that is also a background token ("background")
+            raise ImageSourceError(f"--vocabulary: {exc}") from None
     models = load_components(components or SHIPPED_CONFIG)
     if min_mining_score is None:
         min_mining_score = models.config.min_mining_score
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    with open(out_dir / "segment.jsonl", "a") as log:
+    with open(out_dir / "segment.jsonl", "w") as log:  # the masks on disk, this run's
         for name, image in frames_of(images, max_frames):
             if isinstance(image, Exception):
                 failures += 1
@@ -128,7 +149,11 @@ def segment_main(
             seconds = time.perf_counter() - started
             trusted = is_trusted(result.mining_score, min_mining_score, negative_mining=method == "int")
             mask = result.mask if trusted else np.zeros_like(result.mask)
-            cv2.imwrite(str(out_dir / f"{name}.png"), mask.astype(np.uint8) * 255)
+            if not cv2.imwrite(str(out_dir / f"{name}.png"), mask.astype(np.uint8) * 255):
+                failures += 1
+                print(f"edgerun segment: {out_dir / f'{name}.png'}: could not write the mask (disk full, read-only, name too long?)",
+                      file=sys.stderr)
+                continue
             line = {"image": name, "mask": str(out_dir / f"{name}.png"), "method": method, "task_prompt": prompt,
                     "instance_prompt": result.prompt, "confidence": round(float(result.confidence), 4),
                     "mining_score": round(result.mining_score, 4), "trusted": trusted,

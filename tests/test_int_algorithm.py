@@ -251,5 +251,22 @@ def test_the_task_prompt_is_the_instance_prompt_when_no_name_explains_the_contra
     names_only = run_int(scene.image, TASK_PROMPT, components, replace(config, task_candidate=False))
     assert names_only.iterations[0].candidates == ["car"] and names_only.prompt == "car"
     assert iou(names_only.mask, scene.masks["car"]) > 0.95
-    # a task prompt that is one of the names competes once, as that name
+    # a task prompt that is one of the names competes once, as the task prompt (the same words)
     assert run_int(scene.image, "car", components, config).iterations[0].candidates == ["car"]
+
+
+def test_a_task_prompt_that_is_one_of_the_names_is_scored_once_and_a_name_listed_twice_is_refused():
+    """A token listed twice takes two shares of the scorer's softmax: the mining score of "car" fell
+    by half when the vocabulary also held it."""
+    scene = make_scene({"frog": (20, 30, 40), "car": (100, 70, 20)})
+    components = stand_in_components(target="frog", confidence={"frog": 0.9, "car": 0.9, "leaf": 0.9})
+    seen: list[list[str]] = []
+    encode = components.text_encoder.encode
+    components.text_encoder.encode = lambda texts: seen.append(list(texts)) or encode(texts)
+    config = replace(CONFIG, vocabulary=("Car ", "leaf"))
+    run_int(scene.image, "car", components, config)
+    run_generic(scene.image, "car", components, config)
+    ground_prompt(scene.image, "car", components, config)
+    assert seen and all(sum(text.strip().casefold() == "car" for text in texts) == 1 for texts in seen)
+    with pytest.raises(ValueError, match="'Frog ' is listed twice"):
+        replace(CONFIG, vocabulary=("frog", "Frog "))

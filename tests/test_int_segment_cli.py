@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgerun.cli import main
-from edgerun.cli.segment import mask_names
+from edgerun.cli.segment import mask_names, read_image
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 
 
@@ -72,6 +72,33 @@ def test_images_sharing_a_name_get_a_mask_each_and_the_images_folder_is_refused_
         main(["segment", str(folder / "field.jpg"), "--out", str(folder / ".." / "images"), "--components", "does-not-exist.yaml"])
     assert exit_.value.code == 2 and "is the folder of the inputs (field.jpg lies there)" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_segment_rewrites_its_log_each_run_and_reads_a_12_bit_image_in_a_16_bit_png(tmp_path, capsys):
+    sample = generate_sample(np.random.default_rng(5), SyntheticConfig(height=96, width=128))
+    bgr = cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(tmp_path / "deep.png"), bgr.astype(np.uint16) * 16)  # a 12-bit camera's 0-4080
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png"), np.round(sample.image * (16 * 255 / 4095)).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "full.png"), bgr.astype(np.uint16) * 257)  # full 16-bit range: exactly the 8-bit image
+    np.testing.assert_array_equal(read_image(tmp_path / "full.png"), sample.image)
+    for _ in range(2):
+        with pytest.raises(SystemExit) as exit_:
+            main(["segment", str(tmp_path / "full.png"), "--out", str(tmp_path / "out"), "--method", "generic"])
+        assert exit_.value.code == 0
+    assert [json.loads(line)["image"] for line in (tmp_path / "out" / "segment.jsonl").read_text().splitlines()] == ["full"]
+
+
+@pytest.mark.parametrize("vocabulary, message", [
+    ("frog,crab,Frog ", "--vocabulary: Frog, frog listed twice"),
+    (",", "--vocabulary ',': no names"),
+    ("frog,background", "'background' is listed twice in the vocabulary and background names"),
+])
+def test_segment_refuses_a_vocabulary_that_would_skew_the_scores_before_loading_the_models(tmp_path, capsys, vocabulary, message):
+    cv2.imwrite(str(tmp_path / "field.png"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(tmp_path / "field.png"), "--out", str(tmp_path / "out"), "--vocabulary", vocabulary,
+              "--components", "does-not-exist.yaml"])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_mask_names_stay_unique_whatever_the_images_are_called():

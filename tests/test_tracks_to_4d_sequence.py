@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from edgerun.calibration.camera import Intrinsics
 from edgerun.cli import main
 from edgerun.evaluation.tracks_to_4d.families import FamilyEvalConfig, run_evaluation, scene_metrics
 from edgerun.evaluation.tracks_to_4d.metrics import ate, depths
 from edgerun.export.onnx_export import export_model
 from edgerun.models.tracks_to_4d.geometry import Sim3
 from edgerun.cli.reconstruct import read_tracks_file
-from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction
+from edgerun.pipelines.tracks_to_4d.reconstruct import WindowReconstruction, network_input
 from edgerun.pipelines.tracks_to_4d.sequence import reconstruct_tracks, window_spans
 from edgerun.sim.point_scenes import FAMILIES, HOLDOUT_FAMILIES, TRAIN_FAMILIES, SceneConfig, family_config, generate_scene
 from edgerun.training.kit import family_names
@@ -74,8 +75,12 @@ def test_a_window_that_cannot_be_reconstructed_is_reported_and_starts_a_new_segm
     tracks[:, 2, 10:30] = 0.0  # every track lost for 20 frames: the middle window sees nothing
     result = reconstruct_tracks(TruthInRandomFrames(scene, tracks), tracks, scene.K, window=20)
     skipped = [w for w in result.windows if w.reason]
-    assert [w.start for w in skipped] == [10] and skipped[0].skipped and "visible in two or more frames" in skipped[0].reason
-    assert result.segment[0] == 0 and result.segment[-1] == 1  # chained no further than the gap
+    assert [(w.start, w.frames) for w in skipped] == [(10, 20)] and skipped[0].skipped
+    assert skipped[0].reason == "frames 10-29: at most 0 tracks visible in a frame (at least 16 needed, in two or more consecutive frames)"
+    # the frames that see nothing get no invented pose, and the windows either side do not reach into them
+    assert (result.segment[:10] == 0).all() and (result.segment[10:30] == -1).all() and (result.segment[30:] == 1).all()
+    assert np.isnan(result.cam_from_world[10:30]).all() and np.isnan(result.depth[:, 10:30]).all()
+    assert [(w.start, w.frames) for w in result.windows if not w.skipped] == [(0, 10), (30, 10)]
 
 
 # ------------------------------------------------------------------------------- edgerun reconstruct
@@ -131,6 +136,41 @@ def test_reconstruct_tracks_a_camera_with_klt(tmp_path, t4d_checkpoint, capsys):
     result = np.load(tmp_path / "scene.npz")
     assert result["R"].shape == (12, 3, 3) and result["depth"].shape[0] == len(result["track_ids"]) > 16
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["frames"] == 12
+
+
+def test_reconstruct_reports_an_input_with_nothing_to_reconstruct_and_rewrites_its_log_each_run(tmp_path, t4d_checkpoint, capsys):
+    scene = generate_scene(np.random.default_rng(5), SceneConfig(frames=20, points=40))
+    write_clip(tmp_path / "good.npz", scene)
+    blind = scene.tracks.copy()
+    blind[:, 2] = 0.0
+    np.savez(tmp_path / "blind.npz", tracks=blind, K=scene.K)
+    for _ in range(2):
+        with pytest.raises(SystemExit) as exit_:
+            main(["reconstruct", str(tmp_path), "--out", str(tmp_path / "out"), "--checkpoint", str(t4d_checkpoint)])
+        assert exit_.value.code == 2
+        assert "blind.npz: no window could be reconstructed (frames 0-19: at most 0 tracks visible" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "blind.npz").exists()
+    assert [json.loads(line)["input"] for line in (tmp_path / "out" / "reconstruct.jsonl").read_text().splitlines()] == ["good"]
+
+
+def test_reconstruct_refuses_a_calibration_of_another_image_size_and_fine_tuning_an_engine(tmp_path, t4d_checkpoint, capsys):
+    Intrinsics(np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]]), np.zeros(5), (160, 120)).save(tmp_path / "small.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", "synthetic://scene?width=320&height=240", "--max-frames", "6", "--grid", "6",
+              "--intrinsics", str(tmp_path / "small.yaml"), "--out", str(tmp_path / "out"), "--checkpoint", str(t4d_checkpoint)])
+    assert exit_.value.code == 2 and "is calibrated for 160x120, the frames are 320x240" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", "synthetic://scene", "--engine", "model.onnx", "--refine", "ft", "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "--refine ft fine-tunes the torch network" in capsys.readouterr().err
+
+
+def test_the_network_sees_visibility_as_0_or_1_whatever_the_tracker_wrote():
+    scene = generate_scene(np.random.default_rng(5), SceneConfig(frames=12, points=30))
+    probabilities = scene.tracks.copy()
+    probabilities[:, 2] = np.where(scene.tracks[:, 2] > 0.5, 0.8, 0.2)
+    as_bytes = scene.tracks * np.array([1.0, 1.0, 255.0])[None, :, None]  # 0/255
+    for other in (probabilities, as_bytes):
+        np.testing.assert_array_equal(network_input(other, scene.K)[0], network_input(scene.tracks, scene.K)[0])
 
 
 @pytest.mark.parametrize("source", ["clips", "clips/clip.npz", "clips/walk.mp4"])

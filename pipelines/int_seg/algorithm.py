@@ -88,6 +88,22 @@ class INTConfig:
             raise ValueError(f"INTConfig.contrast_tokens: expected 'all' or 'task', got {self.contrast_tokens!r}")
         if not self.scales or min(self.scales) < 1:
             raise ValueError(f"INTConfig.scales: expected patches per side ≥ 1, got {self.scales}")
+        seen: set[str] = set()
+        for name in (*self.vocabulary, *self.background):  # a name listed twice would take two shares of the scorer's softmax
+            if _key(name) in seen:
+                raise ValueError(f"INTConfig: {name!r} is listed twice in the vocabulary and background names (letter case and spaces aside)")
+            seen.add(_key(name))
+
+
+def _key(name: str) -> str:
+    """A name as compared with the others: letter case and surrounding spaces aside."""
+    return name.strip().casefold()
+
+
+def _without(prompt: str, names: Sequence[str]) -> list[str]:
+    """``names`` less ``prompt`` (letter case and spaces aside): a prompt that is one of the names is
+    scored once, as the prompt's own token."""
+    return [name for name in names if _key(name) != _key(prompt)]
 
 
 @dataclass
@@ -381,7 +397,9 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
     check_inputs(image, task_prompt, config)
     clock = _Stopwatch()
     started = first = time.perf_counter()
-    vocabulary = list(config.vocabulary)
+    # (a'): a task prompt that is one of the names competes once, as the task prompt's own candidate
+    # (the same words); names only (the paper), it stays a name and the scorer sees it twice
+    vocabulary = _without(task_prompt, config.vocabulary) if config.task_candidate else list(config.vocabulary)
     tokens = [task_prompt, *vocabulary, *config.background]  # the scorer's tokens
     token_embeddings = components.text_encoder.encode(tokens)
     vocabulary_embeddings = token_embeddings[1 : 1 + len(vocabulary)]
@@ -389,9 +407,7 @@ def run_int(image: np.ndarray, task_prompt: str, components: Any, config: INTCon
     weights: dict[str, float] = {}
     records: list[IterationRecord] = []
     current = image
-    # (a'): a task prompt that is one of the names already competes as that name
-    named = task_prompt.strip().casefold() in {name.strip().casefold() for name in vocabulary}
-    task = (task_prompt, token_embeddings[0]) if config.task_candidate and not named else None
+    task = (task_prompt, token_embeddings[0]) if config.task_candidate else None
     for _ in range(config.iterations):
         candidates = find_candidates(current, vocabulary, vocabulary_embeddings, components.detector, config, task)
         started = clock.add("candidates", started)
@@ -437,7 +453,7 @@ def run_generic(image: np.ndarray, task_prompt: str, components: Any, config: IN
     """The baseline: the task-generic prompt straight to the detector and segmenter (one pass of (d))."""
     check_inputs(image, task_prompt, config)
     started = time.perf_counter()
-    token_embeddings = components.text_encoder.encode([task_prompt, *config.vocabulary, *config.background])
+    token_embeddings = components.text_encoder.encode([task_prompt, *_without(task_prompt, config.vocabulary), *config.background])
     grounding = ground(image, 0, token_embeddings, components, config)
     record = IterationRecord(task_prompt, [], [], [], [], grounding.mask, grounding.confidence)
     elapsed = time.perf_counter() - started
@@ -447,9 +463,8 @@ def run_generic(image: np.ndarray, task_prompt: str, components: Any, config: IN
 def ground_prompt(image: np.ndarray, prompt: str, components: Any, config: INTConfig = INTConfig()) -> Grounding:
     """Streaming step: (d) alone for a known instance prompt (scored against the vocabulary)."""
     check_inputs(image, prompt, config)
-    names = [*config.vocabulary, *config.background]
-    tokens = names if prompt in config.vocabulary else [prompt, *names]
-    return ground(image, tokens.index(prompt), components.text_encoder.encode(tokens), components, config)
+    tokens = [prompt, *_without(prompt, config.vocabulary), *config.background]
+    return ground(image, 0, components.text_encoder.encode(tokens), components, config)
 
 
 def synthetic_task_config(**overrides: Any) -> INTConfig:

@@ -99,8 +99,11 @@ class WindowModel:
 
 
 def network_input(tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
-    """(N, 3, T) pixel tracks → ((1, N, 3, T) normalised float32 tensor, the K used)."""
+    """(N, 3, T) pixel tracks → ((1, N, 3, T) normalised float32 tensor, the K used). Visibility
+    is made 0/1 at 0.5 as everywhere else (a tracker's probabilities, or 0/255, are not what the
+    network was trained on)."""
     tracks_norm, K_used = normalize_tracks(np.asarray(tracks_px, np.float32), K)
+    tracks_norm[:, 2] = tracks_norm[:, 2] > 0.5
     return torch.from_numpy(np.ascontiguousarray(tracks_norm, np.float32))[None], K_used
 
 

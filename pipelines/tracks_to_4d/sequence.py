@@ -3,7 +3,9 @@ windows of the network, each refined (or not), chained into one trajectory. What
 ``edgerun reconstruct`` and the held-out evaluation run.
 
 Windows of ``window`` frames overlap by half (the last one ends at the last frame); a window of
-0, or one at least as long as the clip, is the whole clip in one call. Each window is
+0, or one at least as long as the clip, is the whole clip in one call. Frames that see fewer than
+``min_tracks`` tracks break the clip: the windows cover each run of frames between them, and the
+frames themselves are reported and get no pose. Each window is
 reconstructed from the tracks visible in two or more of its frames, refined (``"ba"``: bundle
 adjustment, never for the worse; ``"ft"``: test-time fine-tuning, torch only) and mapped onto the
 trajectory so far by the similarity of the frames they share (:class:`~.windows.TrajectoryChainer`).
@@ -14,6 +16,7 @@ scale). Frames and depths no window covers are NaN (segment -1).
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -60,6 +63,25 @@ def window_spans(frames: int, window: int) -> list[tuple[int, int]]:
     return [(start, window) for start in starts]
 
 
+def _spans_seen(tracks_px: np.ndarray, window: int, min_tracks: int, reports: list[WindowReport]) -> list[tuple[int, int]]:
+    """:func:`window_spans` over each run of frames that see at least ``min_tracks`` tracks; a run
+    of frames that see fewer is reported as a skipped window (its frames get no pose: a network
+    given frames without tracks invents their cameras, and BA's chain through them)."""
+    seen = (tracks_px[:, 2] > 0.5).sum(0) >= min_tracks
+    spans, first = [], 0
+    for is_seen, run in itertools.groupby(seen):
+        count = len(list(run))
+        if is_seen and count >= 2:
+            spans += [(first + start, length) for start, length in window_spans(count, window)]
+        else:
+            visible = int((tracks_px[:, 2, first : first + count] > 0.5).sum(0).max())
+            reports.append(WindowReport(first, count, visible, 0.0, 0.0, False,
+                                        f"frames {first}-{first + count - 1}: at most {visible} tracks visible in a frame "
+                                        f"(at least {min_tracks} needed, in two or more consecutive frames)", skipped=True))
+        first += count
+    return spans
+
+
 def reconstruct_tracks(
     network: WindowModel, tracks_px: np.ndarray, K: np.ndarray | None = None, window: int = 20, refine: str = "none",
     min_tracks: int = 16, fine_tune_steps: int = 50, image_size: tuple[int, int] | None = None,
@@ -80,7 +102,7 @@ def reconstruct_tracks(
     depth = np.full((count, frames), np.nan)
     segment = np.full(frames, -1)
     chainer, segments, reports = TrajectoryChainer(keep=1 << 62), 0, []
-    for start, length in window_spans(frames, window):
+    for start, length in _spans_seen(tracks_px, window, min_tracks, reports):
         window_tracks = tracks_px[:, :, start : start + length]
         chosen = np.flatnonzero((window_tracks[:, 2] > 0.5).sum(1) >= 2)
         problem = window_problem(window_tracks[chosen], image_size, K, min_tracks, min_frames=2)
