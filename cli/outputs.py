@@ -10,12 +10,14 @@ from pathlib import Path
 from edgerun.errors import OutputClashError
 
 
-def refuse_output_folder_of_inputs(out_dir: Path, inputs: Iterable[Path]) -> None:
-    """Raise :class:`OutputClashError` when ``out_dir`` is the folder an input file lies in: results
+def check_output_folder(out_dir: Path, inputs: Iterable[Path]) -> None:
+    """Raise :class:`OutputClashError` when ``out_dir`` is a file, or the folder an input file lies in: results
     written there would replace files of the same name (``clip.npz`` by its result, ``field.png``
     by its mask) and be read as inputs by the next run. Compared as files (``os.path.samefile``),
     so another spelling, a symbolic link or letter case on a case-insensitive disk is caught too;
     checked before anything is written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputClashError(f"--out {out_dir}: a file, not a folder; give the folder to write the results in")
     if not out_dir.is_dir():
         return  # a folder that does not exist yet holds no input
     for path in inputs:

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from edgerun import shipped
 from edgerun.calibration.camera import Intrinsics
-from edgerun.cli.outputs import refuse_output_folder_of_inputs
+from edgerun.cli.outputs import check_output_folder
 from edgerun.errors import EdgerunError, TracksFileError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.tracks_to_4d.reconstruct import WindowModel
@@ -135,7 +135,7 @@ def reconstruct_main(
     inputs = inputs_of(source)  # refused before the model loads
     out_dir = Path(out)
     files = [location.removeprefix("file://").partition("?")[0] for _, location in inputs if "://" not in location or location.startswith("file://")]
-    refuse_output_folder_of_inputs(out_dir, [Path(file) for file in files])
+    check_output_folder(out_dir, [Path(file) for file in files])
     if engine and refine == "ft":
         raise TracksFileError(f"--refine ft fine-tunes the torch network; {engine} is an exported engine (use --checkpoint, or --refine ba)")
     camera = Intrinsics.load(intrinsics) if intrinsics else None

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgerun.cli.outputs import refuse_output_folder_of_inputs
+from edgerun.cli.outputs import check_output_folder
 from edgerun.errors import ImageSourceError
 from edgerun.nodes.sources import open_source
 from edgerun.pipelines.int_seg.algorithm import INTResult, is_trusted, run_generic, run_int, synthetic_task_config
@@ -100,7 +100,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def frames_of(source: str | list[Path], max_frames: int):
-    """(name, image or the error reading it) per image."""
+    """(name, where it came from, image or the error reading it) per image."""
     if isinstance(source, str):
         camera = open_source(source)
         try:
@@ -108,15 +108,15 @@ def frames_of(source: str | list[Path], max_frames: int):
                 image = camera.read()
                 if image is None:
                     return
-                yield f"frame_{index:06d}", image
+                yield f"frame_{index:06d}", source, image
         finally:
             camera.close()
         return
     for path, name in zip(source, mask_names(source)):
         try:
-            yield name, read_image(path)
+            yield name, str(path), read_image(path)
         except ImageSourceError as exc:
-            yield name, exc
+            yield name, str(path), exc
 
 
 def segment_main(
@@ -125,8 +125,7 @@ def segment_main(
 ) -> int:
     images = images_of(source)  # refused before the models load
     out_dir = Path(out)
-    if not isinstance(images, str):
-        refuse_output_folder_of_inputs(out_dir, images)
+    check_output_folder(out_dir, [] if isinstance(images, str) else images)
     config = synthetic_task_config(iterations=iterations, negative_mining=method != "no-mining")
     if vocabulary:
         try:
@@ -139,7 +138,7 @@ def segment_main(
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     with open(out_dir / "segment.jsonl", "w") as log:  # the masks on disk, this run's
-        for name, image in frames_of(images, max_frames):
+        for name, origin, image in frames_of(images, max_frames):
             if isinstance(image, Exception):
                 failures += 1
                 print(f"edgerun segment: {image}", file=sys.stderr)
@@ -154,8 +153,8 @@ def segment_main(
                 print(f"edgerun segment: {out_dir / f'{name}.png'}: could not write the mask (disk full, read-only, name too long?)",
                       file=sys.stderr)
                 continue
-            line = {"image": name, "mask": str(out_dir / f"{name}.png"), "method": method, "task_prompt": prompt,
-                    "instance_prompt": result.prompt, "confidence": round(float(result.confidence), 4),
+            line = {"image": name, "source": origin, "mask": str(out_dir / f"{name}.png"), "method": method,
+                    "task_prompt": prompt, "instance_prompt": result.prompt, "confidence": round(float(result.confidence), 4),
                     "mining_score": round(result.mining_score, 4), "trusted": trusted,
                     "mask_pixels": int(mask.sum()), "seconds": round(seconds, 3)}
             log.write(json.dumps(line) + "\n")

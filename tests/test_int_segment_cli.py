@@ -66,11 +66,16 @@ def test_images_sharing_a_name_get_a_mask_each_and_the_images_folder_is_refused_
         main(["segment", str(folder), "--out", str(tmp_path / "out"), "--method", "generic", "--vocabulary", "frog,crab"])
     assert exit_.value.code == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["field.png", "photo.jpg.png", "photo.png.png"]
-    assert [json.loads(line)["image"] for line in capsys.readouterr().out.splitlines()] == ["field", "photo.jpg", "photo.png"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["image"], line["source"]) for line in lines] == [
+        ("field", str(folder / "field.jpg")), ("photo.jpg", str(folder / "photo.jpg")), ("photo.png", str(folder / "photo.png"))]
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
     with pytest.raises(SystemExit) as exit_:  # masks written among the images would replace photo.png and be read next time
         main(["segment", str(folder / "field.jpg"), "--out", str(folder / ".." / "images"), "--components", "does-not-exist.yaml"])
     assert exit_.value.code == 2 and "is the folder of the inputs (field.jpg lies there)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a file where the folder should be
+        main(["segment", str(folder / "field.jpg"), "--out", str(folder / "photo.png"), "--components", "does-not-exist.yaml"])
+    assert exit_.value.code == 2 and "photo.png: a file, not a folder" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 

@@ -265,6 +265,10 @@ def test_reconstruct_with_an_exported_engine_refuses_another_window_length(tmp_p
     with pytest.raises(SystemExit) as exit_:
         main(["reconstruct", str(clip), "--out", str(tmp_path / "out"), "--engine", str(onnx_path)])
     assert exit_.value.code == 0 and np.load(tmp_path / "out" / "clip.npz")["R"].shape == (30, 3, 3)
+    many = write_clip(tmp_path / "many.npz", generate_scene(np.random.default_rng(6), SceneConfig(frames=20, points=1100)))
+    with pytest.raises(SystemExit) as exit_:  # more tracks than the export's bound (1024)
+        main(["reconstruct", str(many), "--out", str(tmp_path / "out"), "--engine", str(onnx_path)])
+    assert exit_.value.code == 2 and "the engine was exported for at most 1024" in capsys.readouterr().err
 
 
 def test_reconstruct_finds_the_shipped_model_from_any_working_directory(tmp_path, monkeypatch, capsys):

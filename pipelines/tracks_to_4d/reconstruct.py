@@ -18,6 +18,7 @@ import torch
 
 from edgerun import shipped
 from edgerun.engines import load
+from edgerun.engines.manifest import ExportManifest, manifest_for
 from edgerun.models.tracks_to_4d.checkpoint import load_checkpoint
 from edgerun.models.tracks_to_4d.geometry import align_trajectory
 from edgerun.models.tracks_to_4d.intrinsics import normalize_tracks
@@ -62,8 +63,12 @@ class WindowModel:
 
     def __init__(self, checkpoint: str | Path = shipped("tracks_to_4d/model.pt"), engine: str | Path = "", backend: str = "auto"):
         self.model = self.engine = None
+        self.max_tracks: int | None = None  # an engine's export bound on the tracks per window (None: any)
         if engine:
             self.engine = load(engine, backend)
+            exported = manifest_for(Path(engine).with_suffix(".onnx"))
+            if exported.is_file():
+                self.max_tracks = ExportManifest.load(exported).dims.get("points", (None,) * 3)[2]
         else:
             self.model, _, _ = load_checkpoint(Path(checkpoint))
             self.model.eval()
@@ -80,6 +85,10 @@ class WindowModel:
         return frames if isinstance(frames, int) else None
 
     def __call__(self, tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
+        if self.max_tracks is not None and len(tracks_px) > self.max_tracks:
+            raise ValueError(f"{len(tracks_px)} tracks in a window: the engine was exported for at most {self.max_tracks} "
+                             "(a TensorRT profile refuses more, and ONNX Runtime's memory grows with them: attention across "
+                             "the tracks); track fewer points (--grid) or use the torch checkpoint")
         tracks_norm, K_used = network_input(tracks_px, K)
         if self.engine is not None:
             outputs = self.engine(tracks=tracks_norm.numpy())
