@@ -145,6 +145,9 @@ def reconstruct_main(
               "undistorted pinhole camera (undistort the video first, cv2.undistort, or the track points, cv2.undistortPoints)",
               file=sys.stderr)
     network = WindowModel(checkpoint, engine, backend)
+    if 0 < window < network.min_frames:
+        network.close()
+        raise TracksFileError(f"--window {window}: the network takes windows of at least {network.min_frames} frames")
     if network.frames is not None and window != network.frames:
         network.close()
         raise TracksFileError(f"{engine}: the engine takes windows of {network.frames} frames; use --window {network.frames} "

@@ -33,6 +33,8 @@ class TruthInRandomFrames:
     one's do): finds the window in the scene by its tracks and returns the truth moved by a random
     similarity."""
 
+    min_frames = 2
+
     def __init__(self, scene, tracks: np.ndarray | None = None):
         self.scene, self.rng = scene, np.random.default_rng(0)
         self.tracks = scene.tracks if tracks is None else tracks  # what reconstruct_tracks is given
@@ -162,6 +164,9 @@ def test_reconstruct_refuses_a_calibration_of_another_image_size_and_fine_tuning
     with pytest.raises(SystemExit) as exit_:
         main(["reconstruct", "synthetic://scene", "--engine", "model.onnx", "--refine", "ft", "--out", str(tmp_path / "out")])
     assert exit_.value.code == 2 and "--refine ft fine-tunes the torch network" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", "synthetic://scene", "--window", "3", "--out", str(tmp_path / "out")])  # the shipped network
+    assert exit_.value.code == 2 and "--window 3: the network takes windows of at least 4 frames" in capsys.readouterr().err
 
 
 def test_the_network_sees_visibility_as_0_or_1_whatever_the_tracker_wrote():

@@ -84,6 +84,12 @@ class WindowModel:
         frames = next(spec.shape[3] for spec in self.engine.inputs if spec.name == "tracks")
         return frames if isinstance(frames, int) else None
 
+    @property
+    def min_frames(self) -> int:
+        """The shortest window the network takes: an engine's fixed length, the torch network's
+        convolution span (4 frames for the small model, 15 for the paper's)."""
+        return self.frames or (self.model.config.min_frames if self.model is not None else 2)
+
     def __call__(self, tracks_px: np.ndarray, K: np.ndarray | None) -> tuple[WindowReconstruction, np.ndarray]:
         if self.max_tracks is not None and len(tracks_px) > self.max_tracks:
             raise ValueError(f"{len(tracks_px)} tracks in a window: the engine was exported for at most {self.max_tracks} "

@@ -105,7 +105,7 @@ def reconstruct_tracks(
     for start, length in _spans_seen(tracks_px, window, min_tracks, reports):
         window_tracks = tracks_px[:, :, start : start + length]
         chosen = np.flatnonzero((window_tracks[:, 2] > 0.5).sum(1) >= 2)
-        problem = window_problem(window_tracks[chosen], image_size, K, min_tracks, min_frames=2)
+        problem = window_problem(window_tracks[chosen], image_size, K, min_tracks, min_frames=max(2, network.min_frames))
         if problem is not None:
             reports.append(WindowReport(start, length, len(chosen), 0.0, 0.0, False, problem, skipped=True))
             continue
