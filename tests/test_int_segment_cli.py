@@ -12,6 +12,8 @@ import pytest
 
 from edgerun.cli import main
 from edgerun.cli.segment import mask_names, read_image
+from edgerun.evaluation.int_seg.gate import calibrate_main
+from edgerun.pipelines.int_seg.components import SHIPPED_CONFIG
 from edgerun.sim.camouflage import SyntheticConfig, generate_sample
 
 
@@ -139,3 +141,9 @@ def test_options_that_would_be_ignored_are_refused_before_anything_runs(tmp_path
         main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_calibrating_the_gate_on_a_handful_of_images_shows_the_table_but_recommends_no_threshold(capsys):
+    assert calibrate_main(SHIPPED_CONFIG, 2, None) == 0
+    out = capsys.readouterr().out
+    assert "trust every mask" in out and "2 images are too few to set a threshold from" in out and "set it in" not in out

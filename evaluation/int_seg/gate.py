@@ -57,6 +57,9 @@ def gated(rows: list[dict], threshold: float) -> dict:
     return {"threshold": threshold, "s_alpha": pick("s_alpha"), "mae": pick("mae"), "trusted": float(trusted.mean())}
 
 
+MIN_IMAGES_TO_SET = 30  # below this, the calibration prints its table but does not recommend the threshold
+
+
 def choose_threshold(rows: list[dict], tolerance: float = TOLERANCE) -> tuple[float, list[dict]]:
     """(the threshold, the table of every candidate): the lowest MAE with Sα ≥ Sα(trust all) − ``tolerance``."""
     table = [gated(rows, t) for t in [0.0, *sorted({row["mining_score"] for row in rows if row["mining_score"] > 0})]]
@@ -79,7 +82,11 @@ def calibrate_main(components_path: str, images: int, json_path: str | None, tol
           f"(trusted {chosen['trusted']:.0%}; Sα tolerance {tolerance})")
     empty = gated(rows, float("inf"))
     print(f"  the empty mask:         Sα {empty['s_alpha']:.3f}  MAE {empty['mae']:.4f}")
-    print(f"set it in {components_path}: min_mining_score: {threshold:.4f}")
+    if len(rows) < MIN_IMAGES_TO_SET:
+        print(f"{len(rows)} images are too few to set a threshold from (a few masks decide it): calibrate with "
+              f"--images {MIN_IMAGES_TO_SET} or more before setting min_mining_score in {components_path}")
+    else:
+        print(f"set it in {components_path}: min_mining_score: {threshold:.4f}")
     if json_path:
         Path(json_path).write_text(json.dumps({"components": components_path, "families": TRAIN_FAMILIES, "seed": VAL_SEED,
                                                "vocabulary": RUNTIME_VOCABULARY,
