@@ -54,7 +54,7 @@ import numpy as np
 
 from edgerun.envs import check_env_id  # importing edgerun.envs registers its environments
 from edgerun.envs.robot_camera import CameraView, RobotCamera, RobotCameraConfig
-from edgerun.errors import InputRefused
+from edgerun.errors import InputRefused, ParamError
 from edgerun.runtime import Array, Message, Node, Queue
 from edgerun.runtime.views import Image, Json, Transform
 
@@ -154,9 +154,9 @@ class EnvNode(Node):
             seed, options = listed.get("seed"), listed.get("options")
         seed = self.params.seed + episode if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"reset: seed must be an int >= 0, got {seed!r}")
+            raise ParamError(f"reset: seed must be an int >= 0, got {seed!r}")
         if options is not None and not all_finite(options):
-            raise ValueError(f"reset: options must hold finite numbers, got {options!r}"[:300])
+            raise ParamError(f"reset: options must hold finite numbers, got {options!r}"[:300])
         observation, info = self.env.reset(seed=seed, options=options)
         self.episode, self.info, self.episode_seed, self.command = episode, info, seed, command
         self.step = 0
@@ -325,7 +325,11 @@ class EnvNode(Node):
         )
 
     def serve_reset(self, msg: Message) -> dict[str, Any]:
-        """Start a new episode now: optional ``seed`` and env ``options`` (e.g. ``start``, ``goal``)."""
+        """Start a new episode now: optional ``seed`` and env ``options`` (e.g. ``start``, ``goal``);
+        any other field is refused (a misspelt ``sead`` would otherwise reset with the default seed)."""
+        unknown = sorted({*msg.fields, *msg.arrays} - {"seed", "options"})
+        if unknown:
+            raise ParamError(f"reset: unknown field {', '.join(map(repr, unknown))} (known: seed, options)")
         self.reset_env(seed=msg.get("seed"), options=msg.get("options"))
         return {"episode": self.episode, "seed": self.episode_seed}
 

@@ -22,6 +22,7 @@ File layout (any MCAP reader can open it; the layout is also stored in the file'
 from __future__ import annotations
 
 import os
+import struct
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -190,7 +191,7 @@ def record(
     return recorder.count
 
 
-_CORRUPT = (McapError, ValueError, KeyError, IndexError, TypeError, EOFError, OSError, MemoryError, RecursionError)
+_CORRUPT = (McapError, ValueError, KeyError, IndexError, TypeError, EOFError, OSError, MemoryError, RecursionError, struct.error)
 """What the mcap reader raises on a corrupt file (it checks little: lengths and records are trusted),
 and :func:`from_cbor`'s RecordingError (a ValueError), given the message's index on the way out."""
 

@@ -81,9 +81,12 @@ def test_a_refused_reset_changes_nothing(tmp_path):
     with RunningGraph(tmp_path, graph("[2]")) as running:
         endpoint = running.endpoint("env", "srv")
         for bad in ({"seed": -1}, {"options": {"start": [float("nan"), 0.3]}}):
-            with pytest.raises(ServiceError, match="reset: (seed|options) must"):
+            with pytest.raises(ServiceError, match="ParamError: reset: (seed|options) must"):
                 call(endpoint, "reset", **bad)
-        assert running.status("env")["details"]["episode"] == 0
+        with pytest.raises(ServiceError, match=r"reset: unknown field 'sead' \(known: seed, options\)"):
+            call(endpoint, "reset", sead=3)
+        status = running.status("env")
+        assert status["details"]["episode"] == 0 and "Traceback" not in str(status["last_error"])  # one line, not a traceback
         reply = call(endpoint, "reset", seed=4)
     assert (reply["episode"], reply["seed"]) == (1, 4)
 

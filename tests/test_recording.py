@@ -331,7 +331,9 @@ def test_replay_of_a_file_that_is_not_mcap_exits_2_saying_so(recorded, tmp_path)
     garbage.write_text("not an mcap file\n")
     truncated = tmp_path / "truncated.mcap"
     truncated.write_bytes(recorded.read_bytes()[:3000])  # as if the recorder had been killed
-    for path in (garbage, truncated):
+    short = tmp_path / "short.mcap"
+    short.write_text("hello\n")  # shorter than the magic and footer the reader unpacks
+    for path in (garbage, truncated, short):
         result = cli("replay", str(path), "--name", "rp")
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith(f"edgerun replay: {path}") and "Traceback" not in result.stderr
