@@ -287,23 +287,26 @@ def replay(
     sent = skipped = 0
     start_wall = time.monotonic()
     previous_log: int | None = None
-    offset_ns = 0
+    start_ns = 0  # the wall clock when the first message goes out
     elapsed_s = 0.0  # recorded time replayed so far, gaps over max_gap_s shortened
     try:
         for log_time, msg in read_recording(path):
             if previous_log is None:
-                previous_log, offset_ns = log_time, time.time_ns() - log_time
+                previous_log, start_ns = log_time, time.time_ns()
             gap_s = (log_time - previous_log) / 1e9
             if gap_s > max_gap_s:
                 announce(f"gap of {gap_s:.3g} s before message {sent + skipped + 1} ({msg.topic}) shortened to {max_gap_s:g} s")
-                offset_ns -= int((gap_s - max_gap_s) * 1e9)  # capture times follow the shortened clock
                 gap_s = max_gap_s
             elapsed_s, previous_log = elapsed_s + gap_s, log_time
             if _wait(elapsed_s / rate - (time.monotonic() - start_wall), should_stop):
                 break
             data: dict[str, Any] = {**msg.fields, **msg.arrays}
+            # its capture time on the replay's clock: as long before its (planned) send as it was before
+            # its log time, so downstream ages are the recorded ones at any rate and across shortened gaps;
+            # messages logged together with one capture time keep sharing it
+            capture_ns = start_ns + int(elapsed_s / rate * 1e9) - (log_time - msg.capture_ns)
             try:
-                frames = messages.encode(msg.topic, data, seq=msg.seq, capture_ns=msg.capture_ns + offset_ns, sender=msg.sender)
+                frames = messages.encode(msg.topic, data, seq=msg.seq, capture_ns=capture_ns, sender=msg.sender)
             except ValueError as exc:  # a recorded value the wire format refuses (time stamp out of range, ...)
                 skipped += 1
                 if skipped == 1 or skipped % 100 == 0:
