@@ -128,7 +128,8 @@ class ImageSourceError(EdgerunError, ValueError):
 
 
 class OutputClashError(EdgerunError, ValueError):
-    """An output file would replace one of the command's inputs (an ``--out`` folder that holds them)."""
+    """An ``--out`` a command cannot write its results into: a file, or the folder of its inputs (the
+    results would replace inputs of the same name)."""
 
 
 # ------------------------------------------------------------------------------------------ export

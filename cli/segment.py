@@ -8,8 +8,9 @@ sharing a name, ``photo.jpg`` and ``photo.png``, keep their suffix: ``photo.jpg.
 JSON line per image in ``OUT/segment.jsonl`` (written anew by each run; instance prompt,
 confidence, mining score, trusted, seconds). The confidence is the instance prompt's image–text
 probability over its boxes; it does not predict the mask's quality (correlation with the mask's
-IoU −0.35 on validation images). The mining score (the chosen prompt's weighted contrast; 0 for ``generic``) does (+0.57, and +0.61 /
-+0.42 on the held-out families): with ``--method int``, a mask whose score is under the
+IoU −0.35 on validation images). The mining score (the chosen prompt's weighted contrast; 0 for
+``generic``, the detector's score with ``no-mining``) does (+0.57, and +0.61 / +0.42 on the
+held-out families): with ``--method int``, a mask whose score is under the
 components' ``min_mining_score`` (or ``--min-mining-score``) is written empty and ``trusted`` is
 false, as the segmenter node does. A camera URI's frames are named ``frame_000000`` … An image that
 cannot be read is reported and skipped; the others are still written (exit status 2 when any was
