@@ -82,7 +82,7 @@ def test_a_window_that_cannot_be_reconstructed_is_reported_and_starts_a_new_segm
     # the frames that see nothing get no invented pose, and the windows either side do not reach into them
     assert (result.segment[:10] == 0).all() and (result.segment[10:30] == -1).all() and (result.segment[30:] == 1).all()
     assert np.isnan(result.cam_from_world[10:30]).all() and np.isnan(result.depth[:, 10:30]).all()
-    assert [(w.start, w.frames) for w in result.windows if not w.skipped] == [(0, 10), (30, 10)]
+    assert [(w.start, w.frames, w.skipped) for w in result.windows] == [(0, 10, False), (10, 20, True), (30, 10, False)]
 
 
 # ------------------------------------------------------------------------------- edgerun reconstruct

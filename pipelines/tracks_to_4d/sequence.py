@@ -130,4 +130,5 @@ def reconstruct_tracks(
         block = depth[chosen, start : start + length]
         depth[chosen, start : start + length] = np.where(np.isnan(block), frame_depth, block)
         reports.append(WindowReport(start, length, len(chosen), feedforward_s, refine_s, refined, reason))
+    reports.sort(key=lambda report: report.start)  # frames without tracks were reported before the windows ran
     return SequenceReconstruction(cam_from_world, depth, K, segment, reports)
