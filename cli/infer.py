@@ -12,9 +12,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "segment", help="INT on images, a folder of them or a camera: one 0/255 PNG mask per image",
         description="Segment what a task-generic prompt describes. SOURCE: an image, a folder of images or a camera URI "
-                    "(file://, v4l2://, rtsp://, rosbag2://, gym://, synthetic://). Writes OUT/<image name>.png (0/255) and "
-                    "one JSON line per image to OUT/segment.jsonl (instance prompt, confidence, mining score, trusted, seconds): a mask whose "
-                    "prompt mined too low a score to trust is written empty.")
+                    "(file://, v4l2://, rtsp://, rosbag2://, gym://, synthetic://). Writes OUT/<image name>.png (0/255) "
+                    "and one JSON line per image to OUT/segment.jsonl (instance prompt, confidence, mining score, trusted, "
+                    "seconds): a mask whose prompt mined too low a score to trust is written empty.")
     s.add_argument("source")
     s.add_argument("--prompt", default="the camouflaged animal", help="the task-generic prompt")
     s.add_argument("--vocabulary", default="", help="category names joined by commas (default: the synthetic set's categories)")
@@ -30,8 +30,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=segment, check=check_segment)
     r = sub.add_parser(
         "reconstruct", help="TracksTo4D on a video, a camera or track files: cameras and depths per frame",
-        description="Reconstruct camera poses and per-frame depths. SOURCE: a video file or a camera URI (file://, v4l2://, rosbag2://, "
-                    "rtsp://, synthetic://; tracked with KLT), an .npz of tracks in the TracksTo4D layout (`tracks` (N, 3, T): "
+        description="Reconstruct camera poses and per-frame depths. SOURCE: a video file or a camera URI (file://, v4l2://, "
+                    "rosbag2://, rtsp://, synthetic://; tracked with KLT), an .npz of tracks in the TracksTo4D layout (`tracks` (N, 3, T): "
                     "x, y, visibility; optional `K`; other keys ignored), or a folder of such files. Writes OUT/<name>.npz per "
                     "input (R, t world-to-camera (T, 3, 3) and (T, 3); depth (N, T); K; segment; per-window timing) and one "
                     "JSON line per input to OUT/reconstruct.jsonl.")

@@ -6,9 +6,9 @@ source :func:`~edgerun.nodes.sources.open_source` opens), tracked with KLT over 
 Output per input: ``OUT/<name>.npz`` with ``R`` (T, 3, 3) and ``t`` (T, 3) world-to-camera,
 ``depth`` (N, T), ``K``, ``segment`` (T,) and the windows' ``window_*`` arrays (start, frames,
 tracks, feed-forward and refinement seconds, refined, reason); ``track_ids`` for a video; and one
-JSON line in ``OUT/reconstruct.jsonl`` (written anew by each run). An input no window of which can
-be reconstructed is reported like an unreadable one, with the windows' reasons. An input that cannot be read is reported and skipped, the
-others are still written (exit status 2 when any was skipped). An ``--out`` that is the inputs' own
+JSON line in ``OUT/reconstruct.jsonl`` (written anew by each run). An input that cannot be read,
+or of which no window can be reconstructed (the windows' reasons are given), is reported and
+skipped; the others are still written (exit status 2 when any was skipped). An ``--out`` that is the inputs' own
 folder is refused before anything runs (``clip.mp4``'s result would replace a ``clip.npz`` there).
 """
 
@@ -54,7 +54,8 @@ def read_tracks_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if tracks.ndim != 3 or tracks.shape[1] != 3 or tracks.shape[2] < 2 or not np.issubdtype(tracks.dtype, np.number):
         hint = ("; frames first, (T, N, 3)? then save tracks.transpose(1, 2, 0)"
                 if tracks.ndim == 3 and tracks.shape[2] == 3 and tracks.shape[1] != 3 else "")
-        raise TracksFileError(f"'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), got {tracks.dtype} {tracks.shape}{hint}")
+        raise TracksFileError(f"'tracks' must be numeric (N, 3, T >= 2) (x, y, visibility), "
+                              f"got {tracks.dtype} {tracks.shape}{hint}")
     if not np.isfinite(tracks).all():
         raise TracksFileError(f"'tracks' holds NaN or infinite values ({int((~np.isfinite(tracks)).sum())} of {tracks.size})")
     if K is not None:
@@ -134,10 +135,12 @@ def reconstruct_main(
     threadpool_limits(threads)  # BLAS (bundle adjustment): see pyproject.toml
     inputs = inputs_of(source)  # refused before the model loads
     out_dir = Path(out)
-    files = [location.removeprefix("file://").partition("?")[0] for _, location in inputs if "://" not in location or location.startswith("file://")]
-    check_output_folder(out_dir, [Path(file) for file in files])
+    files = [Path(location.removeprefix("file://").partition("?")[0])
+             for _, location in inputs if "://" not in location or location.startswith("file://")]  # not cameras
+    check_output_folder(out_dir, files)
     if engine and refine == "ft":
-        raise TracksFileError(f"--refine ft fine-tunes the torch network; {engine} is an exported engine (use --checkpoint, or --refine ba)")
+        raise TracksFileError(f"--refine ft fine-tunes the torch network; {engine} is an exported engine "
+                              "(use --checkpoint, or --refine ba)")
     camera = Intrinsics.load(intrinsics) if intrinsics else None
     calibrated = camera.K if camera is not None else None
     if camera is not None and np.any(camera.distortion):
@@ -162,7 +165,8 @@ def reconstruct_main(
                 if "://" in location:
                     tracks, ids, size = track_clip(location, max_frames, grid)
                     if camera is not None and tuple(camera.image_size) != tuple(size):
-                        raise TracksFileError(f"--intrinsics {intrinsics} is calibrated for {camera.image_size[0]}x{camera.image_size[1]}, "
+                        width, height = camera.image_size
+                        raise TracksFileError(f"--intrinsics {intrinsics} is calibrated for {width}x{height}, "
                                               f"the frames are {size[0]}x{size[1]}")
                     K, extra = calibrated, {"track_ids": ids}
                 else:

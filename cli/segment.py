@@ -74,14 +74,10 @@ def mask_names(paths: list[Path]) -> list[str]:
 
 
 def vocabulary_names(text: str) -> tuple[str, ...]:
-    """``--vocabulary``: names joined by commas; an empty list or a name given twice (letter case and
-    spaces aside: each would take a second share of the scorer's probabilities) is refused."""
+    """``--vocabulary``: names joined by commas (a name given twice is refused by :class:`INTConfig`)."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     if not names:
         raise ImageSourceError(f"--vocabulary {text!r}: no names (expected names joined by commas, e.g. fish,frog,crab)")
-    twice = sorted({name for name in names if [n.casefold() for n in names].count(name.casefold()) > 1})
-    if twice:
-        raise ImageSourceError(f"--vocabulary: {', '.join(twice)} listed twice (letter case aside); give each name once")
     return names
 
 
@@ -131,7 +127,7 @@ def segment_main(
     if vocabulary:
         try:
             config = replace(config, vocabulary=vocabulary_names(vocabulary))
-        except ValueError as exc:  # a name that is also a background token ("background")
+        except ValueError as exc:  # a name given twice, or also a background token ("background")
             raise ImageSourceError(f"--vocabulary: {exc}") from None
     models = load_components(components or SHIPPED_CONFIG)
     if min_mining_score is None:

@@ -96,7 +96,7 @@ def test_segment_rewrites_its_log_each_run_and_reads_a_12_bit_image_in_a_16_bit_
 
 
 @pytest.mark.parametrize("vocabulary, message", [
-    ("frog,crab,Frog ", "--vocabulary: Frog, frog listed twice"),
+    ("frog,crab,Frog ", "--vocabulary: INTConfig: 'Frog' is listed twice in the vocabulary and background names"),
     (",", "--vocabulary ',': no names"),
     ("frog,background", "'background' is listed twice in the vocabulary and background names"),
 ])

@@ -63,21 +63,23 @@ def window_spans(frames: int, window: int) -> list[tuple[int, int]]:
     return [(start, window) for start in starts]
 
 
-def _spans_seen(tracks_px: np.ndarray, window: int, min_tracks: int, reports: list[WindowReport]) -> list[tuple[int, int]]:
-    """:func:`window_spans` over each run of frames that see at least ``min_tracks`` tracks; a run
-    of frames that see fewer is reported as a skipped window (its frames get no pose: a network
-    given frames without tracks invents their cameras, and BA's chain through them)."""
-    seen = (tracks_px[:, 2] > 0.5).sum(0) >= min_tracks
-    spans, first = [], 0
-    for is_seen, run in itertools.groupby(seen):
+def _spans_seen(tracks_px: np.ndarray, window: int, min_tracks: int) -> list[tuple[int, int] | WindowReport]:
+    """In frame order: :func:`window_spans` (start, length) over each run of frames that see at least
+    ``min_tracks`` tracks, and a skipped-window report for each run of frames that see fewer (they
+    get no pose: a network given frames without tracks invents their cameras, and BA chains
+    through them)."""
+    visible = (tracks_px[:, 2] > 0.5).sum(0)
+    spans: list[tuple[int, int] | WindowReport] = []
+    first = 0
+    for seen, run in itertools.groupby(visible >= min_tracks):
         count = len(list(run))
-        if is_seen and count >= 2:
+        if seen and count >= 2:
             spans += [(first + start, length) for start, length in window_spans(count, window)]
         else:
-            visible = int((tracks_px[:, 2, first : first + count] > 0.5).sum(0).max())
-            reports.append(WindowReport(first, count, visible, 0.0, 0.0, False,
-                                        f"frames {first}-{first + count - 1}: at most {visible} tracks visible in a frame "
-                                        f"(at least {min_tracks} needed, in two or more consecutive frames)", skipped=True))
+            most = int(visible[first : first + count].max())
+            spans.append(WindowReport(first, count, most, 0.0, 0.0, False,
+                                      f"frames {first}-{first + count - 1}: at most {most} tracks visible in a frame "
+                                      f"(at least {min_tracks} needed, in two or more consecutive frames)", skipped=True))
         first += count
     return spans
 
@@ -102,7 +104,11 @@ def reconstruct_tracks(
     depth = np.full((count, frames), np.nan)
     segment = np.full(frames, -1)
     chainer, segments, reports = TrajectoryChainer(keep=1 << 62), 0, []
-    for start, length in _spans_seen(tracks_px, window, min_tracks, reports):
+    for span in _spans_seen(tracks_px, window, min_tracks):
+        if isinstance(span, WindowReport):  # frames without tracks
+            reports.append(span)
+            continue
+        start, length = span
         window_tracks = tracks_px[:, :, start : start + length]
         chosen = np.flatnonzero((window_tracks[:, 2] > 0.5).sum(1) >= 2)
         problem = window_problem(window_tracks[chosen], image_size, K, min_tracks, min_frames=max(2, network.min_frames))
@@ -130,5 +136,4 @@ def reconstruct_tracks(
         block = depth[chosen, start : start + length]
         depth[chosen, start : start + length] = np.where(np.isnan(block), frame_depth, block)
         reports.append(WindowReport(start, length, len(chosen), feedforward_s, refine_s, refined, reason))
-    reports.sort(key=lambda report: report.start)  # frames without tracks were reported before the windows ran
     return SequenceReconstruction(cam_from_world, depth, K, segment, reports)
